@@ -1,0 +1,201 @@
+//! The one error type of multiarch and the exit code each variant maps to.
+//!
+//! Variants are named for what the user sees and carry typed fields; messages are lowercase, say
+//! what was being done and to what, then what to do. Foreign errors (oci-client, io) are converted
+//! only in the module that imports the foreign crate, never through a blanket `#[from]`.
+//! `exit_code` has no `_` arm on purpose: every new variant must pick one of DESIGN.md's codes.
+
+use std::path::PathBuf;
+
+/// Exit codes of DESIGN.md; users' pipelines match on these numbers.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const OTHER: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const MISSING: i32 = 3;
+    pub const VALIDATION: i32 = 4;
+    pub const AUTH: i32 = 5;
+    pub const TRANSIENT: i32 = 75;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A flag, variable or spec value the user gave cannot be used.
+    #[error("{setting} = {value:?} is invalid: {reason}\n  hint: {hint}")]
+    InvalidSetting {
+        setting: String,
+        value: String,
+        reason: String,
+        hint: String,
+    },
+
+    /// Something the run needs was not given and has no default here.
+    #[error("{setting} is not set and has no default here\n  hint: {hint}")]
+    MissingSetting { setting: String, hint: String },
+
+    /// A file named by a setting cannot be read.
+    #[error("reading {setting} file {}", path.display())]
+    UnreadableFile {
+        setting: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// TLS verification of a registry failed (unknown CA, wrong host name).
+    #[error("TLS connection to {registry} refused: the certificate is not trusted\n  hint: pass the registry's CA with --ca-file / MULTIARCH_CA_FILE, or list the host in MULTIARCH_INSECURE_REGISTRIES if it serves plain HTTP")]
+    UntrustedCertificate { registry: String, detail: String },
+
+    /// Per-architecture sources that do not exist (yet).
+    #[error("{} source(s) missing, nothing was pushed:\n{}\n  hint: check that every per-architecture build job pushed its tag, or set MULTIARCH_TIMEOUT to wait for late builds", missing.len(), bullet(missing))]
+    SourcesMissing { missing: Vec<String> },
+
+    /// A reference the user asked about does not exist.
+    #[error("{reference} does not exist in the registry\n  hint: check the repository and tag (multiarch inspect needs the full reference)")]
+    ManifestNotFound { reference: String },
+
+    /// The image config says another platform than the tag promises.
+    #[error("{reference} was expected to be {expected} but its image config says {actual}\n  hint: the per-architecture build pushed the wrong image under this tag; rebuild it on a {expected} runner (or with --platform {expected})")]
+    PlatformMismatch {
+        reference: String,
+        expected: String,
+        actual: String,
+    },
+
+    /// Two sources claim the same platform.
+    #[error("platform {platform} is provided by both {first} and {second}\n  hint: each platform may appear once; drop one of them from MULTIARCH_PLATFORMS or the spec")]
+    DuplicatePlatform {
+        platform: String,
+        first: String,
+        second: String,
+    },
+
+    /// A Docker manifest list cannot point at OCI manifests.
+    #[error("a Docker manifest list cannot reference {reference} ({media_type})\n  hint: use --format oci (MULTIARCH_FORMAT=oci) or leave the format on auto")]
+    MixedFormat {
+        reference: String,
+        media_type: String,
+    },
+
+    /// A manifest or config that is not what a registry should serve.
+    #[error("{reference} is not a usable {what}: {reason}")]
+    InvalidManifest {
+        reference: String,
+        what: &'static str,
+        reason: String,
+    },
+
+    /// What the registry served does not hash to the digest it claimed.
+    #[error("{reference}: content digest {actual} does not match {expected}\n  hint: a proxy or the registry altered the content; retry, and report it if it persists")]
+    DigestMismatch {
+        reference: String,
+        expected: String,
+        actual: String,
+    },
+
+    /// The registry refused our credentials or the action.
+    #[error("{action} {reference}: the registry refused access ({reason})\n  hint: check the credentials for {registry} (MULTIARCH_USERNAME/MULTIARCH_PASSWORD, CI_REGISTRY_USER/CI_REGISTRY_PASSWORD or docker config) and that they may {verb} this repository")]
+    AccessDenied {
+        action: &'static str,
+        verb: &'static str,
+        reference: String,
+        registry: String,
+        reason: String,
+    },
+
+    /// A failure worth retrying the job for: 429, 5xx, connection or timeout.
+    #[error("{action} {reference}: the registry is unavailable ({reason})\n  hint: this is usually temporary; retry the job (exit code 75)")]
+    Transient {
+        action: &'static str,
+        reference: String,
+        reason: String,
+    },
+
+    /// A registry answer we cannot classify as anything above.
+    #[error("{action} {reference}: the registry answered {reason}")]
+    Registry {
+        action: &'static str,
+        reference: String,
+        reason: String,
+    },
+
+    /// Writing an output file (dotenv) failed.
+    #[error("writing {}", path.display())]
+    WriteFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The process exit code for this error, as DESIGN.md lists them.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::InvalidSetting { .. }
+            | Error::MissingSetting { .. }
+            | Error::UnreadableFile { .. }
+            | Error::UntrustedCertificate { .. } => exit::USAGE,
+            Error::SourcesMissing { .. } | Error::ManifestNotFound { .. } => exit::MISSING,
+            Error::PlatformMismatch { .. }
+            | Error::DuplicatePlatform { .. }
+            | Error::MixedFormat { .. }
+            | Error::InvalidManifest { .. }
+            | Error::DigestMismatch { .. } => exit::VALIDATION,
+            Error::AccessDenied { .. } => exit::AUTH,
+            Error::Transient { .. } => exit::TRANSIENT,
+            Error::Registry { .. } | Error::WriteFile { .. } => exit::OTHER,
+        }
+    }
+
+    /// Shorthand for the common "this value is wrong, here is an accepted one" error.
+    pub fn invalid(
+        setting: impl Into<String>,
+        value: impl Into<String>,
+        reason: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
+        Error::InvalidSetting {
+            setting: setting.into(),
+            value: value.into(),
+            reason: reason.into(),
+            hint: hint.into(),
+        }
+    }
+}
+
+fn bullet(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|i| format!("  - {i}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_sources_are_listed_one_per_line() {
+        let e = Error::SourcesMissing {
+            missing: vec!["r/app:latest-amd64".into(), "r/app:latest-arm64".into()],
+        };
+        let text = e.to_string();
+        assert!(text.starts_with("2 source(s) missing"));
+        assert!(text.contains("\n  - r/app:latest-amd64\n  - r/app:latest-arm64\n"));
+        assert_eq!(e.exit_code(), 3);
+    }
+
+    #[test]
+    fn validation_errors_exit_4() {
+        let e = Error::PlatformMismatch {
+            reference: "r/app:latest-arm64".into(),
+            expected: "linux/arm64".into(),
+            actual: "linux/amd64".into(),
+        };
+        assert_eq!(e.exit_code(), 4);
+        assert!(e.to_string().contains("linux/arm64"));
+        assert!(e.to_string().contains("linux/amd64"));
+    }
+}

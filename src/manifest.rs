@@ -1,0 +1,255 @@
+//! Read-only views of what registries serve: image manifests, indexes and image configs in both
+//! the OCI and the Docker v2 media types, with the size bounds we accept.
+//!
+//! These views are for *reading*; the bytes of a fetched manifest are kept as fetched and never
+//! re-serialised (that would change its digest). Pure: no I/O.
+//! Spec: <https://github.com/opencontainers/image-spec/blob/main/manifest.md>,
+//! <https://github.com/opencontainers/image-spec/blob/main/image-index.md>.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::error::Error;
+use crate::platform::Platform;
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// The Accept list for every manifest request: all four, so registries never down-convert.
+pub const ACCEPT: [&str; 4] = [OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST];
+
+/// Largest manifest we read: the distribution spec's recommended minimum a registry must accept.
+pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+/// Largest image config we read; real configs are a few KiB, history included.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// `sha256:<hex>` of some bytes.
+pub fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// A content descriptor as indexes and manifests carry them. Field order is the order we write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<DescriptorPlatform>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+/// The `platform` object of an index entry, as written (names not normalised).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DescriptorPlatform {
+    pub architecture: String,
+    pub os: String,
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub os_version: Option<String>,
+    #[serde(
+        rename = "os.features",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub os_features: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+impl DescriptorPlatform {
+    pub fn to_platform(&self) -> Platform {
+        Platform::normalised(
+            &self.os,
+            &self.architecture,
+            self.variant.as_deref(),
+            self.os_version.as_deref(),
+        )
+    }
+
+    pub fn from_platform(p: &Platform) -> Self {
+        DescriptorPlatform {
+            architecture: p.architecture.clone(),
+            os: p.os.clone(),
+            os_version: p.os_version.clone(),
+            os_features: None,
+            variant: p.variant.clone(),
+        }
+    }
+}
+
+/// What a manifest is, once parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Manifest {
+    /// A single-platform image: its config says the platform.
+    Image { config: Box<Descriptor> },
+    /// An index / manifest list: each entry carries its own platform.
+    Index { manifests: Vec<Descriptor> },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Shape {
+    schema_version: Option<i64>,
+    media_type: Option<String>,
+    config: Option<Descriptor>,
+    manifests: Option<Vec<Descriptor>>,
+}
+
+/// A manifest as fetched: the exact bytes, their verified digest and the media type they declare.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub bytes: Vec<u8>,
+    pub digest: String,
+    pub media_type: String,
+    pub manifest: Manifest,
+}
+
+impl Fetched {
+    /// Parses fetched bytes. The media type comes from the document (`mediaType`), or, for OCI
+    /// documents that omit it, from its shape (`manifests` → index, `config` → image).
+    pub fn parse(reference: &str, bytes: Vec<u8>, digest: String) -> Result<Fetched, Error> {
+        let bad = |reason: String| Error::InvalidManifest {
+            reference: reference.to_string(),
+            what: "manifest",
+            reason,
+        };
+        if bytes.len() > MAX_MANIFEST_BYTES {
+            return Err(bad(format!(
+                "it is {} bytes, more than the {} accepted",
+                bytes.len(),
+                MAX_MANIFEST_BYTES
+            )));
+        }
+        let shape: Shape =
+            serde_json::from_slice(&bytes).map_err(|e| bad(format!("not manifest JSON ({e})")))?;
+        if shape.schema_version != Some(2) {
+            return Err(bad(format!(
+                "schemaVersion {:?} is not 2 (Docker schema 1 images must be re-pushed)",
+                shape.schema_version
+            )));
+        }
+        let media_type = match (shape.media_type, &shape.manifests, &shape.config) {
+            (Some(m), _, _) => m,
+            (None, Some(_), _) => OCI_INDEX.to_string(),
+            (None, None, Some(_)) => OCI_MANIFEST.to_string(),
+            (None, None, None) => return Err(bad("neither an image manifest nor an index".into())),
+        };
+        let manifest = match media_type.as_str() {
+            OCI_INDEX | DOCKER_LIST => Manifest::Index {
+                manifests: shape
+                    .manifests
+                    .ok_or_else(|| bad("index without manifests".into()))?,
+            },
+            OCI_MANIFEST | DOCKER_MANIFEST => Manifest::Image {
+                config: Box::new(
+                    shape
+                        .config
+                        .ok_or_else(|| bad("image manifest without config".into()))?,
+                ),
+            },
+            other => return Err(bad(format!("unsupported media type {other}"))),
+        };
+        Ok(Fetched {
+            bytes,
+            digest,
+            media_type,
+            manifest,
+        })
+    }
+
+    /// The descriptor an index uses to point at this manifest.
+    pub fn descriptor(&self) -> Descriptor {
+        Descriptor {
+            media_type: self.media_type.clone(),
+            digest: self.digest.clone(),
+            size: self.bytes.len() as u64,
+            platform: None,
+            artifact_type: None,
+            annotations: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ConfigShape {
+    os: Option<String>,
+    architecture: Option<String>,
+    variant: Option<String>,
+    #[serde(rename = "os.version")]
+    os_version: Option<String>,
+}
+
+/// The platform an image config declares.
+pub fn config_platform(reference: &str, bytes: &[u8]) -> Result<Platform, Error> {
+    let bad = |reason: String| Error::InvalidManifest {
+        reference: reference.to_string(),
+        what: "image config",
+        reason,
+    };
+    let c: ConfigShape =
+        serde_json::from_slice(bytes).map_err(|e| bad(format!("not config JSON ({e})")))?;
+    match (c.os, c.architecture) {
+        (Some(os), Some(arch)) if !os.is_empty() && !arch.is_empty() => Ok(Platform::normalised(
+            &os,
+            &arch,
+            c.variant.as_deref(),
+            c.os_version.as_deref(),
+        )),
+        _ => Err(bad("it does not say os and architecture".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn infers_media_type_from_shape_when_absent() {
+        let img = br#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:aa","size":2},"layers":[]}"#;
+        let f = Fetched::parse("r", img.to_vec(), "sha256:x".into()).unwrap();
+        assert_eq!(f.media_type, OCI_MANIFEST);
+        let idx = br#"{"schemaVersion":2,"manifests":[]}"#;
+        let f = Fetched::parse("r", idx.to_vec(), "sha256:x".into()).unwrap();
+        assert_eq!(f.media_type, OCI_INDEX);
+    }
+
+    #[test]
+    fn rejects_schema1_and_oversized_manifests() {
+        let s1 = br#"{"schemaVersion":1,"name":"x"}"#;
+        let e = Fetched::parse("r", s1.to_vec(), "d".into()).unwrap_err();
+        assert!(e.to_string().contains("schema 1"), "{e}");
+        let big = vec![b' '; MAX_MANIFEST_BYTES + 1];
+        let e = Fetched::parse("r", big, "d".into()).unwrap_err();
+        assert_eq!(e.exit_code(), 4);
+    }
+
+    #[test]
+    fn reads_platform_from_config() {
+        let c = br#"{"architecture":"arm","os":"linux","variant":"v7","rootfs":{}}"#;
+        assert_eq!(config_platform("r", c).unwrap().to_string(), "linux/arm/v7");
+        let c = br#"{"architecture":"amd64","os":"windows","os.version":"10.0.20348.1"}"#;
+        let p = config_platform("r", c).unwrap();
+        assert_eq!(p.os_version.as_deref(), Some("10.0.20348.1"));
+        assert!(config_platform("r", br#"{"os":"linux"}"#).is_err());
+    }
+
+    #[test]
+    fn sha256_is_prefixed_hex() {
+        assert_eq!(
+            sha256(b""),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+}

@@ -1,0 +1,506 @@
+//! Settings resolution: flags + environment (+ GitLab predefined variables) → a validated `Plan`.
+//!
+//! The order is the contract of DESIGN.md: a flag beats its `MULTIARCH_*` variable, which beats
+//! the GitLab default. An empty variable counts as unset (GitLab passes empty component inputs as
+//! empty strings). Pure: the environment arrives as a map; nothing here reads the process
+//! environment, the filesystem or the clock. Every problem is an exit-2 error naming the setting.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::{AccessArgs, PushArgs};
+use crate::error::Error;
+use crate::index::Format;
+use crate::platform::Platform;
+use crate::reference::{self, Reference, Repository};
+use crate::secret::Secret;
+
+/// A snapshot of the process environment.
+pub type Env = BTreeMap<String, String>;
+
+pub const DEFAULT_PLATFORMS: &str = "linux/amd64,linux/arm64";
+pub const DEFAULT_TEMPLATE: &str = "{image}:{tag}-{arch}{variant}";
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+pub const GITLAB_DOTENV: &str = "multiarch.env";
+
+/// Where a setting's value came from, for the debug log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Flag,
+    Variable(&'static str),
+    GitLab(&'static str),
+    Default,
+}
+
+/// How results are printed on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+/// One per-architecture source: the platform promised and where to find it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub platform: Platform,
+    pub reference: Reference,
+}
+
+/// Everything a push or plan needs, validated.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub image: Repository,
+    pub tags: Vec<String>,
+    pub sources: Vec<Source>,
+    pub targets: Vec<Reference>,
+    pub timeout: Duration,
+    pub allow_missing: bool,
+    pub format: Format,
+    pub annotations: BTreeMap<String, String>,
+    pub dotenv: Option<PathBuf>,
+    pub output: Output,
+    /// Running inside a GitLab job (`GITLAB_CI=true`): collapsible log sections.
+    pub gitlab: bool,
+    pub dry_run: bool,
+    pub access: Access,
+    /// Where each setting came from, for `debug` logs.
+    pub origins: Vec<(&'static str, Origin)>,
+}
+
+/// How to reach registries.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// Hosts (host[:port]) reached over plain HTTP.
+    pub insecure: Vec<String>,
+    pub ca_file: Option<PathBuf>,
+    pub credentials: CredentialInputs,
+}
+
+/// The raw material of credential resolution (`auth` reads the files and picks).
+#[derive(Debug, Clone, Default)]
+pub struct CredentialInputs {
+    /// `--username/--password`, `MULTIARCH_USERNAME/MULTIARCH_PASSWORD`: used for every registry.
+    pub explicit: Option<(String, Secret)>,
+    /// `CI_REGISTRY` with `CI_REGISTRY_USER/CI_REGISTRY_PASSWORD`: used for that host.
+    pub ci_registry: Option<(String, String, Secret)>,
+    /// Content of `DOCKER_AUTH_CONFIG` (GitLab's way to pass a docker config.json).
+    pub docker_auth_config: Option<Secret>,
+    /// Candidate docker config files, in order: `$DOCKER_CONFIG/config.json`, `~/.docker/config.json`.
+    pub docker_config_files: Vec<PathBuf>,
+}
+
+/// Looks up a variable; empty means unset.
+fn var<'a>(env: &'a Env, name: &str) -> Option<&'a str> {
+    env.get(name)
+        .map(String::as_str)
+        .filter(|v| !v.trim().is_empty())
+}
+
+/// A flag, else its variable: the value and where it came from.
+fn pick<'a>(
+    flag: Option<&'a str>,
+    env: &'a Env,
+    variable: &'static str,
+) -> Option<(&'a str, Origin)> {
+    match flag.filter(|f| !f.trim().is_empty()) {
+        Some(f) => Some((f, Origin::Flag)),
+        None => var(env, variable).map(|v| (v, Origin::Variable(variable))),
+    }
+}
+
+fn parse_bool(setting: &str, value: &str) -> Result<bool, Error> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(Error::invalid(
+            setting,
+            value,
+            "not a boolean",
+            "use true or false",
+        )),
+    }
+}
+
+/// A boolean flag (present = true), else its variable.
+fn flag_or_var(flag: bool, env: &Env, variable: &'static str) -> Result<(bool, Origin), Error> {
+    if flag {
+        return Ok((true, Origin::Flag));
+    }
+    match var(env, variable) {
+        Some(v) => Ok((parse_bool(variable, v)?, Origin::Variable(variable))),
+        None => Ok((false, Origin::Default)),
+    }
+}
+
+/// Splits a comma (or newline) separated list, dropping blanks.
+fn list(text: &str) -> impl Iterator<Item = &str> {
+    text.split([',', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// Resolves `push`/`plan` settings.
+pub fn resolve(args: &PushArgs, env: &Env) -> Result<Plan, Error> {
+    let mut origins = Vec::new();
+
+    let (image_text, origin) = pick(args.image.as_deref(), env, "MULTIARCH_IMAGE")
+        .or_else(|| var(env, "CI_REGISTRY_IMAGE").map(|v| (v, Origin::GitLab("CI_REGISTRY_IMAGE"))))
+        .ok_or_else(|| Error::MissingSetting {
+            setting: "--image / MULTIARCH_IMAGE".into(),
+            hint: "outside GitLab (no CI_REGISTRY_IMAGE), name the repository, e.g. --image registry.example.com/group/app".into(),
+        })?;
+    let image = Repository::parse("--image / MULTIARCH_IMAGE", image_text)?;
+    origins.push(("image", origin));
+
+    let (tags, origin) = tags(args, env)?;
+    origins.push(("tags", origin));
+
+    let (platform_text, origin) = pick(args.platforms.as_deref(), env, "MULTIARCH_PLATFORMS")
+        .unwrap_or((DEFAULT_PLATFORMS, Origin::Default));
+    let platforms = platforms(platform_text)?;
+    origins.push(("platforms", origin));
+
+    let (template, origin) = pick(
+        args.source_template.as_deref(),
+        env,
+        "MULTIARCH_SOURCE_TEMPLATE",
+    )
+    .unwrap_or((DEFAULT_TEMPLATE, Origin::Default));
+    origins.push(("source-template", origin));
+    let sources = sources(template, &image, &tags[0], &platforms)?;
+
+    let (timeout, origin) = match pick(args.timeout.as_deref(), env, "MULTIARCH_TIMEOUT") {
+        Some((t, o)) => (parse_duration("--timeout / MULTIARCH_TIMEOUT", t)?, o),
+        None => (DEFAULT_TIMEOUT, Origin::Default),
+    };
+    origins.push(("timeout", origin));
+
+    let (allow_missing, origin) = flag_or_var(args.allow_missing, env, "MULTIARCH_ALLOW_MISSING")?;
+    origins.push(("allow-missing", origin));
+
+    let (format, origin) = match pick(args.format.as_deref(), env, "MULTIARCH_FORMAT") {
+        Some((f, o)) => (parse_format(f)?, o),
+        None => (Format::Auto, Origin::Default),
+    };
+    origins.push(("format", origin));
+
+    let annotations = annotations(args, env)?;
+
+    let gitlab = var(env, "GITLAB_CI") == Some("true");
+    let dotenv = match (&args.dotenv, var(env, "MULTIARCH_DOTENV")) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(v)) => Some(PathBuf::from(v)),
+        (None, None) if gitlab => Some(PathBuf::from(GITLAB_DOTENV)),
+        (None, None) => None,
+    };
+
+    let output = match pick(args.output.as_deref(), env, "MULTIARCH_OUTPUT") {
+        None => Output::Text,
+        Some((o, _)) => match o.trim().to_ascii_lowercase().as_str() {
+            "text" => Output::Text,
+            "json" => Output::Json,
+            _ => {
+                return Err(Error::invalid(
+                    "--output / MULTIARCH_OUTPUT",
+                    o,
+                    "unknown output",
+                    "use text or json",
+                ))
+            }
+        },
+    };
+    let (dry_run, _) = flag_or_var(args.dry_run, env, "MULTIARCH_DRY_RUN")?;
+
+    let targets = tags.iter().map(|t| image.tag(t)).collect();
+    Ok(Plan {
+        image,
+        tags,
+        sources,
+        targets,
+        timeout,
+        allow_missing,
+        format,
+        annotations,
+        dotenv,
+        output,
+        gitlab,
+        dry_run,
+        access: access(&args.access, env)?,
+        origins,
+    })
+}
+
+/// Target tags: flag/variable list, else `CI_COMMIT_TAG`, else `latest` on the default branch,
+/// else `CI_COMMIT_REF_SLUG`.
+fn tags(args: &PushArgs, env: &Env) -> Result<(Vec<String>, Origin), Error> {
+    let (text, origin) = match pick(args.tags.as_deref(), env, "MULTIARCH_TAGS") {
+        Some(found) => found,
+        None => {
+            if let Some(t) = var(env, "CI_COMMIT_TAG") {
+                (t, Origin::GitLab("CI_COMMIT_TAG"))
+            } else if var(env, "CI_COMMIT_BRANCH").is_some()
+                && var(env, "CI_COMMIT_BRANCH") == var(env, "CI_DEFAULT_BRANCH")
+            {
+                ("latest", Origin::GitLab("CI_DEFAULT_BRANCH"))
+            } else if let Some(slug) = var(env, "CI_COMMIT_REF_SLUG") {
+                (slug, Origin::GitLab("CI_COMMIT_REF_SLUG"))
+            } else {
+                return Err(Error::MissingSetting {
+                    setting: "--tags / MULTIARCH_TAGS".into(),
+                    hint:
+                        "outside a GitLab pipeline, name the target tags, e.g. --tags latest,1.4.2"
+                            .into(),
+                });
+            }
+        }
+    };
+    let mut tags: Vec<String> = Vec::new();
+    for t in list(text) {
+        reference::check_tag("--tags / MULTIARCH_TAGS", t)?;
+        if !tags.iter().any(|have| have == t) {
+            tags.push(t.to_string());
+        }
+    }
+    if tags.is_empty() {
+        return Err(Error::invalid(
+            "--tags / MULTIARCH_TAGS",
+            text,
+            "no tag in the list",
+            "for example latest,1.4.2",
+        ));
+    }
+    Ok((tags, origin))
+}
+
+fn platforms(text: &str) -> Result<Vec<Platform>, Error> {
+    let setting = "--platforms / MULTIARCH_PLATFORMS";
+    let mut out: Vec<Platform> = Vec::new();
+    for item in list(text) {
+        let p = Platform::parse(setting, item)?;
+        if out.iter().any(|have| have.matches(&p)) {
+            return Err(Error::invalid(
+                setting,
+                text,
+                format!("{p} is listed twice"),
+                "list each platform once, e.g. linux/amd64,linux/arm64",
+            ));
+        }
+        out.push(p);
+    }
+    if out.is_empty() {
+        return Err(Error::invalid(
+            setting,
+            text,
+            "no platform in the list",
+            "for example linux/amd64,linux/arm64",
+        ));
+    }
+    Ok(out)
+}
+
+/// Expands the source template once per platform; each result must be a distinct reference.
+fn sources(
+    template: &str,
+    image: &Repository,
+    tag: &str,
+    platforms: &[Platform],
+) -> Result<Vec<Source>, Error> {
+    let setting = "--source-template / MULTIARCH_SOURCE_TEMPLATE";
+    let mut out: Vec<Source> = Vec::new();
+    for p in platforms {
+        let text = expand(template, |name| match name {
+            "image" => Some(image.to_string()),
+            "tag" => Some(tag.to_string()),
+            "os" => Some(p.os.clone()),
+            "arch" => Some(p.architecture.clone()),
+            "variant" => Some(p.variant_or_empty().to_string()),
+            _ => None,
+        })
+        .map_err(|name| {
+            Error::invalid(
+                setting,
+                template,
+                format!("unknown placeholder {{{name}}}"),
+                "use {image} {tag} {os} {arch} {variant}, e.g. {image}:{tag}-{arch}{variant}",
+            )
+        })?;
+        let reference = reference::parse(setting, &text)?;
+        if let Some(other) = out.iter().find(|s| s.reference == reference) {
+            return Err(Error::invalid(
+                setting,
+                template,
+                format!("{} and {p} both expand to {text}", other.platform),
+                "include {arch} (and {variant}) in the template",
+            ));
+        }
+        out.push(Source {
+            platform: p.clone(),
+            reference,
+        });
+    }
+    Ok(out)
+}
+
+/// Replaces `{name}` placeholders; an unknown name is returned as the error.
+fn expand(template: &str, value: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let end = after.find('}').ok_or_else(|| after.to_string())?;
+        let name = &after[..end];
+        out.push_str(&value(name).ok_or_else(|| name.to_string())?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// `90s`, `15m`, `1h30m`, a bare number of seconds, or `0`.
+pub fn parse_duration(setting: &str, text: &str) -> Result<Duration, Error> {
+    let t = text.trim();
+    if let Ok(secs) = t.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(t).map_err(|e| {
+        Error::invalid(
+            setting,
+            text,
+            format!("not a duration ({e})"),
+            "for example 90s, 15m or 1h; 0 disables waiting",
+        )
+    })
+}
+
+fn parse_format(text: &str) -> Result<Format, Error> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "auto" => Ok(Format::Auto),
+        "oci" => Ok(Format::Oci),
+        "docker" => Ok(Format::Docker),
+        _ => Err(Error::invalid(
+            "--format / MULTIARCH_FORMAT",
+            text,
+            "unknown format",
+            "use auto, oci or docker",
+        )),
+    }
+}
+
+/// Index annotations: CI defaults, then `MULTIARCH_ANNOTATIONS`, then `--annotation`, per key.
+/// An empty value removes the key. `created` comes from `CI_COMMIT_TIMESTAMP`, never the clock,
+/// so a re-run produces the same bytes.
+fn annotations(args: &PushArgs, env: &Env) -> Result<BTreeMap<String, String>, Error> {
+    let mut out = BTreeMap::new();
+    for (key, variable) in [
+        ("org.opencontainers.image.source", "CI_PROJECT_URL"),
+        ("org.opencontainers.image.revision", "CI_COMMIT_SHA"),
+        ("org.opencontainers.image.version", "CI_COMMIT_TAG"),
+        ("org.opencontainers.image.created", "CI_COMMIT_TIMESTAMP"),
+    ] {
+        if let Some(v) = var(env, variable) {
+            out.insert(key.to_string(), v.to_string());
+        }
+    }
+    let from_env = var(env, "MULTIARCH_ANNOTATIONS").map(|t| {
+        list(t)
+            .map(|s| (s, "MULTIARCH_ANNOTATIONS"))
+            .collect::<Vec<_>>()
+    });
+    let from_flags = args
+        .annotations
+        .iter()
+        .map(|s| (s.as_str(), "--annotation"));
+    for (item, setting) in from_env.into_iter().flatten().chain(from_flags) {
+        let (k, v) = item.split_once('=').ok_or_else(|| {
+            Error::invalid(
+                setting,
+                item,
+                "expected key=value",
+                "for example org.opencontainers.image.title=app",
+            )
+        })?;
+        let k = k.trim();
+        if k.is_empty() {
+            return Err(Error::invalid(
+                setting,
+                item,
+                "empty key",
+                "for example org.opencontainers.image.title=app",
+            ));
+        }
+        if v.is_empty() {
+            out.remove(k);
+        } else {
+            out.insert(k.to_string(), v.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// Resolves how to reach registries (shared by every command).
+pub fn access(args: &AccessArgs, env: &Env) -> Result<Access, Error> {
+    let mut insecure: Vec<String> = args
+        .insecure_registries
+        .iter()
+        .flat_map(|s| list(s))
+        .map(str::to_string)
+        .collect();
+    if let Some(v) = var(env, "MULTIARCH_INSECURE_REGISTRIES") {
+        insecure.extend(list(v).map(str::to_string));
+    }
+    let ca_file = args
+        .ca_file
+        .clone()
+        .or_else(|| var(env, "MULTIARCH_CA_FILE").map(PathBuf::from));
+
+    let username = pick(args.username.as_deref(), env, "MULTIARCH_USERNAME").map(|(u, _)| u);
+    let password = pick(args.password.as_deref(), env, "MULTIARCH_PASSWORD").map(|(p, _)| p);
+    let explicit =
+        match (username, password) {
+            (Some(u), Some(p)) => Some((u.to_string(), Secret::new(p))),
+            (None, None) => None,
+            (Some(_), None) => return Err(Error::MissingSetting {
+                setting: "--password / MULTIARCH_PASSWORD".into(),
+                hint: "a user name was given; give its password or token too (prefer the variable)"
+                    .into(),
+            }),
+            (None, Some(_)) => {
+                return Err(Error::MissingSetting {
+                    setting: "--username / MULTIARCH_USERNAME".into(),
+                    hint: "a password was given; give the user name too".into(),
+                })
+            }
+        };
+    let ci_registry = match (
+        var(env, "CI_REGISTRY"),
+        var(env, "CI_REGISTRY_USER"),
+        var(env, "CI_REGISTRY_PASSWORD"),
+    ) {
+        (Some(host), Some(user), Some(password)) => {
+            Some((host.to_string(), user.to_string(), Secret::new(password)))
+        }
+        _ => None,
+    };
+    let mut docker_config_files = Vec::new();
+    if let Some(dir) = var(env, "DOCKER_CONFIG") {
+        docker_config_files.push(PathBuf::from(dir).join("config.json"));
+    }
+    if let Some(home) = var(env, "HOME") {
+        docker_config_files.push(PathBuf::from(home).join(".docker/config.json"));
+    }
+    Ok(Access {
+        insecure,
+        ca_file,
+        credentials: CredentialInputs {
+            explicit,
+            ci_registry,
+            docker_auth_config: var(env, "DOCKER_AUTH_CONFIG").map(Secret::new),
+            docker_config_files,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests;

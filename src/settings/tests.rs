@@ -1,0 +1,354 @@
+//! Settings resolution as a whole value: flags × variables × GitLab defaults.
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> Env {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A GitLab job on the default branch of `g/app`.
+fn gitlab() -> Env {
+    env(&[
+        ("GITLAB_CI", "true"),
+        ("CI_REGISTRY", "registry.gitlab.example"),
+        ("CI_REGISTRY_IMAGE", "registry.gitlab.example/g/app"),
+        ("CI_REGISTRY_USER", "gitlab-ci-token"),
+        ("CI_REGISTRY_PASSWORD", "job-token-secret"),
+        ("CI_DEFAULT_BRANCH", "main"),
+        ("CI_COMMIT_BRANCH", "main"),
+        ("CI_COMMIT_REF_SLUG", "main"),
+        ("CI_COMMIT_SHA", "3f2a1c0d9e8b7a6f5e4d3c2b1a0f9e8d7c6b5a49"),
+        ("CI_PROJECT_URL", "https://gitlab.example/g/app"),
+        ("CI_COMMIT_TIMESTAMP", "2026-11-27T03:38:34+00:00"),
+    ])
+}
+
+fn with(mut base: Env, extra: &[(&str, &str)]) -> Env {
+    for (k, v) in extra {
+        base.insert(k.to_string(), v.to_string());
+    }
+    base
+}
+
+/// (extra variables, expected text) rows.
+type Rows<'a> = &'a [(&'a [(&'a str, &'a str)], &'a str)];
+
+fn targets(p: &Plan) -> Vec<String> {
+    p.targets.iter().map(|t| t.to_string()).collect()
+}
+
+fn sources(p: &Plan) -> Vec<String> {
+    p.sources.iter().map(|s| s.reference.to_string()).collect()
+}
+
+#[test]
+fn tags_follow_gitlab_defaults() {
+    let cases: &[(&str, Env, &[&str])] = &[
+        ("default branch", gitlab(), &["latest"]),
+        (
+            "git tag",
+            with(
+                gitlab(),
+                &[("CI_COMMIT_TAG", "1.4.2"), ("CI_COMMIT_BRANCH", "")],
+            ),
+            &["1.4.2"],
+        ),
+        (
+            "feature branch",
+            with(
+                gitlab(),
+                &[
+                    ("CI_COMMIT_BRANCH", "feat/x"),
+                    ("CI_COMMIT_REF_SLUG", "feat-x"),
+                ],
+            ),
+            &["feat-x"],
+        ),
+        (
+            "merge request",
+            with(
+                gitlab(),
+                &[("CI_COMMIT_BRANCH", ""), ("CI_COMMIT_REF_SLUG", "feat-x")],
+            ),
+            &["feat-x"],
+        ),
+        (
+            "variable list",
+            with(gitlab(), &[("MULTIARCH_TAGS", "latest, 1.4.2,1.4,latest")]),
+            &["latest", "1.4.2", "1.4"],
+        ),
+        (
+            "empty variable is unset",
+            with(gitlab(), &[("MULTIARCH_TAGS", "")]),
+            &["latest"],
+        ),
+    ];
+    for (name, e, want) in cases {
+        let plan = resolve(&PushArgs::default(), e).unwrap_or_else(|err| panic!("{name}: {err}"));
+        assert_eq!(plan.tags, *want, "{name}");
+    }
+}
+
+#[test]
+fn flags_beat_variables_beat_gitlab() {
+    let e = with(
+        gitlab(),
+        &[
+            ("MULTIARCH_TAGS", "from-var"),
+            ("MULTIARCH_IMAGE", "other.example/x"),
+        ],
+    );
+    let plan = resolve(&PushArgs::default(), &e).unwrap();
+    assert_eq!(targets(&plan), ["other.example/x:from-var"]);
+    assert!(plan
+        .origins
+        .contains(&("tags", Origin::Variable("MULTIARCH_TAGS"))));
+    let args = PushArgs {
+        tags: Some("from-flag".into()),
+        ..Default::default()
+    };
+    let plan = resolve(&args, &e).unwrap();
+    assert_eq!(targets(&plan), ["other.example/x:from-flag"]);
+    assert!(plan.origins.contains(&("tags", Origin::Flag)));
+    let plan = resolve(&PushArgs::default(), &gitlab()).unwrap();
+    assert!(plan
+        .origins
+        .contains(&("image", Origin::GitLab("CI_REGISTRY_IMAGE"))));
+}
+
+#[test]
+fn sources_come_from_the_template_and_first_tag() {
+    type Expect<'a> = &'a [(&'a [(&'a str, &'a str)], &'a [&'a str])];
+    let cases: Expect = &[
+        (
+            &[],
+            &[
+                "registry.gitlab.example/g/app:latest-amd64",
+                "registry.gitlab.example/g/app:latest-arm64",
+            ],
+        ),
+        (
+            &[
+                ("MULTIARCH_TAGS", "1.4.2,latest"),
+                (
+                    "MULTIARCH_PLATFORMS",
+                    "linux/amd64,linux/arm/v7,linux/arm64/v8",
+                ),
+            ],
+            &[
+                "registry.gitlab.example/g/app:1.4.2-amd64",
+                "registry.gitlab.example/g/app:1.4.2-armv7",
+                "registry.gitlab.example/g/app:1.4.2-arm64",
+            ],
+        ),
+        (
+            &[(
+                "MULTIARCH_SOURCE_TEMPLATE",
+                "{image}/build:{tag}-{os}-{arch}",
+            )],
+            &[
+                "registry.gitlab.example/g/app/build:latest-linux-amd64",
+                "registry.gitlab.example/g/app/build:latest-linux-arm64",
+            ],
+        ),
+        (
+            &[
+                ("MULTIARCH_SOURCE_TEMPLATE", "other.example/mirror:{arch}"),
+                ("MULTIARCH_PLATFORMS", "linux/aarch64"),
+            ],
+            &["other.example/mirror:arm64"],
+        ),
+    ];
+    for (extra, want) in cases {
+        let plan = resolve(&PushArgs::default(), &with(gitlab(), extra)).unwrap();
+        assert_eq!(sources(&plan), *want, "{extra:?}");
+    }
+}
+
+#[test]
+fn rejects_bad_values_with_exit_2_and_a_hint() {
+    let cases: Rows = &[
+        (
+            &[("MULTIARCH_PLATFORMS", "linux/amd64,arm64")],
+            "linux/arm/v7",
+        ),
+        (
+            &[("MULTIARCH_PLATFORMS", "linux/amd64,linux/x86_64")],
+            "listed twice",
+        ),
+        (&[("MULTIARCH_PLATFORMS", " , ")], "no platform"),
+        (
+            &[("MULTIARCH_SOURCE_TEMPLATE", "{image}:{tag}-{cpu}")],
+            "unknown placeholder {cpu}",
+        ),
+        (
+            &[("MULTIARCH_SOURCE_TEMPLATE", "{image}:{tag}")],
+            "include {arch}",
+        ),
+        (
+            &[("MULTIARCH_SOURCE_TEMPLATE", "{image}:{tag")],
+            "unknown placeholder",
+        ),
+        (&[("MULTIARCH_TIMEOUT", "soon")], "90s"),
+        (&[("MULTIARCH_FORMAT", "v2s2")], "auto, oci or docker"),
+        (&[("MULTIARCH_TAGS", "-bad")], "1.4.2"),
+        (
+            &[("MULTIARCH_IMAGE", "r.example/app:1")],
+            "must not carry a tag",
+        ),
+        (
+            &[("MULTIARCH_IMAGE", "R.example/App")],
+            "not an image reference",
+        ),
+        (&[("MULTIARCH_ALLOW_MISSING", "maybe")], "true or false"),
+        (&[("MULTIARCH_ANNOTATIONS", "novalue")], "key=value"),
+        (&[("MULTIARCH_OUTPUT", "yaml")], "text or json"),
+        (&[("MULTIARCH_USERNAME", "bob")], "MULTIARCH_PASSWORD"),
+    ];
+    for (extra, hint) in cases {
+        let e = resolve(&PushArgs::default(), &with(gitlab(), extra)).unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{extra:?}");
+        assert!(e.to_string().contains(hint), "{extra:?}: {e}");
+    }
+}
+
+#[test]
+fn outside_gitlab_image_and_tags_are_required() {
+    let e = resolve(&PushArgs::default(), &Env::new()).unwrap_err();
+    assert!(e.to_string().contains("--image"), "{e}");
+    let args = PushArgs {
+        image: Some("localhost:5000/app".into()),
+        ..Default::default()
+    };
+    let e = resolve(&args, &Env::new()).unwrap_err();
+    assert!(e.to_string().contains("--tags"), "{e}");
+    let args = PushArgs {
+        tags: Some("v1".into()),
+        ..args
+    };
+    let plan = resolve(&args, &Env::new()).unwrap();
+    assert_eq!(plan.dotenv, None);
+    assert!(!plan.gitlab);
+    assert!(plan.annotations.is_empty());
+}
+
+#[test]
+fn annotations_come_from_ci_and_can_be_overridden_or_removed() {
+    let e = with(
+        gitlab(),
+        &[
+            ("CI_COMMIT_TAG", "1.4.2"),
+            (
+                "MULTIARCH_ANNOTATIONS",
+                "org.opencontainers.image.title=app,org.opencontainers.image.created=",
+            ),
+        ],
+    );
+    let args = PushArgs {
+        annotations: vec!["org.opencontainers.image.title=App".into(), "x=a=b".into()],
+        ..Default::default()
+    };
+    let plan = resolve(&args, &e).unwrap();
+    let got: Vec<(&str, &str)> = plan
+        .annotations
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "org.opencontainers.image.revision",
+                "3f2a1c0d9e8b7a6f5e4d3c2b1a0f9e8d7c6b5a49"
+            ),
+            (
+                "org.opencontainers.image.source",
+                "https://gitlab.example/g/app"
+            ),
+            ("org.opencontainers.image.title", "App"),
+            ("org.opencontainers.image.version", "1.4.2"),
+            ("x", "a=b"),
+        ]
+    );
+}
+
+#[test]
+fn gitlab_job_writes_dotenv_and_uses_job_credentials() {
+    let plan = resolve(&PushArgs::default(), &gitlab()).unwrap();
+    assert_eq!(plan.dotenv, Some(PathBuf::from("multiarch.env")));
+    assert!(plan.gitlab);
+    let (host, user, _) = plan.access.credentials.ci_registry.clone().unwrap();
+    assert_eq!(
+        (host.as_str(), user.as_str()),
+        ("registry.gitlab.example", "gitlab-ci-token")
+    );
+    assert!(!format!("{:?}", plan.access).contains("job-token-secret"));
+    let plan = resolve(
+        &PushArgs::default(),
+        &with(gitlab(), &[("MULTIARCH_DOTENV", "out/m.env")]),
+    )
+    .unwrap();
+    assert_eq!(plan.dotenv, Some(PathBuf::from("out/m.env")));
+}
+
+#[test]
+fn timeout_and_booleans() {
+    for (text, secs) in [
+        ("0", 0),
+        ("90s", 90),
+        ("15m", 900),
+        ("1h 30m", 5400),
+        ("45", 45),
+    ] {
+        let plan = resolve(
+            &PushArgs::default(),
+            &with(gitlab(), &[("MULTIARCH_TIMEOUT", text)]),
+        )
+        .unwrap();
+        assert_eq!(plan.timeout, Duration::from_secs(secs), "{text}");
+    }
+    assert_eq!(
+        resolve(&PushArgs::default(), &gitlab()).unwrap().timeout,
+        DEFAULT_TIMEOUT
+    );
+    let plan = resolve(
+        &PushArgs::default(),
+        &with(
+            gitlab(),
+            &[
+                ("MULTIARCH_ALLOW_MISSING", "true"),
+                ("MULTIARCH_FORMAT", "OCI"),
+            ],
+        ),
+    )
+    .unwrap();
+    assert!(plan.allow_missing);
+    assert_eq!(plan.format, Format::Oci);
+}
+
+#[test]
+fn access_collects_insecure_hosts_and_docker_config_candidates() {
+    let e = env(&[
+        ("MULTIARCH_INSECURE_REGISTRIES", "a:5000, b"),
+        ("DOCKER_CONFIG", "/cfg"),
+        ("HOME", "/home/u"),
+        ("MULTIARCH_CA_FILE", "/ca.pem"),
+    ]);
+    let args = AccessArgs {
+        insecure_registries: vec!["c".into()],
+        ..Default::default()
+    };
+    let a = access(&args, &e).unwrap();
+    assert_eq!(a.insecure, ["c", "a:5000", "b"]);
+    assert_eq!(a.ca_file, Some(PathBuf::from("/ca.pem")));
+    assert_eq!(
+        a.credentials.docker_config_files,
+        [
+            PathBuf::from("/cfg/config.json"),
+            PathBuf::from("/home/u/.docker/config.json")
+        ]
+    );
+}
