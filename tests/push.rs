@@ -1,0 +1,340 @@
+//! `multiarch push` / `plan` end to end against the real registry, checked with skopeo.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use support::fixtures::{push as push_fixture, Kind};
+use support::{gitlab_env, multiarch, sha256, Registry};
+
+/// A GitLab job env for `app` in `registry` plus `extra`.
+fn job(registry: &Registry, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut env = gitlab_env(&registry.repo("group/app"));
+    env.extend(registry.access_env());
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    env
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn publishes_an_index_that_skopeo_resolves_per_architecture() {
+    let reg = Registry::start();
+    let amd = push_fixture(&reg, "group/app:latest-amd64", "linux/amd64", Kind::Docker);
+    let arm64 = push_fixture(&reg, "group/app:latest-arm64", "linux/arm64", Kind::Oci);
+    let armv7 = push_fixture(&reg, "group/app:latest-armv7", "linux/arm/v7", Kind::Oci);
+    let work = tempfile::tempdir().unwrap();
+    let env = job(
+        &reg,
+        &[(
+            "MULTIARCH_PLATFORMS",
+            "linux/amd64,linux/arm64,linux/arm/v7",
+        )],
+    );
+
+    let out = multiarch(&env, work.path()).arg("push").output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let raw = reg.raw("group/app:latest").expect("the index exists");
+    let digest = sha256(&raw);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{}:latest@{digest}\n", reg.repo("group/app"))
+    );
+
+    // What skopeo sees: an OCI index (one child is OCI) with our three children and annotations.
+    let index: Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let children: Vec<(String, String)> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["digest"].as_str().unwrap().to_string(),
+                m["platform"]["architecture"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        children,
+        [
+            (amd.clone(), "amd64".into()),
+            (arm64.clone(), "arm64".into()),
+            (armv7.clone(), "arm".into())
+        ]
+    );
+    assert_eq!(index["manifests"][2]["platform"]["variant"], "v7");
+    assert_eq!(
+        index["annotations"]["org.opencontainers.image.revision"],
+        "3f2a1c0d9e8b7a6f5e4d3c2b1a0f9e8d7c6b5a49"
+    );
+    assert_eq!(
+        index["annotations"]["org.opencontainers.image.created"],
+        "2026-11-27T03:38:34+00:00"
+    );
+
+    // A real client picks the right child for each architecture.
+    for (arch, variant, child) in [
+        ("arm64", None, &arm64),
+        ("amd64", None, &amd),
+        ("arm", Some("v7"), &armv7),
+    ] {
+        let mut args = vec!["inspect", "--override-os=linux"];
+        let a = format!("--override-arch={arch}");
+        args.push(&a);
+        let v = variant.map(|v| format!("--override-variant={v}"));
+        if let Some(v) = &v {
+            args.push(v);
+        }
+        let target = format!("docker://{}", reg.repo("group/app:latest"));
+        args.push(&target);
+        let seen: Value = serde_json::from_slice(&reg.skopeo(&args).stdout).unwrap();
+        assert_eq!(seen["Architecture"], arch);
+        assert_eq!(
+            seen["Digest"],
+            digest.as_str(),
+            "skopeo resolved through our index"
+        );
+        // Each fixture has its own layer: the one skopeo reports says which child it picked.
+        let child_manifest: Value =
+            serde_json::from_slice(&reg.raw(&format!("group/app@{child}")).unwrap()).unwrap();
+        assert_eq!(
+            seen["Layers"][0], child_manifest["layers"][0]["digest"],
+            "{arch} {variant:?}"
+        );
+    }
+
+    // The whole graph is complete: copying every architecture succeeds.
+    let copy = tempfile::tempdir().unwrap();
+    reg.skopeo(&[
+        "copy",
+        "--all",
+        &format!("docker://{}", reg.repo("group/app:latest")),
+        &format!("dir:{}", copy.path().display()),
+    ]);
+
+    // dotenv for later jobs.
+    let dotenv = std::fs::read_to_string(work.path().join("multiarch.env")).unwrap();
+    assert_eq!(
+        dotenv,
+        format!(
+            "MULTIARCH_DIGEST={digest}\nMULTIARCH_REF={}@{digest}\nMULTIARCH_DIGEST_LINUX_AMD64={amd}\nMULTIARCH_DIGEST_LINUX_ARM64={arm64}\nMULTIARCH_DIGEST_LINUX_ARM_V7={armv7}\n",
+            reg.repo("group/app")
+        )
+    );
+    // GitLab sections on stderr.
+    assert!(
+        stderr_of(&out).contains("section_start:"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    // Re-running is a no-op with the same digest.
+    let again = multiarch(&env, work.path()).arg("push").output().unwrap();
+    assert!(again.status.success(), "{}", stderr_of(&again));
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout),
+        format!("{}:latest@{digest}\n", reg.repo("group/app"))
+    );
+    assert!(
+        stderr_of(&again).contains("unchanged"),
+        "{}",
+        stderr_of(&again)
+    );
+    assert_eq!(reg.raw("group/app:latest").unwrap(), raw);
+}
+
+#[test]
+fn docker_children_make_a_docker_manifest_list_under_every_tag() {
+    let reg = Registry::start();
+    push_fixture(&reg, "group/app:1.4.2-amd64", "linux/amd64", Kind::Docker);
+    push_fixture(&reg, "group/app:1.4.2-arm64", "linux/arm64", Kind::Docker);
+    let work = tempfile::tempdir().unwrap();
+    let env = job(&reg, &[("MULTIARCH_TAGS", "1.4.2,1.4,latest")]);
+    let out = multiarch(&env, work.path())
+        .args(["push", "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        summary["mediaType"],
+        "application/vnd.docker.distribution.manifest.list.v2+json"
+    );
+    let statuses: Vec<&str> = summary["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["pushed", "pushed", "pushed"]);
+    for tag in ["1.4.2", "1.4", "latest"] {
+        let raw = reg.raw(&format!("group/app:{tag}")).unwrap();
+        assert_eq!(sha256(&raw), summary["digest"].as_str().unwrap(), "{tag}");
+    }
+}
+
+#[test]
+fn buildx_per_arch_indexes_are_flattened_with_their_attestations() {
+    let reg = Registry::start();
+    push_fixture(&reg, "group/app:latest-amd64", "linux/amd64", Kind::Buildx);
+    push_fixture(&reg, "group/app:latest-arm64", "linux/arm64", Kind::Buildx);
+    let work = tempfile::tempdir().unwrap();
+    let out = multiarch(&job(&reg, &[]), work.path())
+        .arg("push")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let index: Value = serde_json::from_slice(&reg.raw("group/app:latest").unwrap()).unwrap();
+    let platforms: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        platforms,
+        [
+            "linux/amd64",
+            "unknown/unknown",
+            "linux/arm64",
+            "unknown/unknown"
+        ]
+    );
+    assert_eq!(
+        index["manifests"][1]["annotations"]["vnd.docker.reference.digest"],
+        index["manifests"][0]["digest"]
+    );
+    let seen: Value = serde_json::from_slice(
+        &reg.skopeo(&[
+            "inspect",
+            "--override-os=linux",
+            "--override-arch=arm64",
+            &format!("docker://{}", reg.repo("group/app:latest")),
+        ])
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(seen["Architecture"], "arm64");
+    let copy = tempfile::tempdir().unwrap();
+    reg.skopeo(&[
+        "copy",
+        "--all",
+        &format!("docker://{}", reg.repo("group/app:latest")),
+        &format!("dir:{}", copy.path().display()),
+    ]);
+}
+
+#[test]
+fn wrong_platform_behind_a_tag_fails_with_4_and_pushes_nothing() {
+    let reg = Registry::start();
+    push_fixture(&reg, "group/app:latest-amd64", "linux/amd64", Kind::Oci);
+    push_fixture(&reg, "group/app:latest-arm64", "linux/amd64", Kind::Oci);
+    let work = tempfile::tempdir().unwrap();
+    let out = multiarch(&job(&reg, &[]), work.path())
+        .arg("push")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
+    assert!(out.stdout.is_empty());
+    let err = stderr_of(&out);
+    assert!(
+        err.contains(&format!(
+            "{}:latest-arm64 was expected to be linux/arm64 but its image config says linux/amd64",
+            reg.repo("group/app")
+        )),
+        "{err}"
+    );
+    assert!(reg.raw("group/app:latest").is_none());
+    assert!(!work.path().join("multiarch.env").exists());
+}
+
+#[test]
+fn missing_sources_fail_with_3_naming_each_and_push_nothing() {
+    let reg = Registry::start();
+    push_fixture(&reg, "group/app:latest-amd64", "linux/amd64", Kind::Oci);
+    let work = tempfile::tempdir().unwrap();
+    let env = job(
+        &reg,
+        &[
+            ("MULTIARCH_TIMEOUT", "0"),
+            ("MULTIARCH_PLATFORMS", "linux/amd64,linux/arm64,linux/s390x"),
+        ],
+    );
+    let out = multiarch(&env, work.path()).arg("push").output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
+    assert!(out.stdout.is_empty());
+    let err = stderr_of(&out);
+    for missing in ["latest-arm64", "latest-s390x"] {
+        assert!(
+            err.contains(&format!("  - {}:{missing}", reg.repo("group/app"))),
+            "{err}"
+        );
+    }
+    assert!(reg.raw("group/app:latest").is_none());
+
+    // --allow-missing publishes what exists.
+    let out = multiarch(&env, work.path())
+        .args(["push", "--allow-missing"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let index: Value = serde_json::from_slice(&reg.raw("group/app:latest").unwrap()).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
+    assert!(stderr_of(&out).contains("latest-s390x"));
+}
+
+#[test]
+fn docker_format_over_oci_children_is_refused_with_a_hint() {
+    let reg = Registry::start();
+    push_fixture(&reg, "group/app:latest-amd64", "linux/amd64", Kind::Oci);
+    push_fixture(&reg, "group/app:latest-arm64", "linux/arm64", Kind::Docker);
+    let work = tempfile::tempdir().unwrap();
+    let out = multiarch(&job(&reg, &[("MULTIARCH_FORMAT", "docker")]), work.path())
+        .arg("push")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert!(stderr_of(&out).contains("--format oci"));
+    assert!(reg.raw("group/app:latest").is_none());
+}
+
+#[test]
+fn plan_prints_the_index_and_pushes_nothing() {
+    let reg = Registry::start();
+    push_fixture(&reg, "group/app:latest-amd64", "linux/amd64", Kind::Oci);
+    push_fixture(&reg, "group/app:latest-arm64", "linux/arm64", Kind::Oci);
+    let work = tempfile::tempdir().unwrap();
+    let env = job(&reg, &[]);
+    let plan = multiarch(&env, work.path()).arg("plan").output().unwrap();
+    assert!(plan.status.success(), "{}", stderr_of(&plan));
+    let text = String::from_utf8(plan.stdout).unwrap();
+    assert!(text.starts_with("sources:\n  linux/amd64 "), "{text}");
+    assert!(
+        text.contains(&format!("targets:\n  {}:latest\n", reg.repo("group/app"))),
+        "{text}"
+    );
+    assert!(reg.raw("group/app:latest").is_none());
+    assert!(!work.path().join("multiarch.env").exists());
+
+    // The JSON plan holds exactly the bytes push then publishes.
+    let json_start = text.find("\n{").unwrap() + 1;
+    let planned = text[json_start..].trim_end().as_bytes().to_vec();
+    let out = multiarch(&env, work.path()).arg("push").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(reg.raw("group/app:latest").unwrap(), planned);
+}

@@ -1,0 +1,164 @@
+//! Fixture images for any platform: written as OCI layouts (tiny layer, real config), then pushed
+//! with `skopeo copy` — as OCI, as Docker v2 (`--format v2s2`), or as a buildx-style per-arch
+//! index carrying a provenance attestation manifest.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use serde_json::json;
+
+use super::{sha256, Registry};
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// How to push a fixture.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Oci,
+    Docker,
+    /// An OCI index holding the image and an attestation manifest, as `docker buildx` pushes.
+    Buildx,
+}
+
+struct Layout<'a> {
+    dir: &'a Path,
+}
+
+impl Layout<'_> {
+    fn blob(&self, bytes: &[u8]) -> (String, u64) {
+        let digest = sha256(bytes);
+        let path = self
+            .dir
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+        (digest, bytes.len() as u64)
+    }
+
+    fn descriptor(&self, media_type: &str, bytes: &[u8]) -> serde_json::Value {
+        let (digest, size) = self.blob(bytes);
+        json!({"mediaType": media_type, "digest": digest, "size": size})
+    }
+}
+
+/// A gzip of a one-file tar whose content names the platform, so each image has its own layer.
+fn layer(platform: &str) -> (Vec<u8>, String) {
+    let content = format!("built for {platform}\n");
+    let mut tar = vec![0u8; 512];
+    let name = b"platform.txt";
+    tar[..name.len()].copy_from_slice(name);
+    tar[100..108].copy_from_slice(b"0000644\0");
+    tar[108..116].copy_from_slice(b"0000000\0");
+    tar[116..124].copy_from_slice(b"0000000\0");
+    tar[124..136].copy_from_slice(format!("{:011o}\0", content.len()).as_bytes());
+    tar[136..148].copy_from_slice(b"00000000000\0");
+    tar[156] = b'0';
+    tar[257..263].copy_from_slice(b"ustar\0");
+    tar[263..265].copy_from_slice(b"00");
+    tar[148..156].copy_from_slice(b"        ");
+    let sum: u32 = tar.iter().map(|b| *b as u32).sum();
+    tar[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    let mut data = content.into_bytes();
+    data.resize(512, 0);
+    tar.extend(data);
+    tar.extend([0u8; 1024]);
+    let diff_id = sha256(&tar);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).unwrap();
+    (gz.finish().unwrap(), diff_id)
+}
+
+/// Writes an image for `platform` (`os/arch[/variant]`) into the layout; returns its manifest
+/// descriptor (without platform).
+fn write_image(layout: &Layout, platform: &str) -> serde_json::Value {
+    let parts: Vec<&str> = platform.split('/').collect();
+    let (gz, diff_id) = layer(platform);
+    let mut config = json!({
+        "architecture": parts[1],
+        "os": parts[0],
+        "config": {"Env": ["PATH=/usr/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "history": [{"created_by": "multiarch fixture"}],
+    });
+    if let Some(v) = parts.get(2) {
+        config["variant"] = json!(v);
+    }
+    let config = layout.descriptor(
+        "application/vnd.oci.image.config.v1+json",
+        &serde_json::to_vec(&config).unwrap(),
+    );
+    let layer = layout.descriptor("application/vnd.oci.image.layer.v1.tar+gzip", &gz);
+    let manifest =
+        json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": [layer]});
+    layout.descriptor(OCI_MANIFEST, &serde_json::to_vec(&manifest).unwrap())
+}
+
+/// A buildx provenance attestation for `subject`.
+fn write_attestation(layout: &Layout, subject: &serde_json::Value) -> serde_json::Value {
+    let statement = json!({"_type": "https://in-toto.io/Statement/v0.1", "predicateType": "https://slsa.dev/provenance/v0.2", "subject": [], "predicate": {}});
+    let layer = layout.descriptor(
+        "application/vnd.in-toto+json",
+        &serde_json::to_vec(&statement).unwrap(),
+    );
+    let config = layout.descriptor("application/vnd.oci.image.config.v1+json", br#"{"architecture":"unknown","os":"unknown","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#);
+    let manifest =
+        json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": [layer]});
+    let mut d = layout.descriptor(OCI_MANIFEST, &serde_json::to_vec(&manifest).unwrap());
+    d["platform"] = json!({"architecture": "unknown", "os": "unknown"});
+    d["annotations"] = json!({"vnd.docker.reference.digest": subject["digest"], "vnd.docker.reference.type": "attestation-manifest"});
+    d
+}
+
+/// Pushes a fixture for `platform` to `path` (`app:latest-amd64`) in `registry`; returns the
+/// digest of what the registry now holds under that tag.
+pub fn push(registry: &Registry, path: &str, platform: &str, kind: Kind) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout { dir: dir.path() };
+    std::fs::write(
+        dir.path().join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let image = write_image(&layout, platform);
+    let mut top = match kind {
+        Kind::Oci | Kind::Docker => image,
+        Kind::Buildx => {
+            let parts: Vec<&str> = platform.split('/').collect();
+            let mut img = image.clone();
+            img["platform"] = json!({"architecture": parts[1], "os": parts[0]});
+            if let Some(v) = parts.get(2) {
+                img["platform"]["variant"] = json!(v);
+            }
+            let att = write_attestation(&layout, &image);
+            let index =
+                json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [img, att]});
+            layout.descriptor(OCI_INDEX, &serde_json::to_vec(&index).unwrap())
+        }
+    };
+    top["annotations"] = json!({"org.opencontainers.image.ref.name": "fixture"});
+    let index = json!({"schemaVersion": 2, "manifests": [top]});
+    std::fs::write(
+        dir.path().join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+
+    let src = format!("oci:{}:fixture", dir.path().display());
+    let dest = format!("docker://{}", registry.repo(path));
+    let digest_file = dir.path().join("digest");
+    let digest_arg = format!("--digestfile={}", digest_file.display());
+    let mut args = vec!["copy", "--retry-times=2", digest_arg.as_str()];
+    match kind {
+        Kind::Docker => args.push("--format=v2s2"),
+        Kind::Buildx => args.extend(["--all", "--preserve-digests"]),
+        Kind::Oci => args.push("--preserve-digests"),
+    }
+    args.extend([src.as_str(), dest.as_str()]);
+    registry.skopeo(&args);
+    std::fs::read_to_string(digest_file)
+        .unwrap()
+        .trim()
+        .to_string()
+}
