@@ -43,7 +43,7 @@ pub enum Error {
     },
 
     /// TLS verification of a registry failed (unknown CA, wrong host name).
-    #[error("TLS connection to {registry} refused: the certificate is not trusted\n  hint: pass the registry's CA with --ca-file / MULTIARCH_CA_FILE, or list the host in MULTIARCH_INSECURE_REGISTRIES if it serves plain HTTP")]
+    #[error("TLS connection to {registry} refused: the certificate is not trusted ({detail})\n  hint: pass the registry's CA with --ca-file / MULTIARCH_CA_FILE, or list the host in MULTIARCH_INSECURE_REGISTRIES if it serves plain HTTP")]
     UntrustedCertificate { registry: String, detail: String },
 
     /// Per-architecture sources that do not exist (yet).

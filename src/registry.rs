@@ -294,19 +294,22 @@ fn without_url(r: &reqwest::Error) -> String {
     }
 }
 
-/// Finds a rustls certificate rejection anywhere in the error chain.
+/// Finds a rustls certificate rejection anywhere in the error chain. `io::Error` hides the error
+/// it wraps from `source()` (it reports that error's source), so those are unwrapped by hand.
 fn certificate_problem(r: &reqwest::Error) -> Option<String> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(r);
     while let Some(s) = source {
-        let tls = s.downcast_ref::<rustls::Error>().or_else(|| {
-            s.downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        });
-        if let Some(tls @ rustls::Error::InvalidCertificate(_)) = tls {
+        if let Some(tls @ rustls::Error::InvalidCertificate(_)) = s.downcast_ref::<rustls::Error>()
+        {
             return Some(tls.to_string());
         }
-        source = s.source();
+        source = match s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => s.source(),
+        };
     }
     None
 }

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The test command (README): on a fresh Debian machine, install what the tests need, then run
+# cargo fmt --check, clippy with warnings denied, and every test. Tests start their own services
+# (docker-registry, ...) on free loopback ports and stop them; nothing is left running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. ci/lib.sh
+
+install_test_tools
+echo "--- tools"
+docker-registry --version
+skopeo --version
+
+echo "--- cargo fmt --check"
+cargo fmt --all -- --check
+echo "--- cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+echo "--- cargo test"
+cargo test --locked --all-targets
