@@ -34,6 +34,8 @@ pub enum Command {
     Push(PushArgs),
     /// Resolve and fetch everything, print sources, targets and the index JSON; push nothing
     Plan(PushArgs),
+    /// Only wait until every per-architecture source exists (exit 0), or 3 at the deadline
+    Wait(PushArgs),
     /// Show a manifest or index: media type, digest, size and platforms
     Inspect(InspectArgs),
 }
@@ -124,6 +126,14 @@ pub struct AccessArgs {
     /// PEM file of extra CA certificates to trust [env: MULTIARCH_CA_FILE] [default: system roots and SSL_CERT_FILE]
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
+
+    /// Retries of a registry request that failed transiently (429, 5xx, connection, timeout) [env: MULTIARCH_RETRIES] [default: 5]
+    #[arg(long, value_name = "N")]
+    pub retries: Option<String>,
+
+    /// Time limit of one registry request, e.g. 30s [env: MULTIARCH_REQUEST_TIMEOUT] [default: 30s]
+    #[arg(long, value_name = "DURATION")]
+    pub request_timeout: Option<String>,
 }
 
 #[cfg(test)]

@@ -119,6 +119,10 @@ pub enum Error {
         reason: String,
     },
 
+    /// The registry refused to overwrite a tag (ECR immutable tags answer `TAG_INVALID`).
+    #[error("{reference}: the registry refused to move this tag ({reason})\n  hint: the repository has immutable tags and the tag already holds a different image; publish under a new tag (e.g. the version or $CI_COMMIT_SHORT_SHA), or make the tag mutable")]
+    TagImmutable { reference: String, reason: String },
+
     /// Writing an output file (dotenv) failed.
     #[error("writing {}", path.display())]
     WriteFile {
@@ -141,7 +145,8 @@ impl Error {
             | Error::DuplicatePlatform { .. }
             | Error::MixedFormat { .. }
             | Error::InvalidManifest { .. }
-            | Error::DigestMismatch { .. } => exit::VALIDATION,
+            | Error::DigestMismatch { .. }
+            | Error::TagImmutable { .. } => exit::VALIDATION,
             Error::AccessDenied { .. } => exit::AUTH,
             Error::Transient { .. } => exit::TRANSIENT,
             Error::Registry { .. } | Error::WriteFile { .. } => exit::OTHER,

@@ -130,6 +130,12 @@ pub fn build(
     })
 }
 
+/// Checks one source on its own (platform against the tag's, index shape), so a wrong image
+/// fails as soon as it is seen rather than after waiting for the others.
+pub fn check(source: &Resolved) -> Result<(), Error> {
+    entries_of(source).map(|_| ())
+}
+
 /// The index entries one source contributes: itself (an image) or its children (an index).
 fn entries_of(source: &Resolved) -> Result<Vec<(Descriptor, Child)>, Error> {
     let f = &source.fetched;

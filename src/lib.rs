@@ -18,6 +18,7 @@ pub mod registry;
 pub mod report;
 pub mod secret;
 pub mod settings;
+pub mod wait;
 
 use std::io::Write;
 use std::path::Path;
@@ -36,8 +37,22 @@ pub async fn run(cli: Cli, env: &Env, out: &mut dyn Write) -> Result<(), Error> 
     match cli.command {
         Command::Push(args) => push(args, env, false, out).await,
         Command::Plan(args) => push(args, env, true, out).await,
+        Command::Wait(args) => wait_only(args, env, out).await,
         Command::Inspect(args) => inspect(args, env, out).await,
     }
+}
+
+/// `multiarch wait`: the waiting phase alone; prints one `reference@digest` line per source.
+async fn wait_only(args: PushArgs, env: &Env, out: &mut dyn Write) -> Result<(), Error> {
+    let plan = settings::resolve(&args, env)?;
+    let registry = OciRegistry::new(&plan.access)?;
+    let gathered = wait::gather(&plan, &registry).await?;
+    let text: String = gathered
+        .resolved
+        .iter()
+        .map(|r| format!("{}@{}\n", r.reference, r.fetched.digest))
+        .collect();
+    write_out(out, text.as_bytes())
 }
 
 async fn push(
@@ -127,8 +142,11 @@ fn unix_now() -> u64 {
 }
 
 impl Phases for GitLabSections {
-    fn start(&self, name: &str, title: &str) {
-        eprint!("{}", report::section_start(unix_now(), name, title));
+    fn start(&self, name: &str, title: &str, collapsed: bool) {
+        eprint!(
+            "{}",
+            report::section_start(unix_now(), name, title, collapsed)
+        );
     }
     fn end(&self, name: &str) {
         eprint!("{}", report::section_end(unix_now(), name));

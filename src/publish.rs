@@ -1,18 +1,18 @@
 //! The push command's orchestration: the one place that knows the order of the steps.
 //!
-//! sources → fetch every manifest at once → fetch every config at once → build the index →
-//! for each target tag at once: look, skip if it already holds the index, else PUT.
+//! sources (wait for all, fetch every manifest and config at once) → build the index → for each
+//! target tag at once: look (HEAD), skip if it already holds the index, else PUT.
 //! Nothing is pushed unless every step before succeeded (no partial index).
 
 use futures_util::future::try_join_all;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::error::Error;
-use crate::index::{self, Index, Resolved};
-use crate::manifest::{self, Fetched, Manifest};
+use crate::index::{self, Index};
 use crate::reference::Reference;
 use crate::registry::Registry;
-use crate::settings::{Plan, Source};
+use crate::settings::Plan;
+use crate::wait::{self, Gathered};
 
 /// What happened to one target tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -37,7 +37,7 @@ pub struct Outcome {
 
 /// Marks the phases of a run, for GitLab's collapsible log sections.
 pub trait Phases {
-    fn start(&self, name: &str, title: &str);
+    fn start(&self, name: &str, title: &str, collapsed: bool);
     fn end(&self, name: &str);
 }
 
@@ -45,7 +45,7 @@ pub trait Phases {
 pub struct NoPhases;
 
 impl Phases for NoPhases {
-    fn start(&self, _: &str, _: &str) {}
+    fn start(&self, _: &str, _: &str, _: bool) {}
     fn end(&self, _: &str) {}
 }
 
@@ -55,10 +55,14 @@ pub async fn run(
     registry: &impl Registry,
     phases: &dyn Phases,
 ) -> Result<Outcome, Error> {
-    phases.start("multiarch_sources", "Reading per-architecture sources");
-    let gathered = gather(plan, registry).await;
+    phases.start(
+        "multiarch_sources",
+        "Waiting for and reading per-architecture sources",
+        false,
+    );
+    let gathered = wait::gather(plan, registry).await;
     phases.end("multiarch_sources");
-    let (resolved, missing) = gathered?;
+    let Gathered { resolved, missing } = gathered?;
 
     let index = index::build(&resolved, plan.format, &plan.annotations)?;
     info!(digest = %index.digest, media_type = index.media_type, children = index.children.len(), "index built");
@@ -75,73 +79,13 @@ pub async fn run(
             missing,
         });
     }
-    phases.start("multiarch_push", "Pushing the index");
+    phases.start("multiarch_push", "Pushing the index", true);
     let pushed = try_join_all(plan.targets.iter().map(|t| push_one(registry, t, &index))).await;
     phases.end("multiarch_push");
     Ok(Outcome {
         targets: pushed?,
         index,
         missing,
-    })
-}
-
-/// Fetches every source manifest, then every config, all concurrently. Returns the resolved
-/// sources in plan order and the references of the missing ones (allowed only with
-/// `--allow-missing`, and only while at least one source exists).
-async fn gather(
-    plan: &Plan,
-    registry: &impl Registry,
-) -> Result<(Vec<Resolved>, Vec<String>), Error> {
-    let fetched = try_join_all(
-        plan.sources
-            .iter()
-            .map(|s| registry.fetch_manifest(&s.reference)),
-    )
-    .await?;
-    let mut present: Vec<(&Source, Fetched)> = Vec::new();
-    let mut missing: Vec<String> = Vec::new();
-    for (source, found) in plan.sources.iter().zip(fetched) {
-        match found {
-            Some(f) => present.push((source, f)),
-            None => missing.push(source.reference.to_string()),
-        }
-    }
-    if !missing.is_empty() {
-        if !plan.allow_missing || present.is_empty() {
-            return Err(Error::SourcesMissing { missing });
-        }
-        warn!(missing = %missing.join(", "), "publishing without the missing sources (--allow-missing)");
-    }
-    let resolved = try_join_all(present.into_iter().map(|(s, f)| resolve(registry, s, f))).await?;
-    Ok((resolved, missing))
-}
-
-/// Reads the platform of one fetched source: from its config for an image; an index carries
-/// its platforms in its entries.
-async fn resolve(
-    registry: &impl Registry,
-    source: &Source,
-    fetched: Fetched,
-) -> Result<Resolved, Error> {
-    let reference = source.reference.to_string();
-    let config_platform = match &fetched.manifest {
-        Manifest::Image { config } => {
-            let bytes = registry.fetch_config(&source.reference, config).await?;
-            Some(manifest::config_platform(&reference, &bytes)?)
-        }
-        Manifest::Index { .. } => None,
-    };
-    info!(
-        reference = %reference,
-        digest = %fetched.digest,
-        platform = %config_platform.as_ref().map(ToString::to_string).unwrap_or_else(|| "index".into()),
-        "source found"
-    );
-    Ok(Resolved {
-        reference,
-        expected: source.platform.clone(),
-        fetched,
-        config_platform,
     })
 }
 
@@ -152,12 +96,8 @@ async fn push_one(
     target: &Reference,
     index: &Index,
 ) -> Result<(Reference, Status), Error> {
-    let current = registry.fetch_manifest(target).await.or_else(|e| match e {
-        // A target that holds something we cannot parse (a foreign artifact) is simply replaced.
-        Error::InvalidManifest { .. } => Ok(None),
-        e => Err(e),
-    })?;
-    if current.is_some_and(|c| c.digest == index.digest) {
+    let current = registry.head_manifest(target).await?;
+    if current.as_deref() == Some(index.digest.as_str()) {
         info!(reference = %target, digest = %index.digest, "unchanged");
         return Ok((target.clone(), Status::Unchanged));
     }

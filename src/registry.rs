@@ -1,69 +1,78 @@
-//! The only way to the network: the distribution API through oci-client.
+//! The only way to the network: the OCI distribution API.
 //!
-//! `Registry` is the seam orchestration uses (and that tests can script); `OciRegistry` is the
-//! real one. This module alone imports oci-client and converts its errors, by registry error
-//! *code* and HTTP status, into `Error`: 404/`MANIFEST_UNKNOWN` is an answer (`Ok(None)`), 401/403
-//! is exit 5, 429/5xx/connection is exit 75. Manifests travel as raw bytes: hashed here, never
-//! re-serialised, pushed by tag (a push by digest panics in oci-client on registries that send no
-//! `Location`, as ECR does).
+//! `Registry` is the seam orchestration uses; `OciRegistry` is the real one. oci-client does the
+//! authentication handshake (the `/v2/` ping, the bearer challenge, the token service, its token
+//! cache); the manifest and blob requests themselves go through the same reqwest stack here,
+//! because a publish step needs what oci-client's request methods hide: response headers
+//! (`Retry-After`, `Docker-Content-Digest`, `Content-Type`), bounded body reads, HEAD without a
+//! fallback GET, and one retry site for every request. Manifests travel as raw bytes, hashed here
+//! and never re-serialised, and are pushed by tag.
+//!
+//! Errors are converted here, by HTTP status and registry error *code*, never by message text:
+//! 404 is an answer (`Ok(None)`), 401/403 exit 5, 429/5xx/connection exit 75 once retries are spent.
 
-use std::collections::HashSet;
-use std::time::Duration;
+mod classify;
+mod send;
 
+use std::collections::HashMap;
+
+use base64::Engine as _;
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
-use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, RegistryOperation};
+use oci_client::RegistryOperation;
+use reqwest::header::{HeaderValue, ACCEPT as ACCEPT_HEADER, CONTENT_TYPE};
+use reqwest::{Method, StatusCode};
 use tokio::sync::Mutex;
 use tracing::debug;
 
 use crate::auth::{Credential, Credentials};
 use crate::error::Error;
 use crate::index::Index;
-use crate::manifest::{Descriptor, Fetched, ACCEPT, MAX_CONFIG_BYTES};
+use crate::manifest::{sha256, Descriptor, Fetched, ACCEPT, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES};
 use crate::reference::Reference;
 use crate::settings::Access;
+use classify::Action;
+use send::Reply;
 
 /// The only way orchestration reaches a registry.
 #[allow(async_fn_in_trait)]
 pub trait Registry {
-    /// Fetches a manifest's exact bytes, verified against its digest. `Ok(None)` = not pushed
-    /// (yet): an answer, not an error.
+    /// Whether a manifest exists, and its digest: a HEAD, which registries (Docker Hub) do not
+    /// count as a pull. `Ok(None)` = not pushed (yet): an answer, not an error.
+    async fn head_manifest(&self, at: &Reference) -> Result<Option<String>, Error>;
+    /// A manifest's exact bytes, verified against its digest. `Ok(None)` = not pushed (yet).
     async fn fetch_manifest(&self, at: &Reference) -> Result<Option<Fetched>, Error>;
-    /// Fetches an image config blob (at most `MAX_CONFIG_BYTES`), verified against its digest.
+    /// An image config blob (at most `MAX_CONFIG_BYTES`), verified against its digest.
     async fn fetch_config(&self, repo: &Reference, config: &Descriptor) -> Result<Vec<u8>, Error>;
     /// PUTs the index bytes under the tag of `to`.
     async fn push_index(&self, to: &Reference, index: &Index) -> Result<(), Error>;
 }
 
 const USER_AGENT: &str = concat!("multiarch/", env!("CARGO_PKG_VERSION"));
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const READ_TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// A real registry client for every host of a run: one connection pool, one authentication per
+/// Registry access for every host of a run: one connection pool, one authentication per
 /// registry, repository and operation.
 pub struct OciRegistry {
-    client: Client,
+    oci: oci_client::Client,
+    http: reqwest::Client,
     credentials: Credentials,
-    authenticated: Mutex<HashSet<(String, String, bool)>>,
+    insecure: Vec<String>,
+    retries: u32,
+    request_timeout: std::time::Duration,
+    /// Authorization header per (registry, repository, push?); `None` = anonymous.
+    auth_headers: Mutex<HashMap<(String, String, bool), Option<HeaderValue>>>,
 }
 
 impl OciRegistry {
     pub fn new(access: &Access) -> Result<OciRegistry, Error> {
         // reqwest is built without a default crypto provider so the binary carries only ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut config = ClientConfig {
-            protocol: ClientProtocol::HttpsExcept(access.insecure.clone()),
-            connect_timeout: Some(CONNECT_TIMEOUT),
-            read_timeout: Some(READ_TIMEOUT),
-            user_agent: USER_AGENT,
-            platform_resolver: None,
-            ..Default::default()
+        let pems = match &access.ca_file {
+            Some(path) => read_ca_file(path)?,
+            None => Vec::new(),
         };
-        if let Some(path) = &access.ca_file {
-            config.extra_root_certificates = read_ca_file(path)?;
-        }
-        let client = Client::try_from(config).map_err(|e| {
+        let bad_ca = |e: String| {
             Error::invalid(
                 "--ca-file / MULTIARCH_CA_FILE",
                 access
@@ -71,81 +80,208 @@ impl OciRegistry {
                     .as_ref()
                     .map(|p| p.display().to_string())
                     .unwrap_or_default(),
-                format!("the HTTP client cannot use it ({e})"),
+                format!("the TLS stack cannot use it ({e})"),
                 "give a PEM file of CA certificates",
             )
-        })?;
+        };
+        let config = ClientConfig {
+            protocol: ClientProtocol::HttpsExcept(access.insecure.clone()),
+            connect_timeout: Some(CONNECT_TIMEOUT),
+            read_timeout: Some(access.request_timeout),
+            user_agent: USER_AGENT,
+            platform_resolver: None,
+            extra_root_certificates: pems
+                .iter()
+                .map(|pem| Certificate {
+                    encoding: CertificateEncoding::Pem,
+                    data: pem.clone(),
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let oci = oci_client::Client::try_from(config).map_err(|e| bad_ca(e.to_string()))?;
+        let mut roots = Vec::new();
+        for pem in &pems {
+            roots.push(reqwest::Certificate::from_pem(pem).map_err(|e| bad_ca(e.to_string()))?);
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tls_certs_merge(roots)
+            .build()
+            .map_err(|e| bad_ca(e.to_string()))?;
         Ok(OciRegistry {
-            client,
+            oci,
+            http,
             credentials: Credentials::load(&access.credentials)?,
-            authenticated: Mutex::new(HashSet::new()),
+            insecure: access.insecure.clone(),
+            retries: access.retries,
+            request_timeout: access.request_timeout,
+            auth_headers: Mutex::new(HashMap::new()),
         })
     }
 
-    fn auth_for(&self, at: &Reference) -> RegistryAuth {
-        match self.credentials.for_host(at.registry()) {
-            Credential::Anonymous => RegistryAuth::Anonymous,
-            Credential::Basic { username, password } => {
-                RegistryAuth::Basic(username, password.expose().to_string())
-            }
-        }
+    fn url(&self, at: &Reference, kind: &str, name: &str) -> String {
+        let host = at.resolve_registry();
+        let scheme = if self.insecure.iter().any(|h| h == host) {
+            "http"
+        } else {
+            "https"
+        };
+        format!("{scheme}://{host}/v2/{}/{kind}/{name}", at.repository())
     }
 
-    /// Authenticates once per registry, repository and operation, before the first request, so
-    /// concurrent requests share one token instead of racing for N. Push tokens are fetched
-    /// explicitly: oci-client keeps the first auth it saw for a registry.
-    async fn authenticate(&self, at: &Reference, op: RegistryOperation) -> Result<(), Error> {
-        let push = matches!(op, RegistryOperation::Push);
-        let key = (at.registry().to_string(), at.repository().to_string(), push);
-        let mut done = self.authenticated.lock().await;
-        if done.contains(&key) {
-            return Ok(());
+    /// The path of a manifest by digest (when the reference has one) or tag.
+    fn manifest_url(&self, at: &Reference) -> String {
+        let name = at.digest().or(at.tag()).unwrap_or("latest");
+        self.url(at, "manifests", name)
+    }
+
+    /// The Authorization header for `at`, from oci-client's handshake (once per registry,
+    /// repository and operation, so concurrent requests share one token). `refresh` asks for a
+    /// new token after a 401 (an expired token).
+    async fn auth_header(
+        &self,
+        at: &Reference,
+        push: bool,
+        refresh: bool,
+    ) -> Result<Option<HeaderValue>, Error> {
+        let key = (
+            at.resolve_registry().to_string(),
+            at.repository().to_string(),
+            push,
+        );
+        let mut cache = self.auth_headers.lock().await;
+        if let (Some(h), false) = (cache.get(&key), refresh) {
+            return Ok(h.clone());
         }
-        let auth = self.auth_for(at);
-        debug!(reference = %at, push, "authenticating");
-        self.client
-            .auth(at, &auth, op)
-            .await
-            .map_err(|e| classify(e, if push { Action::Push } else { Action::Pull }, at))?;
-        done.insert(key);
-        Ok(())
+        let credential = self.credentials.for_host(at.registry());
+        let auth = match &credential {
+            Credential::Anonymous => RegistryAuth::Anonymous,
+            Credential::Basic { username, password } => {
+                RegistryAuth::Basic(username.clone(), password.expose().to_string())
+            }
+        };
+        let op = if push {
+            RegistryOperation::Push
+        } else {
+            RegistryOperation::Pull
+        };
+        debug!(reference = %at, push, refresh, "authenticating");
+        let action = if push { Action::Push } else { Action::Fetch };
+        let token =
+            send::with_retries(self.retries, at, action, || self.oci.auth(at, &auth, op)).await?;
+        let value = match (token, &credential) {
+            (Some(token), _) => Some(format!("Bearer {token}")),
+            // No bearer challenge: the registry takes basic auth (or none at all).
+            (None, Credential::Basic { username, password }) => Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{username}:{}", password.expose()))
+            )),
+            (None, Credential::Anonymous) => None,
+        };
+        let header = value.map(|v| {
+            let mut h = HeaderValue::from_str(&v).expect("tokens are header-safe");
+            h.set_sensitive(true);
+            h
+        });
+        cache.insert(key, header.clone());
+        Ok(header)
+    }
+
+    /// One request through the retry site; `limit` bounds the body read.
+    async fn request(
+        &self,
+        at: &Reference,
+        action: Action,
+        method: Method,
+        url: &str,
+        limit: usize,
+        body: Option<(&'static str, &[u8])>,
+    ) -> Result<Reply, Error> {
+        send::request(self, at, action, limit, |auth| {
+            let mut req = self
+                .http
+                .request(method.clone(), url)
+                .timeout(self.request_timeout);
+            if let Some(h) = auth {
+                req = req.header(reqwest::header::AUTHORIZATION, h.clone());
+            }
+            match body {
+                Some((content_type, bytes)) => {
+                    req.header(CONTENT_TYPE, content_type).body(bytes.to_vec())
+                }
+                None => req.header(ACCEPT_HEADER, ACCEPT.join(", ")),
+            }
+        })
+        .await
     }
 }
 
 impl Registry for OciRegistry {
-    async fn fetch_manifest(&self, at: &Reference) -> Result<Option<Fetched>, Error> {
-        self.authenticate(at, RegistryOperation::Pull).await?;
-        debug!(reference = %at, "GET manifest");
-        let result = self
-            .client
-            .pull_manifest_raw(at, &self.auth_for(at), &ACCEPT)
-            .await;
-        let (bytes, digest) = match result {
-            Ok(found) => found,
-            Err(e) => {
-                return match classify(e, Action::Fetch, at) {
-                    Error::Registry { reason, .. } if reason == NOT_FOUND => Ok(None),
-                    other => Err(other),
-                }
-            }
-        };
-        // oci-client verified the body against the registry's digest header; hash it ourselves
-        // too, so the digest we write into the index is the one of these exact bytes.
-        let ours = crate::manifest::sha256(&bytes);
-        if digest.starts_with("sha256:") && digest != ours {
-            return Err(Error::DigestMismatch {
-                reference: at.to_string(),
-                expected: digest,
-                actual: ours,
-            });
+    async fn head_manifest(&self, at: &Reference) -> Result<Option<String>, Error> {
+        debug!(reference = %at, "HEAD manifest");
+        let reply = self
+            .request(
+                at,
+                Action::Fetch,
+                Method::HEAD,
+                &self.manifest_url(at),
+                0,
+                None,
+            )
+            .await?;
+        match reply.status {
+            StatusCode::OK => match reply.digest_header() {
+                Some(d) => Ok(Some(d)),
+                // A registry that does not say the digest on HEAD: read the bytes instead.
+                None => Ok(self.fetch_manifest(at).await?.map(|f| f.digest)),
+            },
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(classify::reply(&reply, Action::Fetch, at)),
         }
-        Fetched::parse(&at.to_string(), bytes.to_vec(), digest).map(Some)
+    }
+
+    async fn fetch_manifest(&self, at: &Reference) -> Result<Option<Fetched>, Error> {
+        debug!(reference = %at, "GET manifest");
+        let reply = self
+            .request(
+                at,
+                Action::Fetch,
+                Method::GET,
+                &self.manifest_url(at),
+                MAX_MANIFEST_BYTES,
+                None,
+            )
+            .await?;
+        match reply.status {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Ok(None),
+            _ => return Err(classify::reply(&reply, Action::Fetch, at)),
+        }
+        // Hash the exact bytes; the registry's header and the reference's digest must agree.
+        let digest = sha256(&reply.body);
+        for expected in [reply.digest_header(), at.digest().map(str::to_string)]
+            .into_iter()
+            .flatten()
+        {
+            if expected.starts_with("sha256:") && expected != digest {
+                return Err(Error::DigestMismatch {
+                    reference: at.to_string(),
+                    expected,
+                    actual: digest,
+                });
+            }
+        }
+        Fetched::parse(&at.to_string(), reply.body, digest).map(Some)
     }
 
     async fn fetch_config(&self, repo: &Reference, config: &Descriptor) -> Result<Vec<u8>, Error> {
+        let where_ = || format!("{repo} ({})", config.digest);
         if config.size > MAX_CONFIG_BYTES {
             return Err(Error::InvalidManifest {
-                reference: format!("{repo} ({})", config.digest),
+                reference: where_(),
                 what: "image config",
                 reason: format!(
                     "it is {} bytes, more than the {MAX_CONFIG_BYTES} accepted",
@@ -153,188 +289,76 @@ impl Registry for OciRegistry {
                 ),
             });
         }
-        self.authenticate(repo, RegistryOperation::Pull).await?;
         debug!(reference = %repo, digest = %config.digest, "GET config");
-        let mut out = Vec::with_capacity(config.size as usize);
-        self.client
-            .pull_blob(repo, config.digest.as_str(), &mut out)
-            .await
-            .map_err(|e| classify(e, Action::FetchConfig, repo))?;
-        Ok(out)
+        let url = self.url(repo, "blobs", &config.digest);
+        let reply = self
+            .request(
+                repo,
+                Action::FetchConfig,
+                Method::GET,
+                &url,
+                MAX_CONFIG_BYTES as usize,
+                None,
+            )
+            .await?;
+        if reply.status != StatusCode::OK {
+            return Err(classify::reply(&reply, Action::FetchConfig, repo));
+        }
+        let actual = sha256(&reply.body);
+        if actual != config.digest {
+            return Err(Error::DigestMismatch {
+                reference: where_(),
+                expected: config.digest.clone(),
+                actual,
+            });
+        }
+        Ok(reply.body)
     }
 
     async fn push_index(&self, to: &Reference, index: &Index) -> Result<(), Error> {
-        self.authenticate(to, RegistryOperation::Push).await?;
         debug!(reference = %to, digest = %index.digest, "PUT index");
-        let content_type = index
-            .media_type
-            .parse()
-            .expect("media types are valid header values");
-        self.client
-            .push_manifest_raw(to, index.bytes.clone(), content_type)
-            .await
-            .map_err(|e| classify(e, Action::Push, to))?;
-        Ok(())
-    }
-}
-
-/// What we were doing when an error came back; it words the message.
-#[derive(Clone, Copy)]
-enum Action {
-    Fetch,
-    FetchConfig,
-    Push,
-    Pull,
-}
-
-impl Action {
-    fn words(self) -> (&'static str, &'static str) {
-        match self {
-            Action::Fetch => ("fetching manifest", "pull"),
-            Action::FetchConfig => ("fetching image config of", "pull"),
-            Action::Pull => ("authenticating to pull", "pull"),
-            Action::Push => ("pushing index to", "push to"),
+        let url = self.manifest_url(to);
+        let reply = self
+            .request(
+                to,
+                Action::Push,
+                Method::PUT,
+                &url,
+                64 * 1024,
+                Some((index.media_type, &index.bytes)),
+            )
+            .await?;
+        if !reply.status.is_success() {
+            return Err(classify::reply(&reply, Action::Push, to));
+        }
+        match reply.digest_header() {
+            Some(d) if d != index.digest => Err(Error::DigestMismatch {
+                reference: to.to_string(),
+                expected: index.digest.clone(),
+                actual: d,
+            }),
+            _ => Ok(()),
         }
     }
 }
 
-const NOT_FOUND: &str = "not found";
-
-/// Converts an oci-client error by registry error code and status, never by message text.
-fn classify(e: OciDistributionError, action: Action, at: &Reference) -> Error {
-    let (doing, verb) = action.words();
-    let reference = at.to_string();
-    let denied = |reason: String| Error::AccessDenied {
-        action: doing,
-        verb,
-        reference: reference.clone(),
-        registry: at.registry().to_string(),
-        reason,
-    };
-    let transient = |reason: String| Error::Transient {
-        action: doing,
-        reference: reference.clone(),
-        reason,
-    };
-    let other = |reason: String| Error::Registry {
-        action: doing,
-        reference: reference.clone(),
-        reason,
-    };
-    match e {
-        OciDistributionError::RegistryError { envelope, .. } => {
-            let code = envelope.errors.first().map(|e| &e.code);
-            match code {
-                Some(
-                    OciErrorCode::ManifestUnknown
-                    | OciErrorCode::NameUnknown
-                    | OciErrorCode::NotFound
-                    | OciErrorCode::BlobUnknown,
-                ) => other(NOT_FOUND.into()),
-                Some(OciErrorCode::Unauthorized | OciErrorCode::Denied) => denied(codes(&envelope)),
-                Some(OciErrorCode::Toomanyrequests) => transient(codes(&envelope)),
-                _ => other(codes(&envelope)),
-            }
-        }
-        OciDistributionError::ServerError { code, .. } => match code {
-            404 => other(NOT_FOUND.into()),
-            401 | 403 => denied(format!("HTTP {code}")),
-            408 | 429 | 500..=599 => transient(format!("HTTP {code}")),
-            _ => other(format!("HTTP {code}")),
-        },
-        OciDistributionError::UnauthorizedError { .. } => denied("HTTP 401".into()),
-        OciDistributionError::AuthenticationFailure(_) => {
-            denied("the token service refused the credentials".into())
-        }
-        OciDistributionError::DigestError(d) => Error::DigestMismatch {
-            reference,
-            expected: "the digest the registry announced".into(),
-            actual: d.to_string(),
-        },
-        OciDistributionError::RequestError(r) => {
-            if let Some(detail) = certificate_problem(&r) {
-                return Error::UntrustedCertificate {
-                    registry: at.registry().to_string(),
-                    detail,
-                };
-            }
-            if r.is_builder() || r.is_redirect() {
-                other(without_url(&r))
-            } else {
-                transient(without_url(&r))
-            }
-        }
-        e => other(e.to_string()),
-    }
-}
-
-fn codes(envelope: &oci_client::errors::OciEnvelope) -> String {
-    envelope
-        .errors
-        .iter()
-        .map(|e| format!("{:?}: {}", e.code, e.message))
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-/// Describes a transport error without its URL (URLs may carry signed queries after a redirect).
-fn without_url(r: &reqwest::Error) -> String {
-    let kind = if r.is_timeout() {
-        "timed out"
-    } else if r.is_connect() {
-        "connection failed"
-    } else if r.is_body() || r.is_decode() {
-        "response cut off"
-    } else {
-        "request failed"
-    };
-    match r.status() {
-        Some(s) => format!("{kind}, HTTP {s}"),
-        None => kind.to_string(),
-    }
-}
-
-/// Finds a rustls certificate rejection anywhere in the error chain. `io::Error` hides the error
-/// it wraps from `source()` (it reports that error's source), so those are unwrapped by hand.
-fn certificate_problem(r: &reqwest::Error) -> Option<String> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(r);
-    while let Some(s) = source {
-        if let Some(tls @ rustls::Error::InvalidCertificate(_)) = s.downcast_ref::<rustls::Error>()
-        {
-            return Some(tls.to_string());
-        }
-        source = match s
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
-            None => s.source(),
-        };
-    }
-    None
-}
-
-/// Splits a PEM bundle into certificates (one oci-client `Certificate` each).
-fn read_ca_file(path: &std::path::Path) -> Result<Vec<Certificate>, Error> {
+/// Splits a PEM bundle into one PEM per certificate.
+fn read_ca_file(path: &std::path::Path) -> Result<Vec<Vec<u8>>, Error> {
     let setting = "--ca-file / MULTIARCH_CA_FILE";
     let text = std::fs::read_to_string(path).map_err(|source| Error::UnreadableFile {
         setting: setting.into(),
         path: path.to_path_buf(),
         source,
     })?;
-    let certs: Vec<Certificate> = text
+    let pems: Vec<Vec<u8>> = text
         .split_inclusive("-----END CERTIFICATE-----")
         .filter_map(|block| {
             block
                 .find("-----BEGIN CERTIFICATE-----")
-                .map(|at| &block[at..])
-        })
-        .map(|pem| Certificate {
-            encoding: CertificateEncoding::Pem,
-            data: pem.as_bytes().to_vec(),
+                .map(|at| block.as_bytes()[at..].to_vec())
         })
         .collect();
-    if certs.is_empty() {
+    if pems.is_empty() {
         return Err(Error::invalid(
             setting,
             path.display().to_string(),
@@ -342,5 +366,5 @@ fn read_ca_file(path: &std::path::Path) -> Result<Vec<Certificate>, Error> {
             "give a file with one or more -----BEGIN CERTIFICATE----- blocks",
         ));
     }
-    Ok(certs)
+    Ok(pems)
 }

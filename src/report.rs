@@ -151,8 +151,8 @@ pub fn inspect_json(reference: &str, fetched: &Fetched, entries: &[Entry]) -> St
 }
 
 /// GitLab's collapsible section start marker (<https://docs.gitlab.com/ci/jobs/job_logs/#custom-collapsible-sections>).
-pub fn section_start(unix_secs: u64, name: &str, title: &str) -> String {
-    format!("\x1b[0Ksection_start:{unix_secs}:{name}[collapsed=true]\r\x1b[0K{title}\n")
+pub fn section_start(unix_secs: u64, name: &str, title: &str, collapsed: bool) -> String {
+    format!("\x1b[0Ksection_start:{unix_secs}:{name}[collapsed={collapsed}]\r\x1b[0K{title}\n")
 }
 
 /// GitLab's section end marker.
@@ -221,7 +221,7 @@ mod tests {
     #[test]
     fn section_markers_follow_gitlab_syntax() {
         assert_eq!(
-            section_start(1700000000, "multiarch_push", "Pushing"),
+            section_start(1700000000, "multiarch_push", "Pushing", true),
             "\u{1b}[0Ksection_start:1700000000:multiarch_push[collapsed=true]\r\u{1b}[0KPushing\n"
         );
         assert_eq!(

@@ -23,6 +23,8 @@ pub const DEFAULT_PLATFORMS: &str = "linux/amd64,linux/arm64";
 pub const DEFAULT_TEMPLATE: &str = "{image}:{tag}-{arch}{variant}";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 pub const GITLAB_DOTENV: &str = "multiarch.env";
+pub const DEFAULT_RETRIES: u32 = 5;
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where a setting's value came from, for the debug log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +77,10 @@ pub struct Access {
     pub insecure: Vec<String>,
     pub ca_file: Option<PathBuf>,
     pub credentials: CredentialInputs,
+    /// The request budget: retries of one transiently failing request, and its time limit.
+    /// (The polling budget, `Plan::timeout`, is separate: a missing source is not a failure.)
+    pub retries: u32,
+    pub request_timeout: Duration,
 }
 
 /// The raw material of credential resolution (`auth` reads the files and picks).
@@ -490,7 +496,45 @@ pub fn access(args: &AccessArgs, env: &Env) -> Result<Access, Error> {
     if let Some(home) = var(env, "HOME") {
         docker_config_files.push(PathBuf::from(home).join(".docker/config.json"));
     }
+    let retries = match pick(args.retries.as_deref(), env, "MULTIARCH_RETRIES") {
+        Some((r, _)) => r
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n <= 20)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "--retries / MULTIARCH_RETRIES",
+                    r,
+                    "not a whole number from 0 to 20",
+                    "for example 5",
+                )
+            })?,
+        None => DEFAULT_RETRIES,
+    };
+    let request_timeout = match pick(
+        args.request_timeout.as_deref(),
+        env,
+        "MULTIARCH_REQUEST_TIMEOUT",
+    ) {
+        Some((t, _)) => Some(parse_duration(
+            "--request-timeout / MULTIARCH_REQUEST_TIMEOUT",
+            t,
+        )?)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            Error::invalid(
+                "--request-timeout / MULTIARCH_REQUEST_TIMEOUT",
+                t,
+                "must be more than 0",
+                "for example 30s",
+            )
+        })?,
+        None => DEFAULT_REQUEST_TIMEOUT,
+    };
     Ok(Access {
+        retries,
+        request_timeout,
         insecure,
         ca_file,
         credentials: CredentialInputs {

@@ -207,6 +207,8 @@ fn rejects_bad_values_with_exit_2_and_a_hint() {
         (&[("MULTIARCH_ANNOTATIONS", "novalue")], "key=value"),
         (&[("MULTIARCH_OUTPUT", "yaml")], "text or json"),
         (&[("MULTIARCH_USERNAME", "bob")], "MULTIARCH_PASSWORD"),
+        (&[("MULTIARCH_RETRIES", "many")], "0 to 20"),
+        (&[("MULTIARCH_REQUEST_TIMEOUT", "0")], "more than 0"),
     ];
     for (extra, hint) in cases {
         let e = resolve(&PushArgs::default(), &with(gitlab(), extra)).unwrap_err();
@@ -351,4 +353,14 @@ fn access_collects_insecure_hosts_and_docker_config_candidates() {
             PathBuf::from("/home/u/.docker/config.json")
         ]
     );
+    assert_eq!(
+        (a.retries, a.request_timeout),
+        (DEFAULT_RETRIES, DEFAULT_REQUEST_TIMEOUT)
+    );
+    let e = env(&[
+        ("MULTIARCH_RETRIES", "2"),
+        ("MULTIARCH_REQUEST_TIMEOUT", "2s"),
+    ]);
+    let a = access(&AccessArgs::default(), &e).unwrap();
+    assert_eq!((a.retries, a.request_timeout), (2, Duration::from_secs(2)));
 }
