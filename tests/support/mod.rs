@@ -15,6 +15,7 @@ use sha2::{Digest as _, Sha256};
 use tempfile::TempDir;
 
 pub mod fixtures;
+pub mod proxy;
 
 /// Fails the test with the install step when a tool is missing (never a silent skip).
 pub fn require(tool: &str, package: &str) -> PathBuf {
@@ -247,17 +248,21 @@ fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     (ca_path, cert_path, key_path)
 }
 
-/// The built `multiarch`, with a clean environment plus `env` (as a CI job sees only its variables).
-pub fn multiarch(env: &BTreeMap<String, String>, cwd: &Path) -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::cargo_bin("multiarch").unwrap();
+/// The built `multiarch` as a plain process, with a clean environment plus `env` (as a CI job sees
+/// only its variables), `HOME` and the working directory set to `cwd`.
+pub fn multiarch_process(env: &BTreeMap<String, String>, cwd: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_multiarch"));
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", cwd)
         .current_dir(cwd);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
+    cmd.envs(env);
     cmd
+}
+
+/// The same, for assert_cmd's assertions.
+pub fn multiarch(env: &BTreeMap<String, String>, cwd: &Path) -> assert_cmd::Command {
+    assert_cmd::Command::from_std(multiarch_process(env, cwd))
 }
 
 /// Variables of a GitLab job on the default branch whose project registry image is `image`.

@@ -1,0 +1,187 @@
+//! Waiting for late architectures and riding through a flaky registry: the real registry behind
+//! the fault-injecting proxy, the real binary, skopeo to check what landed (directly, not through
+//! the proxy). Time bounds here are generous sanity limits; speed belongs to ci/bench.sh.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::fixtures::{push as push_fixture, Kind};
+use support::proxy::{Fault, Proxy};
+use support::{multiarch, multiarch_process, Registry};
+
+/// Variables for `multiarch` to publish `app` through `host` (plain HTTP).
+fn vars(host: &str, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = [
+        ("MULTIARCH_IMAGE", format!("{host}/app")),
+        ("MULTIARCH_TAGS", "latest".to_string()),
+        ("MULTIARCH_INSECURE_REGISTRIES", host.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    env
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn push_succeeds_through_429s_503s_cut_connections_and_stalls() {
+    let reg = Registry::start();
+    push_fixture(&reg, "app:latest-amd64", "linux/amd64", Kind::Oci);
+    push_fixture(&reg, "app:latest-arm64", "linux/arm64", Kind::Docker);
+    let proxy = Proxy::start(&reg.host, Duration::ZERO, |_, n| match n {
+        1 => Fault::Status {
+            code: 429,
+            retry_after: Some("1".into()),
+        },
+        2 | 3 => Fault::Status {
+            code: 503,
+            retry_after: None,
+        },
+        5 => Fault::Cut,
+        7 => Fault::Stall(Duration::from_secs(5)),
+        9 => Fault::Status {
+            code: 502,
+            retry_after: None,
+        },
+        11 => Fault::Status {
+            code: 429,
+            retry_after: Some(httpdate::fmt_http_date(
+                std::time::SystemTime::now() + Duration::from_secs(1),
+            )),
+        },
+        _ => Fault::Pass,
+    });
+    let work = tempfile::tempdir().unwrap();
+    let env = vars(&proxy.host, &[("MULTIARCH_REQUEST_TIMEOUT", "2s")]);
+    let out = multiarch(&env, work.path()).arg("push").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{:#?}",
+        stderr_of(&out),
+        proxy.log()
+    );
+    assert!(stderr_of(&out).contains("retrying"), "{}", stderr_of(&out));
+    // What landed is a complete index of both (checked without the proxy).
+    let index: Value = serde_json::from_slice(&reg.raw("app:latest").expect("pushed")).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 2);
+    assert!(proxy.requests() > 12, "{:#?}", proxy.log());
+}
+
+#[test]
+fn a_registry_that_only_fails_ends_with_75_in_bounded_time_and_nothing_pushed() {
+    let reg = Registry::start();
+    push_fixture(&reg, "app:latest-amd64", "linux/amd64", Kind::Oci);
+    push_fixture(&reg, "app:latest-arm64", "linux/arm64", Kind::Oci);
+    let proxy = Proxy::start(&reg.host, Duration::ZERO, |_, _| Fault::Status {
+        code: 503,
+        retry_after: None,
+    });
+    let work = tempfile::tempdir().unwrap();
+    for timeout in ["0", "3s"] {
+        let env = vars(
+            &proxy.host,
+            &[("MULTIARCH_TIMEOUT", timeout), ("MULTIARCH_RETRIES", "2")],
+        );
+        let start = Instant::now();
+        let out = multiarch(&env, work.path()).arg("push").output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(75),
+            "timeout {timeout}: {}",
+            stderr_of(&out)
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "took {:?}",
+            start.elapsed()
+        );
+        assert!(
+            stderr_of(&out).contains("retry the job"),
+            "{}",
+            stderr_of(&out)
+        );
+        assert!(out.stdout.is_empty());
+    }
+    assert!(reg.raw("app:latest").is_none());
+}
+
+#[test]
+fn a_source_pushed_after_push_started_is_waited_for_and_included() {
+    let reg = Registry::start();
+    push_fixture(&reg, "app:latest-amd64", "linux/amd64", Kind::Oci);
+    let work = tempfile::tempdir().unwrap();
+    let env = vars(&reg.host, &[("MULTIARCH_TIMEOUT", "2m")]);
+    let mut child = multiarch_process(&env, work.path())
+        .arg("push")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "push must still be waiting"
+    );
+    push_fixture(&reg, "app:latest-arm64", "linux/arm64", Kind::Oci);
+    let landed = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let lag = landed.elapsed();
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("waiting for sources"), "{err}");
+    assert!(
+        err.contains(&format!("missing={}/app:latest-arm64", reg.host)),
+        "{err}"
+    );
+    assert!(err.contains("source appeared"), "{err}");
+    let index: Value = serde_json::from_slice(&reg.raw("app:latest").unwrap()).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 2);
+    eprintln!("lag from the last source landing to the index pushed: {lag:?}");
+    assert!(lag < Duration::from_secs(30), "lag {lag:?}");
+}
+
+#[test]
+fn deadline_exits_3_allow_missing_publishes_what_exists_and_wait_exits_0() {
+    let reg = Registry::start();
+    push_fixture(&reg, "app:latest-amd64", "linux/amd64", Kind::Oci);
+    let work = tempfile::tempdir().unwrap();
+    let env = vars(&reg.host, &[("MULTIARCH_TIMEOUT", "2s")]);
+
+    let out = multiarch(&env, work.path()).arg("push").output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains(&format!("  - {}/app:latest-arm64", reg.host)));
+    assert!(reg.raw("app:latest").is_none());
+
+    let out = multiarch(&env, work.path()).arg("wait").output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+
+    let out = multiarch(&env, work.path())
+        .args(["push", "--allow-missing"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("missing sources"),
+        "{}",
+        stderr_of(&out)
+    );
+    let index: Value = serde_json::from_slice(&reg.raw("app:latest").unwrap()).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
+
+    let arm = push_fixture(&reg, "app:latest-arm64", "linux/arm64", Kind::Oci);
+    let out = multiarch(&env, work.path()).arg("wait").output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains(&format!("{}/app:latest-arm64@{arm}\n", reg.host)));
+    assert!(reg.raw("app:latest").is_some(), "wait pushes nothing new");
+}

@@ -1,0 +1,281 @@
+//! An HTTP/1.1 proxy in front of the real registry that injects what real networks do: 429 with
+//! `Retry-After`, bursts of 503, a connection cut mid-response, a stall past the client's request
+//! timeout, and latency (half a round trip each way, one more on connect). It counts requests.
+//!
+//! A rule decides the fate of the n-th request (0-based, in arrival order). Plain HTTP only.
+//! Threads, not async: it must not share a runtime with what it tests.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+/// What to do with one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Forward to the registry.
+    Pass,
+    /// Answer this status without asking the registry (`Retry-After` if given).
+    Status {
+        code: u16,
+        retry_after: Option<String>,
+    },
+    /// Forward, then send the client only half of the response and close.
+    Cut,
+    /// Accept the request and say nothing for this long, then close.
+    Stall(Duration),
+}
+
+/// The request line, for rules.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+}
+
+type Rule = dyn Fn(&Request, usize) -> Fault + Send + Sync;
+
+/// A running proxy; stops accepting on drop.
+pub struct Proxy {
+    /// `127.0.0.1:PORT`
+    pub host: String,
+    count: Arc<AtomicUsize>,
+    log: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    /// Starts a proxy to `upstream` (`127.0.0.1:PORT`) with `rtt` of injected latency.
+    pub fn start(
+        upstream: &str,
+        rtt: Duration,
+        rule: impl Fn(&Request, usize) -> Fault + Send + Sync + 'static,
+    ) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let count = Arc::new(AtomicUsize::new(0));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let rule: Arc<Rule> = Arc::new(rule);
+        let shared = (
+            count.clone(),
+            log.clone(),
+            stop.clone(),
+            upstream.to_string(),
+        );
+        thread::spawn(move || {
+            for client in listener.incoming() {
+                let (count, log, stop, upstream) = shared.clone();
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                let rule = rule.clone();
+                thread::spawn(move || {
+                    thread::sleep(rtt); // the TCP handshake's round trip
+                    let _ = serve(client, &upstream, rtt, &*rule, &count, &log);
+                });
+            }
+        });
+        Proxy {
+            host,
+            count,
+            log,
+            stop,
+        }
+    }
+
+    /// Requests seen so far.
+    pub fn requests(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// `METHOD path -> fate` for every request so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(&self.host); // wake the accept loop
+    }
+}
+
+struct Upstream {
+    writer: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+fn connect(upstream: &str) -> std::io::Result<Upstream> {
+    let s = TcpStream::connect(upstream)?;
+    Ok(Upstream {
+        writer: s.try_clone()?,
+        reader: BufReader::new(s),
+    })
+}
+
+/// Serves one client connection (keep-alive: many requests).
+fn serve(
+    client: TcpStream,
+    upstream: &str,
+    rtt: Duration,
+    rule: &Rule,
+    count: &AtomicUsize,
+    log: &Mutex<Vec<String>>,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut client = client;
+    let mut up: Option<Upstream> = None;
+    loop {
+        let Some((head, request)) = read_head(&mut reader)? else {
+            return Ok(());
+        };
+        let body = read_request_body(&mut reader, &head)?;
+        let n = count.fetch_add(1, Ordering::SeqCst);
+        let fault = rule(&request, n);
+        log.lock()
+            .unwrap()
+            .push(format!("{} {} -> {fault:?}", request.method, request.path));
+        thread::sleep(rtt / 2);
+        match fault {
+            Fault::Status { code, retry_after } => {
+                let mut answer = format!("HTTP/1.1 {code} Injected\r\nContent-Length: 0\r\n");
+                if let Some(ra) = retry_after {
+                    answer.push_str(&format!("Retry-After: {ra}\r\n"));
+                }
+                answer.push_str("\r\n");
+                thread::sleep(rtt / 2);
+                client.write_all(answer.as_bytes())?;
+            }
+            Fault::Stall(d) => {
+                thread::sleep(d);
+                let _ = client.shutdown(Shutdown::Both);
+                return Ok(());
+            }
+            Fault::Pass | Fault::Cut => {
+                let response = match forward(&mut up, upstream, &head, &body, &request.method) {
+                    Ok(r) => r,
+                    Err(_) => {
+                        up = None; // the registry closed a kept-alive connection: once more
+                        forward(&mut up, upstream, &head, &body, &request.method)?
+                    }
+                };
+                thread::sleep(rtt / 2);
+                if fault == Fault::Cut {
+                    client.write_all(&response[..response.len() / 2])?;
+                    let _ = client.shutdown(Shutdown::Both);
+                    return Ok(());
+                }
+                client.write_all(&response)?;
+            }
+        }
+    }
+}
+
+/// Reads a request head; `None` at a clean end of the connection.
+fn read_head(reader: &mut impl BufRead) -> std::io::Result<Option<(Vec<u8>, Request)>> {
+    let mut head = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(None);
+        }
+        let end = line == b"\r\n" || line == b"\n";
+        head.extend_from_slice(&line);
+        if end {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&head);
+    let mut first = text.lines().next().unwrap_or_default().split_whitespace();
+    let request = Request {
+        method: first.next().unwrap_or_default().to_string(),
+        path: first.next().unwrap_or_default().to_string(),
+    };
+    Ok(Some((head, request)))
+}
+
+fn header(head: &[u8], name: &str) -> Option<String> {
+    String::from_utf8_lossy(head).lines().skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_string())
+    })
+}
+
+fn read_request_body(reader: &mut impl BufRead, head: &[u8]) -> std::io::Result<Vec<u8>> {
+    let len: usize = header(head, "content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body)?;
+    Ok(body)
+}
+
+/// Sends one request upstream and reads the whole response (head and body, as bytes).
+fn forward(
+    up: &mut Option<Upstream>,
+    upstream: &str,
+    head: &[u8],
+    body: &[u8],
+    method: &str,
+) -> std::io::Result<Vec<u8>> {
+    if up.is_none() {
+        *up = Some(connect(upstream)?);
+    }
+    let u = up.as_mut().unwrap();
+    u.writer.write_all(head)?;
+    u.writer.write_all(body)?;
+    let Some((response, _)) = read_head(&mut u.reader)? else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "upstream closed",
+        ));
+    };
+    let mut out = response.clone();
+    let status: u16 = String::from_utf8_lossy(&response)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    if method == "HEAD" || status == 204 || status == 304 || (100..200).contains(&status) {
+        return Ok(out);
+    }
+    if let Some(len) = header(&response, "content-length").and_then(|v| v.parse::<usize>().ok()) {
+        let mut body = vec![0; len];
+        u.reader.read_exact(&mut body)?;
+        out.extend(body);
+    } else if header(&response, "transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
+        loop {
+            let mut size_line = Vec::new();
+            u.reader.read_until(b'\n', &mut size_line)?;
+            out.extend_from_slice(&size_line);
+            let size = usize::from_str_radix(
+                String::from_utf8_lossy(&size_line)
+                    .trim()
+                    .split(';')
+                    .next()
+                    .unwrap_or("0"),
+                16,
+            )
+            .unwrap_or(0);
+            let mut chunk = vec![0; size + 2];
+            u.reader.read_exact(&mut chunk)?;
+            out.extend(chunk);
+            if size == 0 {
+                break;
+            }
+        }
+    } else {
+        u.reader.read_to_end(&mut out)?;
+        *up = None;
+    }
+    Ok(out)
+}
