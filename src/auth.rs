@@ -1,9 +1,10 @@
 //! Credential resolution for a registry host, first match wins (DESIGN.md):
-//! explicit `--username/--password`; `$CI_REGISTRY` with the job's `CI_REGISTRY_USER/PASSWORD`;
+//! explicit `--username/--password`; an ECR token for ECR hosts (or every host with `--auth ecr`),
+//! from AWS credentials; `$CI_REGISTRY` with the job's `CI_REGISTRY_USER/PASSWORD`;
 //! `DOCKER_AUTH_CONFIG`, `$DOCKER_CONFIG/config.json`, `~/.docker/config.json` (`auths`);
 //! anonymous (the registry's bearer-token challenge still applies).
 //!
-//! Reads docker config files once, at start. Never logs or formats a secret: values stay in
+//! Reads docker config files once, at start; logs in to ECR once per host (again after a 401). Never logs or formats a secret: values stay in
 //! `Secret` and only `registry` exposes them, to oci-client.
 
 use std::collections::BTreeMap;
@@ -12,6 +13,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use tracing::debug;
 
+use crate::ecr::Ecr;
 use crate::error::Error;
 use crate::secret::Secret;
 use crate::settings::CredentialInputs;
@@ -24,9 +26,11 @@ pub enum Credential {
 }
 
 /// Credentials for every host of a run, with the docker config already read.
-#[derive(Debug, Clone, Default)]
 pub struct Credentials {
     inputs: CredentialInputs,
+    ecr: Ecr,
+    /// ECR logins per host, fetched on first use.
+    ecr_logins: tokio::sync::Mutex<std::collections::HashMap<String, Credential>>,
     /// `auths` of the docker config in force, keys normalised to `host[:port]`, and its origin.
     docker: Vec<(String, Credential)>,
     docker_origin: String,
@@ -78,6 +82,8 @@ impl Credentials {
             None => Vec::new(),
         };
         Ok(Credentials {
+            ecr: Ecr::new(&inputs.aws),
+            ecr_logins: Default::default(),
             inputs: inputs.clone(),
             docker,
             docker_origin: origin,
@@ -85,10 +91,34 @@ impl Credentials {
     }
 
     /// The credential for `host` (`registry.example.com`, `localhost:5000`, `docker.io`).
-    pub fn for_host(&self, host: &str) -> Credential {
+    /// `refresh` fetches a new ECR token (the old one was refused).
+    pub async fn resolve(&self, host: &str, refresh: bool) -> Result<Credential, Error> {
+        if self.inputs.explicit.is_none() && self.ecr.applies_to(host) {
+            let mut logins = self.ecr_logins.lock().await;
+            if let (Some(c), false) = (logins.get(host), refresh) {
+                return Ok(c.clone());
+            }
+            let (user, password) = self.ecr.login(host).await?;
+            debug!(
+                registry = host,
+                source = "ECR GetAuthorizationToken",
+                "credentials"
+            );
+            let c = Credential::Basic {
+                username: user,
+                password,
+            };
+            logins.insert(host.to_string(), c.clone());
+            return Ok(c);
+        }
         let (credential, origin) = self.pick(host);
         debug!(registry = host, source = origin, "credentials");
-        credential
+        Ok(credential)
+    }
+
+    /// ECR access (tag mutability) for the registry module.
+    pub fn ecr(&self) -> &Ecr {
+        &self.ecr
     }
 
     fn pick(&self, host: &str) -> (Credential, &str) {
@@ -195,7 +225,7 @@ mod tests {
         Credentials::load(&inputs).unwrap()
     }
 
-    fn user_of(c: Credential) -> Option<String> {
+    fn user_of((c, _): (Credential, &str)) -> Option<String> {
         match c {
             Credential::Basic { username, .. } => Some(username),
             Credential::Anonymous => None,
@@ -219,18 +249,18 @@ mod tests {
         };
         let c = creds(base.clone());
         assert_eq!(
-            user_of(c.for_host("registry.gitlab.example")).as_deref(),
+            user_of(c.pick("registry.gitlab.example")).as_deref(),
             Some("gitlab-ci-token")
         );
-        assert_eq!(user_of(c.for_host("docker.io")).as_deref(), Some("cfguser"));
-        assert_eq!(user_of(c.for_host("localhost:5000")).as_deref(), Some("u2"));
-        assert_eq!(c.for_host("quay.io"), Credential::Anonymous);
+        assert_eq!(user_of(c.pick("docker.io")).as_deref(), Some("cfguser"));
+        assert_eq!(user_of(c.pick("localhost:5000")).as_deref(), Some("u2"));
+        assert_eq!(c.pick("quay.io").0, Credential::Anonymous);
         let c = creds(CredentialInputs {
             explicit: Some(("me".into(), Secret::new("pw"))),
             ..base
         });
         assert_eq!(
-            user_of(c.for_host("registry.gitlab.example")).as_deref(),
+            user_of(c.pick("registry.gitlab.example")).as_deref(),
             Some("me")
         );
     }
@@ -245,7 +275,7 @@ mod tests {
             ..inputs()
         });
         assert_eq!(
-            c.for_host("r.example"),
+            c.pick("r.example").0,
             Credential::Basic {
                 username: "a".into(),
                 password: Secret::new("b")
@@ -255,11 +285,12 @@ mod tests {
 
     #[test]
     fn broken_docker_auth_config_is_a_usage_error_without_its_content() {
-        let e = Credentials::load(&CredentialInputs {
+        let Err(e) = Credentials::load(&CredentialInputs {
             docker_auth_config: Some(Secret::new("{\"auths\": secret-stuff")),
             ..inputs()
-        })
-        .unwrap_err();
+        }) else {
+            panic!("a broken DOCKER_AUTH_CONFIG must be refused")
+        };
         assert_eq!(e.exit_code(), 2);
         assert!(!e.to_string().contains("secret-stuff"), "{e}");
         assert!(e.to_string().contains("DOCKER_AUTH_CONFIG"), "{e}");

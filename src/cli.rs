@@ -127,6 +127,10 @@ pub struct AccessArgs {
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
 
+    /// Registry authentication: auto (ECR token for ECR hosts, else the credential order) or ecr (ECR token for every host: VPC endpoints, proxies) [env: MULTIARCH_AUTH] [default: auto]
+    #[arg(long, value_name = "MODE")]
+    pub auth: Option<String>,
+
     /// Retries of a registry request that failed transiently (429, 5xx, connection, timeout) [env: MULTIARCH_RETRIES] [default: 5]
     #[arg(long, value_name = "N")]
     pub retries: Option<String>,

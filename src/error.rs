@@ -103,6 +103,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// AWS refused an action: the IAM permission (or the OIDC trust) is missing.
+    #[error("{action} on {resource} was denied ({reason})\n  hint: the job's AWS identity needs the IAM permission {action} (see the README's minimal policy); with GitLab OIDC also check the role's trust policy (the aud and sub conditions)")]
+    EcrDenied {
+        action: &'static str,
+        resource: String,
+        reason: String,
+    },
+
+    /// No AWS credentials anywhere in the chain.
+    #[error("no AWS credentials for {action}; tried: {tried}\n  hint: in GitLab set AWS_ROLE_ARN and an id_tokens variable GITLAB_OIDC_TOKEN (see the README), or give AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")]
+    NoAwsCredentials { action: &'static str, tried: String },
+
     /// A failure worth retrying the job for: 429, 5xx, connection or timeout.
     #[error("{action} {reference}: the registry is unavailable ({reason})\n  hint: this is usually temporary; retry the job (exit code 75)")]
     Transient {
@@ -147,7 +159,9 @@ impl Error {
             | Error::InvalidManifest { .. }
             | Error::DigestMismatch { .. }
             | Error::TagImmutable { .. } => exit::VALIDATION,
-            Error::AccessDenied { .. } => exit::AUTH,
+            Error::AccessDenied { .. }
+            | Error::EcrDenied { .. }
+            | Error::NoAwsCredentials { .. } => exit::AUTH,
             Error::Transient { .. } => exit::TRANSIENT,
             Error::Registry { .. } | Error::WriteFile { .. } => exit::OTHER,
         }

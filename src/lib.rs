@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod ecr;
 pub mod error;
 pub mod index;
 pub mod inspect;
@@ -18,6 +19,7 @@ pub mod registry;
 pub mod report;
 pub mod secret;
 pub mod settings;
+pub mod tag_rule;
 pub mod wait;
 
 use std::io::Write;

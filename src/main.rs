@@ -1,6 +1,9 @@
 //! Entry point: parse, snapshot the environment, install logging, run, map the error to an
 //! exit code. Nothing else lives here.
 
+// The AWS SDK futures nest deeply; computing the layout of `run` needs more than 128 levels.
+#![recursion_limit = "256"]
+
 use std::io::IsTerminal;
 use std::process::ExitCode;
 

@@ -89,8 +89,8 @@ pub async fn run(
     })
 }
 
-/// Looks at the target tag first: if it already holds the index, nothing is sent (this keeps
-/// immutable tags re-runnable); otherwise PUT.
+/// If the target tag already holds the index, nothing is sent (this keeps immutable tags
+/// re-runnable); otherwise PUT.
 async fn push_one(
     registry: &impl Registry,
     target: &Reference,

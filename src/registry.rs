@@ -31,6 +31,7 @@ use crate::index::Index;
 use crate::manifest::{sha256, Descriptor, Fetched, ACCEPT, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES};
 use crate::reference::Reference;
 use crate::settings::Access;
+use crate::tag_rule::TagRule;
 use classify::Action;
 use send::Reply;
 
@@ -46,6 +47,8 @@ pub trait Registry {
     async fn fetch_config(&self, repo: &Reference, config: &Descriptor) -> Result<Vec<u8>, Error>;
     /// PUTs the index bytes under the tag of `to`.
     async fn push_index(&self, to: &Reference, index: &Index) -> Result<(), Error>;
+    /// Whether tags of this repository may move (ECR immutability; `Mutable` elsewhere).
+    async fn tag_rule(&self, repo: &Reference) -> Result<TagRule, Error>;
 }
 
 const USER_AGENT: &str = concat!("multiarch/", env!("CARGO_PKG_VERSION"));
@@ -155,7 +158,7 @@ impl OciRegistry {
         if let (Some(h), false) = (cache.get(&key), refresh) {
             return Ok(h.clone());
         }
-        let credential = self.credentials.for_host(at.registry());
+        let credential = self.credentials.resolve(at.registry(), refresh).await?;
         let auth = match &credential {
             Credential::Anonymous => RegistryAuth::Anonymous,
             Credential::Basic { username, password } => {
@@ -339,6 +342,14 @@ impl Registry for OciRegistry {
             }),
             _ => Ok(()),
         }
+    }
+
+    async fn tag_rule(&self, repo: &Reference) -> Result<TagRule, Error> {
+        let ecr = self.credentials.ecr();
+        if !ecr.applies_to(repo.registry()) {
+            return Ok(TagRule::Mutable);
+        }
+        ecr.tag_rule(repo.registry(), repo.repository()).await
     }
 }
 

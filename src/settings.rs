@@ -94,6 +94,22 @@ pub struct CredentialInputs {
     pub docker_auth_config: Option<Secret>,
     /// Candidate docker config files, in order: `$DOCKER_CONFIG/config.json`, `~/.docker/config.json`.
     pub docker_config_files: Vec<PathBuf>,
+    pub aws: AwsInputs,
+}
+
+/// What ECR authentication needs beyond the AWS SDK's own environment (keys, profiles, token files).
+#[derive(Debug, Clone, Default)]
+pub struct AwsInputs {
+    /// `--auth ecr`: use an ECR token for every registry host.
+    pub force_ecr: bool,
+    /// `AWS_REGION`, else `AWS_DEFAULT_REGION`: for hosts that do not name a region.
+    pub region: Option<String>,
+    /// GitLab OIDC: the role to assume with `web_identity_token` (only when the SDK has no token
+    /// file of its own, `AWS_WEB_IDENTITY_TOKEN_FILE`).
+    pub role_arn: Option<String>,
+    pub web_identity_token: Option<Secret>,
+    /// Says which project and job assumed the role (CloudTrail shows it).
+    pub session_name: String,
 }
 
 /// Looks up a variable; empty means unset.
@@ -532,6 +548,34 @@ pub fn access(args: &AccessArgs, env: &Env) -> Result<Access, Error> {
         })?,
         None => DEFAULT_REQUEST_TIMEOUT,
     };
+    let force_ecr = match pick(args.auth.as_deref(), env, "MULTIARCH_AUTH") {
+        None => false,
+        Some((mode, _)) => match mode.trim().to_ascii_lowercase().as_str() {
+            "auto" => false,
+            "ecr" => true,
+            _ => {
+                return Err(Error::invalid(
+                    "--auth / MULTIARCH_AUTH",
+                    mode,
+                    "unknown mode",
+                    "use auto or ecr",
+                ))
+            }
+        },
+    };
+    let token_var = var(env, "MULTIARCH_OIDC_TOKEN_VAR").unwrap_or("GITLAB_OIDC_TOKEN");
+    let aws = AwsInputs {
+        force_ecr,
+        region: var(env, "AWS_REGION")
+            .or_else(|| var(env, "AWS_DEFAULT_REGION"))
+            .map(str::to_string),
+        role_arn: var(env, "AWS_ROLE_ARN").map(str::to_string),
+        web_identity_token: var(env, "AWS_WEB_IDENTITY_TOKEN_FILE")
+            .is_none()
+            .then(|| var(env, token_var).map(Secret::new))
+            .flatten(),
+        session_name: session_name(var(env, "CI_PROJECT_PATH"), var(env, "CI_JOB_ID")),
+    };
     Ok(Access {
         retries,
         request_timeout,
@@ -542,8 +586,31 @@ pub fn access(args: &AccessArgs, env: &Env) -> Result<Access, Error> {
             ci_registry,
             docker_auth_config: var(env, "DOCKER_AUTH_CONFIG").map(Secret::new),
             docker_config_files,
+            aws,
         },
     })
+}
+
+/// `multiarch-<project path>-<job id>`, within STS's 64 characters of `[\w+=,.@-]`.
+fn session_name(project: Option<&str>, job: Option<&str>) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
+                    c
+                } else {
+                    '.'
+                }
+            })
+            .collect()
+    };
+    let job = job.map(|j| format!("-{}", clean(j))).unwrap_or_default();
+    let mut name = format!(
+        "multiarch-{}",
+        project.map(clean).unwrap_or_else(|| "local".into())
+    );
+    name.truncate(64usize.saturating_sub(job.len()));
+    name + &job
 }
 
 #[cfg(test)]

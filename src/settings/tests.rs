@@ -208,6 +208,7 @@ fn rejects_bad_values_with_exit_2_and_a_hint() {
         (&[("MULTIARCH_OUTPUT", "yaml")], "text or json"),
         (&[("MULTIARCH_USERNAME", "bob")], "MULTIARCH_PASSWORD"),
         (&[("MULTIARCH_RETRIES", "many")], "0 to 20"),
+        (&[("MULTIARCH_AUTH", "iam")], "auto or ecr"),
         (&[("MULTIARCH_REQUEST_TIMEOUT", "0")], "more than 0"),
     ];
     for (extra, hint) in cases {
@@ -363,4 +364,57 @@ fn access_collects_insecure_hosts_and_docker_config_candidates() {
     ]);
     let a = access(&AccessArgs::default(), &e).unwrap();
     assert_eq!((a.retries, a.request_timeout), (2, Duration::from_secs(2)));
+}
+
+#[test]
+fn gitlab_oidc_inputs_for_ecr() {
+    let e = with(
+        gitlab(),
+        &[
+            ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/publish"),
+            ("GITLAB_OIDC_TOKEN", "eyJ.oidc.token"),
+            ("AWS_DEFAULT_REGION", "eu-west-1"),
+            ("CI_PROJECT_PATH", "group/sub/app"),
+            ("CI_JOB_ID", "4242"),
+            ("MULTIARCH_AUTH", "ecr"),
+        ],
+    );
+    let aws = resolve(&PushArgs::default(), &e)
+        .unwrap()
+        .access
+        .credentials
+        .aws;
+    assert!(aws.force_ecr);
+    assert_eq!(aws.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(
+        aws.web_identity_token.as_ref().map(Secret::expose),
+        Some("eyJ.oidc.token")
+    );
+    assert_eq!(aws.session_name, "multiarch-group.sub.app-4242");
+    // The SDK's own token file wins; another variable can carry the token.
+    let file = with(e.clone(), &[("AWS_WEB_IDENTITY_TOKEN_FILE", "/t")]);
+    assert!(resolve(&PushArgs::default(), &file)
+        .unwrap()
+        .access
+        .credentials
+        .aws
+        .web_identity_token
+        .is_none());
+    let other = with(
+        e,
+        &[
+            ("MULTIARCH_OIDC_TOKEN_VAR", "AWS_ID_TOKEN"),
+            ("AWS_ID_TOKEN", "eyJ.other"),
+        ],
+    );
+    let aws = resolve(&PushArgs::default(), &other)
+        .unwrap()
+        .access
+        .credentials
+        .aws;
+    assert_eq!(
+        aws.web_identity_token.as_ref().map(Secret::expose),
+        Some("eyJ.other")
+    );
+    assert_eq!(session_name(Some(&"x".repeat(100)), Some("1")).len(), 64);
 }

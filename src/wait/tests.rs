@@ -99,6 +99,10 @@ impl Registry for Scripted {
     async fn push_index(&self, _: &Reference, _: &Index) -> Result<(), Error> {
         unreachable!("waiting never pushes")
     }
+
+    async fn tag_rule(&self, _: &Reference) -> Result<crate::tag_rule::TagRule, Error> {
+        unreachable!("waiting never pushes")
+    }
 }
 
 fn plan(extra: &[(&str, &str)]) -> Plan {

@@ -1,0 +1,337 @@
+//! Amazon ECR: which hosts are ECR registries, a registry login from nothing but AWS credentials
+//! (ECR GetAuthorizationToken through the SDK's default chain, or a GitLab OIDC token exchanged
+//! with STS AssumeRoleWithWebIdentity), and the repository's tag mutability (DescribeRepositories).
+//!
+//! The only user of the AWS SDK. Its errors are converted here, by error code: `AccessDenied*`
+//! names the IAM action that is missing (exit 5); no credentials at all lists what was tried
+//! (exit 5); timeouts and dispatch failures are transient (exit 75). No secret is ever logged.
+
+use std::collections::HashMap;
+
+use aws_config::BehaviorVersion;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ecr::types::ImageTagMutability;
+use base64::Engine as _;
+use tokio::sync::{Mutex, OnceCell};
+use tracing::{debug, info, instrument, warn};
+
+use crate::error::Error;
+use crate::secret::Secret;
+use crate::settings::AwsInputs;
+use crate::tag_rule::TagRule;
+
+/// What an ECR registry host says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcrHost {
+    pub account: String,
+    pub region: String,
+}
+
+/// Recognises `<account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]` and the dual-stack
+/// `<account>.dkr-ecr[-fips].<region>.on.aws` (a `:443` port is ignored).
+pub fn parse_host(host: &str) -> Option<EcrHost> {
+    let host = host
+        .strip_suffix(":443")
+        .unwrap_or(host)
+        .to_ascii_lowercase();
+    let labels: Vec<&str> = host.split('.').collect();
+    let account = *labels.first()?;
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let rest = &labels[1..];
+    let (region, tail) = match rest {
+        ["dkr", "ecr" | "ecr-fips", region, tail @ ..] => (*region, tail),
+        ["dkr-ecr" | "dkr-ecr-fips", region, tail @ ..] => (*region, tail),
+        _ => return None,
+    };
+    let tail_ok = match rest[0] {
+        "dkr" => matches!(tail, ["amazonaws", "com"] | ["amazonaws", "com", "cn"]),
+        _ => matches!(tail, ["on", "aws"]),
+    };
+    (tail_ok && !region.is_empty()).then(|| EcrHost {
+        account: account.to_string(),
+        region: region.to_string(),
+    })
+}
+
+/// ECR access for a run: SDK clients per region, built on first use; the OIDC exchange done once.
+pub struct Ecr {
+    inputs: AwsInputs,
+    clients: Mutex<HashMap<String, aws_sdk_ecr::Client>>,
+    oidc: OnceCell<Option<aws_credential_types::Credentials>>,
+}
+
+const NO_CREDENTIALS_TRIED: &str = "environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), shared profile (AWS_PROFILE, ~/.aws), web identity (AWS_ROLE_ARN with AWS_WEB_IDENTITY_TOKEN_FILE or a GitLab id_token in GITLAB_OIDC_TOKEN), container role (ECS/EKS), instance role (IMDS)";
+
+impl Ecr {
+    pub fn new(inputs: &AwsInputs) -> Ecr {
+        Ecr {
+            inputs: inputs.clone(),
+            clients: Mutex::new(HashMap::new()),
+            oidc: OnceCell::new(),
+        }
+    }
+
+    /// True when `host` should get an ECR token.
+    pub fn applies_to(&self, host: &str) -> bool {
+        self.inputs.force_ecr || parse_host(host).is_some()
+    }
+
+    /// A registry login (`AWS`, token) for `host`, from GetAuthorizationToken.
+    #[instrument(skip_all, fields(registry = host))]
+    pub async fn login(&self, host: &str) -> Result<(String, Secret), Error> {
+        let client = self.client(host).await?;
+        let out = client
+            .get_authorization_token()
+            .send()
+            .await
+            .map_err(|e| convert(e, "ecr:GetAuthorizationToken", host))?;
+        let token = out
+            .authorization_data()
+            .first()
+            .and_then(|d| d.authorization_token())
+            .and_then(|t| base64::engine::general_purpose::STANDARD.decode(t).ok())
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| Error::Registry {
+                action: "logging in to",
+                reference: host.to_string(),
+                reason: "ECR returned no usable authorization token".into(),
+            })?;
+        let (user, password) = token.split_once(':').ok_or_else(|| Error::Registry {
+            action: "logging in to",
+            reference: host.to_string(),
+            reason: "the ECR authorization token is not user:password".into(),
+        })?;
+        info!(registry = host, "ECR login");
+        Ok((user.to_string(), Secret::new(password)))
+    }
+
+    /// The tag mutability of `repository`. Denied → warn and assume mutable (the registry will
+    /// still refuse an immutable tag with `TAG_INVALID`, which is explained the same way).
+    pub async fn tag_rule(&self, host: &str, repository: &str) -> Result<TagRule, Error> {
+        let client = self.client(host).await?;
+        let mut req = client.describe_repositories().repository_names(repository);
+        if let Some(h) = parse_host(host) {
+            req = req.registry_id(h.account);
+        }
+        let out = match req.send().await {
+            Ok(out) => out,
+            Err(e) => {
+                return match convert(e, "ecr:DescribeRepositories", repository) {
+                    Error::EcrDenied { .. } => {
+                        warn!(repository, "ecr:DescribeRepositories denied: cannot check tag immutability before pushing");
+                        Ok(TagRule::Mutable)
+                    }
+                    other => Err(other),
+                }
+            }
+        };
+        let Some(repo) = out.repositories().first() else {
+            return Ok(TagRule::Mutable);
+        };
+        let filters: Vec<String> = repo
+            .image_tag_mutability_exclusion_filters()
+            .iter()
+            .map(|f| f.filter().to_string())
+            .collect();
+        let rule = match repo.image_tag_mutability() {
+            Some(ImageTagMutability::Immutable) if filters.is_empty() => TagRule::Immutable,
+            Some(ImageTagMutability::Immutable | ImageTagMutability::ImmutableWithExclusion) => {
+                TagRule::ImmutableExcept(filters)
+            }
+            Some(ImageTagMutability::MutableWithExclusion) => TagRule::MutableExcept(filters),
+            Some(ImageTagMutability::Mutable) if !filters.is_empty() => {
+                TagRule::MutableExcept(filters)
+            }
+            _ => TagRule::Mutable,
+        };
+        debug!(repository, ?rule, "tag mutability");
+        Ok(rule)
+    }
+
+    async fn client(&self, host: &str) -> Result<aws_sdk_ecr::Client, Error> {
+        let region = parse_host(host).map(|h| h.region).or_else(|| self.inputs.region.clone()).ok_or_else(|| Error::MissingSetting {
+            setting: "AWS_REGION".into(),
+            hint: format!("{host} does not name an AWS region (MULTIARCH_AUTH=ecr); set AWS_REGION, e.g. eu-west-1"),
+        })?;
+        let mut clients = self.clients.lock().await;
+        if let Some(c) = clients.get(&region) {
+            return Ok(c.clone());
+        }
+        let sdk = sdk_config(&region).await;
+        let mut config = aws_sdk_ecr::config::Builder::from(&sdk);
+        if let Some(credentials) = self.oidc_credentials(&sdk).await? {
+            config = config.credentials_provider(credentials);
+        }
+        let client = aws_sdk_ecr::Client::from_conf(config.build());
+        clients.insert(region, client.clone());
+        Ok(client)
+    }
+
+    /// GitLab OIDC: with `AWS_ROLE_ARN` and an id_token variable (and no SDK token file), assume
+    /// the role by web identity once per run. Otherwise the SDK's default chain applies.
+    async fn oidc_credentials(
+        &self,
+        sdk: &aws_config::SdkConfig,
+    ) -> Result<Option<aws_credential_types::Credentials>, Error> {
+        let (Some(role), Some(token)) = (&self.inputs.role_arn, &self.inputs.web_identity_token)
+        else {
+            return Ok(None);
+        };
+        self.oidc
+            .get_or_try_init(|| async {
+                let out = aws_sdk_sts::Client::new(sdk)
+                    .assume_role_with_web_identity()
+                    .role_arn(role)
+                    .role_session_name(&self.inputs.session_name)
+                    .web_identity_token(token.expose())
+                    .send()
+                    .await
+                    .map_err(|e| convert(e, "sts:AssumeRoleWithWebIdentity", role))?;
+                let c = out.credentials().ok_or_else(|| Error::Registry {
+                    action: "assuming",
+                    reference: role.clone(),
+                    reason: "STS returned no credentials".into(),
+                })?;
+                info!(role = %role, session = %self.inputs.session_name, "assumed role with the GitLab OIDC token");
+                Ok(Some(aws_credential_types::Credentials::new(
+                    c.access_key_id(),
+                    c.secret_access_key(),
+                    Some(c.session_token().to_string()),
+                    std::time::SystemTime::try_from(*c.expiration()).ok(),
+                    "gitlab-oidc",
+                )))
+            })
+            .await
+            .cloned()
+    }
+}
+
+/// SDK configuration from the environment (keys, profiles, web identity, container and
+/// instance roles; `AWS_ENDPOINT_URL_*`), over rustls with ring like the rest of the binary.
+async fn sdk_config(region: &str) -> aws_config::SdkConfig {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
+        .region(aws_config::Region::new(region.to_string()))
+        .load()
+        .await
+}
+
+/// Converts an SDK error by error code; the message never carries a secret.
+fn convert<E>(
+    e: SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+    action: &'static str,
+    resource: &str,
+) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    if let Some(service) = e.as_service_error() {
+        let code = service.code().unwrap_or("unknown");
+        let message = service.message().unwrap_or("").to_string();
+        if code.starts_with("AccessDenied")
+            || code == "InvalidIdentityToken"
+            || code == "ExpiredToken"
+            || code == "UnrecognizedClientException"
+            || code == "InvalidClientTokenId"
+        {
+            return Error::EcrDenied {
+                action,
+                resource: resource.to_string(),
+                reason: format!("{code}: {message}"),
+            };
+        }
+        if code == "ThrottlingException"
+            || code == "ServiceUnavailableException"
+            || code == "ServerException"
+        {
+            return Error::Transient {
+                action: "calling",
+                reference: action.to_string(),
+                reason: code.to_string(),
+            };
+        }
+        return Error::Registry {
+            action: "calling",
+            reference: action.to_string(),
+            reason: format!("{code}: {message}"),
+        };
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(s) = source {
+        if s.downcast_ref::<CredentialsError>().is_some() {
+            return Error::NoAwsCredentials {
+                action,
+                tried: NO_CREDENTIALS_TRIED.to_string(),
+            };
+        }
+        source = s.source();
+    }
+    Error::Transient {
+        action: "calling",
+        reference: action.to_string(),
+        reason: "the AWS API did not answer".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_every_ecr_host_form() {
+        let ecr = |a: &str, r: &str| {
+            Some(EcrHost {
+                account: a.into(),
+                region: r.into(),
+            })
+        };
+        for (host, want) in [
+            (
+                "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+                ecr("123456789012", "eu-west-1"),
+            ),
+            (
+                "123456789012.dkr.ecr.eu-west-1.amazonaws.com:443",
+                ecr("123456789012", "eu-west-1"),
+            ),
+            (
+                "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn",
+                ecr("123456789012", "cn-north-1"),
+            ),
+            (
+                "123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com",
+                ecr("123456789012", "us-gov-west-1"),
+            ),
+            (
+                "123456789012.dkr-ecr.us-east-1.on.aws",
+                ecr("123456789012", "us-east-1"),
+            ),
+            (
+                "123456789012.dkr-ecr-fips.us-east-2.on.aws",
+                ecr("123456789012", "us-east-2"),
+            ),
+            (
+                "123456789012.DKR.ECR.EU-WEST-1.AMAZONAWS.COM",
+                ecr("123456789012", "eu-west-1"),
+            ),
+            ("public.ecr.aws", None),
+            ("12345678901.dkr.ecr.eu-west-1.amazonaws.com", None),
+            (
+                "123456789012.dkr.ecr.eu-west-1.amazonaws.com.evil.example",
+                None,
+            ),
+            ("123456789012.dkr-ecr.us-east-1.amazonaws.com", None),
+            ("registry.gitlab.com", None),
+            ("localhost:5000", None),
+        ] {
+            assert_eq!(parse_host(host), want, "{host}");
+        }
+    }
+}
