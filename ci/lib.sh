@@ -1,22 +1,56 @@
 # Shared by the ci/ scripts: install missing tools from Debian (as root, or through sudo).
 
-# apt-get install for every package whose command is missing: "command:package" pairs.
+# apt-get install these Debian packages.
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing: $*"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# apt-get install every package whose command is missing: "command:package" pairs.
 apt_install_missing() {
   local missing=() pair
   for pair in "$@"; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")
   done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  echo "installing: ${missing[*]}"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 }
 
-# What the integration tests use: the CNCF registry and skopeo (independent client, fixtures).
+# Python tools live in a venv of the checkout (ignored by git), put first on PATH.
+TOOLS_DIR="${TOOLS_DIR:-$PWD/.ci-tools}"
+
+# A venv at $TOOLS_DIR/venv, on PATH; Debian's python3-venv is installed if the venv module is missing.
+python_venv() {
+  if [ ! -x "$TOOLS_DIR/venv/bin/pip" ]; then
+    python3 -m venv "$TOOLS_DIR/venv" 2>/dev/null || {
+      rm -rf "$TOOLS_DIR/venv"
+      apt_install python3-venv
+      python3 -m venv "$TOOLS_DIR/venv"
+    }
+    "$TOOLS_DIR/venv/bin/pip" install --quiet --upgrade pip
+  fi
+  export PATH="$TOOLS_DIR/venv/bin:$PATH"
+}
+
+# pip install into the venv unless the command is already there: "command:requirement" pairs.
+pip_install_missing() {
+  python_venv
+  local missing=() pair
+  for pair in "$@"; do
+    [ -x "$TOOLS_DIR/venv/bin/${pair%%:*}" ] || missing+=("${pair#*:}")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "pip installing: ${missing[*]}"
+  "$TOOLS_DIR/venv/bin/pip" install --quiet "${missing[@]}"
+}
+
+# What the integration tests use: the CNCF registry and skopeo (independent client, fixtures);
+# moto_server as the ECR and STS APIs.
 install_test_tools() {
   apt_install_missing docker-registry:docker-registry skopeo:skopeo
+  pip_install_missing 'moto_server:moto[server]>=5.1,<6'
 }
 
 # A TCP port nobody listens on, on loopback.

@@ -10,6 +10,7 @@ install_test_tools
 echo "--- tools"
 docker-registry --version
 skopeo --version
+echo "moto $("$TOOLS_DIR/venv/bin/python" -c 'import moto; print(moto.__version__)') at $(command -v moto_server)"
 
 echo "--- cargo fmt --check"
 cargo fmt --all -- --check

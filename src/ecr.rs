@@ -118,6 +118,13 @@ impl Ecr {
         }
         let out = match req.send().await {
             Ok(out) => out,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_repository_not_found_exception()) =>
+            {
+                debug!(repository, "no such ECR repository: the push will say so");
+                return Ok(TagRule::Mutable);
+            }
             Err(e) => {
                 return match convert(e, "ecr:DescribeRepositories", repository) {
                     Error::EcrDenied { .. } => {

@@ -80,7 +80,7 @@ pub async fn run(
         });
     }
     phases.start("multiarch_push", "Pushing the index", true);
-    let pushed = try_join_all(plan.targets.iter().map(|t| push_one(registry, t, &index))).await;
+    let pushed = push_all(plan, registry, &index).await;
     phases.end("multiarch_push");
     Ok(Outcome {
         targets: pushed?,
@@ -89,14 +89,46 @@ pub async fn run(
     })
 }
 
+/// Looks at every target tag at once; refuses (before pushing anything) to move a tag the
+/// repository keeps immutable (ECR); then pushes where the tag does not already hold the index.
+async fn push_all(
+    plan: &Plan,
+    registry: &impl Registry,
+    index: &Index,
+) -> Result<Vec<(Reference, Status)>, Error> {
+    let current = try_join_all(plan.targets.iter().map(|t| registry.head_manifest(t))).await?;
+    let moving: Vec<(&Reference, &String)> = plan
+        .targets
+        .iter()
+        .zip(&current)
+        .filter_map(|(t, c)| c.as_ref().filter(|d| **d != index.digest).map(|d| (t, d)))
+        .collect();
+    if let Some((first, _)) = moving.first() {
+        let rule = registry.tag_rule(first).await?;
+        let tag_of = |t: &Reference| t.tag().unwrap_or_default().to_string();
+        if let Some((t, held)) = moving.iter().find(|(t, _)| rule.is_immutable(&tag_of(t))) {
+            return Err(Error::TagImmutable {
+                reference: t.to_string(),
+                reason: format!("the repository keeps this tag immutable and it holds {held}; nothing was pushed"),
+            });
+        }
+    }
+    let pushes = plan
+        .targets
+        .iter()
+        .zip(current)
+        .map(|(t, c)| push_one(registry, t, index, c));
+    try_join_all(pushes).await
+}
+
 /// If the target tag already holds the index, nothing is sent (this keeps immutable tags
 /// re-runnable); otherwise PUT.
 async fn push_one(
     registry: &impl Registry,
     target: &Reference,
     index: &Index,
+    current: Option<String>,
 ) -> Result<(Reference, Status), Error> {
-    let current = registry.head_manifest(target).await?;
     if current.as_deref() == Some(index.digest.as_str()) {
         info!(reference = %target, digest = %index.digest, "unchanged");
         return Ok((target.clone(), Status::Unchanged));

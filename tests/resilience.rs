@@ -185,3 +185,32 @@ fn deadline_exits_3_allow_missing_publishes_what_exists_and_wait_exits_0() {
         .contains(&format!("{}/app:latest-arm64@{arm}\n", reg.host)));
     assert!(reg.raw("app:latest").is_some(), "wait pushes nothing new");
 }
+
+#[test]
+fn a_registry_refusing_to_move_a_tag_exits_4_with_the_immutability_explanation() {
+    let reg = Registry::start();
+    push_fixture(&reg, "app:latest-amd64", "linux/amd64", Kind::Oci);
+    push_fixture(&reg, "app:latest-arm64", "linux/arm64", Kind::Oci);
+    // What ECR answers a PUT onto an immutable tag when DescribeRepositories was not allowed.
+    let proxy = Proxy::start(&reg.host, Duration::ZERO, |req, _| {
+        if req.method == "PUT" {
+            let body = r#"{"errors":[{"code":"TAG_INVALID","message":"The image tag 'latest' already exists in the 'app' repository and cannot be overwritten because the repository is immutable."}]}"#;
+            Fault::Json {
+                code: 400,
+                body: body.into(),
+            }
+        } else {
+            Fault::Pass
+        }
+    });
+    let work = tempfile::tempdir().unwrap();
+    let out = multiarch(&vars(&proxy.host, &[]), work.path())
+        .arg("push")
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("TAG_INVALID"), "{err}");
+    assert!(err.contains("immutable tags"), "{err}");
+    assert!(out.stdout.is_empty());
+}

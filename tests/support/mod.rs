@@ -15,7 +15,9 @@ use sha2::{Digest as _, Sha256};
 use tempfile::TempDir;
 
 pub mod fixtures;
+pub mod moto;
 pub mod proxy;
+pub mod stub;
 
 /// Fails the test with the install step when a tool is missing (never a silent skip).
 pub fn require(tool: &str, package: &str) -> PathBuf {
@@ -93,6 +95,7 @@ impl Registry {
                 };
             }
             let _ = child.kill();
+            let _ = child.wait();
             last_error =
                 std::fs::read_to_string(dir.path().join("registry.log")).unwrap_or_default();
         }

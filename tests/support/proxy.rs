@@ -22,6 +22,8 @@ pub enum Fault {
         code: u16,
         retry_after: Option<String>,
     },
+    /// Answer this status with a JSON body (a registry error envelope).
+    Json { code: u16, body: String },
     /// Forward, then send the client only half of the response and close.
     Cut,
     /// Accept the request and say nothing for this long, then close.
@@ -148,6 +150,11 @@ fn serve(
                     answer.push_str(&format!("Retry-After: {ra}\r\n"));
                 }
                 answer.push_str("\r\n");
+                thread::sleep(rtt / 2);
+                client.write_all(answer.as_bytes())?;
+            }
+            Fault::Json { code, body } => {
+                let answer = format!("HTTP/1.1 {code} Injected\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
                 thread::sleep(rtt / 2);
                 client.write_all(answer.as_bytes())?;
             }

@@ -1,0 +1,273 @@
+//! Amazon ECR end to end with real parts: moto_server is the ECR and STS API; the real registry,
+//! over TLS with a generated CA and htpasswd user `AWS` with moto's token password, plays the ECR
+//! registry (`MULTIARCH_AUTH=ecr`, as for a VPC endpoint name).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use base64::Engine as _;
+use support::fixtures::{push as push_fixture, Kind};
+use support::moto::{ecr_password, Moto, ACCOUNT};
+use support::stub::RedirectingRegistry;
+use support::{multiarch, Options, Registry};
+
+fn ecr_registry() -> Registry {
+    let reg = Registry::start_with(Options {
+        user: Some(("AWS".into(), ecr_password())),
+        tls: true,
+    });
+    push_fixture(&reg, "app:latest-amd64", "linux/amd64", Kind::Oci);
+    push_fixture(&reg, "app:latest-arm64", "linux/arm64", Kind::Oci);
+    reg
+}
+
+/// A job environment with no AWS credentials yet: moto endpoints, the registry's CA, ECR auth.
+fn job(reg: &Registry, moto: &Moto, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut env = moto.env();
+    env.extend(reg.access_env());
+    for (k, v) in [
+        ("MULTIARCH_IMAGE", reg.repo("app")),
+        ("MULTIARCH_TAGS", "latest".to_string()),
+        ("MULTIARCH_AUTH", "ecr".to_string()),
+        ("GITLAB_CI", "true".to_string()),
+        ("CI_PROJECT_PATH", "group/app".to_string()),
+        ("CI_JOB_ID", "4242".to_string()),
+    ] {
+        env.insert(k.to_string(), v);
+    }
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    env
+}
+
+const KEYS: [(&str, &str); 2] = [
+    ("AWS_ACCESS_KEY_ID", "AKIATESTING"),
+    ("AWS_SECRET_ACCESS_KEY", "testing-secret"),
+];
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn access_keys_from_the_environment_log_in_through_get_authorization_token() {
+    let (moto, reg) = (Moto::start(), ecr_registry());
+    let work = tempfile::tempdir().unwrap();
+    let out = multiarch(&job(&reg, &moto, &KEYS), work.path())
+        .arg("push")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("ECR login"), "{}", stderr_of(&out));
+    assert!(reg.raw("app:latest").is_some());
+}
+
+#[test]
+fn a_gitlab_oidc_token_and_a_role_are_enough() {
+    let (moto, reg) = (Moto::start(), ecr_registry());
+    let work = tempfile::tempdir().unwrap();
+    let env = job(
+        &reg,
+        &moto,
+        &[
+            (
+                "AWS_ROLE_ARN",
+                &format!("arn:aws:iam::{ACCOUNT}:role/gitlab-publish"),
+            ),
+            (
+                "GITLAB_OIDC_TOKEN",
+                "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJwcm9qZWN0X3BhdGg6Z3JvdXAvYXBwIn0.c2lnbmF0dXJl",
+            ),
+        ],
+    );
+    let out = multiarch(&env, work.path()).arg("push").output().unwrap();
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("assumed role with the GitLab OIDC token"),
+        "{err}"
+    );
+    assert!(err.contains("multiarch-group.app-4242"), "{err}");
+    assert!(reg.raw("app:latest").is_some());
+    println!("{err}");
+}
+
+#[test]
+fn no_aws_credentials_exit_5_naming_what_was_tried() {
+    let (moto, reg) = (Moto::start(), ecr_registry());
+    let work = tempfile::tempdir().unwrap();
+    let out = multiarch(&job(&reg, &moto, &[]), work.path())
+        .arg("push")
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(
+        err.contains("no AWS credentials for ecr:GetAuthorizationToken"),
+        "{err}"
+    );
+    for tried in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_PROFILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "GITLAB_OIDC_TOKEN",
+        "IMDS",
+    ] {
+        assert!(err.contains(tried), "{tried}: {err}");
+    }
+    assert!(reg.raw("app:latest").is_none());
+}
+
+#[test]
+fn immutable_tags_rerun_as_a_no_op_and_refuse_a_different_index_before_pushing() {
+    let (moto, reg) = (Moto::start(), ecr_registry());
+    moto.ecr(
+        "CreateRepository",
+        r#"{"repositoryName":"app","imageTagMutability":"IMMUTABLE"}"#,
+    );
+    let work = tempfile::tempdir().unwrap();
+    let env = job(&reg, &moto, &KEYS);
+    multiarch(&env, work.path()).arg("push").assert().success();
+    let first = reg.raw("app:latest").unwrap();
+
+    let again = multiarch(&env, work.path()).arg("push").output().unwrap();
+    assert!(again.status.success(), "{}", stderr_of(&again));
+    assert!(stderr_of(&again).contains("unchanged"));
+
+    let changed = multiarch(&env, work.path())
+        .args([
+            "push",
+            "--log",
+            "debug",
+            "--annotation",
+            "org.opencontainers.image.title=changed",
+        ])
+        .output()
+        .unwrap();
+    let err = stderr_of(&changed);
+    assert_eq!(changed.status.code(), Some(4), "{err}");
+    assert!(err.contains("immutable"), "{err}");
+    assert!(err.contains("new tag"), "{err}");
+    assert_eq!(
+        reg.raw("app:latest").unwrap(),
+        first,
+        "the tag is unchanged"
+    );
+
+    // An exclusion filter makes `latest` movable again.
+    moto.ecr(
+        "PutImageTagMutability",
+        r#"{"repositoryName":"app","imageTagMutability":"IMMUTABLE_WITH_EXCLUSION","imageTagMutabilityExclusionFilters":[{"filterType":"WILDCARD","filter":"lat*"}]}"#,
+    );
+    multiarch(&env, work.path())
+        .args([
+            "push",
+            "--annotation",
+            "org.opencontainers.image.title=changed",
+        ])
+        .assert()
+        .success();
+    assert_ne!(reg.raw("app:latest").unwrap(), first);
+}
+
+#[test]
+fn secrets_appear_nowhere_at_debug_level() {
+    let (moto, reg) = (Moto::start(), ecr_registry());
+    let work = tempfile::tempdir().unwrap();
+    let sentinel_key = "sentinel-aws-secret-7f3a9c";
+    let sentinel_oidc = "eyJsentinel.oidc.token-5b2e";
+    let env = job(
+        &reg,
+        &moto,
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIASENTINEL"),
+            ("AWS_SECRET_ACCESS_KEY", sentinel_key),
+            ("GITLAB_OIDC_TOKEN", sentinel_oidc),
+            ("MULTIARCH_LOG", "debug"),
+        ],
+    );
+    let out = multiarch(&env, work.path()).arg("push").output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let dotenv = std::fs::read_to_string(work.path().join("multiarch.env")).unwrap();
+    let registry_password = ecr_password();
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("AWS:{registry_password}"));
+    for text in [
+        stderr_of(&out),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        dotenv,
+    ] {
+        for secret in [
+            sentinel_key,
+            sentinel_oidc,
+            registry_password.as_str(),
+            basic.as_str(),
+        ] {
+            assert!(!text.contains(secret), "{secret} leaked:\n{text}");
+        }
+    }
+    assert!(
+        stderr_of(&out).contains("DEBUG"),
+        "the run really was at debug level"
+    );
+    assert_no_files_contain(
+        work.path(),
+        &[sentinel_key, sentinel_oidc, &registry_password],
+    );
+}
+
+fn assert_no_files_contain(dir: &Path, secrets: &[&str]) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        if entry.path().is_file() {
+            let text = String::from_utf8_lossy(&std::fs::read(entry.path()).unwrap()).into_owned();
+            for s in secrets {
+                assert!(
+                    !text.contains(s),
+                    "{} holds a secret",
+                    entry.path().display()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn authorization_does_not_follow_a_blob_redirect_to_another_host() {
+    let stub = RedirectingRegistry::start("AWS", "stub-password-1c9d");
+    let work = tempfile::tempdir().unwrap();
+    let env: BTreeMap<String, String> = [
+        ("MULTIARCH_USERNAME", "AWS"),
+        ("MULTIARCH_PASSWORD", "stub-password-1c9d"),
+        ("MULTIARCH_INSECURE_REGISTRIES", stub.host.as_str()),
+        ("MULTIARCH_PLATFORMS", "linux/amd64"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let out = multiarch(&env, work.path())
+        .args(["inspect", &format!("{}/app:latest-amd64", stub.host)])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("linux/amd64"));
+    assert!(
+        !stub.registry_auth.lock().unwrap().is_empty(),
+        "the registry itself got credentials"
+    );
+    let blob_requests = stub.blob_requests.lock().unwrap();
+    assert_eq!(
+        blob_requests.len(),
+        1,
+        "the config was fetched from the redirect target"
+    );
+    assert!(
+        blob_requests[0]
+            .iter()
+            .all(|h| !h.to_ascii_lowercase().starts_with("authorization")),
+        "Authorization followed the redirect: {:?}",
+        blob_requests[0]
+    );
+}
