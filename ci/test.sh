@@ -11,6 +11,10 @@ echo "--- tools"
 docker-registry --version
 skopeo --version
 echo "moto $("$TOOLS_DIR/venv/bin/python" -c 'import moto; print(moto.__version__)') at $(command -v moto_server)"
+buildah --version
+echo "node $(node --version), gitlab-ci-local $(gitlab-ci-local --version)"
+check-jsonschema --version
+hadolint --version
 
 echo "--- cargo fmt --check"
 cargo fmt --all -- --check

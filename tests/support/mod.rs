@@ -20,14 +20,14 @@ pub mod proxy;
 pub mod stub;
 
 /// Fails the test with the install step when a tool is missing (never a silent skip).
-pub fn require(tool: &str, package: &str) -> PathBuf {
+pub fn require(tool: &str, install: &str) -> PathBuf {
     let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|d| d.join(tool))
             .find(|p| p.is_file())
     });
     found.unwrap_or_else(|| {
-        panic!("{tool} is not installed: run ci/test.sh, or `apt-get install -y {package}`")
+        panic!("{tool} is not on PATH: run ci/test.sh, which installs it ({install})")
     })
 }
 
@@ -70,7 +70,7 @@ impl Registry {
     }
 
     pub fn start_with(options: Options) -> Registry {
-        let binary = require("docker-registry", "docker-registry");
+        let binary = require("docker-registry", "apt-get install docker-registry");
         let dir = tempfile::tempdir().unwrap();
         let mut last_error = String::new();
         for _ in 0..5 {
@@ -135,7 +135,7 @@ impl Registry {
     }
 
     pub fn skopeo_unchecked(&self, args: &[&str]) -> Output {
-        require("skopeo", "skopeo");
+        require("skopeo", "apt-get install skopeo");
         let (verb, rest) = args.split_first().unwrap();
         let mut cmd = Command::new("skopeo");
         cmd.arg("--insecure-policy").arg(verb);
