@@ -60,9 +60,26 @@ pub async fn run(
         "Waiting for and reading per-architecture sources",
         false,
     );
-    let gathered = wait::gather(plan, registry).await;
+    // Alongside the sources: what the target tags hold now, and push credentials, so the push
+    // phase is a single round trip. Skipped for a dry run, which touches nothing.
+    let look = async {
+        if plan.dry_run {
+            return Ok(None);
+        }
+        let (current, ()) = futures_util::future::try_join(
+            look_at_targets(plan, registry),
+            prepare_push(plan, registry),
+        )
+        .await?;
+        Ok::<_, Error>(Some(current))
+    };
+    let (gathered, looked) = futures_util::future::join(wait::gather(plan, registry), look).await;
     phases.end("multiarch_sources");
-    let Gathered { resolved, missing } = gathered?;
+    let Gathered {
+        resolved,
+        missing,
+        waited,
+    } = gathered?;
 
     let index = index::build(&resolved, plan.format, &plan.annotations)?;
     info!(digest = %index.digest, media_type = index.media_type, children = index.children.len(), "index built");
@@ -80,7 +97,12 @@ pub async fn run(
         });
     }
     phases.start("multiarch_push", "Pushing the index", true);
-    let pushed = push_all(plan, registry, &index).await;
+    // After a wait, the target tags may have moved meanwhile: look again.
+    let current = match looked? {
+        Some(current) if !waited => current,
+        _ => look_at_targets(plan, registry).await?,
+    };
+    let pushed = push_all(plan, registry, &index, current).await;
     phases.end("multiarch_push");
     Ok(Outcome {
         targets: pushed?,
@@ -89,14 +111,30 @@ pub async fn run(
     })
 }
 
-/// Looks at every target tag at once; refuses (before pushing anything) to move a tag the
+/// The digest each target tag holds now (`None`: the tag does not exist).
+async fn look_at_targets(
+    plan: &Plan,
+    registry: &impl Registry,
+) -> Result<Vec<Option<String>>, Error> {
+    try_join_all(plan.targets.iter().map(|t| registry.head_manifest(t))).await
+}
+
+/// Push credentials for the target repository (all targets share it).
+async fn prepare_push(plan: &Plan, registry: &impl Registry) -> Result<(), Error> {
+    match plan.targets.first() {
+        Some(t) => registry.prepare_push(t).await,
+        None => Ok(()),
+    }
+}
+
+/// Given what every target tag holds, refuses (before pushing anything) to move a tag the
 /// repository keeps immutable (ECR); then pushes where the tag does not already hold the index.
 async fn push_all(
     plan: &Plan,
     registry: &impl Registry,
     index: &Index,
+    current: Vec<Option<String>>,
 ) -> Result<Vec<(Reference, Status)>, Error> {
-    let current = try_join_all(plan.targets.iter().map(|t| registry.head_manifest(t))).await?;
     let moving: Vec<(&Reference, &String)> = plan
         .targets
         .iter()

@@ -49,10 +49,14 @@ pub trait Registry {
     async fn push_index(&self, to: &Reference, index: &Index) -> Result<(), Error>;
     /// Whether tags of this repository may move (ECR immutability; `Mutable` elsewhere).
     async fn tag_rule(&self, repo: &Reference) -> Result<TagRule, Error>;
+    /// Gets push credentials for `to` ahead of time, so the push itself costs one round trip.
+    async fn prepare_push(&self, to: &Reference) -> Result<(), Error>;
 }
 
 const USER_AGENT: &str = concat!("multiarch/", env!("CARGO_PKG_VERSION"));
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+type AuthSlot = std::sync::Arc<Mutex<Option<Option<HeaderValue>>>>;
 
 /// Registry access for every host of a run: one connection pool, one authentication per
 /// registry, repository and operation.
@@ -63,8 +67,9 @@ pub struct OciRegistry {
     insecure: Vec<String>,
     retries: u32,
     request_timeout: std::time::Duration,
-    /// Authorization header per (registry, repository, push?); `None` = anonymous.
-    auth_headers: Mutex<HashMap<(String, String, bool), Option<HeaderValue>>>,
+    /// Authorization header per (registry, repository, push?), each behind its own lock;
+    /// `Some(None)` = anonymous.
+    auth_headers: Mutex<HashMap<(String, String, bool), AuthSlot>>,
 }
 
 impl OciRegistry {
@@ -154,11 +159,26 @@ impl OciRegistry {
             at.repository().to_string(),
             push,
         );
-        let mut cache = self.auth_headers.lock().await;
-        if let (Some(h), false) = (cache.get(&key), refresh) {
+        // One lock per key, so pull and push authenticate concurrently; requests for the same
+        // key wait for the first one's token instead of racing for their own.
+        let slot = self
+            .auth_headers
+            .lock()
+            .await
+            .entry(key)
+            .or_default()
+            .clone();
+        let mut cached = slot.lock().await;
+        if let (Some(h), false) = (cached.as_ref(), refresh) {
             return Ok(h.clone());
         }
         let credential = self.credentials.resolve(at.registry(), refresh).await?;
+        if matches!(credential, Credential::Anonymous) && !refresh {
+            // Anonymous: no handshake until a registry asks for one (a 401 with its challenge),
+            // so open registries cost no ping at all.
+            *cached = Some(None);
+            return Ok(None);
+        }
         let auth = match &credential {
             Credential::Anonymous => RegistryAuth::Anonymous,
             Credential::Basic { username, password } => {
@@ -189,7 +209,7 @@ impl OciRegistry {
             h.set_sensitive(true);
             h
         });
-        cache.insert(key, header.clone());
+        *cached = Some(header.clone());
         Ok(header)
     }
 
@@ -342,6 +362,10 @@ impl Registry for OciRegistry {
             }),
             _ => Ok(()),
         }
+    }
+
+    async fn prepare_push(&self, to: &Reference) -> Result<(), Error> {
+        self.auth_header(to, true, false).await.map(|_| ())
     }
 
     async fn tag_rule(&self, repo: &Reference) -> Result<TagRule, Error> {

@@ -41,6 +41,8 @@ fn poll_delays() -> impl Iterator<Item = Duration> {
 pub struct Gathered {
     pub resolved: Vec<Resolved>,
     pub missing: Vec<String>,
+    /// True when some source was not there at first and had to be waited for.
+    pub waited: bool,
 }
 
 /// Waits for every source of `plan` (up to `plan.timeout`) and resolves each one's platform.
@@ -53,6 +55,7 @@ pub async fn gather(plan: &Plan, registry: &impl Registry) -> Result<Gathered, E
     let mut delays = poll_delays();
     let mut last_progress: Option<Instant> = None;
     let mut first_round = true;
+    let mut rounds = 0u32;
     loop {
         let pending: Vec<usize> = (0..n).filter(|i| found[*i].is_none()).collect();
         let probes = pending
@@ -79,6 +82,7 @@ pub async fn gather(plan: &Plan, registry: &impl Registry) -> Result<Gathered, E
             }
         }
         first_round = false;
+        rounds += 1;
         let now = Instant::now();
         if found.iter().all(Option::is_some) {
             break;
@@ -96,6 +100,7 @@ pub async fn gather(plan: &Plan, registry: &impl Registry) -> Result<Gathered, E
     Ok(Gathered {
         resolved: found.into_iter().flatten().collect(),
         missing: Vec::new(),
+        waited: rounds > 1,
     })
 }
 
@@ -121,7 +126,11 @@ fn at_deadline(
         return Err(Error::SourcesMissing { missing });
     }
     warn!(missing = %missing.join(", "), "publishing without the missing sources (--allow-missing)");
-    Ok(Gathered { resolved, missing })
+    Ok(Gathered {
+        resolved,
+        missing,
+        waited: true,
+    })
 }
 
 /// One look at one source: GET in the first round, then a HEAD until it exists, then a GET.

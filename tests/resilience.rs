@@ -214,3 +214,40 @@ fn a_registry_refusing_to_move_a_tag_exits_4_with_the_immutability_explanation()
     assert!(err.contains("immutable tags"), "{err}");
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn a_push_costs_at_most_two_requests_per_source_and_per_tag() {
+    let reg = Registry::start();
+    for (tag, platform) in [
+        ("1-amd64", "linux/amd64"),
+        ("1-arm64", "linux/arm64"),
+        ("1-armv7", "linux/arm/v7"),
+    ] {
+        push_fixture(&reg, &format!("app:{tag}"), platform, Kind::Oci);
+    }
+    let proxy = Proxy::start(&reg.host, Duration::ZERO, |_, _| Fault::Pass);
+    let work = tempfile::tempdir().unwrap();
+    let env = vars(
+        &proxy.host,
+        &[
+            ("MULTIARCH_TAGS", "1,latest"),
+            (
+                "MULTIARCH_PLATFORMS",
+                "linux/amd64,linux/arm64,linux/arm/v7",
+            ),
+        ],
+    );
+    let out = multiarch(&env, work.path()).arg("push").output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    // One GET per manifest and per config, one HEAD and one PUT per tag, at most two handshakes.
+    let (n, t) = (3, 2);
+    assert!(proxy.requests() <= 2 * n + 2 * t + 2, "{:#?}", proxy.log());
+    // A re-run only looks: manifests, configs, a HEAD per tag, no PUT.
+    let before = proxy.requests();
+    multiarch(&env, work.path()).arg("push").assert().success();
+    let log = proxy.log();
+    assert!(
+        log[before..].iter().all(|l| !l.starts_with("PUT")),
+        "{log:#?}"
+    );
+}

@@ -113,8 +113,9 @@ where
 }
 
 /// One registry request with retries; `build` makes the request given the current auth header.
-/// A 401 on a request that carried a token gets one fresh token and one more try (tokens expire
-/// during long waits); a second 401 is the answer.
+/// A 401 gets one authentication and one more try: the registry's challenge for an anonymous
+/// request, a fresh token for an expired one (tokens expire during long waits). A second 401 is
+/// the answer.
 pub async fn request(
     registry: &OciRegistry,
     at: &Reference,
@@ -132,9 +133,9 @@ pub async fn request(
             };
             match once(build(auth.as_ref()), limit, at, action).await {
                 Attempt::Done(Ok(reply))
-                    if reply.status == StatusCode::UNAUTHORIZED && auth.is_some() && !refresh =>
+                    if reply.status == StatusCode::UNAUTHORIZED && !refresh =>
                 {
-                    debug!(reference = %at, "401 with a token: authenticating again");
+                    debug!(reference = %at, anonymous = auth.is_none(), "401: authenticating (again)");
                     refresh = true;
                 }
                 other => return other,

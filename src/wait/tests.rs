@@ -103,6 +103,10 @@ impl Registry for Scripted {
     async fn tag_rule(&self, _: &Reference) -> Result<crate::tag_rule::TagRule, Error> {
         unreachable!("waiting never pushes")
     }
+
+    async fn prepare_push(&self, _: &Reference) -> Result<(), Error> {
+        unreachable!("waiting never pushes")
+    }
 }
 
 fn plan(extra: &[(&str, &str)]) -> Plan {
