@@ -61,8 +61,16 @@ type AuthSlot = std::sync::Arc<Mutex<Option<Option<HeaderValue>>>>;
 /// Registry access for every host of a run: one connection pool, one authentication per
 /// registry, repository and operation.
 pub struct OciRegistry {
-    oci: oci_client::Client,
-    http: reqwest::Client,
+    /// oci-client, for the authentication handshake only; built on first use, so runs that
+    /// never need a handshake (anonymous access to an open registry) never load its TLS roots.
+    oci: std::sync::OnceLock<oci_client::Client>,
+    /// Extra CA certificates (PEM), for the oci-client built later.
+    pems: Vec<Vec<u8>>,
+    /// For plain-HTTP (insecure) hosts.
+    plain: reqwest::Client,
+    /// For HTTPS, with the system roots plus `--ca-file`; built on first use.
+    tls: std::sync::OnceLock<reqwest::Client>,
+    roots: Vec<reqwest::Certificate>,
     credentials: Credentials,
     insecure: Vec<String>,
     retries: u32,
@@ -92,13 +100,40 @@ impl OciRegistry {
                 "give a PEM file of CA certificates",
             )
         };
+        let mut roots = Vec::new();
+        for pem in &pems {
+            roots.push(reqwest::Certificate::from_pem(pem).map_err(|e| bad_ca(e.to_string()))?);
+        }
+        // Plain HTTP needs no trust roots; loading the system's (hundreds of files) is left to
+        // the first HTTPS request.
+        let plain = http_client(Vec::new(), true).map_err(|e| bad_ca(e.to_string()))?;
+        Ok(OciRegistry {
+            oci: std::sync::OnceLock::new(),
+            pems,
+            roots,
+            plain,
+            tls: std::sync::OnceLock::new(),
+            credentials: Credentials::load(&access.credentials)?,
+            insecure: access.insecure.clone(),
+            retries: access.retries,
+            request_timeout: access.request_timeout,
+            auth_headers: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The oci-client for handshakes, built on first use with the same TLS trust as ours.
+    fn oci(&self) -> Result<&oci_client::Client, oci_client::errors::OciDistributionError> {
+        if let Some(c) = self.oci.get() {
+            return Ok(c);
+        }
         let config = ClientConfig {
-            protocol: ClientProtocol::HttpsExcept(access.insecure.clone()),
+            protocol: ClientProtocol::HttpsExcept(self.insecure.clone()),
             connect_timeout: Some(CONNECT_TIMEOUT),
-            read_timeout: Some(access.request_timeout),
+            read_timeout: Some(self.request_timeout),
             user_agent: USER_AGENT,
             platform_resolver: None,
-            extra_root_certificates: pems
+            extra_root_certificates: self
+                .pems
                 .iter()
                 .map(|pem| Certificate {
                     encoding: CertificateEncoding::Pem,
@@ -107,25 +142,18 @@ impl OciRegistry {
                 .collect(),
             ..Default::default()
         };
-        let oci = oci_client::Client::try_from(config).map_err(|e| bad_ca(e.to_string()))?;
-        let mut roots = Vec::new();
-        for pem in &pems {
-            roots.push(reqwest::Certificate::from_pem(pem).map_err(|e| bad_ca(e.to_string()))?);
+        let client = oci_client::Client::try_from(config)?;
+        Ok(self.oci.get_or_init(|| client))
+    }
+
+    /// The HTTP client for a URL: plain or TLS (built on first use).
+    fn client_for(&self, url: &str) -> &reqwest::Client {
+        if url.starts_with("http://") {
+            return &self.plain;
         }
-        let http = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tls_certs_merge(roots)
-            .build()
-            .map_err(|e| bad_ca(e.to_string()))?;
-        Ok(OciRegistry {
-            oci,
-            http,
-            credentials: Credentials::load(&access.credentials)?,
-            insecure: access.insecure.clone(),
-            retries: access.retries,
-            request_timeout: access.request_timeout,
-            auth_headers: Mutex::new(HashMap::new()),
+        self.tls.get_or_init(|| {
+            // The roots were checked when `--ca-file` was read; building cannot fail on them.
+            http_client(self.roots.clone(), false).expect("a TLS client with checked roots")
         })
     }
 
@@ -192,8 +220,10 @@ impl OciRegistry {
         };
         debug!(reference = %at, push, refresh, "authenticating");
         let action = if push { Action::Push } else { Action::Fetch };
-        let token =
-            send::with_retries(self.retries, at, action, || self.oci.auth(at, &auth, op)).await?;
+        let token = send::with_retries(self.retries, at, action, || async {
+            self.oci()?.auth(at, &auth, op).await
+        })
+        .await?;
         let value = match (token, &credential) {
             (Some(token), _) => Some(format!("Bearer {token}")),
             // No bearer challenge: the registry takes basic auth (or none at all).
@@ -225,7 +255,7 @@ impl OciRegistry {
     ) -> Result<Reply, Error> {
         send::request(self, at, action, limit, |auth| {
             let mut req = self
-                .http
+                .client_for(url)
                 .request(method.clone(), url)
                 .timeout(self.request_timeout);
             if let Some(h) = auth {
@@ -375,6 +405,23 @@ impl Registry for OciRegistry {
         }
         ecr.tag_rule(repo.registry(), repo.repository()).await
     }
+}
+
+/// A reqwest client: our user agent, connect timeout, keep-alive pool. `plain_only` skips the
+/// system trust roots (for plain-HTTP hosts); otherwise `extra_roots` join them.
+fn http_client(
+    extra_roots: Vec<reqwest::Certificate>,
+    plain_only: bool,
+) -> reqwest::Result<reqwest::Client> {
+    let builder = reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .connect_timeout(CONNECT_TIMEOUT);
+    let builder = if plain_only {
+        builder.tls_certs_only(Vec::new())
+    } else {
+        builder.tls_certs_merge(extra_roots)
+    };
+    builder.build()
 }
 
 /// Splits a PEM bundle into one PEM per certificate.

@@ -254,7 +254,12 @@ fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 /// The built `multiarch` as a plain process, with a clean environment plus `env` (as a CI job sees
 /// only its variables), `HOME` and the working directory set to `cwd`.
 pub fn multiarch_process(env: &BTreeMap<String, String>, cwd: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_multiarch"));
+    // Set by cargo for integration tests; the bench example, which shares this module, never
+    // calls this.
+    let Some(binary) = option_env!("CARGO_BIN_EXE_multiarch") else {
+        panic!("only integration tests get the built binary from cargo")
+    };
+    let mut cmd = Command::new(binary);
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", cwd)

@@ -114,6 +114,7 @@ struct Upstream {
 
 fn connect(upstream: &str) -> std::io::Result<Upstream> {
     let s = TcpStream::connect(upstream)?;
+    s.set_nodelay(true)?;
     Ok(Upstream {
         writer: s.try_clone()?,
         reader: BufReader::new(s),
@@ -129,6 +130,13 @@ fn serve(
     count: &AtomicUsize,
     log: &Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
+    client.set_nodelay(true)?; // no Nagle delays: latency is what the rule injects, nothing else
+                               // A TLS ClientHello (clients that try HTTPS before plain HTTP): refuse at once, as a plain
+                               // HTTP server's error would, instead of waiting for a line that never comes.
+    let mut first = [0u8; 1];
+    if client.peek(&mut first)? == 0 || first[0] == 0x16 {
+        return Ok(());
+    }
     let mut reader = BufReader::new(client.try_clone()?);
     let mut client = client;
     let mut up: Option<Upstream> = None;
@@ -215,13 +223,44 @@ fn header(head: &[u8], name: &str) -> Option<String> {
     })
 }
 
+/// The request body as it travels (chunked bodies are forwarded chunked).
 fn read_request_body(reader: &mut impl BufRead, head: &[u8]) -> std::io::Result<Vec<u8>> {
+    if header(head, "transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        let mut out = Vec::new();
+        read_chunked(reader, &mut out)?;
+        return Ok(out);
+    }
     let len: usize = header(head, "content-length")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let mut body = vec![0; len];
     reader.read_exact(&mut body)?;
     Ok(body)
+}
+
+/// Copies a chunked body, size lines and trailer included, into `out`.
+fn read_chunked(reader: &mut impl BufRead, out: &mut Vec<u8>) -> std::io::Result<()> {
+    loop {
+        let mut size_line = Vec::new();
+        reader.read_until(b'\n', &mut size_line)?;
+        out.extend_from_slice(&size_line);
+        let text = String::from_utf8_lossy(&size_line);
+        let size =
+            usize::from_str_radix(text.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
+        if size == 0 {
+            loop {
+                let mut line = Vec::new();
+                reader.read_until(b'\n', &mut line)?;
+                out.extend_from_slice(&line);
+                if line == b"\r\n" || line == b"\n" || line.is_empty() {
+                    return Ok(());
+                }
+            }
+        }
+        let mut chunk = vec![0; size + 2];
+        reader.read_exact(&mut chunk)?;
+        out.extend(chunk);
+    }
 }
 
 /// Sends one request upstream and reads the whole response (head and body, as bytes).
@@ -236,8 +275,9 @@ fn forward(
         *up = Some(connect(upstream)?);
     }
     let u = up.as_mut().unwrap();
-    u.writer.write_all(head)?;
-    u.writer.write_all(body)?;
+    let mut request = head.to_vec();
+    request.extend_from_slice(body);
+    u.writer.write_all(&request)?;
     let Some((response, _)) = read_head(&mut u.reader)? else {
         return Err(std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,
@@ -260,26 +300,7 @@ fn forward(
     } else if header(&response, "transfer-encoding")
         .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
     {
-        loop {
-            let mut size_line = Vec::new();
-            u.reader.read_until(b'\n', &mut size_line)?;
-            out.extend_from_slice(&size_line);
-            let size = usize::from_str_radix(
-                String::from_utf8_lossy(&size_line)
-                    .trim()
-                    .split(';')
-                    .next()
-                    .unwrap_or("0"),
-                16,
-            )
-            .unwrap_or(0);
-            let mut chunk = vec![0; size + 2];
-            u.reader.read_exact(&mut chunk)?;
-            out.extend(chunk);
-            if size == 0 {
-                break;
-            }
-        }
+        read_chunked(&mut u.reader, &mut out)?;
     } else {
         u.reader.read_to_end(&mut out)?;
         *up = None;

@@ -1,0 +1,284 @@
+//! The benchmark behind `ci/bench.sh` (not a test: speed is measured here, never asserted).
+//!
+//! Starts the real registry and the latency-injecting proxy from `tests/support`, pushes fixture
+//! images for 15 platforms once, then for N = 2, 8, 15 at 0 and 20 ms round-trip time measures the
+//! release `multiarch push` (median of BENCH_RUNS runs, a fresh target tag each run), the
+//! requests per run counted at the proxy, and the peak RSS; the same with `buildah manifest
+//! create/add/push` on the same fixtures; the start-up time; and the lag from the last source
+//! landing to the index being pushed while `multiarch push` waits. Prints a markdown report.
+
+#[path = "../tests/support/mod.rs"]
+#[allow(dead_code)]
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::fixtures::{push as push_fixture, Kind};
+use support::proxy::{Fault, Proxy};
+use support::Registry;
+
+const PLATFORMS: [&str; 15] = [
+    "linux/amd64",
+    "linux/arm64",
+    "linux/arm/v7",
+    "linux/arm/v6",
+    "linux/386",
+    "linux/ppc64le",
+    "linux/s390x",
+    "linux/riscv64",
+    "linux/mips64le",
+    "linux/mips64",
+    "linux/mipsle",
+    "linux/mips",
+    "linux/loong64",
+    "linux/ppc64",
+    "linux/arm/v5",
+];
+
+/// `arm/v7` → `armv7`: the `{arch}{variant}` of the default source template.
+fn suffix(platform: &str) -> String {
+    platform.split('/').skip(1).collect()
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
+
+/// Runs a command to completion; returns wall time and peak RSS in KiB (from wait4).
+fn measure(cmd: &mut Command) -> (Duration, u64) {
+    let start = Instant::now();
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waiting for our own child; `usage` is a valid out-pointer.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let elapsed = start.elapsed();
+    assert_eq!(waited, pid, "wait4 failed");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{cmd:?} failed with status {status}"
+    );
+    (elapsed, usage.ru_maxrss as u64)
+}
+
+fn multiarch(bin: &str, host: &str, env: &[(&str, String)]) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.arg("push")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd.env("MULTIARCH_INSECURE_REGISTRIES", host)
+        .env("MULTIARCH_IMAGE", format!("{host}/bench"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+struct Row {
+    n: usize,
+    rtt_ms: u64,
+    multiarch_s: f64,
+    requests: usize,
+    rss_kib: u64,
+    buildah_s: f64,
+    buildah_requests: usize,
+}
+
+fn buildah(args: &[&str]) -> Command {
+    let mut cmd = Command::new("buildah");
+    cmd.env("STORAGE_DRIVER", "vfs").args(args);
+    cmd
+}
+
+/// `buildah manifest create`, one `add` per source, `push` of the list: the common hand-written flow.
+fn buildah_publish(host: &str, platforms: &[&str], target: &str) -> Duration {
+    let list = format!("bench-list-{target}");
+    let start = Instant::now();
+    measure(&mut buildah(&["manifest", "create", &list]));
+    for p in platforms {
+        let src = format!("docker://{host}/bench:src-{}", suffix(p));
+        measure(&mut buildah(&[
+            "manifest",
+            "add",
+            "--tls-verify=false",
+            &list,
+            &src,
+        ]));
+    }
+    let dest = format!("docker://{host}/bench:{target}");
+    measure(&mut buildah(&[
+        "manifest",
+        "push",
+        "--tls-verify=false",
+        &list,
+        &dest,
+    ]));
+    let elapsed = start.elapsed();
+    let _ = buildah(&["manifest", "rm", &list])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    elapsed
+}
+
+fn main() {
+    let bin = std::env::var("MULTIARCH_BIN").unwrap_or_else(|_| "target/release/multiarch".into());
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    let reg = Registry::start();
+    eprintln!("pushing {} fixture images to {}", PLATFORMS.len(), reg.host);
+    for p in PLATFORMS {
+        push_fixture(&reg, &format!("bench:src-{}", suffix(p)), p, Kind::Oci);
+    }
+
+    let mut rows = Vec::new();
+    for rtt_ms in [0u64, 20] {
+        let proxy = Proxy::start(&reg.host, Duration::from_millis(rtt_ms), |_, _| Fault::Pass);
+        for n in [2usize, 8, 15] {
+            let platforms = &PLATFORMS[..n];
+            let env = vec![
+                ("MULTIARCH_PLATFORMS", platforms.join(",")),
+                (
+                    "MULTIARCH_SOURCE_TEMPLATE",
+                    "{image}:src-{arch}{variant}".to_string(),
+                ),
+                ("MULTIARCH_TIMEOUT", "0".to_string()),
+            ];
+            let (mut times, mut requests, mut rss) = (Vec::new(), Vec::new(), 0);
+            for run in 0..runs {
+                let tag = format!("ma-{rtt_ms}-{n}-{run}");
+                let mut env = env.clone();
+                env.push(("MULTIARCH_TAGS", tag));
+                let before = proxy.requests();
+                let (t, r) = measure(&mut multiarch(&bin, &proxy.host, &env));
+                times.push(t.as_secs_f64());
+                requests.push(proxy.requests() - before);
+                rss = rss.max(r);
+            }
+            let (mut btimes, mut breqs) = (Vec::new(), Vec::new());
+            for run in 0..runs {
+                let before = proxy.requests();
+                btimes.push(
+                    buildah_publish(&proxy.host, platforms, &format!("bh-{rtt_ms}-{n}-{run}"))
+                        .as_secs_f64(),
+                );
+                breqs.push(proxy.requests() - before);
+            }
+            requests.sort();
+            breqs.sort();
+            let row = Row {
+                n,
+                rtt_ms,
+                multiarch_s: median(times),
+                requests: requests[requests.len() / 2],
+                rss_kib: rss,
+                buildah_s: median(btimes),
+                buildah_requests: breqs[breqs.len() / 2],
+            };
+            eprintln!(
+                "N={n} RTT={rtt_ms}ms: multiarch {:.3}s, buildah {:.3}s",
+                row.multiarch_s, row.buildah_s
+            );
+            rows.push(row);
+        }
+    }
+
+    let startup = median(
+        (0..20)
+            .map(|_| {
+                let mut cmd = Command::new(&bin);
+                cmd.arg("--version");
+                measure(&mut cmd).0.as_secs_f64()
+            })
+            .collect(),
+    );
+    let lags = wait_lags(&bin, &reg, runs);
+    let size = std::fs::metadata(&bin).map(|m| m.len()).unwrap_or(0);
+    print_report(&rows, startup, &lags, size);
+}
+
+/// `multiarch push` waits for an arm64 source pushed 3 s after it started: time from that
+/// source landing (its push finished) to `multiarch` exiting with the index pushed.
+fn wait_lags(bin: &str, reg: &Registry, runs: usize) -> Vec<f64> {
+    let mut lags = Vec::new();
+    for run in 0..runs {
+        let tag = format!("lag-{run}");
+        push_fixture(reg, &format!("bench:{tag}-amd64"), "linux/amd64", Kind::Oci);
+        let env: Vec<(&str, String)> = vec![
+            ("MULTIARCH_TAGS", tag.clone()),
+            ("MULTIARCH_TIMEOUT", "2m".into()),
+        ];
+        let mut child = multiarch(bin, &reg.host, &env)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_secs(3));
+        push_fixture(reg, &format!("bench:{tag}-arm64"), "linux/arm64", Kind::Oci);
+        let landed = Instant::now();
+        assert!(child.wait().unwrap().success());
+        lags.push(landed.elapsed().as_secs_f64());
+    }
+    lags
+}
+
+fn print_report(rows: &[Row], startup: f64, lags: &[f64], size: u64) {
+    const T: usize = 1; // one target tag per run
+    println!("| N | RTT | multiarch push (median) | requests | 2N+2T+2 | peak RSS | buildah manifest create/add/push | buildah requests | multiarch faster by |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        println!(
+            "| {} | {} ms | {:.3} s | {} | {} | {:.1} MiB | {:.3} s | {} | {:.1}× |",
+            r.n,
+            r.rtt_ms,
+            r.multiarch_s,
+            r.requests,
+            2 * r.n + 2 * T + 2,
+            r.rss_kib as f64 / 1024.0,
+            r.buildah_s,
+            r.buildah_requests,
+            r.buildah_s / r.multiarch_s
+        );
+    }
+    let at = |n: usize| {
+        rows.iter()
+            .find(|r| r.n == n && r.rtt_ms == 20)
+            .map(|r| r.multiarch_s)
+            .unwrap_or(f64::NAN)
+    };
+    println!();
+    println!(
+        "- N = 15 vs N = 8 at 20 ms RTT: {:.2}× the time",
+        at(15) / at(8)
+    );
+    println!(
+        "- stripped release binary: {:.2} MB ({} bytes)",
+        size as f64 / 1_000_000.0,
+        size
+    );
+    println!(
+        "- `multiarch --version` start-up: {:.1} ms (median of 20)",
+        startup * 1000.0
+    );
+    let mut sorted = lags.to_vec();
+    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "- waiting: lag from the last source landing to the index pushed: median {:.2} s (runs: {})",
+        median(lags.to_vec()),
+        sorted.iter().map(|l| format!("{l:.2}")).collect::<Vec<_>>().join(", ")
+    );
+}
