@@ -8,7 +8,6 @@
 //! landing to the index being pushed while `multiarch push` waits. Prints a markdown report.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::process::{Command, Stdio};
@@ -52,11 +51,13 @@ fn median(mut xs: Vec<f64>) -> f64 {
 }
 
 /// Runs a command to completion; returns wall time and peak RSS in KiB (from wait4).
+// The child is reaped by wait4 (which also reports its rusage), not by `Child::wait`.
+#[allow(clippy::zombie_processes)]
 fn measure(cmd: &mut Command) -> (Duration, u64) {
     let start = Instant::now();
     let child = cmd
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
     let pid = child.id() as libc::pid_t;
@@ -105,6 +106,10 @@ fn buildah(args: &[&str]) -> Command {
 /// `buildah manifest create`, one `add` per source, `push` of the list: the common hand-written flow.
 fn buildah_publish(host: &str, platforms: &[&str], target: &str) -> Duration {
     let list = format!("bench-list-{target}");
+    let _ = buildah(&["manifest", "rm", &list])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
     let start = Instant::now();
     measure(&mut buildah(&["manifest", "create", &list]));
     for p in platforms {

@@ -2,7 +2,6 @@
 //! and prints every request it sees. `cargo run --example proxy -- UPSTREAM [RTT_MS]`.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::time::Duration;
