@@ -42,6 +42,10 @@ pub enum Command {
 
 #[derive(Debug, Default, Clone, Args)]
 pub struct PushArgs {
+    /// manifest-tool YAML spec (image, tags, manifests) instead of --image/--tags/--platforms/--source-template [env: MULTIARCH_SPEC] [default: none]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["image", "tags", "platforms", "source_template"])]
+    pub spec: Option<PathBuf>,
+
     /// Repository to publish, without tag [env: MULTIARCH_IMAGE] [default: $CI_REGISTRY_IMAGE]
     #[arg(long, value_name = "REPOSITORY")]
     pub image: Option<String>,

@@ -19,6 +19,7 @@ pub mod registry;
 pub mod report;
 pub mod secret;
 pub mod settings;
+pub mod spec;
 pub mod tag_rule;
 pub mod wait;
 
@@ -46,7 +47,7 @@ pub async fn run(cli: Cli, env: &Env, out: &mut dyn Write) -> Result<(), Error> 
 
 /// `multiarch wait`: the waiting phase alone; prints one `reference@digest` line per source.
 async fn wait_only(args: PushArgs, env: &Env, out: &mut dyn Write) -> Result<(), Error> {
-    let plan = settings::resolve(&args, env)?;
+    let plan = resolve(&args, env)?;
     let registry = OciRegistry::new(&plan.access)?;
     let gathered = wait::gather(&plan, &registry).await?;
     let text: String = gathered
@@ -63,7 +64,7 @@ async fn push(
     plan_only: bool,
     out: &mut dyn Write,
 ) -> Result<(), Error> {
-    let mut plan = settings::resolve(&args, env)?;
+    let mut plan = resolve(&args, env)?;
     plan.dry_run |= plan_only;
     for (setting, origin) in &plan.origins {
         debug!(setting, ?origin, "setting");
@@ -111,6 +112,25 @@ async fn inspect(args: InspectArgs, env: &Env, out: &mut dyn Write) -> Result<()
         report::inspect_text(&shown, &fetched, &entries)
     };
     write_out(out, text.as_bytes())
+}
+
+/// Settings, reading the manifest-tool spec first when `--spec`/`MULTIARCH_SPEC` names one.
+fn resolve(args: &PushArgs, env: &Env) -> Result<settings::Plan, Error> {
+    let path = args.spec.clone().or_else(|| {
+        env.get("MULTIARCH_SPEC")
+            .filter(|v| !v.is_empty())
+            .map(Into::into)
+    });
+    let Some(path) = path else {
+        return settings::resolve(args, env);
+    };
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::UnreadableFile {
+        setting: "--spec / MULTIARCH_SPEC".into(),
+        path: path.clone(),
+        source,
+    })?;
+    let spec = spec::parse(&path.display().to_string(), &text)?;
+    settings::resolve_with(args, env, Some(&spec))
 }
 
 fn write_out(out: &mut dyn Write, bytes: &[u8]) -> Result<(), Error> {

@@ -15,6 +15,7 @@ use crate::index::Format;
 use crate::platform::Platform;
 use crate::reference::{self, Reference, Repository};
 use crate::secret::Secret;
+use crate::spec::Spec;
 
 /// A snapshot of the process environment.
 pub type Env = BTreeMap<String, String>;
@@ -30,6 +31,7 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
     Flag,
+    Spec,
     Variable(&'static str),
     GitLab(&'static str),
     Default,
@@ -164,33 +166,21 @@ fn list(text: &str) -> impl Iterator<Item = &str> {
 
 /// Resolves `push`/`plan` settings.
 pub fn resolve(args: &PushArgs, env: &Env) -> Result<Plan, Error> {
+    resolve_with(args, env, None)
+}
+
+/// Resolves `push`/`plan` settings; with a manifest-tool `spec`, the image, tags and sources come
+/// from it instead of `--image`, `--tags`, `--platforms` and `--source-template`.
+pub fn resolve_with(args: &PushArgs, env: &Env, spec: Option<&Spec>) -> Result<Plan, Error> {
     let mut origins = Vec::new();
-
-    let (image_text, origin) = pick(args.image.as_deref(), env, "MULTIARCH_IMAGE")
-        .or_else(|| var(env, "CI_REGISTRY_IMAGE").map(|v| (v, Origin::GitLab("CI_REGISTRY_IMAGE"))))
-        .ok_or_else(|| Error::MissingSetting {
-            setting: "--image / MULTIARCH_IMAGE".into(),
-            hint: "outside GitLab (no CI_REGISTRY_IMAGE), name the repository, e.g. --image registry.example.com/group/app".into(),
-        })?;
-    let image = Repository::parse("--image / MULTIARCH_IMAGE", image_text)?;
-    origins.push(("image", origin));
-
-    let (tags, origin) = tags(args, env)?;
-    origins.push(("tags", origin));
-
-    let (platform_text, origin) = pick(args.platforms.as_deref(), env, "MULTIARCH_PLATFORMS")
-        .unwrap_or((DEFAULT_PLATFORMS, Origin::Default));
-    let platforms = platforms(platform_text)?;
-    origins.push(("platforms", origin));
-
-    let (template, origin) = pick(
-        args.source_template.as_deref(),
-        env,
-        "MULTIARCH_SOURCE_TEMPLATE",
-    )
-    .unwrap_or((DEFAULT_TEMPLATE, Origin::Default));
-    origins.push(("source-template", origin));
-    let sources = sources(template, &image, &tags[0], &platforms)?;
+    let (image, tags, sources) = match spec {
+        Some(spec) => {
+            origins.push(("image, tags, sources", Origin::Spec));
+            (spec.image.clone(), spec.tags.clone(), spec.sources.clone())
+        }
+        None => from_template(args, env, &mut origins)?,
+    };
+    check_same_repository(&image, &sources)?;
 
     let (timeout, origin) = match pick(args.timeout.as_deref(), env, "MULTIARCH_TIMEOUT") {
         Some((t, o)) => (parse_duration("--timeout / MULTIARCH_TIMEOUT", t)?, o),
@@ -251,6 +241,54 @@ pub fn resolve(args: &PushArgs, env: &Env) -> Result<Plan, Error> {
         access: access(&args.access, env)?,
         origins,
     })
+}
+
+/// Image, tags and sources from flags, variables and GitLab defaults.
+fn from_template(
+    args: &PushArgs,
+    env: &Env,
+    origins: &mut Vec<(&'static str, Origin)>,
+) -> Result<(Repository, Vec<String>, Vec<Source>), Error> {
+    let (image_text, origin) = pick(args.image.as_deref(), env, "MULTIARCH_IMAGE")
+        .or_else(|| var(env, "CI_REGISTRY_IMAGE").map(|v| (v, Origin::GitLab("CI_REGISTRY_IMAGE"))))
+        .ok_or_else(|| Error::MissingSetting {
+            setting: "--image / MULTIARCH_IMAGE".into(),
+            hint: "outside GitLab (no CI_REGISTRY_IMAGE), name the repository, e.g. --image registry.example.com/group/app".into(),
+        })?;
+    let image = Repository::parse("--image / MULTIARCH_IMAGE", image_text)?;
+    origins.push(("image", origin));
+
+    let (tags, origin) = tags(args, env)?;
+    origins.push(("tags", origin));
+
+    let (platform_text, origin) = pick(args.platforms.as_deref(), env, "MULTIARCH_PLATFORMS")
+        .unwrap_or((DEFAULT_PLATFORMS, Origin::Default));
+    let platforms = platforms(platform_text)?;
+    origins.push(("platforms", origin));
+
+    let (template, origin) = pick(
+        args.source_template.as_deref(),
+        env,
+        "MULTIARCH_SOURCE_TEMPLATE",
+    )
+    .unwrap_or((DEFAULT_TEMPLATE, Origin::Default));
+    origins.push(("source-template", origin));
+    let sources = sources(template, &image, &tags[0], &platforms)?;
+    Ok((image, tags, sources))
+}
+
+/// An index may only reference manifests of its own repository: registries (distribution, ECR,
+/// GitLab) refuse the push otherwise (`MANIFEST_BLOB_UNKNOWN`). Say so before any work.
+fn check_same_repository(image: &Repository, sources: &[Source]) -> Result<(), Error> {
+    match sources.iter().find(|s| reference::repository_of(&s.reference) != *image) {
+        None => Ok(()),
+        Some(s) => Err(Error::invalid(
+            "sources",
+            s.reference.to_string(),
+            format!("it is not in {image}, the repository the index is pushed to; an index can only reference manifests of its own repository"),
+            format!("push the per-architecture images to {image} (e.g. {image}:latest-amd64), or publish to their repository"),
+        )),
+    }
 }
 
 /// Target tags: flag/variable list, else `CI_COMMIT_TAG`, else `latest` on the default branch,

@@ -338,3 +338,43 @@ fn plan_prints_the_index_and_pushes_nothing() {
     assert!(out.status.success());
     assert_eq!(reg.raw("group/app:latest").unwrap(), planned);
 }
+
+#[test]
+fn a_manifest_tool_spec_publishes_under_every_tag_it_names() {
+    let reg = Registry::start();
+    push_fixture(&reg, "tools/app:2.0-ppc", "linux/ppc64le", Kind::Docker);
+    push_fixture(&reg, "tools/app:2.0-armhf", "linux/arm/v7", Kind::Docker);
+    let work = tempfile::tempdir().unwrap();
+    let spec = format!(
+        "image: {repo}:2.0\ntags: ['2', latest]\nmanifests:\n  - image: {repo}:2.0-ppc\n    platform:\n      architecture: ppc64le\n      os: linux\n  - image: {repo}:2.0-armhf\n    platform:\n      architecture: arm\n      os: linux\n      variant: v7\n",
+        repo = reg.repo("tools/app")
+    );
+    std::fs::write(work.path().join("spec.yml"), spec).unwrap();
+    let out = multiarch(&reg.access_env(), work.path())
+        .args(["push", "--spec", "spec.yml"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let raw = reg.raw("tools/app:latest").unwrap();
+    let digest = sha256(&raw);
+    let lines: String = ["2.0", "2", "latest"]
+        .iter()
+        .map(|t| format!("{}:{t}@{digest}\n", reg.repo("tools/app")))
+        .collect();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), lines);
+    let index: Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.docker.distribution.manifest.list.v2+json"
+    );
+
+    // The same through MULTIARCH_SPEC; a flag that the spec replaces is refused.
+    let mut env = reg.access_env();
+    env.insert("MULTIARCH_SPEC".into(), "spec.yml".into());
+    multiarch(&env, work.path()).arg("push").assert().success();
+    let out = multiarch(&env, work.path())
+        .args(["push", "--spec", "spec.yml", "--tags", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -145,21 +145,21 @@ fn sources_come_from_the_template_and_first_tag() {
             ],
         ),
         (
-            &[(
-                "MULTIARCH_SOURCE_TEMPLATE",
-                "{image}/build:{tag}-{os}-{arch}",
-            )],
+            &[("MULTIARCH_SOURCE_TEMPLATE", "{image}:{tag}-{os}-{arch}")],
             &[
-                "registry.gitlab.example/g/app/build:latest-linux-amd64",
-                "registry.gitlab.example/g/app/build:latest-linux-arm64",
+                "registry.gitlab.example/g/app:latest-linux-amd64",
+                "registry.gitlab.example/g/app:latest-linux-arm64",
             ],
         ),
         (
             &[
-                ("MULTIARCH_SOURCE_TEMPLATE", "other.example/mirror:{arch}"),
+                (
+                    "MULTIARCH_SOURCE_TEMPLATE",
+                    "registry.gitlab.example/g/app:build-{arch}",
+                ),
                 ("MULTIARCH_PLATFORMS", "linux/aarch64"),
             ],
-            &["other.example/mirror:arm64"],
+            &["registry.gitlab.example/g/app:build-arm64"],
         ),
     ];
     for (extra, want) in cases {
@@ -208,6 +208,14 @@ fn rejects_bad_values_with_exit_2_and_a_hint() {
         (&[("MULTIARCH_OUTPUT", "yaml")], "text or json"),
         (&[("MULTIARCH_USERNAME", "bob")], "MULTIARCH_PASSWORD"),
         (&[("MULTIARCH_RETRIES", "many")], "0 to 20"),
+        (
+            &[("MULTIARCH_SOURCE_TEMPLATE", "{image}/build:{tag}-{arch}")],
+            "its own repository",
+        ),
+        (
+            &[("MULTIARCH_SOURCE_TEMPLATE", "other.example/mirror:{arch}")],
+            "push the per-architecture images to registry.gitlab.example/g/app",
+        ),
         (&[("MULTIARCH_AUTH", "iam")], "auto or ecr"),
         (&[("MULTIARCH_REQUEST_TIMEOUT", "0")], "more than 0"),
     ];
@@ -417,4 +425,27 @@ fn gitlab_oidc_inputs_for_ecr() {
         Some("eyJ.other")
     );
     assert_eq!(session_name(Some(&"x".repeat(100)), Some("1")).len(), 64);
+}
+
+#[test]
+fn a_spec_replaces_image_tags_and_sources() {
+    let spec = crate::spec::parse(
+        "spec.yml",
+        "image: r.example/app:2.0\ntags: [latest]\nmanifests:\n  - {image: r.example/app:2.0-s390x, platform: {architecture: s390x, os: linux}}\n",
+    )
+    .unwrap();
+    let plan = resolve_with(&PushArgs::default(), &gitlab(), Some(&spec)).unwrap();
+    assert_eq!(
+        targets(&plan),
+        ["r.example/app:2.0", "r.example/app:latest"]
+    );
+    assert_eq!(sources(&plan), ["r.example/app:2.0-s390x"]);
+    assert!(plan
+        .origins
+        .contains(&("image, tags, sources", Origin::Spec)));
+    assert_eq!(
+        plan.dotenv,
+        Some(PathBuf::from("multiarch.env")),
+        "the rest still follows GitLab"
+    );
 }
