@@ -89,7 +89,8 @@ fn multiarch(bin: &str, host: &str, env: &[(&str, String)]) -> Command {
 
 struct Row {
     n: usize,
-    rtt_ms: u64,
+    /// `None`: no proxy.
+    rtt: Option<u64>,
     multiarch_s: f64,
     requests: usize,
     rss_kib: u64,
@@ -151,8 +152,12 @@ fn main() {
     }
 
     let mut rows = Vec::new();
-    for rtt_ms in [0u64, 20] {
-        let proxy = Proxy::start(&reg.host, Duration::from_millis(rtt_ms), |_, _| Fault::Pass);
+    // `None`: straight to the registry (no proxy), the floor its own service time sets.
+    for rtt in [None, Some(0u64), Some(20)] {
+        let proxy =
+            rtt.map(|ms| Proxy::start(&reg.host, Duration::from_millis(ms), |_, _| Fault::Pass));
+        let host = proxy.as_ref().map_or(reg.host.clone(), |p| p.host.clone());
+        let count = || proxy.as_ref().map_or(0, Proxy::requests);
         for n in [2usize, 8, 15] {
             let platforms = &PLATFORMS[..n];
             let env = vec![
@@ -165,29 +170,39 @@ fn main() {
             ];
             let (mut times, mut requests, mut rss) = (Vec::new(), Vec::new(), 0);
             for run in 0..runs {
-                let tag = format!("ma-{rtt_ms}-{n}-{run}");
+                let tag = format!(
+                    "ma-{}-{n}-{run}",
+                    rtt.map_or("direct".into(), |r| r.to_string())
+                );
                 let mut env = env.clone();
                 env.push(("MULTIARCH_TAGS", tag));
-                let before = proxy.requests();
-                let (t, r) = measure(&mut multiarch(&bin, &proxy.host, &env));
+                let before = count();
+                let (t, r) = measure(&mut multiarch(&bin, &host, &env));
                 times.push(t.as_secs_f64());
-                requests.push(proxy.requests() - before);
+                requests.push(count() - before);
                 rss = rss.max(r);
             }
             let (mut btimes, mut breqs) = (Vec::new(), Vec::new());
             for run in 0..runs {
-                let before = proxy.requests();
+                let before = count();
                 btimes.push(
-                    buildah_publish(&proxy.host, platforms, &format!("bh-{rtt_ms}-{n}-{run}"))
-                        .as_secs_f64(),
+                    buildah_publish(
+                        &host,
+                        platforms,
+                        &format!(
+                            "bh-{}-{n}-{run}",
+                            rtt.map_or("direct".into(), |r| r.to_string())
+                        ),
+                    )
+                    .as_secs_f64(),
                 );
-                breqs.push(proxy.requests() - before);
+                breqs.push(count() - before);
             }
             requests.sort();
             breqs.sort();
             let row = Row {
                 n,
-                rtt_ms,
+                rtt,
                 multiarch_s: median(times),
                 requests: requests[requests.len() / 2],
                 rss_kib: rss,
@@ -195,7 +210,7 @@ fn main() {
                 buildah_requests: breqs[breqs.len() / 2],
             };
             eprintln!(
-                "N={n} RTT={rtt_ms}ms: multiarch {:.3}s, buildah {:.3}s",
+                "N={n} RTT={rtt:?}ms: multiarch {:.3}s, buildah {:.3}s",
                 row.multiarch_s, row.buildah_s
             );
             rows.push(row);
@@ -246,22 +261,32 @@ fn print_report(rows: &[Row], startup: f64, lags: &[f64], size: u64) {
     println!("| N | RTT | multiarch push (median) | requests | 2N+2T+2 | peak RSS | buildah manifest create/add/push | buildah requests | multiarch faster by |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
+        let (rtt, requests, bound, breqs) = match r.rtt {
+            None => (
+                "direct".to_string(),
+                "–".to_string(),
+                "–".to_string(),
+                "–".to_string(),
+            ),
+            Some(ms) => (
+                format!("{ms} ms"),
+                r.requests.to_string(),
+                (2 * r.n + 2 * T + 2).to_string(),
+                r.buildah_requests.to_string(),
+            ),
+        };
         println!(
-            "| {} | {} ms | {:.3} s | {} | {} | {:.1} MiB | {:.3} s | {} | {:.1}× |",
+            "| {} | {rtt} | {:.3} s | {requests} | {bound} | {:.1} MiB | {:.3} s | {breqs} | {:.1}× |",
             r.n,
-            r.rtt_ms,
             r.multiarch_s,
-            r.requests,
-            2 * r.n + 2 * T + 2,
             r.rss_kib as f64 / 1024.0,
             r.buildah_s,
-            r.buildah_requests,
             r.buildah_s / r.multiarch_s
         );
     }
     let at = |n: usize| {
         rows.iter()
-            .find(|r| r.n == n && r.rtt_ms == 20)
+            .find(|r| r.n == n && r.rtt == Some(20))
             .map(|r| r.multiarch_s)
             .unwrap_or(f64::NAN)
     };
