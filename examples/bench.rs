@@ -304,6 +304,51 @@ fn print_report(rows: &[Row], startup: f64, lags: &[f64], size: u64) {
         "- `multiarch --version` start-up: {:.1} ms (median of 20)",
         startup * 1000.0
     );
+    // The targets of issue 6, checked against this run.
+    let direct8 = rows
+        .iter()
+        .find(|r| r.n == 8 && r.rtt.is_none())
+        .map_or(f64::NAN, |r| r.multiarch_s);
+    let verdict = |ok: bool| if ok { "met" } else { "missed" };
+    println!();
+    println!("Targets:");
+    println!(
+        "- N = 8 at 20 ms RTT ≤ 0.120 s: {:.3} s, {} ({:+.0} %). The floor is four round trips (connect, manifests, configs, PUT: 80 ms) plus the registry's own service time, {:.3} s for N = 8 straight to it on this machine.",
+        at(8),
+        verdict(at(8) <= 0.120),
+        (at(8) / 0.120 - 1.0) * 100.0,
+        direct8
+    );
+    println!(
+        "- N = 15 ≤ 1.3 × N = 8 at 20 ms: {:.2}×, {}",
+        at(15) / at(8),
+        verdict(at(15) <= 1.3 * at(8))
+    );
+    let within = rows
+        .iter()
+        .filter(|r| r.rtt.is_some())
+        .all(|r| r.requests <= 2 * r.n + 2 * T + 2);
+    println!("- requests ≤ 2N + 2T + 2: {}", verdict(within));
+    let rss15 = rows
+        .iter()
+        .filter(|r| r.n == 15)
+        .map(|r| r.rss_kib)
+        .max()
+        .unwrap_or(0) as f64
+        / 1024.0;
+    println!(
+        "- binary ≤ 8 MB: {:.2} MB, {}; peak RSS ≤ 30 MB at N = 15: {:.1} MiB, {}",
+        size as f64 / 1e6,
+        verdict(size <= 8_000_000),
+        rss15,
+        verdict(rss15 <= 30.0)
+    );
+    println!(
+        "- waiting lag median ≤ 3 s: {:.2} s, {}",
+        median(lags.to_vec()),
+        verdict(median(lags.to_vec()) <= 3.0)
+    );
+    println!();
     let mut sorted = lags.to_vec();
     sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
     println!(

@@ -8,17 +8,13 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde_json::Value;
 use support::fixtures::{push as push_fixture, Kind};
-use support::{gitlab_env, multiarch, sha256, Options, Registry};
+use support::{gitlab_env, multiarch, sha256, stderr_of, Options, Registry};
 
 fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
-}
-
-fn stderr_of(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use support::fixtures::{push as push_fixture, Kind};
 use support::moto::{ecr_password, Moto, ACCOUNT};
 use support::stub::RedirectingRegistry;
-use support::{multiarch, Options, Registry};
+use support::{multiarch, stderr_of, Options, Registry};
 
 fn ecr_registry() -> Registry {
     let reg = Registry::start_with(Options {
@@ -47,10 +47,6 @@ const KEYS: [(&str, &str); 2] = [
     ("AWS_ACCESS_KEY_ID", "AKIATESTING"),
     ("AWS_SECRET_ACCESS_KEY", "testing-secret"),
 ];
-
-fn stderr_of(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 #[test]
 fn access_keys_from_the_environment_log_in_through_get_authorization_token() {

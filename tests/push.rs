@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 use support::fixtures::{push as push_fixture, Kind};
-use support::{gitlab_env, multiarch, sha256, Registry};
+use support::{gitlab_env, multiarch, sha256, stderr_of, Registry};
 
 /// A GitLab job env for `app` in `registry` plus `extra`.
 fn job(registry: &Registry, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -16,10 +16,6 @@ fn job(registry: &Registry, extra: &[(&str, &str)]) -> BTreeMap<String, String> 
         env.insert(k.to_string(), v.to_string());
     }
     env
-}
-
-fn stderr_of(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::fixtures::{push as push_fixture, Kind};
 use support::proxy::{Fault, Proxy};
-use support::{multiarch, multiarch_process, Registry};
+use support::{multiarch, multiarch_process, stderr_of, Registry};
 
 /// Variables for `multiarch` to publish `app` through `host` (plain HTTP).
 fn vars(host: &str, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -27,10 +27,6 @@ fn vars(host: &str, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
         env.insert(k.to_string(), v.to_string());
     }
     env
-}
-
-fn stderr_of(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]

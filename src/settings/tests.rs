@@ -1,6 +1,9 @@
 //! Settings resolution as a whole value: flags × variables × GitLab defaults.
 
+use super::access::session_name;
 use super::*;
+use crate::cli::AccessArgs;
+use crate::secret::Secret;
 
 fn env(pairs: &[(&str, &str)]) -> Env {
     pairs

@@ -289,3 +289,8 @@ pub fn gitlab_env(image: &str) -> BTreeMap<String, String> {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
 }
+
+/// A finished command's stderr, as text (for assertion messages).
+pub fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
