@@ -12,20 +12,18 @@
 //! 404 is an answer (`Ok(None)`), 401/403 exit 5, 429/5xx/connection exit 75 once retries are spent.
 
 mod classify;
+mod handshake;
 mod send;
+mod tls;
 
 use std::collections::HashMap;
 
-use base64::Engine as _;
-use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
-use oci_client::secrets::RegistryAuth;
-use oci_client::RegistryOperation;
 use reqwest::header::{HeaderValue, ACCEPT as ACCEPT_HEADER, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use tokio::sync::Mutex;
 use tracing::debug;
 
-use crate::auth::{Credential, Credentials};
+use crate::auth::Credentials;
 use crate::error::Error;
 use crate::index::Index;
 use crate::manifest::{sha256, Descriptor, Fetched, ACCEPT, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES};
@@ -34,6 +32,7 @@ use crate::settings::Access;
 use crate::tag_rule::TagRule;
 use classify::Action;
 use send::Reply;
+use tls::{http_client, read_ca_file};
 
 /// The only way orchestration reaches a registry.
 #[allow(async_fn_in_trait)]
@@ -121,31 +120,6 @@ impl OciRegistry {
         })
     }
 
-    /// The oci-client for handshakes, built on first use with the same TLS trust as ours.
-    fn oci(&self) -> Result<&oci_client::Client, oci_client::errors::OciDistributionError> {
-        if let Some(c) = self.oci.get() {
-            return Ok(c);
-        }
-        let config = ClientConfig {
-            protocol: ClientProtocol::HttpsExcept(self.insecure.clone()),
-            connect_timeout: Some(CONNECT_TIMEOUT),
-            read_timeout: Some(self.request_timeout),
-            user_agent: USER_AGENT,
-            platform_resolver: None,
-            extra_root_certificates: self
-                .pems
-                .iter()
-                .map(|pem| Certificate {
-                    encoding: CertificateEncoding::Pem,
-                    data: pem.clone(),
-                })
-                .collect(),
-            ..Default::default()
-        };
-        let client = oci_client::Client::try_from(config)?;
-        Ok(self.oci.get_or_init(|| client))
-    }
-
     /// The HTTP client for a URL: plain or TLS (built on first use).
     fn client_for(&self, url: &str) -> &reqwest::Client {
         if url.starts_with("http://") {
@@ -171,76 +145,6 @@ impl OciRegistry {
     fn manifest_url(&self, at: &Reference) -> String {
         let name = at.digest().or(at.tag()).unwrap_or("latest");
         self.url(at, "manifests", name)
-    }
-
-    /// The Authorization header for `at`, from oci-client's handshake (once per registry,
-    /// repository and operation, so concurrent requests share one token). `refresh` asks for a
-    /// new token after a 401 (an expired token).
-    async fn auth_header(
-        &self,
-        at: &Reference,
-        push: bool,
-        refresh: bool,
-    ) -> Result<Option<HeaderValue>, Error> {
-        let key = (
-            at.resolve_registry().to_string(),
-            at.repository().to_string(),
-            push,
-        );
-        // One lock per key, so pull and push authenticate concurrently; requests for the same
-        // key wait for the first one's token instead of racing for their own.
-        let slot = self
-            .auth_headers
-            .lock()
-            .await
-            .entry(key)
-            .or_default()
-            .clone();
-        let mut cached = slot.lock().await;
-        if let (Some(h), false) = (cached.as_ref(), refresh) {
-            return Ok(h.clone());
-        }
-        let credential = self.credentials.resolve(at.registry(), refresh).await?;
-        if matches!(credential, Credential::Anonymous) && !refresh {
-            // Anonymous: no handshake until a registry asks for one (a 401 with its challenge),
-            // so open registries cost no ping at all.
-            *cached = Some(None);
-            return Ok(None);
-        }
-        let auth = match &credential {
-            Credential::Anonymous => RegistryAuth::Anonymous,
-            Credential::Basic { username, password } => {
-                RegistryAuth::Basic(username.clone(), password.expose().to_string())
-            }
-        };
-        let op = if push {
-            RegistryOperation::Push
-        } else {
-            RegistryOperation::Pull
-        };
-        debug!(reference = %at, push, refresh, "authenticating");
-        let action = if push { Action::Push } else { Action::Fetch };
-        let token = send::with_retries(self.retries, at, action, || async {
-            self.oci()?.auth(at, &auth, op).await
-        })
-        .await?;
-        let value = match (token, &credential) {
-            (Some(token), _) => Some(format!("Bearer {token}")),
-            // No bearer challenge: the registry takes basic auth (or none at all).
-            (None, Credential::Basic { username, password }) => Some(format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD
-                    .encode(format!("{username}:{}", password.expose()))
-            )),
-            (None, Credential::Anonymous) => None,
-        };
-        let header = value.map(|v| {
-            let mut h = HeaderValue::from_str(&v).expect("tokens are header-safe");
-            h.set_sensitive(true);
-            h
-        });
-        *cached = Some(header.clone());
-        Ok(header)
     }
 
     /// One request through the retry site; `limit` bounds the body read.
@@ -405,48 +309,4 @@ impl Registry for OciRegistry {
         }
         ecr.tag_rule(repo.registry(), repo.repository()).await
     }
-}
-
-/// A reqwest client: our user agent, connect timeout, keep-alive pool. `plain_only` skips the
-/// system trust roots (for plain-HTTP hosts); otherwise `extra_roots` join them.
-fn http_client(
-    extra_roots: Vec<reqwest::Certificate>,
-    plain_only: bool,
-) -> reqwest::Result<reqwest::Client> {
-    let builder = reqwest::Client::builder()
-        .user_agent(USER_AGENT)
-        .connect_timeout(CONNECT_TIMEOUT);
-    let builder = if plain_only {
-        builder.tls_certs_only(Vec::new())
-    } else {
-        builder.tls_certs_merge(extra_roots)
-    };
-    builder.build()
-}
-
-/// Splits a PEM bundle into one PEM per certificate.
-fn read_ca_file(path: &std::path::Path) -> Result<Vec<Vec<u8>>, Error> {
-    let setting = "--ca-file / MULTIARCH_CA_FILE";
-    let text = std::fs::read_to_string(path).map_err(|source| Error::UnreadableFile {
-        setting: setting.into(),
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let pems: Vec<Vec<u8>> = text
-        .split_inclusive("-----END CERTIFICATE-----")
-        .filter_map(|block| {
-            block
-                .find("-----BEGIN CERTIFICATE-----")
-                .map(|at| block.as_bytes()[at..].to_vec())
-        })
-        .collect();
-    if pems.is_empty() {
-        return Err(Error::invalid(
-            setting,
-            path.display().to_string(),
-            "no PEM certificate in the file",
-            "give a file with one or more -----BEGIN CERTIFICATE----- blocks",
-        ));
-    }
-    Ok(pems)
 }

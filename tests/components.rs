@@ -250,7 +250,7 @@ fn build_components_run_one_job_per_arch_on_that_arch_runner() {
 fn project_pipeline_and_readme_examples_are_valid_gitlab_ci() {
     let mut files = vec![root().join(".gitlab-ci.yml")];
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    for entry in std::fs::read_dir(root().join("examples"))
+    for entry in std::fs::read_dir(root().join("docs/pipelines"))
         .unwrap()
         .flatten()
     {

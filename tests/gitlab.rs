@@ -126,7 +126,7 @@ fn readme_pipeline_builds_publishes_and_hands_the_digest_to_a_later_job() {
         "built by the build-buildah component\n",
     )
     .unwrap();
-    let example = std::fs::read_to_string(root.join("examples/gitlab-registry.yml")).unwrap();
+    let example = std::fs::read_to_string(root.join("docs/pipelines/gitlab-registry.yml")).unwrap();
     std::fs::write(repo.path().join(".gitlab-ci.yml"), pipeline(&example)).unwrap();
     git(repo.path(), &["init", "-q", "-b", "main"]);
     git(
