@@ -76,6 +76,9 @@ async fn push(
         dry_run = plan.dry_run,
         "plan"
     );
+    if let (Some(path), false) = (&plan.dotenv, plan.dry_run) {
+        check_writable_dir(path)?;
+    }
     let registry = OciRegistry::new(&plan.access)?;
     let phases: &dyn Phases = if plan.gitlab {
         &GitLabSections
@@ -140,6 +143,24 @@ fn write_out(out: &mut dyn Write, bytes: &[u8]) -> Result<(), Error> {
             path: "<stdout>".into(),
             source,
         })
+}
+
+/// Fails before any work when the dotenv file could not be written afterwards (a missing
+/// directory), so a run never pushes and then fails to report.
+fn check_writable_dir(path: &Path) -> Result<(), Error> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if dir.is_dir() {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "--dotenv / MULTIARCH_DOTENV",
+        path.display().to_string(),
+        format!("the directory {} does not exist", dir.display()),
+        "name a file in an existing directory, e.g. multiarch.env",
+    ))
 }
 
 /// Writes through a temporary file and a rename, so a reader never sees half a file.

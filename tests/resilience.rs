@@ -247,3 +247,51 @@ fn a_push_costs_at_most_two_requests_per_source_and_per_tag() {
         "{log:#?}"
     );
 }
+
+#[test]
+fn an_unexpected_registry_answer_exits_1_and_a_bad_dotenv_path_exits_2_before_any_request() {
+    let reg = Registry::start();
+    push_fixture(&reg, "app:latest-amd64", "linux/amd64", Kind::Oci);
+    push_fixture(&reg, "app:latest-arm64", "linux/arm64", Kind::Oci);
+    let proxy = Proxy::start(&reg.host, Duration::ZERO, |req, _| {
+        if req.method == "PUT" {
+            Fault::Json {
+                code: 400,
+                body: r#"{"errors":[{"code":"MANIFEST_INVALID","message":"manifest invalid"}]}"#
+                    .into(),
+            }
+        } else {
+            Fault::Pass
+        }
+    });
+    let work = tempfile::tempdir().unwrap();
+    let out = multiarch(&vars(&proxy.host, &[]), work.path())
+        .arg("push")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("MANIFEST_INVALID"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(out.stdout.is_empty());
+
+    let before = proxy.requests();
+    let env = vars(
+        &proxy.host,
+        &[("MULTIARCH_DOTENV", "no/such/dir/multiarch.env")],
+    );
+    let out = multiarch(&env, work.path()).arg("push").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("does not exist"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(
+        proxy.requests(),
+        before,
+        "nothing was asked of the registry"
+    );
+}
