@@ -1,7 +1,8 @@
 //! Credential resolution for a registry host, first match wins (DESIGN.md):
 //! explicit `--username/--password`; an ECR token for ECR hosts (or every host with `--auth ecr`),
 //! from AWS credentials; `$CI_REGISTRY` with the job's `CI_REGISTRY_USER/PASSWORD`;
-//! `DOCKER_AUTH_CONFIG`, `$DOCKER_CONFIG/config.json`, `~/.docker/config.json` (`auths`);
+//! `DOCKER_AUTH_CONFIG`, `$DOCKER_CONFIG/config.json`, `~/.docker/config.json` (`credHelpers`,
+//! `credsStore`, then `auths`);
 //! anonymous (the registry's bearer-token challenge still applies).
 //!
 //! Reads docker config files once, at start; logs in to ECR once per host (again after a 401). Never logs or formats a secret: values stay in
@@ -11,7 +12,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use serde::Deserialize;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::ecr::Ecr;
 use crate::error::Error;
@@ -32,14 +33,35 @@ pub struct Credentials {
     /// ECR logins per host, fetched on first use.
     ecr_logins: tokio::sync::Mutex<std::collections::HashMap<String, Credential>>,
     /// `auths` of the docker config in force, keys normalised to `host[:port]`, and its origin.
-    docker: Vec<(String, Credential)>,
+    docker: DockerCredentials,
     docker_origin: String,
 }
 
 #[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
 struct DockerConfig {
     #[serde(default)]
     auths: BTreeMap<String, DockerAuth>,
+    #[serde(default)]
+    cred_helpers: BTreeMap<String, String>,
+    #[serde(default)]
+    creds_store: Option<String>,
+}
+
+/// What a docker config offers: inline `auths`, per-host `credHelpers`, a default `credsStore`.
+#[derive(Debug, Clone, Default)]
+struct DockerCredentials {
+    auths: Vec<(String, Credential)>,
+    helpers: Vec<(String, String)>,
+    store: Option<String>,
+}
+
+/// What `docker-credential-<helper> get` prints.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct HelperAnswer {
+    username: String,
+    secret: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -79,7 +101,7 @@ impl Credentials {
         };
         let docker = match text {
             Some(t) => parse_docker_config(&origin, &t)?,
-            None => Vec::new(),
+            None => DockerCredentials::default(),
         };
         Ok(Credentials {
             ecr: Ecr::new(&inputs.aws),
@@ -121,25 +143,36 @@ impl Credentials {
         &self.ecr
     }
 
-    fn pick(&self, host: &str) -> (Credential, &str) {
+    fn pick(&self, host: &str) -> (Credential, String) {
         if let Some((user, password)) = &self.inputs.explicit {
             return (
                 basic(user, password),
-                "MULTIARCH_USERNAME/MULTIARCH_PASSWORD",
+                "MULTIARCH_USERNAME/MULTIARCH_PASSWORD".to_string(),
             );
         }
         if let Some((ci_host, user, password)) = &self.inputs.ci_registry {
             if same_host(ci_host, host) {
                 return (
                     basic(user, password),
-                    "CI_REGISTRY_USER/CI_REGISTRY_PASSWORD",
+                    "CI_REGISTRY_USER/CI_REGISTRY_PASSWORD".to_string(),
                 );
             }
         }
-        if let Some((_, c)) = self.docker.iter().find(|(k, _)| same_host(k, host)) {
-            return (c.clone(), &self.docker_origin);
+        let helper = self
+            .docker
+            .helpers
+            .iter()
+            .find(|(k, _)| same_host(k, host))
+            .map(|(_, h)| h);
+        for name in helper.into_iter().chain(self.docker.store.as_ref()) {
+            if let Some(c) = from_helper(name, host) {
+                return (c, format!("docker-credential-{name}"));
+            }
         }
-        (Credential::Anonymous, "anonymous")
+        if let Some((_, c)) = self.docker.auths.iter().find(|(k, _)| same_host(k, host)) {
+            return (c.clone(), self.docker_origin.clone());
+        }
+        (Credential::Anonymous, "anonymous".to_string())
     }
 }
 
@@ -151,7 +184,7 @@ fn basic(user: &str, password: &Secret) -> Credential {
 }
 
 /// Parses a docker config.json; a broken one is a configuration error (its content never shown).
-fn parse_docker_config(origin: &str, text: &str) -> Result<Vec<(String, Credential)>, Error> {
+fn parse_docker_config(origin: &str, text: &str) -> Result<DockerCredentials, Error> {
     let bad = |reason: String| {
         Error::invalid(
             origin,
@@ -188,7 +221,56 @@ fn parse_docker_config(origin: &str, text: &str) -> Result<Vec<(String, Credenti
         };
         out.push((normalise_host(&key), credential));
     }
-    Ok(out)
+    Ok(DockerCredentials {
+        auths: out,
+        helpers: config
+            .cred_helpers
+            .into_iter()
+            .map(|(host, helper)| (normalise_host(&host), helper))
+            .collect(),
+        store: config.creds_store.filter(|s| !s.is_empty()),
+    })
+}
+
+/// Asks `docker-credential-<helper> get` for `host`'s credentials, as docker does. A helper that
+/// is missing or has none is not an error: the next source is tried.
+fn from_helper(helper: &str, host: &str) -> Option<Credential> {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let program = format!("docker-credential-{helper}");
+    let server = if same_host(host, "docker.io") {
+        "https://index.docker.io/v1/"
+    } else {
+        host
+    };
+    let mut child = match Command::new(&program)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(helper = %program, error = %e, "credential helper named in the docker config cannot run");
+            return None;
+        }
+    };
+    let _ = child
+        .stdin
+        .take()
+        .map(|mut stdin| stdin.write_all(server.as_bytes()));
+    let out = child.wait_with_output().ok()?;
+    if !out.status.success() {
+        debug!(helper = %program, registry = host, "the credential helper has nothing for this registry");
+        return None;
+    }
+    let answer: HelperAnswer = serde_json::from_slice(&out.stdout).ok()?;
+    if answer.username == "<token>" {
+        warn!(helper = %program, registry = host, "the helper returned an identity token, which multiarch cannot use; trying the next source");
+        return None;
+    }
+    Some(basic(&answer.username, &Secret::new(answer.secret)))
 }
 
 /// `https://index.docker.io/v1/` → `index.docker.io`; `http://h:5000/x` → `h:5000`.
@@ -225,7 +307,7 @@ mod tests {
         Credentials::load(&inputs).unwrap()
     }
 
-    fn user_of((c, _): (Credential, &str)) -> Option<String> {
+    fn user_of((c, _): (Credential, String)) -> Option<String> {
         match c {
             Credential::Basic { username, .. } => Some(username),
             Credential::Anonymous => None,

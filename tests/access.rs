@@ -169,6 +169,37 @@ fn job_token_docker_config_and_explicit_credentials_are_used_and_bad_ones_exit_5
     multiarch(&e, work.path()).arg("plan").assert().success();
     std::fs::remove_file(work.path().join(".docker/config.json")).unwrap();
 
+    // A credential helper named in credHelpers (as amazon-ecr-credential-helper is), found on PATH.
+    let bin = work.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-fake");
+    std::fs::write(
+        &helper,
+        "#!/bin/sh\nread server\necho \"$server\" > \"$(dirname \"$0\")/asked\"\nprintf '{\"ServerURL\":\"%s\",\"Username\":\"gitlab-ci-token\",\"Secret\":\"s3cr3t-job-token\"}' \"$server\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        work.path().join(".docker/config.json"),
+        format!(r#"{{"credHelpers":{{"{}":"fake"}}}}"#, reg.host),
+    )
+    .unwrap();
+    let mut with_helper = e.clone();
+    with_helper.insert(
+        "PATH".into(),
+        format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+    );
+    multiarch(&with_helper, work.path())
+        .arg("plan")
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read_to_string(bin.join("asked")).unwrap().trim(),
+        reg.host,
+        "the helper was asked for this registry"
+    );
+    std::fs::remove_file(work.path().join(".docker/config.json")).unwrap();
+
     // Explicit credentials; and none at all is refused with exit 5.
     let mut explicit = e.clone();
     explicit.insert("MULTIARCH_USERNAME".into(), "gitlab-ci-token".into());
