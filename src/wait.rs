@@ -54,9 +54,9 @@ pub async fn gather(plan: &Plan, registry: &impl Registry) -> Result<Gathered, E
     let mut failing: Vec<Option<Error>> = (0..n).map(|_| None).collect();
     let mut delays = poll_delays();
     let mut last_progress: Option<Instant> = None;
-    let mut first_round = true;
     let mut rounds = 0u32;
     loop {
+        let first_round = rounds == 0;
         let pending: Vec<usize> = (0..n).filter(|i| found[*i].is_none()).collect();
         let probes = pending
             .iter()
@@ -81,7 +81,6 @@ pub async fn gather(plan: &Plan, registry: &impl Registry) -> Result<Gathered, E
                 Err(e) => return Err(e),
             }
         }
-        first_round = false;
         rounds += 1;
         let now = Instant::now();
         if found.iter().all(Option::is_some) {
