@@ -5,7 +5,7 @@ mod support;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use support::fixtures::{push as push_fixture, Kind};
+use support::fixtures::{push as push_fixture, push_two_arches, Kind};
 use support::{gitlab_env, multiarch, sha256, stderr_of, Registry};
 
 /// A GitLab job env for `app` in `registry` plus `extra`.
@@ -181,8 +181,7 @@ fn docker_children_make_a_docker_manifest_list_under_every_tag() {
 #[test]
 fn buildx_per_arch_indexes_are_flattened_with_their_attestations() {
     let reg = Registry::start();
-    push_fixture(&reg, "group/app:latest-amd64", "linux/amd64", Kind::Buildx);
-    push_fixture(&reg, "group/app:latest-arm64", "linux/arm64", Kind::Buildx);
+    push_two_arches(&reg, "group/app", Kind::Buildx);
     let work = tempfile::tempdir().unwrap();
     let out = multiarch(&job(&reg, &[]), work.path())
         .arg("push")
@@ -312,8 +311,7 @@ fn docker_format_over_oci_children_is_refused_with_a_hint() {
 #[test]
 fn plan_prints_the_index_and_pushes_nothing() {
     let reg = Registry::start();
-    push_fixture(&reg, "group/app:latest-amd64", "linux/amd64", Kind::Oci);
-    push_fixture(&reg, "group/app:latest-arm64", "linux/arm64", Kind::Oci);
+    push_two_arches(&reg, "group/app", Kind::Oci);
     let work = tempfile::tempdir().unwrap();
     let env = job(&reg, &[]);
     let plan = multiarch(&env, work.path()).arg("plan").output().unwrap();

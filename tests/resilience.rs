@@ -9,8 +9,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::fixtures::{push as push_fixture, Kind};
-use support::proxy::{Fault, Proxy};
+use support::fixtures::{push as push_fixture, push_two_arches, Kind};
+use support::proxy::{on_put, Fault, Proxy};
 use support::{multiarch, multiarch_process, stderr_of, Registry};
 
 /// Variables for `multiarch` to publish `app` through `host` (plain HTTP).
@@ -76,8 +76,7 @@ fn push_succeeds_through_429s_503s_cut_connections_and_stalls() {
 #[test]
 fn a_registry_that_only_fails_ends_with_75_in_bounded_time_and_nothing_pushed() {
     let reg = Registry::start();
-    push_fixture(&reg, "app:latest-amd64", "linux/amd64", Kind::Oci);
-    push_fixture(&reg, "app:latest-arm64", "linux/arm64", Kind::Oci);
+    push_two_arches(&reg, "app", Kind::Oci);
     let proxy = Proxy::start(&reg.host, Duration::ZERO, |_, _| Fault::Status {
         code: 503,
         retry_after: None,
@@ -185,20 +184,19 @@ fn deadline_exits_3_allow_missing_publishes_what_exists_and_wait_exits_0() {
 #[test]
 fn a_registry_refusing_to_move_a_tag_exits_4_with_the_immutability_explanation() {
     let reg = Registry::start();
-    push_fixture(&reg, "app:latest-amd64", "linux/amd64", Kind::Oci);
-    push_fixture(&reg, "app:latest-arm64", "linux/arm64", Kind::Oci);
+    push_two_arches(&reg, "app", Kind::Oci);
     // What ECR answers a PUT onto an immutable tag when DescribeRepositories was not allowed.
-    let proxy = Proxy::start(&reg.host, Duration::ZERO, |req, _| {
-        if req.method == "PUT" {
+    let proxy = Proxy::start(
+        &reg.host,
+        Duration::ZERO,
+        on_put({
             let body = r#"{"errors":[{"code":"TAG_INVALID","message":"The image tag 'latest' already exists in the 'app' repository and cannot be overwritten because the repository is immutable."}]}"#;
             Fault::Json {
                 code: 400,
                 body: body.into(),
             }
-        } else {
-            Fault::Pass
-        }
-    });
+        }),
+    );
     let work = tempfile::tempdir().unwrap();
     let out = multiarch(&vars(&proxy.host, &[]), work.path())
         .arg("push")
@@ -251,19 +249,18 @@ fn a_push_costs_at_most_two_requests_per_source_and_per_tag() {
 #[test]
 fn an_unexpected_registry_answer_exits_1_and_a_bad_dotenv_path_exits_2_before_any_request() {
     let reg = Registry::start();
-    push_fixture(&reg, "app:latest-amd64", "linux/amd64", Kind::Oci);
-    push_fixture(&reg, "app:latest-arm64", "linux/arm64", Kind::Oci);
-    let proxy = Proxy::start(&reg.host, Duration::ZERO, |req, _| {
-        if req.method == "PUT" {
+    push_two_arches(&reg, "app", Kind::Oci);
+    let proxy = Proxy::start(
+        &reg.host,
+        Duration::ZERO,
+        on_put({
             Fault::Json {
                 code: 400,
                 body: r#"{"errors":[{"code":"MANIFEST_INVALID","message":"manifest invalid"}]}"#
                     .into(),
             }
-        } else {
-            Fault::Pass
-        }
-    });
+        }),
+    );
     let work = tempfile::tempdir().unwrap();
     let out = multiarch(&vars(&proxy.host, &[]), work.path())
         .arg("push")

@@ -162,3 +162,22 @@ pub fn push(registry: &Registry, path: &str, platform: &str, kind: Kind) -> Stri
         .trim()
         .to_string()
 }
+
+/// Pushes `{repo}:latest-amd64` and `{repo}:latest-arm64`, the names `multiarch push` looks for
+/// by default, and returns their digests.
+pub fn push_two_arches(registry: &Registry, repo: &str, kind: Kind) -> (String, String) {
+    (
+        push(
+            registry,
+            &format!("{repo}:latest-amd64"),
+            "linux/amd64",
+            kind,
+        ),
+        push(
+            registry,
+            &format!("{repo}:latest-arm64"),
+            "linux/arm64",
+            kind,
+        ),
+    )
+}

@@ -30,6 +30,17 @@ pub enum Fault {
     Stall(Duration),
 }
 
+/// A rule that answers every PUT (a manifest push) with `fault` and passes everything else.
+pub fn on_put(fault: Fault) -> impl Fn(&Request, usize) -> Fault + Send + Sync + 'static {
+    move |req, _| {
+        if req.method == "PUT" {
+            fault.clone()
+        } else {
+            Fault::Pass
+        }
+    }
+}
+
 /// The request line, for rules.
 #[derive(Debug, Clone)]
 pub struct Request {
