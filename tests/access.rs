@@ -101,7 +101,7 @@ fn inspect_shows_platforms_raw_bytes_and_json() {
 fn job_token_docker_config_and_explicit_credentials_are_used_and_bad_ones_exit_5() {
     let reg = Registry::start_with(Options {
         user: Some(("gitlab-ci-token".into(), "s3cr3t-job-token".into())),
-        tls: false,
+        ..Default::default()
     });
     push_fixture(&reg, "group/app:latest-amd64", "linux/amd64", Kind::Oci);
     push_fixture(&reg, "group/app:latest-arm64", "linux/arm64", Kind::Oci);
@@ -215,8 +215,8 @@ fn job_token_docker_config_and_explicit_credentials_are_used_and_bad_ones_exit_5
 #[test]
 fn tls_registry_is_trusted_through_the_ca_file_and_refused_without_it() {
     let reg = Registry::start_with(Options {
-        user: None,
         tls: true,
+        ..Default::default()
     });
     push_fixture(&reg, "app:latest-amd64", "linux/amd64", Kind::Oci);
     push_fixture(&reg, "app:latest-arm64", "linux/arm64", Kind::Oci);

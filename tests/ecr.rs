@@ -17,6 +17,7 @@ fn ecr_registry() -> Registry {
     let reg = Registry::start_with(Options {
         user: Some(("AWS".into(), ecr_password())),
         tls: true,
+        ..Default::default()
     });
     push_fixture(&reg, "app:latest-amd64", "linux/amd64", Kind::Oci);
     push_fixture(&reg, "app:latest-arm64", "linux/arm64", Kind::Oci);

@@ -18,6 +18,7 @@ pub mod fixtures;
 pub mod moto;
 pub mod proxy;
 pub mod stub;
+pub mod token;
 
 /// Fails the test with the install step when a tool is missing (never a silent skip).
 pub fn require(tool: &str, install: &str) -> PathBuf {
@@ -51,6 +52,8 @@ pub struct Options {
     pub user: Option<(String, String)>,
     /// Serve TLS with a certificate from a CA generated for this registry.
     pub tls: bool,
+    /// Bearer-token auth through this token service (realm, signing certificate).
+    pub token: Option<(String, PathBuf)>,
 }
 
 /// A running `docker-registry`, stopped (and its storage removed) on drop.
@@ -206,7 +209,14 @@ fn write_config(dir: &Path, host: &str, options: &Options) -> (PathBuf, Option<P
         ));
         ca_file = Some(ca);
     }
-    if let Some((user, password)) = &options.user {
+    if let Some((realm, bundle)) = &options.token {
+        yaml.push_str(&format!(
+            "auth:\n  token:\n    realm: {realm}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+            token::SERVICE,
+            token::ISSUER,
+            bundle.display()
+        ));
+    } else if let Some((user, password)) = &options.user {
         let hash = bcrypt::hash_with_result(password, 4)
             .unwrap()
             .format_for_version(bcrypt::Version::TwoA);
