@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use serde::Deserialize;
-use tracing::{debug, warn};
+use tracing::{debug, instrument, warn};
 
 use crate::ecr::Ecr;
 use crate::error::Error;
@@ -114,6 +114,7 @@ impl Credentials {
 
     /// The credential for `host` (`registry.example.com`, `localhost:5000`, `docker.io`).
     /// `refresh` fetches a new ECR token (the old one was refused).
+    #[instrument(skip_all, fields(registry = host))]
     pub async fn resolve(&self, host: &str, refresh: bool) -> Result<Credential, Error> {
         if self.inputs.explicit.is_none() && self.ecr.applies_to(host) {
             let mut logins = self.ecr_logins.lock().await;

@@ -7,7 +7,7 @@ use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientP
 use oci_client::secrets::RegistryAuth;
 use oci_client::RegistryOperation;
 use reqwest::header::HeaderValue;
-use tracing::debug;
+use tracing::{debug, instrument};
 
 use super::classify::Action;
 use super::{send, OciRegistry, CONNECT_TIMEOUT, USER_AGENT};
@@ -46,6 +46,7 @@ impl OciRegistry {
     /// The Authorization header for `at`, from oci-client's handshake (once per registry,
     /// repository and operation, so concurrent requests share one token). `refresh` asks for a
     /// new token after a 401 (an expired token).
+    #[instrument(skip_all, fields(reference = %at, push, refresh))]
     pub(super) async fn auth_header(
         &self,
         at: &Reference,
