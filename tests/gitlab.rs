@@ -16,12 +16,7 @@ use support::{require, sha256, Registry};
 /// The README example with component references pointed at this checkout, plus the inputs this
 /// sandbox needs (plain-HTTP registry, no registry login) and a job that checks the result.
 fn pipeline(example: &str) -> String {
-    let text = example
-        .replace(
-            "$CI_SERVER_FQDN/multiarch/multiarch/",
-            "$CI_SERVER_FQDN/$CI_PROJECT_PATH/",
-        )
-        .replace("@1.0.0", "@$CI_COMMIT_SHA");
+    let text = local_components(example);
     let mut doc: Value = serde_norway::from_str(&text).unwrap();
     let extra: [(&str, &str); 5] = [
         ("image", "$TEST_REGISTRY/group/app"),
@@ -84,37 +79,28 @@ script:
     serde_norway::to_string(&doc).unwrap()
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// Points the README's `component:` references (published project, version) at this checkout.
+fn local_components(pipeline: &str) -> String {
+    pipeline
+        .replace(
+            "$CI_SERVER_FQDN/multiarch/multiarch/",
+            "$CI_SERVER_FQDN/$CI_PROJECT_PATH/",
+        )
+        .replace("@1.0.0", "@$CI_COMMIT_SHA")
 }
 
-#[test]
-fn readme_pipeline_builds_publishes_and_hands_the_digest_to_a_later_job() {
-    let glci = require(
-        "gitlab-ci-local",
-        "npm install gitlab-ci-local and node@22 into .ci-tools/node",
-    );
-    require("buildah", "apt-get install buildah");
-    require("rsync", "apt-get install rsync");
-    let reg = Registry::start();
+/// A throwaway git project (remote `group/app`) holding this checkout's templates, a tiny
+/// `FROM scratch` app to build, and `pipeline` as its `.gitlab-ci.yml`.
+fn project(pipeline: &str) -> tempfile::TempDir {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let repo = tempfile::tempdir().unwrap();
-    let copy = Command::new("cp")
+    assert!(Command::new("cp")
         .arg("-r")
         .arg(root.join("templates"))
         .arg(repo.path())
         .status()
-        .unwrap();
-    assert!(copy.success());
+        .unwrap()
+        .success());
     std::fs::create_dir_all(repo.path().join("app")).unwrap();
     std::fs::write(
         repo.path().join("app/Dockerfile"),
@@ -126,8 +112,7 @@ fn readme_pipeline_builds_publishes_and_hands_the_digest_to_a_later_job() {
         "built by the build-buildah component\n",
     )
     .unwrap();
-    let example = std::fs::read_to_string(root.join("docs/pipelines/gitlab-registry.yml")).unwrap();
-    std::fs::write(repo.path().join(".gitlab-ci.yml"), pipeline(&example)).unwrap();
+    std::fs::write(repo.path().join(".gitlab-ci.yml"), pipeline).unwrap();
     git(repo.path(), &["init", "-q", "-b", "main"]);
     git(
         repo.path(),
@@ -151,6 +136,34 @@ fn readme_pipeline_builds_publishes_and_hands_the_digest_to_a_later_job() {
             "pipeline",
         ],
     );
+    repo
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn readme_pipeline_builds_publishes_and_hands_the_digest_to_a_later_job() {
+    let glci = require(
+        "gitlab-ci-local",
+        "npm install gitlab-ci-local and node@22 into .ci-tools/node",
+    );
+    require("buildah", "apt-get install buildah");
+    require("rsync", "apt-get install rsync");
+    let reg = Registry::start();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = std::fs::read_to_string(root.join("docs/pipelines/gitlab-registry.yml")).unwrap();
+    let repo = project(&pipeline(&example));
 
     let binary_dir = Path::new(env!("CARGO_BIN_EXE_multiarch")).parent().unwrap();
     let path = format!(
@@ -204,4 +217,48 @@ fn readme_pipeline_builds_publishes_and_hands_the_digest_to_a_later_job() {
         log.contains(&format!("verified {}/group/app@{}", reg.host, sha256(&raw))),
         "{log}"
     );
+}
+
+/// Every pipeline the README shows resolves its components (inputs, types and options checked by
+/// gitlab-ci-local's include and interpolation) into the jobs users expect.
+#[test]
+fn every_documented_pipeline_resolves_into_its_jobs() {
+    let glci = require(
+        "gitlab-ci-local",
+        "npm install gitlab-ci-local and node@22 into .ci-tools/node",
+    );
+    require("rsync", "apt-get install rsync");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (file, jobs) in [
+        (
+            "gitlab-registry.yml",
+            &["build: [amd64]", "build: [arm64]", "manifest"][..],
+        ),
+        (
+            "ecr-oidc.yml",
+            &["build: [amd64]", "build: [arm64]", "manifest", "scan"][..],
+        ),
+        (
+            "kaniko.yml",
+            &["build: [amd64]", "build: [arm64]", "manifest"][..],
+        ),
+    ] {
+        let text = std::fs::read_to_string(root.join("docs/pipelines").join(file)).unwrap();
+        let repo = project(&local_components(&text));
+        let out = Command::new(&glci)
+            .args(["--list", "--no-color"])
+            .current_dir(repo.path())
+            .env("HOME", repo.path())
+            .output()
+            .unwrap();
+        let listing = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{file}:\n{listing}");
+        for job in jobs {
+            assert!(listing.contains(job), "{file}: no job {job}:\n{listing}");
+        }
+    }
 }
