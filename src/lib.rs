@@ -5,6 +5,9 @@
 //! (`cli`, `settings`, `reference`, `platform`, `manifest`, `index`, `report`, `error`, `secret`)
 //! below I/O (`registry`, `auth`) below orchestration (`publish`, `inspect`).
 
+// The AWS SDK and instrumented futures nest deeply; their layouts need more than 128 levels.
+#![recursion_limit = "256"]
+
 pub mod auth;
 pub mod cli;
 pub mod ecr;
