@@ -239,10 +239,19 @@ fn convert<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
+    let status = e.raw_response().map(|r| r.status().as_u16());
     if let Some(service) = e.as_service_error() {
         let code = service.code().unwrap_or("unknown");
         let message = service.message().unwrap_or("").to_string();
+        let reason = match (service.code(), status) {
+            (Some(c), _) if message.is_empty() => c.to_string(),
+            (Some(c), _) => format!("{c}: {message}"),
+            (None, Some(s)) => format!("HTTP {s}"),
+            (None, None) => "no error code".to_string(),
+        };
+        // Without a code the SDK could parse (some endpoints answer XML), the status decides.
         if code.starts_with("AccessDenied")
+            || (service.code().is_none() && status == Some(403))
             || code == "InvalidIdentityToken"
             || code == "ExpiredToken"
             || code == "UnrecognizedClientException"
@@ -251,23 +260,24 @@ where
             return Error::EcrDenied {
                 action,
                 resource: resource.to_string(),
-                reason: format!("{code}: {message}"),
+                reason,
             };
         }
         if code == "ThrottlingException"
+            || (service.code().is_none() && matches!(status, Some(429 | 500..=599)))
             || code == "ServiceUnavailableException"
             || code == "ServerException"
         {
             return Error::Transient {
                 action: "calling",
                 reference: action.to_string(),
-                reason: code.to_string(),
+                reason,
             };
         }
         return Error::Registry {
             action: "calling",
             reference: action.to_string(),
-            reason: format!("{code}: {message}"),
+            reason,
         };
     }
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);

@@ -268,3 +268,60 @@ fn authorization_does_not_follow_a_blob_redirect_to_another_host() {
         blob_requests[0]
     );
 }
+
+/// moto enforcing IAM: a role without ecr:GetAuthorizationToken is told which action it lacks;
+/// one without ecr:DescribeRepositories is warned and goes on (the registry has the last word).
+#[test]
+fn missing_iam_permissions_are_named_and_a_denied_describe_only_warns() {
+    // Set-up actions moto lets through before enforcing: one repository, two users of four each.
+    let moto = Moto::start_enforcing_iam_after(Some(9));
+    let reg = ecr_registry();
+    moto.ecr(
+        "CreateRepository",
+        r#"{"repositoryName":"app","imageTagMutability":"IMMUTABLE"}"#,
+    );
+    let (no_token_key, no_token_secret) =
+        moto.user_allowed("no-login", &["ecr:DescribeRepositories"]);
+    let (no_describe_key, no_describe_secret) =
+        moto.user_allowed("no-describe", &["ecr:GetAuthorizationToken"]);
+    let work = tempfile::tempdir().unwrap();
+
+    let env = job(
+        &reg,
+        &moto,
+        &[
+            ("AWS_ACCESS_KEY_ID", &no_token_key),
+            ("AWS_SECRET_ACCESS_KEY", &no_token_secret),
+        ],
+    );
+    let out = multiarch(&env, work.path()).arg("push").output().unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(
+        err.contains("IAM permission ecr:GetAuthorizationToken"),
+        "{err}"
+    );
+    assert!(!err.contains(&no_token_secret));
+    println!("{err}");
+
+    let env = job(
+        &reg,
+        &moto,
+        &[
+            ("AWS_ACCESS_KEY_ID", &no_describe_key),
+            ("AWS_SECRET_ACCESS_KEY", &no_describe_secret),
+        ],
+    );
+    multiarch(&env, work.path()).arg("push").assert().success();
+    let out = multiarch(&env, work.path())
+        .args([
+            "push",
+            "--annotation",
+            "org.opencontainers.image.title=changed",
+        ])
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("ecr:DescribeRepositories denied"), "{err}");
+}

@@ -26,13 +26,23 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Moto {
+        Moto::start_enforcing_iam_after(None)
+    }
+
+    /// With `Some(n)`, moto enforces IAM (signatures and policies) after its first `n` actions,
+    /// which set up repositories, users and policies.
+    pub fn start_enforcing_iam_after(free_actions: Option<u32>) -> Moto {
         let binary = require(
             "moto_server",
             "python3-venv, then `pip install 'moto[server]'` (ci/test.sh does both)",
         );
         for _ in 0..5 {
             let port = free_port();
-            let mut child = Command::new(&binary)
+            let mut cmd = Command::new(&binary);
+            if let Some(n) = free_actions {
+                cmd.env("INITIAL_NO_AUTH_ACTION_COUNT", n.to_string());
+            }
+            let mut child = cmd
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -57,12 +67,65 @@ impl Moto {
         panic!("moto_server did not start");
     }
 
-    /// Calls an ECR API action (JSON 1.1 protocol; moto does not check signatures).
+    /// Calls an ECR API action (JSON 1.1 protocol), unsigned: only for moto's set-up actions.
     pub fn ecr(&self, action: &str, body: &str) -> String {
+        self.call(
+            "application/x-amz-json-1.1",
+            Some(&format!("AmazonEC2ContainerRegistry_V20150921.{action}")),
+            "ecr",
+            body,
+        )
+    }
+
+    /// Calls an IAM API action (query protocol), unsigned: only for moto's set-up actions.
+    pub fn iam(&self, params: &[(&str, &str)]) -> String {
+        let body: Vec<String> = params
+            .iter()
+            .chain(&[("Version", "2010-05-08")])
+            .map(|(k, v)| format!("{k}={}", form_encode(v)))
+            .collect();
+        self.call(
+            "application/x-www-form-urlencoded",
+            None,
+            "iam",
+            &body.join("&"),
+        )
+    }
+
+    /// A user allowed exactly `actions` on every resource; returns its access key and secret.
+    pub fn user_allowed(&self, name: &str, actions: &[&str]) -> (String, String) {
+        let policy = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]
+        })
+        .to_string();
+        self.iam(&[("Action", "CreateUser"), ("UserName", name)]);
+        let created = self.iam(&[
+            ("Action", "CreatePolicy"),
+            ("PolicyName", name),
+            ("PolicyDocument", &policy),
+        ]);
+        let arn = between(&created, "<Arn>", "</Arn>");
+        self.iam(&[
+            ("Action", "AttachUserPolicy"),
+            ("UserName", name),
+            ("PolicyArn", &arn),
+        ]);
+        let key = self.iam(&[("Action", "CreateAccessKey"), ("UserName", name)]);
+        (
+            between(&key, "<AccessKeyId>", "</AccessKeyId>"),
+            between(&key, "<SecretAccessKey>", "</SecretAccessKey>"),
+        )
+    }
+
+    fn call(&self, content_type: &str, target: Option<&str>, service: &str, body: &str) -> String {
         let host = self.endpoint.trim_start_matches("http://");
         let mut s = TcpStream::connect(host).unwrap();
+        let target = target
+            .map(|t| format!("X-Amz-Target: {t}\r\n"))
+            .unwrap_or_default();
         let request = format!(
-            "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-amz-json-1.1\r\nX-Amz-Target: AmazonEC2ContainerRegistry_V20150921.{action}\r\nAuthorization: AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/ecr/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\n{target}Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/{service}/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
         s.write_all(request.as_bytes()).unwrap();
@@ -70,7 +133,7 @@ impl Moto {
         s.read_to_string(&mut response).unwrap();
         assert!(
             response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200"),
-            "{action}: {response}"
+            "{service} {body}: {response}"
         );
         response
     }
@@ -94,4 +157,25 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn between(text: &str, start: &str, end: &str) -> String {
+    let from = text
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start} in {text}"))
+        + start.len();
+    let to = from + text[from..].find(end).unwrap();
+    text[from..to].to_string()
+}
+
+fn form_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
