@@ -30,8 +30,8 @@ pub enum Credential {
 pub struct Credentials {
     inputs: CredentialInputs,
     ecr: Ecr,
-    /// ECR logins per host, fetched on first use.
-    ecr_logins: tokio::sync::Mutex<std::collections::HashMap<String, Credential>>,
+    /// The credential found for each host so far.
+    found: tokio::sync::Mutex<std::collections::HashMap<String, Credential>>,
     /// `auths` of the docker config in force, keys normalised to `host[:port]`, and its origin.
     docker: DockerCredentials,
     docker_origin: String,
@@ -105,37 +105,33 @@ impl Credentials {
         };
         Ok(Credentials {
             ecr: Ecr::new(&inputs.aws),
-            ecr_logins: Default::default(),
+            found: Default::default(),
             inputs: inputs.clone(),
             docker,
             docker_origin: origin,
         })
     }
 
-    /// The credential for `host` (`registry.example.com`, `localhost:5000`, `docker.io`).
-    /// `refresh` fetches a new ECR token (the old one was refused).
+    /// The credential for `host` (`registry.example.com`, `localhost:5000`, `docker.io`), found
+    /// once per host and kept (an ECR login or a credential helper costs a call each time);
+    /// `refresh` finds it again (the registry refused the one we had: an expired ECR token).
     #[instrument(skip_all, fields(registry = host))]
     pub async fn resolve(&self, host: &str, refresh: bool) -> Result<Credential, Error> {
-        if self.inputs.explicit.is_none() && self.ecr.applies_to(host) {
-            let mut logins = self.ecr_logins.lock().await;
-            if let (Some(c), false) = (logins.get(host), refresh) {
-                return Ok(c.clone());
-            }
-            let (user, password) = self.ecr.login(host).await?;
-            debug!(
-                registry = host,
-                source = "ECR GetAuthorizationToken",
-                "credentials"
-            );
-            let c = Credential::Basic {
-                username: user,
-                password,
-            };
-            logins.insert(host.to_string(), c.clone());
-            return Ok(c);
+        let mut found = self.found.lock().await;
+        if let (Some(c), false) = (found.get(host), refresh) {
+            return Ok(c.clone());
         }
-        let (credential, origin) = self.pick(host);
+        let (credential, origin) = if self.inputs.explicit.is_none() && self.ecr.applies_to(host) {
+            let (username, password) = self.ecr.login(host).await?;
+            (
+                Credential::Basic { username, password },
+                "ECR GetAuthorizationToken".to_string(),
+            )
+        } else {
+            self.pick(host)
+        };
         debug!(registry = host, source = origin, "credentials");
+        found.insert(host.to_string(), credential.clone());
         Ok(credential)
     }
 
