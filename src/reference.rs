@@ -175,6 +175,21 @@ pub fn check_tag(setting: &str, tag: &str) -> Result<(), Error> {
     }
 }
 
+/// Checks each tag and keeps the first of duplicates, in order.
+pub fn tags<'a>(
+    setting: &str,
+    given: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<String>, Error> {
+    let mut out: Vec<String> = Vec::new();
+    for tag in given {
+        check_tag(setting, tag)?;
+        if !out.iter().any(|have| have == tag) {
+            out.push(tag.to_string());
+        }
+    }
+    Ok(out)
+}
+
 /// True when the last path component carries `:tag` (a `:` before the first `/` is a port).
 fn has_explicit_tag(text: &str) -> bool {
     let name = text.split('@').next().unwrap_or(text);

@@ -270,13 +270,7 @@ fn tags(args: &PushArgs, env: &Env) -> Result<(Vec<String>, Origin), Error> {
             }
         }
     };
-    let mut tags: Vec<String> = Vec::new();
-    for t in list(text) {
-        reference::check_tag("--tags / MULTIARCH_TAGS", t)?;
-        if !tags.iter().any(|have| have == t) {
-            tags.push(t.to_string());
-        }
-    }
+    let tags = reference::tags("--tags / MULTIARCH_TAGS", list(text))?;
     if tags.is_empty() {
         return Err(Error::invalid(
             "--tags / MULTIARCH_TAGS",

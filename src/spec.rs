@@ -74,18 +74,13 @@ pub fn parse(origin: &str, text: &str) -> Result<Spec, Error> {
     })?;
     let target = reference::parse(&format!("{setting}: image"), &file.image)?;
     let image = reference::repository_of(&target);
-    let mut tags: Vec<String> = Vec::new();
-    for tag in target
-        .tag()
-        .map(str::to_string)
-        .into_iter()
-        .chain(file.tags)
-    {
-        reference::check_tag(&format!("{setting}: tags"), &tag)?;
-        if !tags.contains(&tag) {
-            tags.push(tag);
-        }
-    }
+    let tags = reference::tags(
+        &format!("{setting}: tags"),
+        target
+            .tag()
+            .into_iter()
+            .chain(file.tags.iter().map(String::as_str)),
+    )?;
     if file.manifests.is_empty() {
         return Err(Error::invalid(
             &setting,
