@@ -31,6 +31,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build the index from the per-architecture tags and push it under every target tag
+    #[command(after_help = HAND_OFF_HELP)]
     Push(PushArgs),
     /// Resolve and fetch everything, print sources, targets and the index JSON; push nothing
     Plan(PushArgs),
@@ -39,6 +40,12 @@ pub enum Command {
     /// Show a manifest or index: media type, digest, size and platforms
     Inspect(InspectArgs),
 }
+
+/// Variables that are not flags.
+const HAND_OFF_HELP: &str = "Build jobs may hand over the exact image they pushed: \
+    MULTIARCH_SOURCE_<OS>_<ARCH>[_<VARIANT>]=<repository>@sha256:<digest> (e.g. \
+    MULTIARCH_SOURCE_LINUX_ARM64, through a dotenv report) makes that digest the platform's source \
+    instead of its tag; it is read once, never waited for, and still checked.";
 
 #[derive(Debug, Default, Clone, Args)]
 pub struct PushArgs {
@@ -85,6 +92,14 @@ pub struct PushArgs {
     /// Result format on stdout: text (one image:tag@digest line per tag) or json [env: MULTIARCH_OUTPUT] [default: text]
     #[arg(long, value_name = "FORMAT")]
     pub output: Option<String>,
+
+    /// Source revision the per-architecture images must be labelled with (org.opencontainers.image.revision); sources labelled with another one are stale and waited past; none = no check [env: MULTIARCH_REVISION] [default: $CI_COMMIT_SHA]
+    #[arg(long, value_name = "REVISION")]
+    pub revision: Option<String>,
+
+    /// Treat sources without a revision label as stale instead of accepting them with a warning [env: MULTIARCH_REQUIRE_REVISION] [default: false]
+    #[arg(long)]
+    pub require_revision: bool,
 
     /// Resolve and build the index but push nothing (same as `multiarch plan`) [env: MULTIARCH_DRY_RUN] [default: false]
     #[arg(long)]

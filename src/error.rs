@@ -46,20 +46,26 @@ pub enum Error {
     #[error("TLS connection to {registry} refused: the certificate is not trusted ({detail})\n  hint: pass the registry's CA with --ca-file / MULTIARCH_CA_FILE, or list the host in MULTIARCH_INSECURE_REGISTRIES if it serves plain HTTP")]
     UntrustedCertificate { registry: String, detail: String },
 
-    /// Per-architecture sources that do not exist (yet).
-    #[error("{} source(s) missing, nothing was pushed:\n{}\n  hint: check that every per-architecture build job pushed its tag, or set MULTIARCH_TIMEOUT to wait for late builds", missing.len(), bullet(missing))]
-    SourcesMissing { missing: Vec<String> },
+    /// Per-architecture sources that do not exist (yet), or hold an earlier pipeline's build.
+    #[error("{}", not_ready(sources, expected.as_deref()))]
+    SourcesNotReady {
+        sources: Vec<(String, NotReady)>,
+        /// The revision this pipeline expects, when checked.
+        expected: Option<String>,
+    },
 
     /// A reference the user asked about does not exist.
     #[error("{reference} does not exist in the registry\n  hint: check the repository and tag (multiarch inspect needs the full reference)")]
     ManifestNotFound { reference: String },
 
-    /// The image config says another platform than the tag promises.
-    #[error("{reference} was expected to be {expected} but its image config says {actual}\n  hint: the per-architecture build pushed the wrong image under this tag; rebuild it on a {expected} runner (or with --platform {expected})")]
+    /// The image config (or an index entry) says another platform than the tag promises.
+    #[error("{reference} was expected to be {expected} but {said_by} says {actual}\n  hint: the per-architecture build pushed the wrong image under this tag; rebuild it on a {expected} runner (or with --platform {expected})")]
     PlatformMismatch {
         reference: String,
         expected: String,
         actual: String,
+        /// `its image config`, or `its index entry`.
+        said_by: &'static str,
     },
 
     /// Two sources claim the same platform.
@@ -152,7 +158,7 @@ impl Error {
             | Error::MissingSetting { .. }
             | Error::UnreadableFile { .. }
             | Error::UntrustedCertificate { .. } => exit::USAGE,
-            Error::SourcesMissing { .. } | Error::ManifestNotFound { .. } => exit::MISSING,
+            Error::SourcesNotReady { .. } | Error::ManifestNotFound { .. } => exit::MISSING,
             Error::PlatformMismatch { .. }
             | Error::DuplicatePlatform { .. }
             | Error::MixedFormat { .. }
@@ -183,12 +189,42 @@ impl Error {
     }
 }
 
-fn bullet(items: &[String]) -> String {
-    items
-        .iter()
-        .map(|i| format!("  - {i}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+/// Why a source is not ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotReady {
+    Missing,
+    /// Built from another revision (`held`), or without a revision label (`None`) while one is
+    /// required.
+    Stale {
+        held: Option<String>,
+    },
+}
+
+fn not_ready(sources: &[(String, NotReady)], expected: Option<&str>) -> String {
+    let mut out = format!("{} source(s) not ready, nothing was pushed:", sources.len());
+    for (reference, why) in sources {
+        let why = match (why, expected) {
+            (NotReady::Missing, _) => "missing".to_string(),
+            (NotReady::Stale { held: Some(h) }, Some(want)) => {
+                format!("stale: built from revision {h}, this pipeline is {want}")
+            }
+            (NotReady::Stale { held: Some(h) }, None) => {
+                format!("stale: built from revision {h}")
+            }
+            (NotReady::Stale { held: None }, _) => {
+                "no org.opencontainers.image.revision label (MULTIARCH_REQUIRE_REVISION is on)"
+                    .to_string()
+            }
+        };
+        out.push_str(&format!("\n  - {reference}: {why}"));
+    }
+    if sources.iter().any(|(_, w)| *w == NotReady::Missing) {
+        out.push_str("\n  hint: check that every per-architecture build job pushed its tag, or set MULTIARCH_TIMEOUT to wait for late builds");
+    }
+    if sources.iter().any(|(_, w)| *w != NotReady::Missing) {
+        out.push_str("\n  hint: this pipeline's build did not land under the tag in time (an earlier pipeline's image is still there): check that the build jobs of this commit ran and label their images with org.opencontainers.image.revision=$CI_COMMIT_SHA; MULTIARCH_REVISION=none turns the check off");
+    }
+    out
 }
 
 #[cfg(test)]
@@ -196,13 +232,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn missing_sources_are_listed_one_per_line() {
-        let e = Error::SourcesMissing {
-            missing: vec!["r/app:latest-amd64".into(), "r/app:latest-arm64".into()],
+    fn sources_not_ready_are_listed_one_per_line_with_both_revisions() {
+        let e = Error::SourcesNotReady {
+            sources: vec![
+                ("r/app:latest-amd64".into(), NotReady::Missing),
+                (
+                    "r/app:latest-arm64".into(),
+                    NotReady::Stale {
+                        held: Some("1a2b3c4".into()),
+                    },
+                ),
+            ],
+            expected: Some("3f2a1c0".into()),
         };
         let text = e.to_string();
-        assert!(text.starts_with("2 source(s) missing"));
-        assert!(text.contains("\n  - r/app:latest-amd64\n  - r/app:latest-arm64\n"));
+        assert!(text.starts_with("2 source(s) not ready, nothing was pushed:"));
+        assert!(
+            text.contains("\n  - r/app:latest-amd64: missing\n  - r/app:latest-arm64: stale: built from revision 1a2b3c4, this pipeline is 3f2a1c0\n"),
+            "{text}"
+        );
         assert_eq!(e.exit_code(), 3);
     }
 
@@ -212,6 +260,7 @@ mod tests {
             reference: "r/app:latest-arm64".into(),
             expected: "linux/arm64".into(),
             actual: "linux/amd64".into(),
+            said_by: "its image config",
         };
         assert_eq!(e.exit_code(), 4);
         assert!(e.to_string().contains("linux/arm64"));

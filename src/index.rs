@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use crate::error::Error;
 use crate::manifest::{
-    sha256, Descriptor, DescriptorPlatform, Fetched, Manifest, DOCKER_LIST, DOCKER_MANIFEST,
-    OCI_INDEX, OCI_MANIFEST,
+    sha256, Descriptor, DescriptorPlatform, Fetched, ImageConfig, Manifest, DOCKER_LIST,
+    DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST,
 };
 use crate::platform::Platform;
 
@@ -34,8 +34,29 @@ pub struct Resolved {
     /// The platform the tag promises.
     pub expected: Platform,
     pub fetched: Fetched,
-    /// For image manifests: the platform their config declares. `None` for indexes.
-    pub config_platform: Option<Platform>,
+    /// The images the source contributes, each with its own config: the manifest itself, or
+    /// the image children of an index (attestations have no config worth reading).
+    pub images: Vec<SourceImage>,
+}
+
+/// One image of a source, with what its own config says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceImage {
+    pub digest: String,
+    pub config: ImageConfig,
+    /// The revision it was built from: its config's label, else its manifest's annotation, else
+    /// (a child of an index) the index's annotation.
+    pub revision: Option<String>,
+}
+
+impl Resolved {
+    /// The config of the image with `digest`.
+    fn config_of(&self, digest: &str) -> Option<&ImageConfig> {
+        self.images
+            .iter()
+            .find(|i| i.digest == digest)
+            .map(|i| &i.config)
+    }
 }
 
 /// One entry of the built index, for reports (dotenv per-platform digests, inspect).
@@ -48,6 +69,8 @@ pub struct Child {
     pub source: String,
     /// Attestation manifests (buildx provenance/SBOM) ride along with their image.
     pub attestation: bool,
+    /// The revision the image was built from, when labelled (attestations: none).
+    pub revision: Option<String>,
 }
 
 /// The built index: bytes to push as they are, and what they hold.
@@ -142,11 +165,17 @@ fn entries_of(source: &Resolved) -> Result<Vec<(Descriptor, Child)>, Error> {
     match &f.manifest {
         Manifest::Image { .. } => {
             let actual = source
-                .config_platform
-                .clone()
-                .expect("image sources are resolved with their config platform");
+                .config_of(&f.digest)
+                .expect("image sources are resolved with their config")
+                .platform
+                .clone();
             if !source.expected.matches(&actual) {
-                return Err(mismatch(&source.reference, &source.expected, &actual));
+                return Err(mismatch(
+                    &source.reference,
+                    &source.expected,
+                    &actual,
+                    "its image config",
+                ));
             }
             let mut d = f.descriptor();
             d.platform = Some(DescriptorPlatform::from_platform(&actual));
@@ -175,9 +204,25 @@ fn entries_of(source: &Resolved) -> Result<Vec<(Descriptor, Child)>, Error> {
                         what: "index entry",
                         reason: "it has no platform".into(),
                     })?;
-                let attestation = is_attestation(d, &platform);
-                if !attestation && !source.expected.matches(&platform) {
-                    return Err(mismatch(&where_, &source.expected, &platform));
+                let attestation = is_attestation(d);
+                if !attestation {
+                    // The entry's word is not enough: the child's own config decides.
+                    let config =
+                        source
+                            .config_of(&d.digest)
+                            .ok_or_else(|| Error::InvalidManifest {
+                                reference: where_.clone(),
+                                what: "index entry",
+                                reason: "its image config was not read".into(),
+                            })?;
+                    for (said, by) in [
+                        (&config.platform, "its image config"),
+                        (&platform, "its index entry"),
+                    ] {
+                        if !source.expected.matches(said) {
+                            return Err(mismatch(&where_, &source.expected, said, by));
+                        }
+                    }
                 }
                 let c = child(source, platform, &d.digest, &d.media_type, attestation);
                 out.push((d.clone(), c));
@@ -198,8 +243,10 @@ fn entries_of(source: &Resolved) -> Result<Vec<(Descriptor, Child)>, Error> {
 
 /// buildx marks attestation manifests with platform `unknown/unknown` and a
 /// `vnd.docker.reference.type` annotation (<https://docs.docker.com/build/metadata/attestations/attestation-storage/>).
-fn is_attestation(d: &Descriptor, platform: &Platform) -> bool {
-    platform.is_unknown()
+pub fn is_attestation(d: &Descriptor) -> bool {
+    d.platform
+        .as_ref()
+        .is_some_and(|p| p.to_platform().is_unknown())
         || d.annotations
             .as_ref()
             .is_some_and(|a| a.contains_key("vnd.docker.reference.type"))
@@ -218,14 +265,25 @@ fn child(
         media_type: media_type.to_string(),
         source: source.reference.clone(),
         attestation,
+        revision: source
+            .images
+            .iter()
+            .find(|i| i.digest == digest)
+            .and_then(|i| i.revision.clone()),
     }
 }
 
-fn mismatch(reference: &str, expected: &Platform, actual: &Platform) -> Error {
+fn mismatch(
+    reference: &str,
+    expected: &Platform,
+    actual: &Platform,
+    said_by: &'static str,
+) -> Error {
     Error::PlatformMismatch {
         reference: reference.to_string(),
         expected: expected.to_string(),
         actual: actual.to_string(),
+        said_by,
     }
 }
 

@@ -41,7 +41,7 @@ pub async fn run(at: &Reference, registry: &impl Registry) -> Result<(Fetched, V
         Manifest::Image { config } => {
             let bytes = registry.fetch_config(at, config).await?;
             vec![Entry {
-                platform: manifest::config_platform(&at.to_string(), &bytes)?,
+                platform: manifest::config(&at.to_string(), &bytes)?.platform,
                 digest: fetched.digest.clone(),
                 media_type: fetched.media_type.clone(),
                 size: fetched.bytes.len() as u64,

@@ -105,7 +105,12 @@ struct Shape {
     media_type: Option<String>,
     config: Option<Descriptor>,
     manifests: Option<Vec<Descriptor>>,
+    #[serde(default)]
+    annotations: Option<BTreeMap<String, String>>,
 }
+
+/// The annotation (and config label) that says which source revision an image was built from.
+pub const REVISION: &str = "org.opencontainers.image.revision";
 
 /// A manifest as fetched: the exact bytes, their verified digest and the media type they declare.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +119,8 @@ pub struct Fetched {
     pub digest: String,
     pub media_type: String,
     pub manifest: Manifest,
+    /// The manifest's own `annotations` (OCI only; Docker v2 has none).
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl Fetched {
@@ -166,6 +173,7 @@ impl Fetched {
             digest,
             media_type,
             manifest,
+            annotations: shape.annotations.unwrap_or_default(),
         })
     }
 
@@ -189,10 +197,26 @@ struct ConfigShape {
     variant: Option<String>,
     #[serde(rename = "os.version")]
     os_version: Option<String>,
+    config: Option<RunConfig>,
 }
 
-/// The platform an image config declares.
-pub fn config_platform(reference: &str, bytes: &[u8]) -> Result<Platform, Error> {
+/// The `config` object of an image config, of which only the labels matter here.
+#[derive(Deserialize)]
+struct RunConfig {
+    #[serde(rename = "Labels")]
+    labels: Option<BTreeMap<String, String>>,
+}
+
+/// What an image config says that multiarch checks: the platform, and the revision label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageConfig {
+    pub platform: Platform,
+    /// The `org.opencontainers.image.revision` label, when the build set one.
+    pub revision: Option<String>,
+}
+
+/// Reads an image config.
+pub fn config(reference: &str, bytes: &[u8]) -> Result<ImageConfig, Error> {
     let bad = |reason: String| Error::InvalidManifest {
         reference: reference.to_string(),
         what: "image config",
@@ -200,15 +224,18 @@ pub fn config_platform(reference: &str, bytes: &[u8]) -> Result<Platform, Error>
     };
     let c: ConfigShape =
         serde_json::from_slice(bytes).map_err(|e| bad(format!("not config JSON ({e})")))?;
-    match (c.os, c.architecture) {
-        (Some(os), Some(arch)) if !os.is_empty() && !arch.is_empty() => Ok(Platform::normalised(
-            &os,
-            &arch,
-            c.variant.as_deref(),
-            c.os_version.as_deref(),
-        )),
-        _ => Err(bad("it does not say os and architecture".into())),
-    }
+    let platform = match (c.os, c.architecture) {
+        (Some(os), Some(arch)) if !os.is_empty() && !arch.is_empty() => {
+            Platform::normalised(&os, &arch, c.variant.as_deref(), c.os_version.as_deref())
+        }
+        _ => return Err(bad("it does not say os and architecture".into())),
+    };
+    let revision = c
+        .config
+        .and_then(|r| r.labels)
+        .and_then(|mut l| l.remove(REVISION))
+        .filter(|r| !r.trim().is_empty());
+    Ok(ImageConfig { platform, revision })
 }
 
 #[cfg(test)]
@@ -238,11 +265,21 @@ mod tests {
     #[test]
     fn reads_platform_from_config() {
         let c = br#"{"architecture":"arm","os":"linux","variant":"v7","rootfs":{}}"#;
-        assert_eq!(config_platform("r", c).unwrap().to_string(), "linux/arm/v7");
+        assert_eq!(config("r", c).unwrap().platform.to_string(), "linux/arm/v7");
         let c = br#"{"architecture":"amd64","os":"windows","os.version":"10.0.20348.1"}"#;
-        let p = config_platform("r", c).unwrap();
+        let p = config("r", c).unwrap().platform;
         assert_eq!(p.os_version.as_deref(), Some("10.0.20348.1"));
-        assert!(config_platform("r", br#"{"os":"linux"}"#).is_err());
+        assert!(config("r", br#"{"os":"linux"}"#).is_err());
+    }
+
+    #[test]
+    fn reads_the_revision_label_from_config() {
+        let c = br#"{"architecture":"amd64","os":"linux","config":{"Labels":{"org.opencontainers.image.revision":"3f2a1c0","x":"y"}}}"#;
+        assert_eq!(config("r", c).unwrap().revision.as_deref(), Some("3f2a1c0"));
+        let c = br#"{"architecture":"amd64","os":"linux","config":{"Labels":null}}"#;
+        assert_eq!(config("r", c).unwrap().revision, None);
+        let c = br#"{"architecture":"amd64","os":"linux","config":{"Labels":{"org.opencontainers.image.revision":" "}}}"#;
+        assert_eq!(config("r", c).unwrap().revision, None);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::manifest::Fetched;
 use crate::platform::Platform;
 use crate::publish::Outcome;
 use crate::reference::Repository;
-use crate::settings::Plan;
+use crate::settings::{Plan, SourceOrigin};
 
 /// One `registry/app:tag@sha256:…` line per target tag.
 pub fn text(outcome: &Outcome) -> String {
@@ -63,7 +63,8 @@ pub fn dotenv(image: &Repository, index: &Index) -> String {
     out
 }
 
-/// `plan`: sources, targets and the exact index JSON.
+/// `plan`: sources (each with where it came from and the revision it holds), targets and the
+/// exact index JSON.
 pub fn plan(plan: &Plan, outcome: &Outcome) -> String {
     let mut out = String::from("sources:\n");
     for s in &plan.sources {
@@ -72,15 +73,21 @@ pub fn plan(plan: &Plan, outcome: &Outcome) -> String {
             .children
             .iter()
             .find(|c| c.source == s.reference.to_string() && !c.attestation);
+        let from = match &s.origin {
+            SourceOrigin::Template => "tag".to_string(),
+            SourceOrigin::Spec => "spec".to_string(),
+            SourceOrigin::HandOff(variable) => variable.clone(),
+        };
         match found {
             Some(c) => out.push_str(&format!(
-                "  {:<16} {} {}\n",
+                "  {:<16} {} {} (from {from}, revision {})\n",
                 s.platform.to_string(),
                 s.reference,
-                c.digest
+                c.digest,
+                c.revision.as_deref().unwrap_or("unlabelled")
             )),
             None => out.push_str(&format!(
-                "  {:<16} {} (missing)\n",
+                "  {:<16} {} (from {from}; missing)\n",
                 s.platform.to_string(),
                 s.reference
             )),
@@ -172,6 +179,7 @@ mod tests {
             media_type: crate::manifest::OCI_MANIFEST.into(),
             source: "r.example/app:1-x".into(),
             attestation,
+            revision: None,
         };
         Index {
             bytes: b"{}".to_vec(),

@@ -46,7 +46,29 @@ pub enum Output {
 pub struct Source {
     pub platform: Platform,
     pub reference: Reference,
+    pub origin: SourceOrigin,
 }
+
+/// Where a source's reference came from (shown by `plan`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceOrigin {
+    /// The source template (a per-architecture tag).
+    Template,
+    /// An entry of the manifest-tool spec.
+    Spec,
+    /// A build job's digest hand-off, `MULTIARCH_SOURCE_<OS>_<ARCH>[_<VARIANT>]`: exact, no waiting.
+    HandOff(String),
+}
+
+impl SourceOrigin {
+    /// True for a digest handed over by a build job: it exists already, or never will.
+    pub fn is_hand_off(&self) -> bool {
+        matches!(self, SourceOrigin::HandOff(_))
+    }
+}
+
+/// The prefix of the digest hand-off variables; `MULTIARCH_SOURCE_TEMPLATE` is a setting.
+pub const HAND_OFF_PREFIX: &str = "MULTIARCH_SOURCE_";
 
 /// Everything a push or plan needs, validated.
 #[derive(Debug, Clone)]
@@ -64,6 +86,10 @@ pub struct Plan {
     /// Running inside a GitLab job (`GITLAB_CI=true`): collapsible log sections.
     pub gitlab: bool,
     pub dry_run: bool,
+    /// The revision sources must carry (`org.opencontainers.image.revision`); `None` = no check.
+    pub revision: Option<String>,
+    /// Unlabelled sources are stale rather than accepted with a warning.
+    pub require_revision: bool,
     pub access: Access,
     /// Where each setting came from, for `debug` logs.
     pub origins: Vec<(&'static str, Origin)>,
@@ -128,14 +154,20 @@ pub fn resolve(args: &PushArgs, env: &Env) -> Result<Plan, Error> {
 /// from it instead of `--image`, `--tags`, `--platforms` and `--source-template`.
 pub fn resolve_with(args: &PushArgs, env: &Env, spec: Option<&Spec>) -> Result<Plan, Error> {
     let mut origins = Vec::new();
-    let (image, tags, sources) = match spec {
+    let (image, tags, mut sources) = match spec {
         Some(spec) => {
             origins.push(("image, tags, sources", Origin::Spec));
             (spec.image.clone(), spec.tags.clone(), spec.sources.clone())
         }
         None => from_template(args, env, &mut origins)?,
     };
+    hand_offs(env, &mut sources)?;
     check_same_repository(&image, &sources)?;
+    let (revision, origin) = revision(args, env)?;
+    origins.push(("revision", origin));
+    let (require_revision, origin) =
+        flag_or_var(args.require_revision, env, "MULTIARCH_REQUIRE_REVISION")?;
+    origins.push(("require-revision", origin));
 
     let (timeout, origin) = match pick(args.timeout.as_deref(), env, "MULTIARCH_TIMEOUT") {
         Some((t, o)) => (parse_duration("--timeout / MULTIARCH_TIMEOUT", t)?, o),
@@ -152,7 +184,7 @@ pub fn resolve_with(args: &PushArgs, env: &Env, spec: Option<&Spec>) -> Result<P
     };
     origins.push(("format", origin));
 
-    let annotations = annotations(args, env)?;
+    let annotations = annotations(args, env, revision.as_deref())?;
 
     let gitlab = var(env, "GITLAB_CI") == Some("true");
     let dotenv = match (&args.dotenv, var(env, "MULTIARCH_DOTENV")) {
@@ -193,6 +225,8 @@ pub fn resolve_with(args: &PushArgs, env: &Env, spec: Option<&Spec>) -> Result<P
         output,
         gitlab,
         dry_run,
+        revision,
+        require_revision,
         access: access(&args.access, env)?,
         origins,
     })
@@ -346,9 +380,89 @@ fn sources(
         out.push(Source {
             platform: p.clone(),
             reference,
+            origin: SourceOrigin::Template,
         });
     }
     Ok(out)
+}
+
+/// Applies the build jobs' digest hand-off: `MULTIARCH_SOURCE_LINUX_ARM64=repo@sha256:…` makes
+/// that digest the linux/arm64 source. A variable for a platform not in the list, or a value
+/// without a digest, is refused: a silently ignored hand-off would publish a tag's image instead.
+fn hand_offs(env: &Env, sources: &mut [Source]) -> Result<(), Error> {
+    for (name, value) in env {
+        let Some(suffix) = name.strip_prefix(HAND_OFF_PREFIX) else {
+            continue;
+        };
+        if suffix == "TEMPLATE" || value.trim().is_empty() {
+            continue;
+        }
+        let listed = sources
+            .iter()
+            .map(|s| s.platform.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let named = platform_of_suffix(suffix);
+        let Some(source) = sources.iter_mut().find(|s| {
+            s.platform.env_suffix() == suffix
+                || named.as_ref().is_some_and(|p| s.platform.matches(p))
+        }) else {
+            return Err(Error::invalid(
+                name.as_str(),
+                value.as_str(),
+                format!("no platform in the list ({listed}) has the suffix {suffix}"),
+                "add the platform to MULTIARCH_PLATFORMS (the suffix is OS_ARCH[_VARIANT] in upper case, e.g. MULTIARCH_SOURCE_LINUX_ARM_V7), or do not hand this build over to this job",
+            ));
+        };
+        let reference = reference::parse(name, value)?;
+        if reference.digest().is_none() {
+            return Err(Error::invalid(
+                name.as_str(),
+                value.as_str(),
+                "it names no digest",
+                "hand over the pushed image by digest, e.g. registry.example.com/group/app@sha256:<64 hex digits> (buildah push --digestfile, kaniko --digest-file)",
+            ));
+        }
+        source.reference = reference;
+        source.origin = SourceOrigin::HandOff(name.clone());
+    }
+    Ok(())
+}
+
+/// The platform a hand-off suffix names (`LINUX_ARM64`, `LINUX_ARM_V7`, `LINUX_ARM64_V8_2`), so a
+/// build job that writes `LINUX_ARM` for `linux/arm` still matches `linux/arm/v7`.
+fn platform_of_suffix(suffix: &str) -> Option<Platform> {
+    let lower = suffix.to_ascii_lowercase();
+    let mut parts = lower.split('_');
+    let (os, arch) = (parts.next()?, parts.next()?);
+    let variant = parts.collect::<Vec<_>>().join(".");
+    (!os.is_empty() && !arch.is_empty())
+        .then(|| Platform::normalised(os, arch, Some(&variant), None))
+}
+
+/// The revision sources must carry: the flag or `MULTIARCH_REVISION`, else `CI_COMMIT_SHA`;
+/// `none` switches the check off.
+fn revision(args: &PushArgs, env: &Env) -> Result<(Option<String>, Origin), Error> {
+    let (text, origin) = match pick(args.revision.as_deref(), env, "MULTIARCH_REVISION") {
+        Some(found) => found,
+        None => match var(env, "CI_COMMIT_SHA") {
+            Some(sha) => (sha, Origin::GitLab("CI_COMMIT_SHA")),
+            None => return Ok((None, Origin::Default)),
+        },
+    };
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("none") {
+        return Ok((None, origin));
+    }
+    if text.len() > 256 || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::invalid(
+            "--revision / MULTIARCH_REVISION",
+            text,
+            "not a revision (at most 256 characters, no spaces)",
+            "give the commit SHA the images were built from, or none to skip the check",
+        ));
+    }
+    Ok((Some(text.to_string()), origin))
 }
 
 /// Replaces `{name}` placeholders; an unknown name is returned as the error.
@@ -399,8 +513,12 @@ fn parse_format(text: &str) -> Result<Format, Error> {
 
 /// Index annotations: CI defaults, then `MULTIARCH_ANNOTATIONS`, then `--annotation`, per key.
 /// An empty value removes the key. `created` comes from `CI_COMMIT_TIMESTAMP`, never the clock,
-/// so a re-run produces the same bytes.
-fn annotations(args: &PushArgs, env: &Env) -> Result<BTreeMap<String, String>, Error> {
+/// so a re-run produces the same bytes; `revision` is the revision the sources were checked for.
+fn annotations(
+    args: &PushArgs,
+    env: &Env,
+    revision: Option<&str>,
+) -> Result<BTreeMap<String, String>, Error> {
     let mut out = BTreeMap::new();
     for (key, variable) in [
         ("org.opencontainers.image.source", "CI_PROJECT_URL"),
@@ -411,6 +529,9 @@ fn annotations(args: &PushArgs, env: &Env) -> Result<BTreeMap<String, String>, E
         if let Some(v) = var(env, variable) {
             out.insert(key.to_string(), v.to_string());
         }
+    }
+    if let Some(r) = revision {
+        out.insert(crate::manifest::REVISION.to_string(), r.to_string());
     }
     let from_env = var(env, "MULTIARCH_ANNOTATIONS").map(|t| {
         list(t)

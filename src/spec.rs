@@ -19,7 +19,7 @@ use serde::Deserialize;
 use crate::error::Error;
 use crate::platform::Platform;
 use crate::reference::{self, Repository};
-use crate::settings::Source;
+use crate::settings::{Source, SourceOrigin};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -108,6 +108,7 @@ pub fn parse(origin: &str, text: &str) -> Result<Spec, Error> {
         sources.push(Source {
             platform,
             reference: reference::parse(&format!("{at}.image"), &entry.image)?,
+            origin: SourceOrigin::Spec,
         });
     }
     Ok(Spec {

@@ -1,8 +1,14 @@
 //! Getting every per-architecture source: the first round GETs them all at once; the sources not
 //! there yet are polled with HEAD (Docker Hub does not count a HEAD as a pull) with capped
 //! exponential backoff and jitter until they appear or `--timeout` runs out. A source that
-//! appears is fetched and its platform checked at once, so a wrong image fails now (exit 4), not
-//! at the deadline.
+//! appears is fetched and checked at once, so a wrong image fails now (exit 4), not at the
+//! deadline.
+//!
+//! A source built from another revision than this pipeline's (its `org.opencontainers.image.
+//! revision` label says so) is **stale**: an earlier pipeline's image still under the tag. It is
+//! waited past exactly like a missing one; HEAD polling sees when the tag moves, and only then is
+//! it read again. A build job's digest hand-off (`MULTIARCH_SOURCE_*`) is exact: it is read once
+//! and never waited for.
 //!
 //! Here 404 means "not yet"; a registry that keeps failing is remembered per source, and if it is
 //! still failing at the deadline the run ends with exit 75 (retry the job), not 3. Time comes from
@@ -11,13 +17,14 @@
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use futures_util::future::join_all;
+use futures_util::future::{join_all, try_join_all};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::error::Error;
-use crate::index::{self, Resolved};
-use crate::manifest::{self, Fetched, Manifest};
+use crate::error::{Error, NotReady};
+use crate::index::{self, Resolved, SourceImage};
+use crate::manifest::{self, Descriptor, Fetched, Manifest, REVISION};
+use crate::reference;
 use crate::registry::Registry;
 use crate::settings::{Plan, Source};
 
@@ -36,95 +43,278 @@ fn poll_delays() -> impl Iterator<Item = Duration> {
         .build()
 }
 
-/// The sources that exist, in plan order, and the references of those still missing (non-empty
+/// The sources that are ready, in plan order, and the references of those that are not (non-empty
 /// only with `--allow-missing`).
 pub struct Gathered {
     pub resolved: Vec<Resolved>,
     pub missing: Vec<String>,
-    /// True when some source was not there at first and had to be waited for.
+    /// True when some source was not ready at first and had to be waited for.
     pub waited: bool,
 }
 
-/// Waits for every source of `plan` (up to `plan.timeout`) and resolves each one's platform.
+/// Where one source stands.
+enum State {
+    /// Not seen yet (or not there).
+    Waiting,
+    /// Seen under `digest`, but built from another revision (`held`), or unlabelled (`None`)
+    /// while a label is required. Read again only when the tag's digest changes.
+    Stale {
+        digest: String,
+        held: Option<String>,
+    },
+    Ready(Box<Resolved>),
+}
+
+/// What one look at a source found.
+enum Look {
+    /// Not there (404).
+    Absent,
+    /// Still the stale digest seen before: not read again.
+    Same,
+    Found(Box<Resolved>),
+}
+
+/// Waits for every source of `plan` (up to `plan.timeout`) and resolves each one's platform and
+/// revision.
 pub async fn gather(plan: &Plan, registry: &impl Registry) -> Result<Gathered, Error> {
     let start = Instant::now();
     let deadline = start + plan.timeout;
     let n = plan.sources.len();
-    let mut found: Vec<Option<Resolved>> = vec![None; n];
+    let mut states: Vec<State> = (0..n).map(|_| State::Waiting).collect();
     let mut failing: Vec<Option<Error>> = (0..n).map(|_| None).collect();
     let mut delays = poll_delays();
     let mut last_progress: Option<Instant> = None;
     let mut rounds = 0u32;
     loop {
         let first_round = rounds == 0;
-        let pending: Vec<usize> = (0..n).filter(|i| found[*i].is_none()).collect();
-        let probes = pending
+        let pending: Vec<usize> = (0..n)
+            .filter(|i| !matches!(states[*i], State::Ready(_)))
+            .collect();
+        let looks = pending
             .iter()
-            .map(|&i| probe(registry, &plan.sources[i], first_round));
-        let mut appeared = false;
-        for (i, result) in pending.iter().copied().zip(join_all(probes).await) {
+            .map(|&i| look(registry, &plan.sources[i], &states[i], first_round));
+        let mut changed = false;
+        for (i, result) in pending.iter().copied().zip(join_all(looks).await) {
             failing[i] = None;
+            let source = &plan.sources[i];
             match result {
-                Ok(Some(r)) => {
-                    if !first_round {
-                        info!(reference = %r.reference, elapsed = %secs(start.elapsed()), "source appeared");
-                    }
-                    found[i] = Some(r);
-                    appeared = true;
+                Ok(Look::Found(r)) => {
+                    changed = true;
+                    states[i] = judge(plan, source, r, first_round)?;
                 }
-                Ok(None) => {}
+                Ok(Look::Absent) if source.origin.is_hand_off() => {
+                    return Err(hand_off_error(source, None));
+                }
+                Ok(Look::Absent) => {
+                    if matches!(states[i], State::Stale { .. }) {
+                        changed = true;
+                        states[i] = State::Waiting;
+                    }
+                }
+                Ok(Look::Same) => {}
                 // A flaky registry is not a missing source: keep polling, decide at the deadline.
                 Err(e @ Error::Transient { .. }) if !plan.timeout.is_zero() => {
-                    warn!(reference = %plan.sources[i].reference, error = %first_line(&e), "still failing; polling on");
+                    warn!(reference = %source.reference, error = %first_line(&e), "still failing; polling on");
                     failing[i] = Some(e);
                 }
                 Err(e) => return Err(e),
             }
+            if let (State::Stale { held, .. }, true) = (&states[i], source.origin.is_hand_off()) {
+                return Err(hand_off_error(source, Some(held.clone())));
+            }
         }
         rounds += 1;
         let now = Instant::now();
-        if found.iter().all(Option::is_some) {
+        if states.iter().all(|s| matches!(s, State::Ready(_))) {
             break;
         }
         if now >= deadline {
-            return at_deadline(plan, found, failing);
+            return at_deadline(plan, states, failing);
         }
-        if appeared || last_progress.is_none_or(|last| now - last >= PROGRESS_EVERY) {
-            progress(plan, &found, start.elapsed(), deadline - now);
+        if changed || last_progress.is_none_or(|last| now - last >= PROGRESS_EVERY) {
+            progress(plan, &states, start.elapsed(), deadline - now);
             last_progress = Some(now);
         }
         let delay = delays.next().unwrap_or(Duration::from_secs(2));
         tokio::time::sleep(delay.min(deadline - now)).await;
     }
     Ok(Gathered {
-        resolved: found.into_iter().flatten().collect(),
+        resolved: states
+            .into_iter()
+            .filter_map(|s| match s {
+                State::Ready(r) => Some(*r),
+                _ => None,
+            })
+            .collect(),
         missing: Vec::new(),
         waited: rounds > 1,
     })
 }
 
-/// The deadline passed with sources missing: 75 if the registry was still failing, else 3 —
-/// or, with `--allow-missing`, the sources that exist.
+/// Decides whether a source just read is this pipeline's build.
+fn judge(
+    plan: &Plan,
+    source: &Source,
+    r: Box<Resolved>,
+    first_round: bool,
+) -> Result<State, Error> {
+    let Some(expected) = plan.revision.as_deref() else {
+        found(&r, first_round);
+        return Ok(State::Ready(r));
+    };
+    match provenance(&r, expected) {
+        Provenance::Built => {
+            found(&r, first_round);
+            Ok(State::Ready(r))
+        }
+        Provenance::Unlabelled if !plan.require_revision => {
+            warn!(
+                reference = %source.reference,
+                "the image has no {REVISION} label, so it cannot be told apart from an earlier pipeline's build; label it with the commit (buildah/docker build --label {REVISION}=$CI_COMMIT_SHA, kaniko --label), or set MULTIARCH_REQUIRE_REVISION=true to refuse unlabelled images"
+            );
+            found(&r, first_round);
+            Ok(State::Ready(r))
+        }
+        Provenance::Unlabelled => {
+            info!(reference = %source.reference, digest = %r.fetched.digest, "unlabelled (MULTIARCH_REQUIRE_REVISION): waiting for a labelled build");
+            Ok(State::Stale {
+                digest: r.fetched.digest,
+                held: None,
+            })
+        }
+        Provenance::Other(held) => {
+            info!(reference = %source.reference, holds = %short(&held), want = %short(expected), digest = %r.fetched.digest, "stale: an earlier build; waiting for this pipeline's");
+            Ok(State::Stale {
+                digest: r.fetched.digest,
+                held: Some(held),
+            })
+        }
+    }
+}
+
+fn found(r: &Resolved, first_round: bool) {
+    let platform = r
+        .images
+        .first()
+        .map_or_else(|| "index".to_string(), |i| i.config.platform.to_string());
+    let revision = r
+        .images
+        .first()
+        .and_then(|i| i.revision.as_deref())
+        .map_or_else(|| "unlabelled".to_string(), short);
+    if first_round {
+        info!(reference = %r.reference, digest = %r.fetched.digest, %platform, %revision, "source found");
+    } else {
+        info!(reference = %r.reference, digest = %r.fetched.digest, %platform, %revision, "source appeared");
+    }
+}
+
+/// Whether a source was built from the expected revision.
+#[derive(Debug, PartialEq, Eq)]
+enum Provenance {
+    Built,
+    Unlabelled,
+    /// Built from this other revision.
+    Other(String),
+}
+
+/// Every image of the source must carry the expected revision; one from another revision makes
+/// the whole source stale.
+fn provenance(r: &Resolved, expected: &str) -> Provenance {
+    let mut unlabelled = false;
+    for image in &r.images {
+        match image.revision.as_deref() {
+            None => unlabelled = true,
+            Some(held) if !same_revision(held, expected) => {
+                return Provenance::Other(held.to_string())
+            }
+            Some(_) => {}
+        }
+    }
+    if unlabelled || r.images.is_empty() {
+        Provenance::Unlabelled
+    } else {
+        Provenance::Built
+    }
+}
+
+/// Equal, or (commit SHAs) one an abbreviation of the other: builds labelled with
+/// `$CI_COMMIT_SHORT_SHA` match a pipeline expecting `$CI_COMMIT_SHA`.
+pub fn same_revision(held: &str, expected: &str) -> bool {
+    let (a, b) = (held.trim(), expected.trim());
+    if a == b {
+        return true;
+    }
+    let hex = |s: &str| s.len() >= 7 && s.bytes().all(|c| c.is_ascii_hexdigit());
+    hex(a)
+        && hex(b)
+        && (a.to_ascii_lowercase().starts_with(&b.to_ascii_lowercase())
+            || b.to_ascii_lowercase().starts_with(&a.to_ascii_lowercase()))
+}
+
+/// A commit SHA as people read it: the first 8 characters (other revisions as they are).
+fn short(revision: &str) -> String {
+    if revision.len() > 12 && revision.bytes().all(|c| c.is_ascii_hexdigit()) {
+        revision[..8].to_string()
+    } else {
+        revision.to_string()
+    }
+}
+
+/// A handed-off digest that is missing or stale will not change by waiting: fail at once.
+fn hand_off_error(source: &Source, stale: Option<Option<String>>) -> Error {
+    let variable = match &source.origin {
+        crate::settings::SourceOrigin::HandOff(v) => v.clone(),
+        _ => String::new(),
+    };
+    let state = match stale {
+        None => NotReady::Missing,
+        Some(held) => NotReady::Stale { held },
+    };
+    Error::SourcesNotReady {
+        sources: vec![(format!("{} (from {variable})", source.reference), state)],
+        expected: None,
+    }
+}
+
+/// The deadline passed with sources not ready: 75 if the registry was still failing, else 3 —
+/// or, with `--allow-missing`, the sources that are ready.
 fn at_deadline(
     plan: &Plan,
-    found: Vec<Option<Resolved>>,
+    states: Vec<State>,
     failing: Vec<Option<Error>>,
 ) -> Result<Gathered, Error> {
     if let Some(e) = failing.into_iter().flatten().next() {
         return Err(e);
     }
-    let missing: Vec<String> = plan
+    let not_ready: Vec<(String, NotReady)> = plan
         .sources
         .iter()
-        .zip(&found)
-        .filter(|(_, f)| f.is_none())
-        .map(|(s, _)| s.reference.to_string())
+        .zip(&states)
+        .filter_map(|(s, state)| {
+            let why = match state {
+                State::Ready(_) => return None,
+                State::Waiting => NotReady::Missing,
+                State::Stale { held, .. } => NotReady::Stale { held: held.clone() },
+            };
+            Some((s.reference.to_string(), why))
+        })
         .collect();
-    let resolved: Vec<Resolved> = found.into_iter().flatten().collect();
+    let resolved: Vec<Resolved> = states
+        .into_iter()
+        .filter_map(|s| match s {
+            State::Ready(r) => Some(*r),
+            _ => None,
+        })
+        .collect();
     if !plan.allow_missing || resolved.is_empty() {
-        return Err(Error::SourcesMissing { missing });
+        return Err(Error::SourcesNotReady {
+            sources: not_ready,
+            expected: plan.revision.clone(),
+        });
     }
-    warn!(missing = %missing.join(", "), "publishing without the missing sources (--allow-missing)");
+    let missing: Vec<String> = not_ready.into_iter().map(|(r, _)| r).collect();
+    warn!(missing = %missing.join(", "), "publishing without the sources that are missing or stale (--allow-missing)");
     Ok(Gathered {
         resolved,
         missing,
@@ -132,65 +322,132 @@ fn at_deadline(
     })
 }
 
-/// One look at one source: GET in the first round, then a HEAD until it exists, then a GET.
-async fn probe(
+/// One look at one source: GET in the first round; then a HEAD, and a GET only when the tag
+/// exists and does not still hold the stale digest seen before.
+async fn look(
     registry: &impl Registry,
     source: &Source,
+    state: &State,
     first_round: bool,
-) -> Result<Option<Resolved>, Error> {
-    if !first_round && registry.head_manifest(&source.reference).await?.is_none() {
-        return Ok(None);
+) -> Result<Look, Error> {
+    if !first_round {
+        match registry.head_manifest(&source.reference).await? {
+            None => return Ok(Look::Absent),
+            Some(d) if matches!(state, State::Stale { digest, .. } if *digest == d) => {
+                return Ok(Look::Same)
+            }
+            Some(_) => {}
+        }
     }
     match registry.fetch_manifest(&source.reference).await? {
-        Some(fetched) => resolve(registry, source, fetched).await.map(Some),
-        None => Ok(None),
+        Some(fetched) => resolve(registry, source, fetched)
+            .await
+            .map(|r| Look::Found(Box::new(r))),
+        None => Ok(Look::Absent),
     }
 }
 
-/// Reads the platform of a fetched source (from its config for an image; an index carries its
-/// platforms in its entries) and checks it against the tag's at once.
+/// Reads the images of a fetched source with their own configs (for an index, each image child
+/// and its config) and checks their platforms against the tag's at once.
 async fn resolve(
     registry: &impl Registry,
     source: &Source,
     fetched: Fetched,
 ) -> Result<Resolved, Error> {
     let reference = source.reference.to_string();
-    let config_platform = match &fetched.manifest {
+    let images = match &fetched.manifest {
         Manifest::Image { config } => {
             let bytes = registry.fetch_config(&source.reference, config).await?;
-            Some(manifest::config_platform(&reference, &bytes)?)
+            let config = manifest::config(&reference, &bytes)?;
+            let revision = config
+                .revision
+                .clone()
+                .or_else(|| fetched.annotations.get(REVISION).cloned());
+            vec![SourceImage {
+                digest: fetched.digest.clone(),
+                config,
+                revision,
+            }]
         }
-        Manifest::Index { .. } => None,
+        Manifest::Index { manifests } => {
+            let children = manifests.iter().filter(|d| !index::is_attestation(d));
+            try_join_all(children.map(|d| child(registry, source, &fetched, d))).await?
+        }
     };
     let resolved = Resolved {
         reference,
         expected: source.platform.clone(),
         fetched,
-        config_platform,
+        images,
     };
     index::check(&resolved)?;
-    info!(
-        reference = %resolved.reference,
-        digest = %resolved.fetched.digest,
-        platform = %resolved.config_platform.as_ref().map_or_else(|| "index".to_string(), ToString::to_string),
-        "source found"
-    );
     Ok(resolved)
 }
 
-fn progress(plan: &Plan, found: &[Option<Resolved>], elapsed: Duration, remaining: Duration) {
-    let list = |want: bool| {
+/// One image child of an index source: its manifest (by digest), then its config.
+async fn child(
+    registry: &impl Registry,
+    source: &Source,
+    parent: &Fetched,
+    d: &Descriptor,
+) -> Result<SourceImage, Error> {
+    let repo = reference::repository_of(&source.reference);
+    let at = repo.digest(&d.digest);
+    let where_ = format!("{} ({})", source.reference, d.digest);
+    let fetched = registry
+        .fetch_manifest(&at)
+        .await?
+        .ok_or_else(|| Error::InvalidManifest {
+            reference: where_.clone(),
+            what: "index entry",
+            reason: "the registry does not have the manifest it points to".into(),
+        })?;
+    let Manifest::Image { config } = &fetched.manifest else {
+        return Err(Error::InvalidManifest {
+            reference: where_,
+            what: "index entry",
+            reason: format!("nested {} is not supported", fetched.media_type),
+        });
+    };
+    let bytes = registry.fetch_config(&at, config).await?;
+    let config = manifest::config(&where_, &bytes)?;
+    let revision = config
+        .revision
+        .clone()
+        .or_else(|| fetched.annotations.get(REVISION).cloned())
+        .or_else(|| parent.annotations.get(REVISION).cloned());
+    Ok(SourceImage {
+        digest: d.digest.clone(),
+        config,
+        revision,
+    })
+}
+
+fn progress(plan: &Plan, states: &[State], elapsed: Duration, remaining: Duration) {
+    let list = |keep: &dyn Fn(&State) -> Option<String>| {
         plan.sources
             .iter()
-            .zip(found)
-            .filter(|(_, f)| f.is_some() == want)
-            .map(|(s, _)| s.reference.to_string())
+            .zip(states)
+            .filter_map(|(s, st)| keep(st).map(|extra| format!("{}{extra}", s.reference)))
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let ready = list(&|s| matches!(s, State::Ready(_)).then(String::new));
+    let missing = list(&|s| matches!(s, State::Waiting).then(String::new));
+    let stale = list(&|s| match s {
+        State::Stale { held, .. } => Some(format!(
+            " holds {}",
+            held.as_deref()
+                .map_or_else(|| "no revision label".to_string(), short)
+        )),
+        _ => None,
+    });
+    let want = plan.revision.as_deref().map(short).unwrap_or_default();
     info!(
-        ready = %list(true),
-        missing = %list(false),
+        %ready,
+        %missing,
+        %stale,
+        awaiting_revision = %want,
         elapsed = %secs(elapsed),
         remaining = %secs(remaining),
         "waiting for sources"

@@ -321,6 +321,9 @@ fn version_and_help_name_every_variable() {
         "MULTIARCH_DOTENV",
         "MULTIARCH_INSECURE_REGISTRIES",
         "MULTIARCH_CA_FILE",
+        "MULTIARCH_REVISION",
+        "MULTIARCH_REQUIRE_REVISION",
+        "MULTIARCH_SOURCE_<OS>_<ARCH>",
     ] {
         assert!(help.contains(var), "{var} missing from push --help");
     }

@@ -11,6 +11,7 @@ use std::process::Command;
 
 use serde_json::Value as Json;
 use serde_norway::{Mapping, Value};
+use support::fixtures::{push_built, Kind};
 use support::{require, sha256, Registry};
 
 /// The README example with component references pointed at this checkout, plus the inputs this
@@ -62,9 +63,11 @@ fn pipeline(example: &str) -> String {
     let verify: Value = serde_norway::from_str(
         r#"
 stage: verify
-needs: [manifest]
+needs: [manifest, build]
 script:
   - test -n "$MULTIARCH_DIGEST"
+  - test "${MULTIARCH_SOURCE_LINUX_AMD64#*@}" = "$MULTIARCH_DIGEST_LINUX_AMD64"
+  - test "${MULTIARCH_SOURCE_LINUX_ARM64#*@}" = "$MULTIARCH_DIGEST_LINUX_ARM64"
   - test "$MULTIARCH_REF" = "$TEST_REGISTRY/group/app@$MULTIARCH_DIGEST"
   - raw=$(skopeo --insecure-policy inspect --raw --tls-verify=false "docker://$TEST_REGISTRY/group/app:latest")
   - test "sha256:$(printf %s "$raw" | sha256sum | cut -d' ' -f1)" = "$MULTIARCH_DIGEST"
@@ -164,6 +167,19 @@ fn readme_pipeline_builds_publishes_and_hands_the_digest_to_a_later_job() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let example = std::fs::read_to_string(root.join("docs/pipelines/gitlab-registry.yml")).unwrap();
     let repo = project(&pipeline(&example));
+    // An earlier pipeline's images still sit under the per-arch tags when this one starts.
+    let stale: Vec<String> = ["amd64", "arm64"]
+        .iter()
+        .map(|arch| {
+            push_built(
+                &reg,
+                &format!("group/app:latest-{arch}"),
+                &format!("linux/{arch}"),
+                Kind::Oci,
+                Some("0123456789abcdef0123456789abcdef01234567"),
+            )
+        })
+        .collect();
 
     let binary_dir = Path::new(env!("CARGO_BIN_EXE_multiarch")).parent().unwrap();
     let path = format!(
@@ -172,7 +188,7 @@ fn readme_pipeline_builds_publishes_and_hands_the_digest_to_a_later_job() {
         std::env::var("PATH").unwrap_or_default()
     );
     let out = Command::new(glci)
-        .args(["--force-shell-executor", "--no-color"])
+        .args(["--force-shell-executor", "--shell-isolation", "--no-color"])
         .arg("--variable")
         .arg(format!("TEST_REGISTRY={}", reg.host))
         .arg("--variable")
@@ -213,6 +229,21 @@ fn readme_pipeline_builds_publishes_and_hands_the_digest_to_a_later_job() {
         .map(|m| m["platform"]["architecture"].as_str().unwrap())
         .collect();
     assert_eq!(archs, ["amd64", "arm64"]);
+    // This pipeline's builds, not the stale images: the children are what the tags hold now.
+    let children: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap().to_string())
+        .collect();
+    for (arch, child) in ["amd64", "arm64"].iter().zip(&children) {
+        let built = sha256(&reg.raw(&format!("group/app:latest-{arch}")).unwrap());
+        assert_eq!(&built, child, "{arch}");
+        assert!(
+            !stale.contains(child),
+            "{arch}: the stale image was published"
+        );
+    }
     assert!(
         log.contains(&format!("verified {}/group/app@{}", reg.host, sha256(&raw))),
         "{log}"

@@ -166,7 +166,7 @@ fn deadline_exits_3_allow_missing_publishes_what_exists_and_wait_exits_0() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert!(
-        stderr_of(&out).contains("missing sources"),
+        stderr_of(&out).contains("sources that are missing or stale"),
         "{}",
         stderr_of(&out)
     );

@@ -16,12 +16,29 @@ fn image(media_type: &str, layer: &str) -> Fetched {
     Fetched::parse("fixture", bytes, digest).unwrap()
 }
 
+/// A resolved source whose image (or each image child of an index) has a config saying `config`.
 fn source(tag: &str, expected: &str, fetched: Fetched, config: Option<&str>) -> Resolved {
+    let image = |digest: &str| SourceImage {
+        digest: digest.to_string(),
+        config: ImageConfig {
+            platform: Platform::parse("test", config.unwrap_or(expected)).unwrap(),
+            revision: None,
+        },
+        revision: None,
+    };
+    let images = match &fetched.manifest {
+        Manifest::Image { .. } => vec![image(&fetched.digest)],
+        Manifest::Index { manifests } => manifests
+            .iter()
+            .filter(|d| !is_attestation(d))
+            .map(|d| image(&d.digest))
+            .collect(),
+    };
     Resolved {
         reference: format!("registry.test/app:{tag}"),
         expected: Platform::parse("test", expected).unwrap(),
         fetched,
-        config_platform: config.map(|c| Platform::parse("test", c).unwrap()),
+        images,
     }
 }
 
@@ -136,7 +153,7 @@ fn flattens_buildx_indexes_keeping_attestations() {
         "1-arm64",
         "linux/arm64",
         buildx_index(&arm_img, "arm64", "v8"),
-        None,
+        Some("linux/arm64"),
     );
     let index = build(&[amd, arm], Format::Auto, &BTreeMap::new()).unwrap();
     let kinds: Vec<(String, bool)> = index
@@ -193,10 +210,45 @@ fn rejects_index_child_of_another_platform() {
         "1-arm64",
         "linux/arm64",
         buildx_index(&img, "amd64", ""),
-        None,
+        Some("linux/amd64"),
     );
     let e = build(&[s], Format::Auto, &BTreeMap::new()).unwrap_err();
     assert!(matches!(e, Error::PlatformMismatch { .. }), "{e}");
+    assert!(
+        e.to_string().contains("its image config says linux/amd64"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_index_entry_is_judged_by_its_childs_own_config() {
+    // The entry claims arm64; the child's config says amd64: the config wins, and says so.
+    let img = image(OCI_MANIFEST, &"44".repeat(32));
+    let s = source(
+        "1-arm64",
+        "linux/arm64",
+        buildx_index(&img, "arm64", ""),
+        Some("linux/amd64"),
+    );
+    let e = build(&[s], Format::Auto, &BTreeMap::new()).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!("registry.test/app:1-arm64 ({})", img.digest)),
+        "{text}"
+    );
+    assert!(text.contains("its image config says linux/amd64"), "{text}");
+    // The entry lies the other way: the entry is named.
+    let s = source(
+        "1-arm64",
+        "linux/arm64",
+        buildx_index(&img, "amd64", ""),
+        Some("linux/arm64"),
+    );
+    let e = build(&[s], Format::Auto, &BTreeMap::new()).unwrap_err();
+    assert!(
+        e.to_string().contains("its index entry says linux/amd64"),
+        "{e}"
+    );
 }
 
 #[test]

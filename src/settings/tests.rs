@@ -452,3 +452,114 @@ fn a_spec_replaces_image_tags_and_sources() {
         "the rest still follows GitLab"
     );
 }
+
+const DIGEST_A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+#[test]
+fn hand_offs_replace_the_tag_of_their_platform() {
+    let e = with(
+        gitlab(),
+        &[
+            ("MULTIARCH_PLATFORMS", "linux/amd64,linux/arm/v7"),
+            (
+                "MULTIARCH_SOURCE_LINUX_ARM",
+                &format!("registry.gitlab.example/g/app@{DIGEST_A}"),
+            ),
+            ("MULTIARCH_SOURCE_TEMPLATE", "{image}:{tag}-{arch}{variant}"),
+            ("MULTIARCH_SOURCE_LINUX_AMD64", ""),
+        ],
+    );
+    let plan = resolve(&PushArgs::default(), &e).unwrap();
+    assert_eq!(
+        sources(&plan),
+        [
+            "registry.gitlab.example/g/app:latest-amd64".to_string(),
+            format!("registry.gitlab.example/g/app@{DIGEST_A}")
+        ]
+    );
+    assert_eq!(plan.sources[0].origin, SourceOrigin::Template);
+    assert_eq!(
+        plan.sources[1].origin,
+        SourceOrigin::HandOff("MULTIARCH_SOURCE_LINUX_ARM".into())
+    );
+}
+
+#[test]
+fn hand_offs_for_unlisted_platforms_or_without_digest_exit_2() {
+    let rows: Rows = &[
+        (
+            &[(
+                "MULTIARCH_SOURCE_LINUX_S390X",
+                "registry.gitlab.example/g/app@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            )],
+            "no platform in the list (linux/amd64,linux/arm64) has the suffix LINUX_S390X",
+        ),
+        (
+            &[("MULTIARCH_SOURCE_LINUX_ARM64", "registry.gitlab.example/g/app:1")],
+            "it names no digest",
+        ),
+        (
+            &[("MULTIARCH_SOURCE_LINUX_ARM64", "registry.gitlab.example/g/app@sha256:12")],
+            "MULTIARCH_SOURCE_LINUX_ARM64",
+        ),
+    ];
+    for (extra, want) in rows {
+        let e = resolve(&PushArgs::default(), &with(gitlab(), extra)).unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{extra:?}");
+        assert!(e.to_string().contains(want), "{extra:?}: {e}");
+    }
+}
+
+#[test]
+fn the_expected_revision_is_the_commit_unless_set_or_none() {
+    let sha = "3f2a1c0d9e8b7a6f5e4d3c2b1a0f9e8d7c6b5a49";
+    let plan = resolve(&PushArgs::default(), &gitlab()).unwrap();
+    assert_eq!(plan.revision.as_deref(), Some(sha));
+    assert!(!plan.require_revision);
+    let plan = resolve(
+        &PushArgs::default(),
+        &with(
+            gitlab(),
+            &[
+                ("MULTIARCH_REVISION", "v1.4.2"),
+                ("MULTIARCH_REQUIRE_REVISION", "true"),
+            ],
+        ),
+    )
+    .unwrap();
+    assert_eq!(plan.revision.as_deref(), Some("v1.4.2"));
+    assert!(plan.require_revision);
+    // The index says the revision its sources were checked for.
+    assert_eq!(
+        plan.annotations["org.opencontainers.image.revision"],
+        "v1.4.2"
+    );
+    let plan = resolve(
+        &PushArgs::default(),
+        &with(gitlab(), &[("MULTIARCH_REVISION", "none")]),
+    )
+    .unwrap();
+    assert_eq!(plan.revision, None);
+    let args = PushArgs {
+        revision: Some("abc1234".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        resolve(&args, &gitlab()).unwrap().revision.as_deref(),
+        Some("abc1234")
+    );
+    let outside = env(&[
+        ("MULTIARCH_IMAGE", "r.example/app"),
+        ("MULTIARCH_TAGS", "1"),
+    ]);
+    assert_eq!(
+        resolve(&PushArgs::default(), &outside).unwrap().revision,
+        None
+    );
+    let e = resolve(
+        &PushArgs::default(),
+        &with(gitlab(), &[("MULTIARCH_REVISION", "two words")]),
+    )
+    .unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+}

@@ -11,10 +11,12 @@ use crate::manifest::{sha256, Descriptor};
 use crate::reference::Reference;
 use crate::settings::{self, Env};
 
-/// One scripted source: when it appears and what config platform it has.
+/// One scripted source: when it appears, what config platform it has, and until when it still
+/// holds an earlier pipeline's build (revision `old`, then `new`).
 struct Script {
     at: Duration,
     arch: &'static str,
+    stale_until: Duration,
 }
 
 struct Scripted {
@@ -25,6 +27,9 @@ struct Scripted {
     heads: Cell<u32>,
     gets: Cell<u32>,
 }
+
+/// Config and manifest bytes.
+type Held = (Vec<u8>, Vec<u8>);
 
 impl Scripted {
     fn new(sources: &[(&str, u64, &'static str)]) -> Self {
@@ -38,6 +43,7 @@ impl Scripted {
                         Script {
                             at: Duration::from_secs(*at),
                             arch,
+                            stale_until: Duration::ZERO,
                         },
                     )
                 })
@@ -48,7 +54,8 @@ impl Scripted {
         }
     }
 
-    fn visible(&self, at: &Reference) -> Result<Option<&Script>, Error> {
+    /// The config and manifest bytes `at` holds now, if it exists.
+    fn now(&self, at: &Reference) -> Result<Option<Held>, Error> {
         let now = self.start.elapsed();
         if now < self.failing_until {
             return Err(Error::Transient {
@@ -57,43 +64,43 @@ impl Scripted {
                 reason: "HTTP 503".into(),
             });
         }
-        Ok(self.sources.get(&at.to_string()).filter(|s| s.at <= now))
-    }
-
-    fn config(arch: &str) -> Vec<u8> {
-        format!(r#"{{"os":"linux","architecture":"{arch}"}}"#).into_bytes()
-    }
-}
-
-impl Registry for Scripted {
-    async fn head_manifest(&self, at: &Reference) -> Result<Option<String>, Error> {
-        self.heads.set(self.heads.get() + 1);
-        Ok(self.visible(at)?.map(|_| "sha256:x".to_string()))
-    }
-
-    async fn fetch_manifest(&self, at: &Reference) -> Result<Option<Fetched>, Error> {
-        self.gets.set(self.gets.get() + 1);
-        let Some(s) = self.visible(at)? else {
+        let Some(s) = self.sources.get(&at.to_string()).filter(|s| s.at <= now) else {
             return Ok(None);
         };
-        let config = Self::config(s.arch);
-        let bytes = format!(
+        let revision = if now < s.stale_until { "old" } else { "new" };
+        let config = format!(
+            r#"{{"os":"linux","architecture":"{}","config":{{"Labels":{{"org.opencontainers.image.revision":"{revision}"}}}}}}"#,
+            s.arch
+        )
+        .into_bytes();
+        let manifest = format!(
             r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[]}}"#,
             manifest::OCI_MANIFEST,
             sha256(&config),
             config.len()
         )
         .into_bytes();
+        Ok(Some((config, manifest)))
+    }
+}
+
+impl Registry for Scripted {
+    async fn head_manifest(&self, at: &Reference) -> Result<Option<String>, Error> {
+        self.heads.set(self.heads.get() + 1);
+        Ok(self.now(at)?.map(|(_, m)| sha256(&m)))
+    }
+
+    async fn fetch_manifest(&self, at: &Reference) -> Result<Option<Fetched>, Error> {
+        self.gets.set(self.gets.get() + 1);
+        let Some((_, bytes)) = self.now(at)? else {
+            return Ok(None);
+        };
         let digest = sha256(&bytes);
         Fetched::parse("scripted", bytes, digest).map(Some)
     }
 
     async fn fetch_config(&self, repo: &Reference, _: &Descriptor) -> Result<Vec<u8>, Error> {
-        Ok(Self::config(
-            self.visible(repo)?
-                .expect("config of a visible source")
-                .arch,
-        ))
+        Ok(self.now(repo)?.expect("config of a visible source").0)
     }
 
     async fn push_index(&self, _: &Reference, _: &Index) -> Result<(), Error> {
@@ -113,6 +120,7 @@ fn plan(extra: &[(&str, &str)]) -> Plan {
     let mut env: Env = [
         ("MULTIARCH_IMAGE", "r.example/app"),
         ("MULTIARCH_TAGS", "latest"),
+        ("MULTIARCH_REVISION", "new"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -227,4 +235,60 @@ async fn a_registry_failing_through_the_deadline_ends_with_75() {
             .len(),
         2
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stale_source_is_waited_past_and_read_again_only_when_its_tag_moves() {
+    let mut registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
+    registry
+        .sources
+        .get_mut("r.example/app:latest-arm64")
+        .unwrap()
+        .stale_until = Duration::from_secs(60);
+    let start = Instant::now();
+    let got = gather(&plan(&[("MULTIARCH_TIMEOUT", "15m")]), &registry)
+        .await
+        .unwrap();
+    assert!(start.elapsed() >= Duration::from_secs(60));
+    assert!(start.elapsed() <= Duration::from_secs(64));
+    assert_eq!(got.resolved[1].images[0].revision.as_deref(), Some("new"));
+    // Two GETs in the first round, one when the tag moved: the stale digest is never re-read.
+    assert_eq!(registry.gets.get(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_source_stale_at_the_deadline_exits_3_naming_both_revisions() {
+    let mut registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
+    registry
+        .sources
+        .get_mut("r.example/app:latest-arm64")
+        .unwrap()
+        .stale_until = Duration::from_secs(3600);
+    let e = gather(&plan(&[("MULTIARCH_TIMEOUT", "30s")]), &registry)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.exit_code(), 3);
+    assert!(
+        e.to_string().contains(
+            "r.example/app:latest-arm64: stale: built from revision old, this pipeline is new"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn revisions_match_exactly_or_as_sha_abbreviations() {
+    let full = "3f2a1c0d9e8b7a6f5e4d3c2b1a0f9e8d7c6b5a49";
+    for (held, expected, same) in [
+        (full, full, true),
+        ("3f2a1c0d", full, true),
+        (full, "3F2A1C0D", true),
+        ("3f2a1c", full, false),
+        ("1a2b3c4d", full, false),
+        ("v1.4.2", "v1.4.2", true),
+        ("v1.4.2", "v1.4", false),
+    ] {
+        assert_eq!(same_revision(held, expected), same, "{held} vs {expected}");
+    }
 }

@@ -70,11 +70,15 @@ fn layer(platform: &str) -> (Vec<u8>, String) {
     (gz.finish().unwrap(), diff_id)
 }
 
-/// Writes an image for `platform` (`os/arch[/variant]`) into the layout; returns its manifest
-/// descriptor (without platform).
-fn write_image(layout: &Layout, platform: &str) -> serde_json::Value {
+/// Writes an image for `platform` (`os/arch[/variant]`) into the layout, labelled with
+/// `revision` if given; returns its manifest descriptor (without platform). The layer's content
+/// names the platform and the revision, so each build has its own digest.
+fn write_image(layout: &Layout, platform: &str, revision: Option<&str>) -> serde_json::Value {
     let parts: Vec<&str> = platform.split('/').collect();
-    let (gz, diff_id) = layer(platform);
+    let (gz, diff_id) = layer(&match revision {
+        Some(r) => format!("{platform} at {r}"),
+        None => platform.to_string(),
+    });
     let mut config = json!({
         "architecture": parts[1],
         "os": parts[0],
@@ -82,6 +86,9 @@ fn write_image(layout: &Layout, platform: &str) -> serde_json::Value {
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         "history": [{"created_by": "multiarch fixture"}],
     });
+    if let Some(r) = revision {
+        config["config"]["Labels"] = json!({"org.opencontainers.image.revision": r});
+    }
     if let Some(v) = parts.get(2) {
         config["variant"] = json!(v);
     }
@@ -114,6 +121,18 @@ fn write_attestation(layout: &Layout, subject: &serde_json::Value) -> serde_json
 /// Pushes a fixture for `platform` to `path` (`app:latest-amd64`) in `registry`; returns the
 /// digest of what the registry now holds under that tag.
 pub fn push(registry: &Registry, path: &str, platform: &str, kind: Kind) -> String {
+    push_built(registry, path, platform, kind, None)
+}
+
+/// The same, as built from `revision` (its config carries the `org.opencontainers.image.revision`
+/// label, as the build components set it).
+pub fn push_built(
+    registry: &Registry,
+    path: &str,
+    platform: &str,
+    kind: Kind,
+    revision: Option<&str>,
+) -> String {
     let dir = tempfile::tempdir().unwrap();
     let layout = Layout { dir: dir.path() };
     std::fs::write(
@@ -121,7 +140,7 @@ pub fn push(registry: &Registry, path: &str, platform: &str, kind: Kind) -> Stri
         br#"{"imageLayoutVersion":"1.0.0"}"#,
     )
     .unwrap();
-    let image = write_image(&layout, platform);
+    let image = write_image(&layout, platform, revision);
     let mut top = match kind {
         Kind::Oci | Kind::Docker => image,
         Kind::Buildx => {

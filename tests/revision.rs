@@ -1,0 +1,433 @@
+//! Publishing exactly this pipeline's images: sources labelled with another revision than
+//! `CI_COMMIT_SHA` are stale and waited past, unlabelled ones are accepted with a warning (or
+//! refused on request), and a build job's digest hand-off (`MULTIARCH_SOURCE_*`) beats the tags.
+//! Real registry, real binary, skopeo to check what landed.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::fixtures::{push as push_fixture, push_built, Kind};
+use support::{gitlab_env, multiarch, multiarch_process, plain, stderr_of, Registry};
+
+/// This pipeline's commit (the one `gitlab_env` sets) and an earlier one.
+const THIS: &str = "3f2a1c0d9e8b7a6f5e4d3c2b1a0f9e8d7c6b5a49";
+const EARLIER: &str = "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d";
+
+/// A GitLab job on the default branch publishing `group/app` in `reg`, plus `extra`.
+fn job(reg: &Registry, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut env = gitlab_env(&reg.repo("group/app"));
+    env.extend(reg.access_env());
+    env.insert("MULTIARCH_TIMEOUT".into(), "5s".into());
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    env
+}
+
+/// The child digests of the index under `path`, in order.
+fn children(reg: &Registry, path: &str) -> Vec<String> {
+    let index: Value = serde_json::from_slice(&reg.raw(path).expect("the index exists")).unwrap();
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn stale_tags_are_waited_past_until_this_pipelines_builds_land() {
+    let reg = Registry::start();
+    // The previous pipeline's images sit under the per-arch tags when the job starts.
+    push_built(
+        &reg,
+        "group/app:latest-amd64",
+        "linux/amd64",
+        Kind::Oci,
+        Some(EARLIER),
+    );
+    push_built(
+        &reg,
+        "group/app:latest-arm64",
+        "linux/arm64",
+        Kind::Oci,
+        Some(EARLIER),
+    );
+    let work = tempfile::tempdir().unwrap();
+    let env = job(&reg, &[("MULTIARCH_TIMEOUT", "2m")]);
+    let mut child = multiarch_process(&env, work.path())
+        .arg("push")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(child.try_wait().unwrap().is_none(), "push must be waiting");
+    // This pipeline's builds land, seconds apart.
+    let amd = push_built(
+        &reg,
+        "group/app:latest-amd64",
+        "linux/amd64",
+        Kind::Oci,
+        Some(THIS),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let arm = push_built(
+        &reg,
+        "group/app:latest-arm64",
+        "linux/arm64",
+        Kind::Oci,
+        Some(THIS),
+    );
+    let landed = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let err = plain(&stderr_of(&out));
+    assert!(out.status.success(), "{err}");
+    assert!(landed.elapsed() < Duration::from_secs(30), "{err}");
+    assert_eq!(children(&reg, "group/app:latest"), [amd, arm]);
+    // The log says what was waited for: which tag held which revision, and what was awaited.
+    assert!(err.contains("stale: an earlier build"), "{err}");
+    assert!(err.contains("holds=1a2b3c4d"), "{err}");
+    assert!(err.contains("want=3f2a1c0d"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}:latest-amd64 holds 1a2b3c4d",
+            reg.repo("group/app")
+        )),
+        "{err}"
+    );
+    assert!(err.contains("awaiting_revision=3f2a1c0d"), "{err}");
+    assert!(err.contains("source appeared"), "{err}");
+    eprintln!("{err}");
+}
+
+#[test]
+fn a_source_still_stale_at_the_deadline_exits_3_naming_both_revisions_and_pushes_nothing() {
+    let reg = Registry::start();
+    push_built(
+        &reg,
+        "group/app:latest-amd64",
+        "linux/amd64",
+        Kind::Oci,
+        Some(THIS),
+    );
+    push_built(
+        &reg,
+        "group/app:latest-arm64",
+        "linux/arm64",
+        Kind::Oci,
+        Some(EARLIER),
+    );
+    let work = tempfile::tempdir().unwrap();
+    let out = multiarch(&job(&reg, &[("MULTIARCH_TIMEOUT", "3s")]), work.path())
+        .arg("push")
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        err.contains(&format!(
+            "  - {}:latest-arm64: stale: built from revision {EARLIER}, this pipeline is {THIS}",
+            reg.repo("group/app")
+        )),
+        "{err}"
+    );
+    assert!(err.contains("MULTIARCH_REVISION=none"), "{err}");
+    assert!(reg.raw("group/app:latest").is_none(), "nothing pushed");
+    assert!(!work.path().join("multiarch.env").exists());
+    eprintln!("{err}");
+
+    // --allow-missing treats stale like missing: the fresh one is published alone.
+    let out = multiarch(&job(&reg, &[("MULTIARCH_TIMEOUT", "1s")]), work.path())
+        .args(["push", "--allow-missing"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(children(&reg, "group/app:latest").len(), 1);
+
+    // An explicit MULTIARCH_REVISION names what to expect; `none` switches the check off.
+    let out = multiarch(
+        &job(
+            &reg,
+            &[
+                ("MULTIARCH_REVISION", "none"),
+                ("MULTIARCH_TAGS", "latest,any"),
+            ],
+        ),
+        work.path(),
+    )
+    .arg("push")
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(children(&reg, "group/app:any").len(), 2);
+    // A short SHA label matches the full expected SHA.
+    push_built(
+        &reg,
+        "group/app:latest-arm64",
+        "linux/arm64",
+        Kind::Oci,
+        Some(&THIS[..8]),
+    );
+    let out = multiarch(&job(&reg, &[("MULTIARCH_TIMEOUT", "0")]), work.path())
+        .arg("push")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+}
+
+#[test]
+fn handed_off_digests_beat_the_tags_and_are_still_checked() {
+    let reg = Registry::start();
+    // This pipeline's builds, handed over by digest; the tags still hold an earlier pipeline's.
+    let amd = push_built(
+        &reg,
+        "group/app:build-amd64",
+        "linux/amd64",
+        Kind::Oci,
+        Some(THIS),
+    );
+    let arm = push_built(
+        &reg,
+        "group/app:build-arm64",
+        "linux/arm64",
+        Kind::Docker,
+        Some(THIS),
+    );
+    push_built(
+        &reg,
+        "group/app:latest-amd64",
+        "linux/amd64",
+        Kind::Oci,
+        Some(EARLIER),
+    );
+    push_built(
+        &reg,
+        "group/app:latest-arm64",
+        "linux/arm64",
+        Kind::Oci,
+        Some(EARLIER),
+    );
+    let repo = reg.repo("group/app");
+    let hand_off = |amd: &str, arm: &str| {
+        job(
+            &reg,
+            &[
+                ("MULTIARCH_SOURCE_LINUX_AMD64", &format!("{repo}@{amd}")),
+                ("MULTIARCH_SOURCE_LINUX_ARM64", &format!("{repo}@{arm}")),
+            ],
+        )
+    };
+    let work = tempfile::tempdir().unwrap();
+
+    // plan says where each source came from.
+    let out = multiarch(&hand_off(&amd, &arm), work.path())
+        .arg("plan")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(&format!(
+            "  linux/amd64      {repo}@{amd} {amd} (from MULTIARCH_SOURCE_LINUX_AMD64, revision {THIS})\n"
+        )),
+        "{text}"
+    );
+
+    let out = multiarch(&hand_off(&amd, &arm), work.path())
+        .arg("push")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(
+        children(&reg, "group/app:latest"),
+        [amd.clone(), arm.clone()]
+    );
+    let dotenv = std::fs::read_to_string(work.path().join("multiarch.env")).unwrap();
+    assert!(
+        dotenv.contains(&format!("MULTIARCH_DIGEST_LINUX_ARM64={arm}\n")),
+        "{dotenv}"
+    );
+
+    // A hand-off whose image is another platform: exit 4, naming both.
+    let out = multiarch(&hand_off(&amd, &amd), work.path())
+        .args(["push", "--tags", "latest,wrong"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out)
+            .contains("expected to be linux/arm64 but its image config says linux/amd64"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(reg.raw("group/app:wrong").is_none());
+
+    // A handed-off digest of an earlier build is not waited for: exit 3 at once.
+    let old = push_built(
+        &reg,
+        "group/app:old-arm64",
+        "linux/arm64",
+        Kind::Oci,
+        Some(EARLIER),
+    );
+    let started = Instant::now();
+    let out = multiarch(
+        &job(
+            &reg,
+            &[
+                ("MULTIARCH_SOURCE_LINUX_ARM64", &format!("{repo}@{old}")),
+                ("MULTIARCH_TIMEOUT", "1m"),
+            ],
+        ),
+        work.path(),
+    )
+    .args(["push", "--tags", "latest,old"])
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(
+        stderr_of(&out)
+            .contains("(from MULTIARCH_SOURCE_LINUX_ARM64): stale: built from revision 1a2b3c4d"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    // Usage errors: a platform not in the list, a value without a digest.
+    for (name, value, hint) in [
+        (
+            "MULTIARCH_SOURCE_LINUX_S390X",
+            format!("{repo}@{amd}"),
+            "no platform in the list (linux/amd64,linux/arm64) has the suffix LINUX_S390X",
+        ),
+        (
+            "MULTIARCH_SOURCE_LINUX_ARM64",
+            format!("{repo}:build-arm64"),
+            "it names no digest",
+        ),
+        (
+            "MULTIARCH_SOURCE_LINUX_ARM64",
+            "not a reference".to_string(),
+            "not an image reference",
+        ),
+    ] {
+        let out = multiarch(&job(&reg, &[(name, &value)]), work.path())
+            .arg("push")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", stderr_of(&out));
+        assert!(stderr_of(&out).contains(name), "{}", stderr_of(&out));
+        assert!(stderr_of(&out).contains(hint), "{}", stderr_of(&out));
+    }
+}
+
+#[test]
+fn unlabelled_images_warn_by_default_and_are_refused_when_a_label_is_required() {
+    let reg = Registry::start();
+    push_fixture(&reg, "group/app:latest-amd64", "linux/amd64", Kind::Oci);
+    push_fixture(&reg, "group/app:latest-arm64", "linux/arm64", Kind::Oci);
+    let work = tempfile::tempdir().unwrap();
+
+    let out = multiarch(&job(&reg, &[]), work.path())
+        .arg("push")
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        err.matches("has no org.opencontainers.image.revision label")
+            .count(),
+        2,
+        "one warning per source: {err}"
+    );
+    assert!(
+        err.contains("--label org.opencontainers.image.revision=$CI_COMMIT_SHA"),
+        "{err}"
+    );
+
+    let out = multiarch(
+        &job(
+            &reg,
+            &[
+                ("MULTIARCH_REQUIRE_REVISION", "true"),
+                ("MULTIARCH_TIMEOUT", "2s"),
+            ],
+        ),
+        work.path(),
+    )
+    .args(["push", "--tags", "latest,strict"])
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains(
+            "no org.opencontainers.image.revision label (MULTIARCH_REQUIRE_REVISION is on)"
+        ),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(reg.raw("group/app:strict").is_none());
+
+    // No revision to check at all: nothing to warn about.
+    let out = multiarch(&job(&reg, &[("MULTIARCH_REVISION", "none")]), work.path())
+        .args(["push", "--tags", "latest,unchecked"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        !stderr_of(&out).contains("revision label"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(children(&reg, "group/app:unchecked").len(), 2);
+}
+
+#[test]
+fn buildx_indexes_are_checked_on_each_childs_own_config() {
+    let reg = Registry::start();
+    push_built(
+        &reg,
+        "group/app:latest-amd64",
+        "linux/amd64",
+        Kind::Buildx,
+        Some(THIS),
+    );
+    push_built(
+        &reg,
+        "group/app:latest-arm64",
+        "linux/arm64",
+        Kind::Buildx,
+        Some(EARLIER),
+    );
+    let work = tempfile::tempdir().unwrap();
+    let out = multiarch(&job(&reg, &[("MULTIARCH_TIMEOUT", "2s")]), work.path())
+        .arg("push")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("latest-arm64: stale: built from revision 1a2b3c4d"),
+        "{}",
+        stderr_of(&out)
+    );
+    push_built(
+        &reg,
+        "group/app:latest-arm64",
+        "linux/arm64",
+        Kind::Buildx,
+        Some(THIS),
+    );
+    let out = multiarch(&job(&reg, &[]), work.path())
+        .arg("push")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    // Two images and their two attestations.
+    assert_eq!(children(&reg, "group/app:latest").len(), 4);
+}
