@@ -1,204 +1,202 @@
-//! Command-line definitions (clap derive). Types only: every option is optional here, and
-//! `settings` decides what an absent flag means (its `MULTIARCH_*` variable, then a GitLab
-//! default). That keeps resolution a pure function of (flags, environment map) and testable.
-//! Each help line names the variable and the default, so `--help` is the reference.
+//! The command line, built from the settings table: every flag of `settings::table` becomes a clap
+//! argument of the commands that take it, with `[env: …] [default: …]` appended to its help, so
+//! `--help` is the reference and cannot drift from what is resolved. Parsing yields the flags as
+//! given (`Given`); what an absent flag means is `settings`' business.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::ffi::OsString;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Arg, ArgAction, ArgMatches, Command};
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "multiarch",
-    version,
-    about = "Publish multi-architecture container images from per-architecture tags",
-    long_about = "Publish multi-architecture container images from per-architecture tags.\n\n\
-        A GitLab `manifest` job runs `multiarch push`: it finds the per-architecture tags \
-        (app:latest-amd64, app:latest-arm64, ...) from CI variables, reads each image's real \
-        platform, and pushes an OCI image index (or Docker manifest list) under the common tags.\n\n\
-        Every option also reads MULTIARCH_<OPTION>; flags beat variables, variables beat GitLab defaults.\n\
-        Exit codes: 0 done, 2 usage, 3 sources missing, 4 validation, 5 auth, 75 transient, 1 other."
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
+use crate::settings::table::{Cmd, Kind, LOG, SETTINGS};
 
-    /// Log level on stderr: error, warn, info, debug or trace [env: MULTIARCH_LOG] [default: info]
-    #[arg(long, global = true, value_name = "LEVEL")]
-    pub log: Option<String>,
+/// What the command line said: the command, positional arguments, and every flag given (a switch
+/// as `"true"`; a repeated flag once per occurrence).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Given {
+    pub(crate) flags: BTreeMap<&'static str, Vec<String>>,
+    /// `inspect REFERENCE` / `login HOST`.
+    pub(crate) positional: Option<String>,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Build the index from the per-architecture tags and push it under every target tag
-    #[command(after_help = HAND_OFF_HELP)]
-    Push(PushArgs),
-    /// Resolve and fetch everything, print sources, targets and the index JSON; push nothing
-    Plan(PushArgs),
-    /// Only wait until every per-architecture source exists (exit 0), or 3 at the deadline
-    Wait(PushArgs),
-    /// Show a manifest or index: media type, digest, size and platforms
-    Inspect(InspectArgs),
+impl Given {
+    /// Flags from `(flag, value)` pairs (tests).
+    #[cfg(test)]
+    pub(crate) fn of(pairs: &[(&'static str, &str)]) -> Given {
+        let mut given = Given::default();
+        for (flag, value) in pairs {
+            given
+                .flags
+                .entry(*flag)
+                .or_default()
+                .push(value.to_string());
+        }
+        given
+    }
 }
+
+const ABOUT: &str = "Publish multi-architecture container images from per-architecture tags";
+
+const LONG_ABOUT: &str =
+    "Publish multi-architecture container images from per-architecture tags.\n\n\
+A GitLab `manifest` job runs `multiarch push`: it finds the per-architecture tags \
+(app:latest-amd64, app:latest-arm64, ...) from CI variables, waits until they hold this \
+pipeline's builds, reads each image's real platform, and pushes an OCI image index (or Docker \
+manifest list) under the common tags.\n\n\
+Every option also reads MULTIARCH_<OPTION>; flags beat variables, variables beat GitLab defaults; \
+an empty variable counts as unset.\n\
+Exit codes: 0 done, 2 usage or misconfiguration, 3 sources missing or stale, 4 validation, \
+5 auth, 75 transient, 1 other.";
 
 /// Variables that are not flags.
 const HAND_OFF_HELP: &str = "Build jobs may hand over the exact image they pushed: \
-    MULTIARCH_SOURCE_<OS>_<ARCH>[_<VARIANT>]=<repository>@sha256:<digest> (e.g. \
-    MULTIARCH_SOURCE_LINUX_ARM64, through a dotenv report) makes that digest the platform's source \
-    instead of its tag; it is read once, never waited for, and still checked.";
+MULTIARCH_SOURCE_<OS>_<ARCH>[_<VARIANT>]=<repository>@sha256:<digest> (e.g. \
+MULTIARCH_SOURCE_LINUX_ARM64, through a dotenv report) makes that digest the platform's source \
+instead of its tag; it is read once, never waited for, and still checked.";
 
-#[derive(Debug, Default, Clone, Args)]
-pub struct PushArgs {
-    /// manifest-tool YAML spec (image, tags, manifests) instead of --image/--tags/--platforms/--source-template [env: MULTIARCH_SPEC] [default: none]
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["image", "tags", "platforms", "source_template"])]
-    pub spec: Option<PathBuf>,
-
-    /// Repository to publish, without tag [env: MULTIARCH_IMAGE] [default: $CI_REGISTRY_IMAGE]
-    #[arg(long, value_name = "REPOSITORY")]
-    pub image: Option<String>,
-
-    /// Comma-separated target tags; the first fills {tag} in the source template [env: MULTIARCH_TAGS] [default: $CI_COMMIT_TAG, else latest on the default branch, else $CI_COMMIT_REF_SLUG]
-    #[arg(long, value_name = "TAG,...")]
-    pub tags: Option<String>,
-
-    /// Comma-separated os/arch[/variant] list [env: MULTIARCH_PLATFORMS] [default: linux/amd64,linux/arm64]
-    #[arg(long, value_name = "PLATFORM,...")]
-    pub platforms: Option<String>,
-
-    /// Per-architecture source reference; placeholders {image} {tag} {os} {arch} {variant} [env: MULTIARCH_SOURCE_TEMPLATE] [default: {image}:{tag}-{arch}{variant}]
-    #[arg(long, value_name = "TEMPLATE")]
-    pub source_template: Option<String>,
-
-    /// How long to wait for missing sources, e.g. 90s, 15m; 0 = do not wait [env: MULTIARCH_TIMEOUT] [default: 15m]
-    #[arg(long, value_name = "DURATION")]
-    pub timeout: Option<String>,
-
-    /// Publish the sources that exist even if some are missing [env: MULTIARCH_ALLOW_MISSING] [default: false]
-    #[arg(long)]
-    pub allow_missing: bool,
-
-    /// auto (Docker list when every child is Docker v2, else OCI index), oci or docker [env: MULTIARCH_FORMAT] [default: auto]
-    #[arg(long, value_name = "FORMAT")]
-    pub format: Option<String>,
-
-    /// Index annotation key=value, repeatable; an empty value removes a default [env: MULTIARCH_ANNOTATIONS, comma- or newline-separated] [default: source, revision, version, created from CI variables]
-    #[arg(long = "annotation", value_name = "KEY=VALUE")]
-    pub annotations: Vec<String>,
-
-    /// Write MULTIARCH_DIGEST, MULTIARCH_REF and per-platform digests to this dotenv file [env: MULTIARCH_DOTENV] [default: multiarch.env when GITLAB_CI=true]
-    #[arg(long, value_name = "FILE")]
-    pub dotenv: Option<PathBuf>,
-
-    /// Result format on stdout: text (one image:tag@digest line per tag) or json [env: MULTIARCH_OUTPUT] [default: text]
-    #[arg(long, value_name = "FORMAT")]
-    pub output: Option<String>,
-
-    /// Source revision the per-architecture images must be labelled with (org.opencontainers.image.revision); sources labelled with another one are stale and waited past; none = no check [env: MULTIARCH_REVISION] [default: $CI_COMMIT_SHA]
-    #[arg(long, value_name = "REVISION")]
-    pub revision: Option<String>,
-
-    /// Treat sources without a revision label as stale instead of accepting them with a warning [env: MULTIARCH_REQUIRE_REVISION] [default: false]
-    #[arg(long)]
-    pub require_revision: bool,
-
-    /// Resolve and build the index but push nothing (same as `multiarch plan`) [env: MULTIARCH_DRY_RUN] [default: false]
-    #[arg(long)]
-    pub dry_run: bool,
-
-    #[command(flatten)]
-    pub access: AccessArgs,
+/// The whole command line.
+pub(crate) fn command() -> Command {
+    let sub = |name: &'static str, cmd: Cmd, about: &'static str| {
+        Command::new(name).about(about).args(
+            SETTINGS
+                .iter()
+                .filter(|s| s.on.contains(&cmd) && s.flag != LOG.flag)
+                .map(|s| arg(s)),
+        )
+    };
+    Command::new("multiarch")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(ABOUT)
+        .long_about(LONG_ABOUT)
+        .subcommand_required(true)
+        .arg_required_else_help(true)
+        .arg(arg(&LOG).global(true))
+        .subcommand(
+            sub(
+                "push",
+                Cmd::Push,
+                "Wait for every per-architecture source, build the index and push it under every target tag",
+            )
+            .after_help(HAND_OFF_HELP),
+        )
+        .subcommand(
+            sub(
+                "plan",
+                Cmd::Plan,
+                "Resolve and fetch everything, print sources, targets and the index JSON; push nothing",
+            )
+            .after_help(HAND_OFF_HELP),
+        )
+        .subcommand(
+            sub(
+                "wait",
+                Cmd::Wait,
+                "Only wait until every per-architecture source is ready (exit 0), or 3 at the deadline",
+            )
+            .after_help(HAND_OFF_HELP),
+        )
+        .subcommand(
+            sub(
+                "inspect",
+                Cmd::Inspect,
+                "Show a manifest or index: media type, digest, size and platforms",
+            )
+            .arg(
+                Arg::new("REFERENCE")
+                    .required(true)
+                    .help("Image reference, e.g. registry.example.com/app:latest"),
+            ),
+        )
 }
 
-#[derive(Debug, Default, Clone, Args)]
-pub struct InspectArgs {
-    /// Image reference, e.g. registry.example.com/app:latest
-    #[arg(value_name = "REFERENCE")]
-    pub reference: String,
-
-    /// Print the exact manifest bytes as the registry serves them [env: MULTIARCH_RAW] [default: false]
-    #[arg(long, conflicts_with = "json")]
-    pub raw: bool,
-
-    /// Print a JSON description instead of text [env: MULTIARCH_JSON] [default: false]
-    #[arg(long)]
-    pub json: bool,
-
-    #[command(flatten)]
-    pub access: AccessArgs,
+/// One table row as a clap argument.
+fn arg(s: &'static crate::settings::table::Setting) -> Arg {
+    let help = format!("{} [env: {}] [default: {}]", s.help, s.variable, s.default);
+    let a = Arg::new(s.flag).long(s.flag).help(help);
+    match s.kind {
+        Kind::Value(name) => a.value_name(name).action(ArgAction::Set),
+        Kind::Repeated(name) => a.value_name(name).action(ArgAction::Append),
+        Kind::Switch => a.action(ArgAction::SetTrue),
+    }
 }
 
-/// How to reach registries: shared by every command.
-#[derive(Debug, Default, Clone, Args)]
-pub struct AccessArgs {
-    /// Registry user name (with --password) [env: MULTIARCH_USERNAME] [default: CI_REGISTRY_USER for $CI_REGISTRY, else docker config, else anonymous]
-    #[arg(long, value_name = "USER")]
-    pub username: Option<String>,
+/// Which command ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Run {
+    Push,
+    Plan,
+    Wait,
+    Inspect,
+}
 
-    /// Registry password or token; prefer the variable, flags show in process lists [env: MULTIARCH_PASSWORD] [default: none]
-    #[arg(long, value_name = "PASSWORD")]
-    pub password: Option<String>,
+/// Parses the command line (clap prints help, version and usage errors itself, exit 2).
+pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Run, Given), clap::Error> {
+    let matches = command().try_get_matches_from(args)?;
+    let (name, sub) = matches.subcommand().expect("a subcommand is required");
+    let run = match name {
+        "push" => Run::Push,
+        "plan" => Run::Plan,
+        "wait" => Run::Wait,
+        "inspect" => Run::Inspect,
+        other => unreachable!("unknown subcommand {other}"),
+    };
+    Ok((run, given(sub)))
+}
 
-    /// Registry host (host[:port]) to reach over plain HTTP, repeatable [env: MULTIARCH_INSECURE_REGISTRIES, comma-separated] [default: none, TLS everywhere]
-    #[arg(long = "insecure-registry", value_name = "HOST")]
-    pub insecure_registries: Vec<String>,
-
-    /// PEM file of extra CA certificates to trust [env: MULTIARCH_CA_FILE] [default: system roots and SSL_CERT_FILE]
-    #[arg(long, value_name = "FILE")]
-    pub ca_file: Option<PathBuf>,
-
-    /// Registry authentication: auto (ECR token for ECR hosts, else the credential order) or ecr (ECR token for every host: VPC endpoints, proxies) [env: MULTIARCH_AUTH] [default: auto]
-    #[arg(long, value_name = "MODE")]
-    pub auth: Option<String>,
-
-    /// Retries of a registry request that failed transiently (429, 5xx, connection, timeout) [env: MULTIARCH_RETRIES] [default: 5]
-    #[arg(long, value_name = "N")]
-    pub retries: Option<String>,
-
-    /// Time limit of one registry request, e.g. 30s [env: MULTIARCH_REQUEST_TIMEOUT] [default: 30s]
-    #[arg(long, value_name = "DURATION")]
-    pub request_timeout: Option<String>,
+fn given(m: &ArgMatches) -> Given {
+    let mut out = Given::default();
+    for s in SETTINGS {
+        if m.try_contains_id(s.flag).is_err() {
+            continue; // not an argument of this command
+        }
+        match s.kind {
+            Kind::Switch => {
+                if m.get_flag(s.flag) {
+                    out.flags.insert(s.flag, vec!["true".to_string()]);
+                }
+            }
+            Kind::Value(_) | Kind::Repeated(_) => {
+                if let Some(values) = m.get_many::<String>(s.flag) {
+                    out.flags.insert(s.flag, values.cloned().collect());
+                }
+            }
+        }
+    }
+    out.positional = m.try_get_one::<String>("REFERENCE").ok().flatten().cloned();
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
+
+    fn parse_args(args: &[&str]) -> (Run, Given) {
+        parse(args.iter().map(OsString::from)).unwrap()
+    }
 
     /// Every option names its variable and its default in `--help`.
     #[test]
     fn every_option_documents_variable_and_default() {
-        let cmd = Cli::command();
+        let cmd = command();
         for sub in cmd.get_subcommands() {
             for arg in sub.get_arguments() {
                 let Some(long) = arg.get_long() else { continue };
-                if long == "help" {
-                    continue;
-                }
                 let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
-                let var = format!(
-                    "MULTIARCH_{}",
-                    long.to_uppercase()
-                        .replace('-', "_")
-                        .replace("ANNOTATION", "ANNOTATIONS")
-                );
-                let var = var.replace("INSECURE_REGISTRY", "INSECURE_REGISTRIES");
+                let row = SETTINGS.iter().find(|s| s.flag == long).unwrap();
                 assert!(
-                    help.contains(&format!("[env: {var}")),
+                    help.contains(&format!("[env: {}]", row.variable)),
                     "{} --{long}: {help}",
                     sub.get_name()
                 );
-                assert!(
-                    help.contains("[default: "),
-                    "{} --{long}: {help}",
-                    sub.get_name()
-                );
+                assert!(help.contains("[default: "), "{} --{long}", sub.get_name());
             }
         }
+        command().debug_assert();
     }
 
     #[test]
-    fn parses_push_flags() {
-        let cli = Cli::try_parse_from([
+    fn parses_push_flags_as_given() {
+        let (run, given) = parse_args(&[
             "multiarch",
             "push",
             "--image",
@@ -209,13 +207,27 @@ mod tests {
             "c=d",
             "--insecure-registry",
             "localhost:5000",
-        ])
-        .unwrap();
-        let Command::Push(p) = cli.command else {
-            panic!()
-        };
-        assert_eq!(p.image.as_deref(), Some("r.io/app"));
-        assert_eq!(p.annotations, ["a=b", "c=d"]);
-        assert_eq!(p.access.insecure_registries, ["localhost:5000"]);
+            "--allow-missing",
+            "--log",
+            "debug",
+        ]);
+        assert_eq!(run, Run::Push);
+        assert_eq!(given.flags["image"], ["r.io/app"]);
+        assert_eq!(given.flags["annotation"], ["a=b", "c=d"]);
+        assert_eq!(given.flags["insecure-registry"], ["localhost:5000"]);
+        assert_eq!(given.flags["allow-missing"], ["true"]);
+        assert_eq!(given.flags["log"], ["debug"]);
+        assert!(!given.flags.contains_key("tags"));
+    }
+
+    #[test]
+    fn inspect_takes_a_reference_and_its_own_switches() {
+        let (run, given) = parse_args(&["multiarch", "inspect", "--raw", "r.io/app:1"]);
+        assert_eq!(run, Run::Inspect);
+        assert_eq!(given.positional.as_deref(), Some("r.io/app:1"));
+        assert_eq!(given.flags["raw"], ["true"]);
+        assert!(command()
+            .try_get_matches_from(["multiarch", "push", "--raw"])
+            .is_err());
     }
 }

@@ -8,18 +8,17 @@
 use std::path::PathBuf;
 
 /// Exit codes of DESIGN.md; users' pipelines match on these numbers.
-pub mod exit {
-    pub const OK: i32 = 0;
-    pub const OTHER: i32 = 1;
-    pub const USAGE: i32 = 2;
-    pub const MISSING: i32 = 3;
-    pub const VALIDATION: i32 = 4;
-    pub const AUTH: i32 = 5;
-    pub const TRANSIENT: i32 = 75;
+pub(crate) mod exit {
+    pub(crate) const OTHER: i32 = 1;
+    pub(crate) const USAGE: i32 = 2;
+    pub(crate) const MISSING: i32 = 3;
+    pub(crate) const VALIDATION: i32 = 4;
+    pub(crate) const AUTH: i32 = 5;
+    pub(crate) const TRANSIENT: i32 = 75;
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// A flag, variable or spec value the user gave cannot be used.
     #[error("{setting} = {value:?} is invalid: {reason}\n  hint: {hint}")]
     InvalidSetting {
@@ -40,6 +39,16 @@ pub enum Error {
         path: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+
+    /// A registry (or token service) that cannot be reached the way it is configured: a host that
+    /// does not exist, TLS spoken to plain HTTP or the reverse, an unusable URL. Waiting or
+    /// retrying cannot fix it.
+    #[error("cannot reach {host}: {problem}\n  hint: {hint}")]
+    Unreachable {
+        host: String,
+        problem: String,
+        hint: String,
     },
 
     /// TLS verification of a registry failed (unknown CA, wrong host name).
@@ -100,13 +109,33 @@ pub enum Error {
     },
 
     /// The registry refused our credentials or the action.
-    #[error("{action} {reference}: the registry refused access ({reason})\n  hint: check the credentials for {registry} (MULTIARCH_USERNAME/MULTIARCH_PASSWORD, CI_REGISTRY_USER/CI_REGISTRY_PASSWORD or docker config) and that they may {verb} this repository")]
+    #[error("{action} {reference}: the registry refused access ({reason}; credentials from {credential})\n  hint: check the credentials for {registry} (MULTIARCH_USERNAME/MULTIARCH_PASSWORD, CI_REGISTRY_USER/CI_REGISTRY_PASSWORD or docker config) and that they may {} this repository{}", verb(.push), protected(.push))]
     AccessDenied {
         action: &'static str,
-        verb: &'static str,
+        /// Pushing (else pulling) was refused.
+        push: bool,
         reference: String,
         registry: String,
+        /// Where the credential presented came from (never its value).
+        credential: String,
         reason: String,
+    },
+
+    /// The token service refused to grant what the operation needs.
+    #[error("the token service {service} of {registry} refused {scope} ({reason}; credentials from {credential})\n  hint: check the credentials for {registry} and that they may pull (and, to publish, push) these repositories")]
+    TokenRefused {
+        service: String,
+        registry: String,
+        scope: String,
+        credential: String,
+        reason: String,
+    },
+
+    /// A registry asked for credentials to be sent to a token service over plain HTTP.
+    #[error("{registry} sends clients to a token service on plain HTTP ({realm_host}); credentials are not sent there\n  hint: if that is intended (a test registry), list {realm_host} in MULTIARCH_INSECURE_REGISTRIES")]
+    InsecureRealm {
+        registry: String,
+        realm_host: String,
     },
 
     /// AWS refused an action: the IAM permission (or the OIDC trust) is missing.
@@ -141,6 +170,15 @@ pub enum Error {
     #[error("{reference}: the registry refused to move this tag ({reason})\n  hint: the repository has immutable tags and the tag already holds a different image; publish under a new tag (e.g. the version or $CI_COMMIT_SHORT_SHA), or make the tag mutable")]
     TagImmutable { reference: String, reason: String },
 
+    /// The index was pushed under its digest, but some target tags did not move (stdout and the
+    /// dotenv name the ones that did).
+    #[error("{}", partial(digest, moved, failed))]
+    PartialPush {
+        digest: String,
+        moved: Vec<String>,
+        failed: Vec<(String, Box<Error>)>,
+    },
+
     /// Writing an output file (dotenv) failed.
     #[error("writing {}", path.display())]
     WriteFile {
@@ -152,11 +190,12 @@ pub enum Error {
 
 impl Error {
     /// The process exit code for this error, as DESIGN.md lists them.
-    pub fn exit_code(&self) -> i32 {
+    pub(crate) fn exit_code(&self) -> i32 {
         match self {
             Error::InvalidSetting { .. }
             | Error::MissingSetting { .. }
             | Error::UnreadableFile { .. }
+            | Error::Unreachable { .. }
             | Error::UntrustedCertificate { .. } => exit::USAGE,
             Error::SourcesNotReady { .. } | Error::ManifestNotFound { .. } => exit::MISSING,
             Error::PlatformMismatch { .. }
@@ -166,15 +205,21 @@ impl Error {
             | Error::DigestMismatch { .. }
             | Error::TagImmutable { .. } => exit::VALIDATION,
             Error::AccessDenied { .. }
+            | Error::TokenRefused { .. }
+            | Error::InsecureRealm { .. }
             | Error::EcrDenied { .. }
             | Error::NoAwsCredentials { .. } => exit::AUTH,
             Error::Transient { .. } => exit::TRANSIENT,
             Error::Registry { .. } | Error::WriteFile { .. } => exit::OTHER,
+            // The first refusal decides: 5 for a protected tag, 4 for an immutable one, 75 …
+            Error::PartialPush { failed, .. } => {
+                failed.first().map_or(exit::OTHER, |(_, e)| e.exit_code())
+            }
         }
     }
 
     /// Shorthand for the common "this value is wrong, here is an accepted one" error.
-    pub fn invalid(
+    pub(crate) fn invalid(
         setting: impl Into<String>,
         value: impl Into<String>,
         reason: impl Into<String>,
@@ -189,9 +234,43 @@ impl Error {
     }
 }
 
+fn partial(digest: &str, moved: &[String], failed: &[(String, Box<Error>)]) -> String {
+    let mut out = format!(
+        "{} of {} target tag(s) did not move; the index {digest} is in the registry",
+        failed.len(),
+        failed.len() + moved.len()
+    );
+    if moved.is_empty() {
+        out.push_str(" but no tag holds it");
+    } else {
+        out.push_str(&format!(" and these hold it: {}", moved.join(", ")));
+    }
+    for (tag, e) in failed {
+        let text = e.to_string().replace('\n', "\n    ");
+        out.push_str(&format!("\n  - {tag}: {text}"));
+    }
+    out
+}
+
+fn verb(push: &bool) -> &'static str {
+    if *push {
+        "push to"
+    } else {
+        "pull"
+    }
+}
+
+fn protected(push: &bool) -> &'static str {
+    if *push {
+        "; a protected tag refuses pushes from jobs that may not push it"
+    } else {
+        ""
+    }
+}
+
 /// Why a source is not ready.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NotReady {
+pub(crate) enum NotReady {
     Missing,
     /// Built from another revision (`held`), or without a revision label (`None`) while one is
     /// required.

@@ -11,15 +11,16 @@ use serde::Serialize;
 
 use crate::error::Error;
 use crate::manifest::{
-    sha256, Descriptor, DescriptorPlatform, Fetched, ImageConfig, Manifest, DOCKER_LIST,
-    DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST,
+    Descriptor, DescriptorPlatform, Fetched, ImageConfig, Manifest, DOCKER_LIST, DOCKER_MANIFEST,
+    OCI_INDEX, OCI_MANIFEST,
 };
+use crate::model::Digest;
 use crate::platform::Platform;
 
 /// Which kind of list to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Format {
+pub(crate) enum Format {
     /// Docker manifest list when every child is a Docker v2 manifest, else OCI index.
     Auto,
     Oci,
@@ -28,58 +29,58 @@ pub enum Format {
 
 /// One per-architecture source, fetched.
 #[derive(Debug, Clone)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     /// The source reference as users see it (`registry/app:latest-arm64`).
-    pub reference: String,
+    pub(crate) reference: String,
     /// The platform the tag promises.
-    pub expected: Platform,
-    pub fetched: Fetched,
+    pub(crate) expected: Platform,
+    pub(crate) fetched: Fetched,
     /// The images the source contributes, each with its own config: the manifest itself, or
     /// the image children of an index (attestations have no config worth reading).
-    pub images: Vec<SourceImage>,
+    pub(crate) images: Vec<SourceImage>,
 }
 
 /// One image of a source, with what its own config says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceImage {
-    pub digest: String,
-    pub config: ImageConfig,
+pub(crate) struct SourceImage {
+    pub(crate) digest: Digest,
+    pub(crate) config: ImageConfig,
     /// The revision it was built from: its config's label, else its manifest's annotation, else
     /// (a child of an index) the index's annotation.
-    pub revision: Option<String>,
+    pub(crate) revision: Option<String>,
 }
 
 impl Resolved {
     /// The config of the image with `digest`.
-    fn config_of(&self, digest: &str) -> Option<&ImageConfig> {
+    fn config_of(&self, digest: &Digest) -> Option<&ImageConfig> {
         self.images
             .iter()
-            .find(|i| i.digest == digest)
+            .find(|i| i.digest == *digest)
             .map(|i| &i.config)
     }
 }
 
 /// One entry of the built index, for reports (dotenv per-platform digests, inspect).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Child {
-    pub platform: Platform,
-    pub digest: String,
-    pub media_type: String,
+pub(crate) struct Child {
+    pub(crate) platform: Platform,
+    pub(crate) digest: Digest,
+    pub(crate) media_type: String,
     /// Source reference this child came from.
-    pub source: String,
+    pub(crate) source: String,
     /// Attestation manifests (buildx provenance/SBOM) ride along with their image.
-    pub attestation: bool,
+    pub(crate) attestation: bool,
     /// The revision the image was built from, when labelled (attestations: none).
-    pub revision: Option<String>,
+    pub(crate) revision: Option<String>,
 }
 
 /// The built index: bytes to push as they are, and what they hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Index {
-    pub bytes: Vec<u8>,
-    pub digest: String,
-    pub media_type: &'static str,
-    pub children: Vec<Child>,
+pub(crate) struct Index {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) digest: Digest,
+    pub(crate) media_type: &'static str,
+    pub(crate) children: Vec<Child>,
 }
 
 /// The serialised document; field order here is the byte order on the wire.
@@ -94,7 +95,7 @@ struct Document<'a> {
 }
 
 /// Builds the index. `sources` are in plan order, which is the order of the children.
-pub fn build(
+pub(crate) fn build(
     sources: &[Resolved],
     format: Format,
     annotations: &BTreeMap<String, String>,
@@ -146,7 +147,7 @@ pub fn build(
     };
     let bytes = serde_json::to_vec_pretty(&doc).expect("an index always serialises");
     Ok(Index {
-        digest: sha256(&bytes),
+        digest: Digest::of(&bytes),
         bytes,
         media_type,
         children: entries.into_iter().map(|(_, c)| c).collect(),
@@ -155,7 +156,7 @@ pub fn build(
 
 /// Checks one source on its own (platform against the tag's, index shape), so a wrong image
 /// fails as soon as it is seen rather than after waiting for the others.
-pub fn check(source: &Resolved) -> Result<(), Error> {
+pub(crate) fn check(source: &Resolved) -> Result<(), Error> {
     entries_of(source).map(|_| ())
 }
 
@@ -243,7 +244,7 @@ fn entries_of(source: &Resolved) -> Result<Vec<(Descriptor, Child)>, Error> {
 
 /// buildx marks attestation manifests with platform `unknown/unknown` and a
 /// `vnd.docker.reference.type` annotation (<https://docs.docker.com/build/metadata/attestations/attestation-storage/>).
-pub fn is_attestation(d: &Descriptor) -> bool {
+pub(crate) fn is_attestation(d: &Descriptor) -> bool {
     d.platform
         .as_ref()
         .is_some_and(|p| p.to_platform().is_unknown())
@@ -255,20 +256,20 @@ pub fn is_attestation(d: &Descriptor) -> bool {
 fn child(
     source: &Resolved,
     platform: Platform,
-    digest: &str,
+    digest: &Digest,
     media_type: &str,
     attestation: bool,
 ) -> Child {
     Child {
         platform,
-        digest: digest.to_string(),
+        digest: digest.clone(),
         media_type: media_type.to_string(),
         source: source.reference.clone(),
         attestation,
         revision: source
             .images
             .iter()
-            .find(|i| i.digest == digest)
+            .find(|i| i.digest == *digest)
             .and_then(|i| i.revision.clone()),
     }
 }

@@ -1,52 +1,81 @@
-//! Entry point: parse, snapshot the environment, install logging, run, map the error to an
-//! exit code. Nothing else lives here.
+//! multiarch: publish multi-architecture container images from per-architecture tags.
+//!
+//! The entry: parse the command line, snapshot the environment, install logging, run, map the
+//! error to an exit code. Everything else is a module of this one crate, `pub(crate)` at most,
+//! so the compiler sees dead code. Layers (dependencies point down): the edge (`app`: files,
+//! stdout, clock, GitLab sections) → orchestration (`publish`, `wait`, `inspect`) → I/O
+//! (`registry`, `credentials`, `ecr`) → pure (`cli`, `settings`, `spec`, `reference`, `platform`,
+//! `manifest`, `index`, `report`, `model`, `error`, `secret`, `tag_rule`).
 
-// The AWS SDK futures nest deeply; computing the layout of `run` needs more than 128 levels.
-#![recursion_limit = "256"]
+mod app;
+mod cli;
+mod credentials;
+mod ecr;
+mod error;
+mod index;
+mod inspect;
+mod manifest;
+mod model;
+mod platform;
+mod publish;
+mod reference;
+mod registry;
+mod report;
+mod secret;
+mod settings;
+mod spec;
+mod tag_rule;
+#[cfg(test)]
+mod testing;
+mod wait;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
-use multiarch::cli::Cli;
-use multiarch::settings::Env;
+use error::Error;
+use settings::Env;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let env: Env = std::env::vars().collect();
-    install_logging(cli.log.as_deref(), &env);
+    let (run, given) = match cli::parse(std::env::args_os()) {
+        Ok(parsed) => parsed,
+        Err(e) => e.exit(), // help, version, usage errors: clap prints them (exit 0 or 2)
+    };
+    let env: Env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    let level = match settings::log_level(&given, &env) {
+        Ok(l) => l,
+        Err(e) => return report_error(&e),
+    };
+    install_logging(level, &env);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let result = runtime.block_on(multiarch::run(cli, &env, &mut std::io::stdout().lock()));
-    match result {
+    match runtime.block_on(app::run(run, &given, &env)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            let mut text = format!("error: {e}");
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                text.push_str(&format!("\n  caused by: {s}"));
-                source = s.source();
-            }
-            eprintln!("{text}");
-            ExitCode::from(e.exit_code() as u8)
-        }
+        Err(e) => report_error(&e),
     }
 }
 
-/// `--log`/`MULTIARCH_LOG` sets our level (default info); other crates stay at warn. `RUST_LOG`,
-/// when set, takes over completely.
-fn install_logging(flag: Option<&str>, env: &Env) {
-    let level = flag
-        .or(env.get("MULTIARCH_LOG").map(String::as_str))
-        .filter(|l| !l.is_empty())
-        .unwrap_or("info");
+/// Prints the error and its causes once, and exits with its code.
+fn report_error(e: &Error) -> ExitCode {
+    let mut text = format!("error: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(&format!("\n  caused by: {s}"));
+        source = s.source();
+    }
+    eprintln!("{text}");
+    ExitCode::from(e.exit_code() as u8)
+}
+
+/// Our level on stderr; other crates stay at warn. `RUST_LOG`, when set, takes over completely.
+fn install_logging(level: &str, env: &Env) {
     let filter = match env.get("RUST_LOG").filter(|v| !v.is_empty()) {
-        Some(spec) => EnvFilter::new(spec),
-        None => EnvFilter::try_new(format!("warn,multiarch={level}"))
-            .unwrap_or_else(|_| EnvFilter::new("warn,multiarch=info")),
+        Some(spec) => EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("warn")),
+        None => EnvFilter::new(format!("warn,multiarch={level}")),
     };
     let ansi = std::io::stderr().is_terminal() || env.get("GITLAB_CI").is_some_and(|v| v == "true");
     tracing_subscriber::fmt()

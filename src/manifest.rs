@@ -9,67 +9,62 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
 use crate::error::Error;
+use crate::model::Digest;
 use crate::platform::Platform;
 
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub(crate) const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub(crate) const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub(crate) const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub(crate) const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// The Accept list for every manifest request: all four, so registries never down-convert.
-pub const ACCEPT: [&str; 4] = [OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST];
+pub(crate) const ACCEPT: [&str; 4] = [OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST];
 
 /// Largest manifest we read: the distribution spec's recommended minimum a registry must accept.
-pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 /// Largest image config we read; real configs are a few KiB, history included.
-pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
-
-/// `sha256:<hex>` of some bytes.
-pub fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
+pub(crate) const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
 /// A content descriptor as indexes and manifests carry them. Field order is the order we write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Descriptor {
-    pub media_type: String,
-    pub digest: String,
-    pub size: u64,
+pub(crate) struct Descriptor {
+    pub(crate) media_type: String,
+    pub(crate) digest: Digest,
+    pub(crate) size: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform: Option<DescriptorPlatform>,
+    pub(crate) platform: Option<DescriptorPlatform>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub artifact_type: Option<String>,
+    pub(crate) artifact_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<BTreeMap<String, String>>,
+    pub(crate) annotations: Option<BTreeMap<String, String>>,
 }
 
 /// The `platform` object of an index entry, as written (names not normalised).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DescriptorPlatform {
-    pub architecture: String,
-    pub os: String,
+pub(crate) struct DescriptorPlatform {
+    pub(crate) architecture: String,
+    pub(crate) os: String,
     #[serde(
         rename = "os.version",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub os_version: Option<String>,
+    pub(crate) os_version: Option<String>,
     #[serde(
         rename = "os.features",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub os_features: Option<Vec<String>>,
+    pub(crate) os_features: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
+    pub(crate) variant: Option<String>,
 }
 
 impl DescriptorPlatform {
-    pub fn to_platform(&self) -> Platform {
+    pub(crate) fn to_platform(&self) -> Platform {
         Platform::normalised(
             &self.os,
             &self.architecture,
@@ -78,7 +73,7 @@ impl DescriptorPlatform {
         )
     }
 
-    pub fn from_platform(p: &Platform) -> Self {
+    pub(crate) fn from_platform(p: &Platform) -> Self {
         DescriptorPlatform {
             architecture: p.architecture.clone(),
             os: p.os.clone(),
@@ -91,7 +86,7 @@ impl DescriptorPlatform {
 
 /// What a manifest is, once parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Manifest {
+pub(crate) enum Manifest {
     /// A single-platform image: its config says the platform.
     Image { config: Box<Descriptor> },
     /// An index / manifest list: each entry carries its own platform.
@@ -110,23 +105,23 @@ struct Shape {
 }
 
 /// The annotation (and config label) that says which source revision an image was built from.
-pub const REVISION: &str = "org.opencontainers.image.revision";
+pub(crate) const REVISION: &str = "org.opencontainers.image.revision";
 
 /// A manifest as fetched: the exact bytes, their verified digest and the media type they declare.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fetched {
-    pub bytes: Vec<u8>,
-    pub digest: String,
-    pub media_type: String,
-    pub manifest: Manifest,
+pub(crate) struct Fetched {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) digest: Digest,
+    pub(crate) media_type: String,
+    pub(crate) manifest: Manifest,
     /// The manifest's own `annotations` (OCI only; Docker v2 has none).
-    pub annotations: BTreeMap<String, String>,
+    pub(crate) annotations: BTreeMap<String, String>,
 }
 
 impl Fetched {
     /// Parses fetched bytes. The media type comes from the document (`mediaType`), or, for OCI
     /// documents that omit it, from its shape (`manifests` → index, `config` → image).
-    pub fn parse(reference: &str, bytes: Vec<u8>, digest: String) -> Result<Fetched, Error> {
+    pub(crate) fn parse(reference: &str, bytes: Vec<u8>, digest: Digest) -> Result<Fetched, Error> {
         let bad = |reason: String| Error::InvalidManifest {
             reference: reference.to_string(),
             what: "manifest",
@@ -178,7 +173,7 @@ impl Fetched {
     }
 
     /// The descriptor an index uses to point at this manifest.
-    pub fn descriptor(&self) -> Descriptor {
+    pub(crate) fn descriptor(&self) -> Descriptor {
         Descriptor {
             media_type: self.media_type.clone(),
             digest: self.digest.clone(),
@@ -209,14 +204,14 @@ struct RunConfig {
 
 /// What an image config says that multiarch checks: the platform, and the revision label.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageConfig {
-    pub platform: Platform,
+pub(crate) struct ImageConfig {
+    pub(crate) platform: Platform,
     /// The `org.opencontainers.image.revision` label, when the build set one.
-    pub revision: Option<String>,
+    pub(crate) revision: Option<String>,
 }
 
 /// Reads an image config.
-pub fn config(reference: &str, bytes: &[u8]) -> Result<ImageConfig, Error> {
+pub(crate) fn config(reference: &str, bytes: &[u8]) -> Result<ImageConfig, Error> {
     let bad = |reason: String| Error::InvalidManifest {
         reference: reference.to_string(),
         what: "image config",
@@ -244,21 +239,35 @@ mod tests {
 
     #[test]
     fn infers_media_type_from_shape_when_absent() {
-        let img = br#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:aa","size":2},"layers":[]}"#;
-        let f = Fetched::parse("r", img.to_vec(), "sha256:x".into()).unwrap();
+        let img = format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{}","size":2}},"layers":[]}}"#,
+            "a".repeat(64)
+        );
+        let f = Fetched::parse("r", img.into_bytes(), Digest::of(b"x")).unwrap();
         assert_eq!(f.media_type, OCI_MANIFEST);
         let idx = br#"{"schemaVersion":2,"manifests":[]}"#;
-        let f = Fetched::parse("r", idx.to_vec(), "sha256:x".into()).unwrap();
+        let f = Fetched::parse("r", idx.to_vec(), Digest::of(b"x")).unwrap();
         assert_eq!(f.media_type, OCI_INDEX);
+    }
+
+    #[test]
+    fn refuses_descriptors_whose_digest_is_not_a_digest() {
+        let evil = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"sha256:{}\nMULTIARCH_REF=evil","size":2}}]}}"#,
+            "a".repeat(64)
+        );
+        let e = Fetched::parse("r", evil.into_bytes(), Digest::of(b"x")).unwrap_err();
+        assert_eq!(e.exit_code(), 4);
+        assert!(!e.to_string().contains("MULTIARCH_REF=evil"), "{e}");
     }
 
     #[test]
     fn rejects_schema1_and_oversized_manifests() {
         let s1 = br#"{"schemaVersion":1,"name":"x"}"#;
-        let e = Fetched::parse("r", s1.to_vec(), "d".into()).unwrap_err();
+        let e = Fetched::parse("r", s1.to_vec(), Digest::of(b"d")).unwrap_err();
         assert!(e.to_string().contains("schema 1"), "{e}");
         let big = vec![b' '; MAX_MANIFEST_BYTES + 1];
-        let e = Fetched::parse("r", big, "d".into()).unwrap_err();
+        let e = Fetched::parse("r", big, Digest::of(b"d")).unwrap_err();
         assert_eq!(e.exit_code(), 4);
     }
 
@@ -280,13 +289,5 @@ mod tests {
         assert_eq!(config("r", c).unwrap().revision, None);
         let c = br#"{"architecture":"amd64","os":"linux","config":{"Labels":{"org.opencontainers.image.revision":" "}}}"#;
         assert_eq!(config("r", c).unwrap().revision, None);
-    }
-
-    #[test]
-    fn sha256_is_prefixed_hex() {
-        assert_eq!(
-            sha256(b""),
-            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
     }
 }

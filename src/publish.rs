@@ -1,56 +1,44 @@
 //! The push command's orchestration: the one place that knows the order of the steps.
 //!
-//! sources (wait for all, fetch every manifest and config at once) → build the index → for each
-//! target tag at once: look (HEAD), skip if it already holds the index, else PUT.
-//! Nothing is pushed unless every step before succeeded (no partial index).
+//! 1. Sources (wait for all, read every manifest and config) and, alongside, each target tag
+//!    looked at with push credentials — a refused push credential ends the run now, with exit 5,
+//!    whatever the sources are doing.
+//! 2. Build the index.
+//! 3. Refuse, before anything is pushed, to move a tag the repository keeps immutable (ECR).
+//! 4. PUT the index once by digest; a failure here moves nothing.
+//! 5. PUT it under each tag that does not hold it yet. A tag the registry refuses (a protected
+//!    tag, `TAG_INVALID`, a persistent 5xx) does not stop the others: the outcome says exactly
+//!    which tags hold the index and why the others do not.
+//! 6. Look at each pushed tag once more: a tag that someone else moved meanwhile is a warning.
 
-use futures_util::future::try_join_all;
-use tracing::info;
+use futures_util::future::{join_all, try_join, try_join_all};
+use tracing::{info, warn};
 
 use crate::error::Error;
 use crate::index::{self, Index};
+use crate::model::{Digest, Outcome, Status};
 use crate::reference::Reference;
-use crate::registry::Registry;
+use crate::registry::{first_line, Registry};
 use crate::settings::Plan;
 use crate::wait::{self, Gathered};
 
-/// What happened to one target tag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// The tag now holds the index.
-    Pushed,
-    /// The tag already held exactly this index: nothing sent.
-    Unchanged,
-    /// Dry run: nothing looked at or sent.
-    Planned,
-}
-
-/// The result of a run, for `report`.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    pub index: Index,
-    pub targets: Vec<(Reference, Status)>,
-    /// Sources that were missing and left out (only with `--allow-missing`).
-    pub missing: Vec<String>,
-}
-
 /// Marks the phases of a run, for GitLab's collapsible log sections.
-pub trait Phases {
+pub(crate) trait Phases {
     fn start(&self, name: &str, title: &str, collapsed: bool);
     fn end(&self, name: &str);
 }
 
 /// No sections (outside GitLab, and in tests).
-pub struct NoPhases;
+pub(crate) struct NoPhases;
 
 impl Phases for NoPhases {
     fn start(&self, _: &str, _: &str, _: bool) {}
     fn end(&self, _: &str) {}
 }
 
-/// Runs `push` (or `plan`, when `plan.dry_run`).
-pub async fn run(
+/// Runs `push` (or `plan`, when `plan.dry_run`). An `Ok` outcome may hold refused tags
+/// (`Outcome::failures`): the caller reports what moved, then `failed` turns them into the error.
+pub(crate) async fn run(
     plan: &Plan,
     registry: &impl Registry,
     phases: &dyn Phases,
@@ -60,31 +48,29 @@ pub async fn run(
         "Waiting for and reading per-architecture sources",
         false,
     );
-    // Alongside the sources: what the target tags hold now, and push credentials, so the push
-    // phase is a single round trip. Skipped for a dry run, which touches nothing.
+    // A dry run touches nothing it could need push credentials for.
     let look = async {
         if plan.dry_run {
-            return Ok(None);
+            Ok(None)
+        } else {
+            look_at_targets(plan, registry).await.map(Some)
         }
-        let (current, ()) = futures_util::future::try_join(
-            look_at_targets(plan, registry),
-            prepare_push(plan, registry),
-        )
-        .await?;
-        Ok::<_, Error>(Some(current))
     };
-    let (gathered, looked) = futures_util::future::join(wait::gather(plan, registry), look).await;
+    let gathered = try_join(wait::gather(plan, registry), look).await;
     phases.end("multiarch_sources");
-    let Gathered {
-        resolved,
-        missing,
-        waited,
-    } = gathered?;
+    let (
+        Gathered {
+            resolved,
+            missing,
+            waited,
+        },
+        looked,
+    ) = gathered?;
 
     let index = index::build(&resolved, plan.format, &plan.annotations)?;
     info!(digest = %index.digest, media_type = index.media_type, children = index.children.len(), "index built");
 
-    if plan.dry_run {
+    let Some(looked) = looked else {
         let targets = plan
             .targets
             .iter()
@@ -94,55 +80,72 @@ pub async fn run(
             index,
             targets,
             missing,
+            failures: Vec::new(),
         });
-    }
+    };
     phases.start("multiarch_push", "Pushing the index", true);
     // After a wait, the target tags may have moved meanwhile: look again.
-    let current = match looked? {
-        Some(current) if !waited => current,
-        _ => look_at_targets(plan, registry).await?,
+    let current = if waited {
+        look_at_targets(plan, registry).await
+    } else {
+        Ok(looked)
     };
-    let pushed = push_all(plan, registry, &index, current).await;
+    let pushed = match current {
+        Ok(current) => push_all(plan, registry, &index, current).await,
+        Err(e) => Err(e),
+    };
     phases.end("multiarch_push");
+    let (targets, failures) = pushed?;
     Ok(Outcome {
-        targets: pushed?,
         index,
+        targets,
         missing,
+        failures,
     })
 }
 
-/// The digest each target tag holds now (`None`: the tag does not exist).
+/// The refused tags of an outcome as the run's error (after the moved ones were reported).
+pub(crate) fn failed(outcome: Outcome) -> Result<(), Error> {
+    if outcome.failures.is_empty() {
+        return Ok(());
+    }
+    Err(Error::PartialPush {
+        digest: outcome.index.digest.to_string(),
+        moved: outcome.holding().map(ToString::to_string).collect(),
+        failed: outcome
+            .failures
+            .into_iter()
+            .map(|(t, e)| (t.to_string(), Box::new(e)))
+            .collect(),
+    })
+}
+
+/// The digest each target tag holds now (`None`: the tag does not exist), asked with push
+/// credentials.
 async fn look_at_targets(
     plan: &Plan,
     registry: &impl Registry,
-) -> Result<Vec<Option<String>>, Error> {
-    try_join_all(plan.targets.iter().map(|t| registry.head_manifest(t))).await
+) -> Result<Vec<Option<Digest>>, Error> {
+    try_join_all(plan.targets.iter().map(|t| registry.check_target(t))).await
 }
 
-/// Push credentials for the target repository (all targets share it).
-async fn prepare_push(plan: &Plan, registry: &impl Registry) -> Result<(), Error> {
-    match plan.targets.first() {
-        Some(t) => registry.prepare_push(t).await,
-        None => Ok(()),
-    }
-}
+type Pushed = (Vec<(Reference, Status)>, Vec<(Reference, Error)>);
 
-/// Given what every target tag holds, refuses (before pushing anything) to move a tag the
-/// repository keeps immutable (ECR); then pushes where the tag does not already hold the index.
+/// Steps 3 to 6, given what every target tag holds.
 async fn push_all(
     plan: &Plan,
     registry: &impl Registry,
     index: &Index,
-    current: Vec<Option<String>>,
-) -> Result<Vec<(Reference, Status)>, Error> {
-    let moving: Vec<(&Reference, &String)> = plan
+    current: Vec<Option<Digest>>,
+) -> Result<Pushed, Error> {
+    let moving: Vec<(&Reference, &Digest)> = plan
         .targets
         .iter()
         .zip(&current)
         .filter_map(|(t, c)| c.as_ref().filter(|d| **d != index.digest).map(|d| (t, d)))
         .collect();
     if let Some((first, _)) = moving.first() {
-        let rule = registry.tag_rule(first).await?;
+        let rule = registry.tag_rule(first.repository()).await?;
         let tag_of = |t: &Reference| t.tag().unwrap_or_default().to_string();
         if let Some((t, held)) = moving.iter().find(|(t, _)| rule.is_immutable(&tag_of(t))) {
             return Err(Error::TagImmutable {
@@ -151,27 +154,71 @@ async fn push_all(
             });
         }
     }
-    let pushes = plan
+    let stale: Vec<&Reference> = plan
         .targets
         .iter()
-        .zip(current)
-        .map(|(t, c)| push_one(registry, t, index, c));
-    try_join_all(pushes).await
+        .zip(&current)
+        .filter(|(_, c)| c.as_ref() != Some(&index.digest))
+        .map(|(t, _)| t)
+        .collect();
+    if !stale.is_empty() {
+        // The index exists under its digest before any tag points at it.
+        let by_digest = plan.image.digest(&index.digest);
+        registry
+            .push_manifest(&by_digest, index.media_type, &index.bytes)
+            .await?;
+    }
+    let results = join_all(plan.targets.iter().zip(&current).map(|(t, c)| async move {
+        if c.as_ref() == Some(&index.digest) {
+            info!(reference = %t, digest = %index.digest, "unchanged");
+            return Ok(Status::Unchanged);
+        }
+        registry
+            .push_manifest(t, index.media_type, &index.bytes)
+            .await?;
+        info!(reference = %t, digest = %index.digest, "pushed");
+        Ok(Status::Pushed)
+    }))
+    .await;
+    let mut targets = Vec::new();
+    let mut failures = Vec::new();
+    for (t, r) in plan.targets.iter().zip(results) {
+        match r {
+            Ok(status) => targets.push((t.clone(), status)),
+            Err(e) => {
+                warn!(reference = %t, error = %first_line(&e), "the tag did not move");
+                targets.push((t.clone(), Status::Failed));
+                failures.push((t.clone(), e));
+            }
+        }
+    }
+    verify(registry, index, &targets).await;
+    Ok((targets, failures))
 }
 
-/// If the target tag already holds the index, nothing is sent (this keeps immutable tags
-/// re-runnable); otherwise PUT.
-async fn push_one(
-    registry: &impl Registry,
-    target: &Reference,
-    index: &Index,
-    current: Option<String>,
-) -> Result<(Reference, Status), Error> {
-    if current.as_deref() == Some(index.digest.as_str()) {
-        info!(reference = %target, digest = %index.digest, "unchanged");
-        return Ok((target.clone(), Status::Unchanged));
+/// Looks at each pushed tag once more. Another pipeline may have moved it in the meantime (use a
+/// `resource_group` per target tag to serialise publishing jobs): that is worth a warning naming
+/// what the tag holds now, not a failure of this run.
+async fn verify(registry: &impl Registry, index: &Index, targets: &[(Reference, Status)]) {
+    let pushed: Vec<&Reference> = targets
+        .iter()
+        .filter(|(_, s)| *s == Status::Pushed)
+        .map(|(t, _)| t)
+        .collect();
+    let now = join_all(pushed.iter().map(|t| registry.check_target(t))).await;
+    for (t, held) in pushed.iter().zip(now) {
+        match held {
+            Ok(Some(d)) if d == index.digest => {}
+            Ok(Some(other)) => {
+                warn!(reference = %t, digest = %other, ours = %index.digest, "the tag was moved by someone else right after this push; serialise publishing jobs with a resource_group")
+            }
+            Ok(None) => warn!(reference = %t, "the tag is gone right after this push"),
+            Err(e) => {
+                warn!(reference = %t, error = %first_line(&e), "could not look at the tag after pushing")
+            }
+        }
     }
-    registry.push_index(target, index).await?;
-    info!(reference = %target, digest = %index.digest, "pushed");
-    Ok((target.clone(), Status::Pushed))
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,28 +1,27 @@
 //! Image references: the Docker reference grammar (`registry/path:tag@digest`, `docker.io` and
-//! `library/` defaults) into oci-spec's `Reference` (the type oci-client uses), plus the
-//! repository-without-tag that `--image` names. Pure: no I/O.
+//! `library/` defaults), and the repository-without-tag that `--image` names. Pure: no I/O.
 
 use std::fmt;
 use std::sync::OnceLock;
 
-pub use oci_spec::distribution::Reference;
 use regex::{Regex, RegexBuilder};
 
 use crate::error::Error;
+use crate::model::Digest;
 
 const EXAMPLE: &str = "registry.example.com/group/app, 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app or localhost:5000/app";
 
 /// A repository in a registry, without tag or digest: what `--image` names and what tags are
 /// added to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Repository {
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct Repository {
     registry: String,
     path: String,
 }
 
 impl Repository {
     /// Parses `registry/path` (a `:tag` or `@digest` is refused: tags come from `--tags`).
-    pub fn parse(setting: &str, text: &str) -> Result<Repository, Error> {
+    pub(crate) fn parse(setting: &str, text: &str) -> Result<Repository, Error> {
         let text = text.trim();
         let r = parse(setting, text)?;
         if r.digest().is_some() || has_explicit_tag(text) {
@@ -35,24 +34,44 @@ impl Repository {
                 ),
             ));
         }
-        Ok(Repository {
-            registry: r.registry().to_string(),
-            path: r.repository().to_string(),
-        })
+        Ok(r.repository)
     }
 
     /// The reference of `tag` in this repository.
-    pub fn tag(&self, tag: &str) -> Reference {
-        Reference::with_tag(self.registry.clone(), self.path.clone(), tag.to_string())
+    pub(crate) fn tag(&self, tag: &str) -> Reference {
+        Reference {
+            repository: self.clone(),
+            tag: Some(tag.to_string()),
+            digest: None,
+        }
     }
 
     /// The reference of `digest` in this repository.
-    pub fn digest(&self, digest: &str) -> Reference {
-        Reference::with_digest(self.registry.clone(), self.path.clone(), digest.to_string())
+    pub(crate) fn digest(&self, digest: &Digest) -> Reference {
+        Reference {
+            repository: self.clone(),
+            tag: None,
+            digest: Some(digest.clone()),
+        }
     }
 
-    pub fn registry(&self) -> &str {
+    /// The registry as written (`docker.io`, `localhost:5000`).
+    pub(crate) fn registry(&self) -> &str {
         &self.registry
+    }
+
+    /// The host to connect to: Docker Hub's API lives on `registry-1.docker.io`.
+    pub(crate) fn api_host(&self) -> &str {
+        if self.registry == "docker.io" {
+            "registry-1.docker.io"
+        } else {
+            &self.registry
+        }
+    }
+
+    /// The path inside the registry (`group/app`, `library/alpine`).
+    pub(crate) fn path(&self) -> &str {
+        &self.path
     }
 }
 
@@ -62,11 +81,52 @@ impl fmt::Display for Repository {
     }
 }
 
-/// The reference grammar of distribution's `reference` package (Go), whose `\w` is ASCII.
-/// oci-spec's parser compiles the same pattern with Unicode classes, which accepts non-ASCII tags
-/// and costs about 70 ms per process to build (the `[\w.-]{0,127}` automaton); this one is ASCII
-/// and builds in under a millisecond. The result is oci-spec's `Reference`, built by its
-/// constructors.
+/// A manifest's name: a repository and a tag, a digest, or both (the digest wins).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Reference {
+    repository: Repository,
+    tag: Option<String>,
+    digest: Option<Digest>,
+}
+
+impl Reference {
+    pub(crate) fn repository(&self) -> &Repository {
+        &self.repository
+    }
+
+    pub(crate) fn tag(&self) -> Option<&str> {
+        self.tag.as_deref()
+    }
+
+    pub(crate) fn digest(&self) -> Option<&Digest> {
+        self.digest.as_ref()
+    }
+
+    /// What goes after `/manifests/` in the API: the digest when there is one, else the tag.
+    pub(crate) fn api_name(&self) -> String {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.clone(),
+            (None, None) => "latest".to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.repository)?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The reference grammar of distribution's `reference` package (Go), whose `\w` is ASCII (a
+/// Unicode `\w` would accept non-ASCII tags and cost about 70 ms per process to build).
 const GRAMMAR: &str = r"^((?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))+)?(?::[0-9]+)?/)?[a-z0-9]+(?:(?:(?:[._]|__|[-]*)[a-z0-9]+)+)?(?:(?:/[a-z0-9]+(?:(?:(?:[._]|__|[-]*)[a-z0-9]+)+)?)+)?)(?::([\w][\w.-]{0,127}))?(?:@([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][[:xdigit:]]{32,}))?$";
 
 fn grammar() -> &'static Regex {
@@ -80,7 +140,7 @@ fn grammar() -> &'static Regex {
 }
 
 /// Parses a full reference (`registry/path:tag`, `…@sha256:…`); a missing tag means `latest`.
-pub fn parse(setting: &str, text: &str) -> Result<Reference, Error> {
+pub(crate) fn parse(setting: &str, text: &str) -> Result<Reference, Error> {
     let text = text.trim();
     let bad = |reason: &str| {
         Error::invalid(
@@ -95,32 +155,31 @@ pub fn parse(setting: &str, text: &str) -> Result<Reference, Error> {
         .ok_or_else(|| bad("it does not follow registry/path[:tag][@digest]"))?;
     let name = &caps[1];
     let tag = caps.get(2).map(|m| m.as_str().to_string());
-    let digest = caps.get(3).map(|m| m.as_str().to_string());
-    if let Some(d) = &digest {
-        let hex_len = d.split_once(':').map_or(0, |(_, h)| h.len());
-        match d.split_once(':').map(|(a, _)| a) {
-            Some("sha256") if hex_len == 64 => {}
-            Some("sha384") if hex_len == 96 => {}
-            Some("sha512") if hex_len == 128 => {}
-            Some("sha256" | "sha384" | "sha512") => {
-                return Err(bad("the digest has the wrong length"))
-            }
-            _ => return Err(bad("unsupported digest algorithm")),
-        }
-    }
-    let (registry, repository) = split_domain(name);
-    if repository.len() > 255 {
+    let digest = match caps.get(3) {
+        Some(d) => Some(Digest::parse(d.as_str()).map_err(|reason| bad(&reason))?),
+        None => None,
+    };
+    let (registry, path) = split_domain(name);
+    if path.len() > 255 {
         return Err(bad("the repository name is longer than 255 characters"));
     }
     // Only the registry part may carry capitals (the grammar would read `UPPER/app` as one).
-    if repository.chars().any(|c| c.is_ascii_uppercase()) {
+    if path.chars().any(|c| c.is_ascii_uppercase()) {
         return Err(bad("the repository path must be lowercase"));
     }
-    Ok(match (tag, digest) {
-        (None, None) => Reference::with_tag(registry, repository, "latest".into()),
-        (Some(t), None) => Reference::with_tag(registry, repository, t),
-        (None, Some(d)) => Reference::with_digest(registry, repository, d),
-        (Some(t), Some(d)) => Reference::with_tag_and_digest(registry, repository, t, d),
+    if let Some((_, port)) = registry.rsplit_once(':') {
+        if port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(bad("the registry port is not a number from 1 to 65535"));
+        }
+    }
+    let tag = match (tag, &digest) {
+        (None, None) => Some("latest".to_string()),
+        (t, _) => t,
+    };
+    Ok(Reference {
+        repository: Repository { registry, path },
+        tag,
+        digest,
     })
 }
 
@@ -144,16 +203,8 @@ fn split_domain(name: &str) -> (String, String) {
     (registry.to_string(), path)
 }
 
-/// The repository a reference lives in.
-pub fn repository_of(r: &Reference) -> Repository {
-    Repository {
-        registry: r.registry().to_string(),
-        path: r.repository().to_string(),
-    }
-}
-
 /// Checks a tag against the distribution spec's grammar `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
-pub fn check_tag(setting: &str, tag: &str) -> Result<(), Error> {
+pub(crate) fn check_tag(setting: &str, tag: &str) -> Result<(), Error> {
     let ok = !tag.is_empty()
         && tag.len() <= 128
         && tag
@@ -176,7 +227,7 @@ pub fn check_tag(setting: &str, tag: &str) -> Result<(), Error> {
 }
 
 /// Checks each tag and keeps the first of duplicates, in order.
-pub fn tags<'a>(
+pub(crate) fn tags<'a>(
     setting: &str,
     given: impl IntoIterator<Item = &'a str>,
 ) -> Result<Vec<String>, Error> {
@@ -219,10 +270,10 @@ mod tests {
             ),
         ] {
             let r = parse("REF", text).unwrap();
-            assert_eq!(r.registry(), registry, "{text}");
-            assert_eq!(r.repository(), repo, "{text}");
+            assert_eq!(r.repository().registry(), registry, "{text}");
+            assert_eq!(r.repository().path(), repo, "{text}");
             assert_eq!(r.tag(), tag, "{text}");
-            assert_eq!(r.digest(), digest, "{text}");
+            assert_eq!(r.digest().map(ToString::to_string).as_deref(), digest, "{text}");
         }
     }
 
@@ -240,8 +291,17 @@ mod tests {
             "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app:latest-arm64",
             "a__b/c-d---e.f:_x",
         ] {
-            let theirs: Reference = text.parse().unwrap();
-            assert_eq!(parse("REF", text).unwrap(), theirs, "{text}");
+            let theirs: oci_spec::distribution::Reference = text.parse().unwrap();
+            let ours = parse("REF", text).unwrap();
+            assert_eq!(ours.repository().registry(), theirs.registry(), "{text}");
+            assert_eq!(ours.repository().path(), theirs.repository(), "{text}");
+            assert_eq!(ours.tag(), theirs.tag(), "{text}");
+            assert_eq!(
+                ours.digest().map(ToString::to_string).as_deref(),
+                theirs.digest(),
+                "{text}"
+            );
+            assert_eq!(ours.to_string(), theirs.to_string(), "{text}");
         }
     }
 
@@ -255,6 +315,8 @@ mod tests {
             "app@sha256:12",
             "app:täg",
             "app@md5:0123456789abcdef0123456789abcdef",
+            "localhost:99999/app",
+            "localhost:0/app",
         ] {
             let e = parse("REF", bad).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{bad}");

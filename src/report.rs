@@ -4,29 +4,31 @@
 
 use serde_json::json;
 
-use crate::index::{Child, Index};
+use crate::index::Child;
 use crate::manifest::Fetched;
+#[cfg(test)]
+use crate::model::Status;
+use crate::model::{Digest, Outcome, SourceOrigin};
 use crate::platform::Platform;
-use crate::publish::Outcome;
 use crate::reference::Repository;
-use crate::settings::{Plan, SourceOrigin};
+use crate::settings::Plan;
 
-/// One `registry/app:tag@sha256:…` line per target tag.
-pub fn text(outcome: &Outcome) -> String {
+/// One `registry/app:tag@sha256:…` line per target tag that holds the index now.
+pub(crate) fn text(outcome: &Outcome) -> String {
     outcome
-        .targets
-        .iter()
-        .map(|(t, _)| format!("{t}@{}\n", outcome.index.digest))
+        .holding()
+        .map(|t| format!("{t}@{}\n", outcome.index.digest))
         .collect()
 }
 
 /// The `--output json` summary.
-pub fn json(plan: &Plan, outcome: &Outcome) -> String {
+pub(crate) fn json(plan: &Plan, outcome: &Outcome) -> String {
     let v = json!({
         "digest": outcome.index.digest,
         "mediaType": outcome.index.media_type,
         "ref": format!("{}@{}", plan.image, outcome.index.digest),
         "targets": outcome.targets.iter().map(|(t, s)| json!({"reference": t.to_string(), "status": s})).collect::<Vec<_>>(),
+        "failures": outcome.failures.iter().map(|(t, e)| json!({"reference": t.to_string(), "error": e.to_string()})).collect::<Vec<_>>(),
         "manifests": outcome.index.children.iter().map(child_json).collect::<Vec<_>>(),
         "missing": outcome.missing,
     });
@@ -46,26 +48,37 @@ fn child_json(c: &Child) -> serde_json::Value {
     })
 }
 
-/// The dotenv file: `MULTIARCH_DIGEST`, `MULTIARCH_REF` and one `MULTIARCH_DIGEST_<OS>_<ARCH>[_<VARIANT>]`
-/// per image platform (attestations have none).
-pub fn dotenv(image: &Repository, index: &Index) -> String {
-    let mut out = format!(
-        "MULTIARCH_DIGEST={}\nMULTIARCH_REF={image}@{}\n",
-        index.digest, index.digest
-    );
+/// The dotenv file: `MULTIARCH_DIGEST`, `MULTIARCH_REF`, `MULTIARCH_TAGGED` (the target tags
+/// that hold the index, `image:tag` comma-separated) and one `MULTIARCH_DIGEST_<OS>_<ARCH>[_<VARIANT>]` per image platform
+/// (attestations have none). Every value is a digest (checked grammar), a reference or a tag: no
+/// value can carry a newline or a control character, so no line can be forged.
+pub(crate) fn dotenv(image: &Repository, outcome: &Outcome) -> String {
+    let index = &outcome.index;
+    let tagged: Vec<String> = outcome.holding().map(ToString::to_string).collect();
+    let mut lines = vec![
+        ("MULTIARCH_DIGEST".to_string(), index.digest.to_string()),
+        (
+            "MULTIARCH_REF".to_string(),
+            format!("{image}@{}", index.digest),
+        ),
+        ("MULTIARCH_TAGGED".to_string(), tagged.join(",")),
+    ];
     for c in index.children.iter().filter(|c| !c.attestation) {
-        out.push_str(&format!(
-            "MULTIARCH_DIGEST_{}={}\n",
-            c.platform.env_suffix(),
-            c.digest
+        lines.push((
+            format!("MULTIARCH_DIGEST_{}", c.platform.env_suffix()),
+            c.digest.to_string(),
         ));
     }
-    out
+    lines
+        .into_iter()
+        .filter(|(_, v)| !v.chars().any(char::is_control))
+        .map(|(k, v)| format!("{k}={v}\n"))
+        .collect()
 }
 
 /// `plan`: sources (each with where it came from and the revision it holds), targets and the
 /// exact index JSON.
-pub fn plan(plan: &Plan, outcome: &Outcome) -> String {
+pub(crate) fn plan(plan: &Plan, outcome: &Outcome) -> String {
     let mut out = String::from("sources:\n");
     for s in &plan.sources {
         let found = outcome
@@ -108,16 +121,16 @@ pub fn plan(plan: &Plan, outcome: &Outcome) -> String {
 
 /// What `inspect` shows about one entry or image.
 #[derive(Debug, Clone)]
-pub struct Entry {
-    pub platform: Platform,
-    pub digest: String,
-    pub media_type: String,
-    pub size: u64,
-    pub attestation: bool,
+pub(crate) struct Entry {
+    pub(crate) platform: Platform,
+    pub(crate) digest: Digest,
+    pub(crate) media_type: String,
+    pub(crate) size: u64,
+    pub(crate) attestation: bool,
 }
 
 /// `inspect` as text: media type, digest, size, then one line per platform.
-pub fn inspect_text(reference: &str, fetched: &Fetched, entries: &[Entry]) -> String {
+pub(crate) fn inspect_text(reference: &str, fetched: &Fetched, entries: &[Entry]) -> String {
     let mut out = format!(
         "reference:  {reference}\nmedia type: {}\ndigest:     {}\nsize:       {}\n",
         fetched.media_type,
@@ -137,7 +150,7 @@ pub fn inspect_text(reference: &str, fetched: &Fetched, entries: &[Entry]) -> St
 }
 
 /// `inspect --json`.
-pub fn inspect_json(reference: &str, fetched: &Fetched, entries: &[Entry]) -> String {
+pub(crate) fn inspect_json(reference: &str, fetched: &Fetched, entries: &[Entry]) -> String {
     let v = json!({
         "reference": reference,
         "mediaType": fetched.media_type,
@@ -158,24 +171,30 @@ pub fn inspect_json(reference: &str, fetched: &Fetched, entries: &[Entry]) -> St
 }
 
 /// GitLab's collapsible section start marker (<https://docs.gitlab.com/ci/jobs/job_logs/#custom-collapsible-sections>).
-pub fn section_start(unix_secs: u64, name: &str, title: &str, collapsed: bool) -> String {
+pub(crate) fn section_start(unix_secs: u64, name: &str, title: &str, collapsed: bool) -> String {
     format!("\x1b[0Ksection_start:{unix_secs}:{name}[collapsed={collapsed}]\r\x1b[0K{title}\n")
 }
 
 /// GitLab's section end marker.
-pub fn section_end(unix_secs: u64, name: &str) -> String {
+pub(crate) fn section_end(unix_secs: u64, name: &str) -> String {
     format!("\x1b[0Ksection_end:{unix_secs}:{name}\r\x1b[0K\n")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::index::Index;
+    use crate::reference::Reference;
+
+    fn d(c: char) -> Digest {
+        Digest::parse(&format!("sha256:{}", c.to_string().repeat(64))).unwrap()
+    }
 
     fn index() -> Index {
         let p = |s: &str| Platform::parse("t", s).unwrap();
-        let child = |platform: Platform, digest: &str, attestation: bool| Child {
+        let child = |platform: Platform, digest: Digest, attestation: bool| Child {
             platform,
-            digest: digest.into(),
+            digest,
             media_type: crate::manifest::OCI_MANIFEST.into(),
             source: "r.example/app:1-x".into(),
             attestation,
@@ -183,46 +202,61 @@ mod tests {
         };
         Index {
             bytes: b"{}".to_vec(),
-            digest: "sha256:idx".into(),
+            digest: d('0'),
             media_type: crate::manifest::OCI_INDEX,
             children: vec![
-                child(p("linux/amd64"), "sha256:a", false),
-                child(p("linux/arm/v7"), "sha256:b", false),
+                child(p("linux/amd64"), d('a'), false),
+                child(p("linux/arm/v7"), d('b'), false),
                 child(
                     Platform::normalised("unknown", "unknown", None, None),
-                    "sha256:c",
+                    d('c'),
                     true,
                 ),
             ],
         }
     }
 
+    fn outcome(targets: Vec<(Reference, Status)>) -> Outcome {
+        Outcome {
+            index: index(),
+            targets,
+            missing: vec![],
+            failures: vec![],
+        }
+    }
+
     #[test]
-    fn dotenv_has_digest_ref_and_one_line_per_platform() {
+    fn dotenv_has_digest_ref_tags_and_one_line_per_platform() {
         let image = Repository::parse("t", "r.example/g/app").unwrap();
+        let o = outcome(vec![
+            (image.tag("latest"), Status::Pushed),
+            (image.tag("1.0"), Status::Failed),
+        ]);
+        let (i, a, b) = (d('0'), d('a'), d('b'));
         assert_eq!(
-            dotenv(&image, &index()),
-            "MULTIARCH_DIGEST=sha256:idx\n\
-             MULTIARCH_REF=r.example/g/app@sha256:idx\n\
-             MULTIARCH_DIGEST_LINUX_AMD64=sha256:a\n\
-             MULTIARCH_DIGEST_LINUX_ARM_V7=sha256:b\n"
+            dotenv(&image, &o),
+            format!(
+                "MULTIARCH_DIGEST={i}\n\
+                 MULTIARCH_REF=r.example/g/app@{i}\n\
+                 MULTIARCH_TAGGED=r.example/g/app:latest\n\
+                 MULTIARCH_DIGEST_LINUX_AMD64={a}\n\
+                 MULTIARCH_DIGEST_LINUX_ARM_V7={b}\n"
+            )
         );
     }
 
     #[test]
-    fn text_is_one_line_per_tag() {
+    fn text_is_one_line_per_tag_that_holds_the_index() {
         let image = Repository::parse("t", "r.example/app").unwrap();
-        let outcome = Outcome {
-            index: index(),
-            targets: vec![
-                (image.tag("latest"), crate::publish::Status::Pushed),
-                (image.tag("1.0"), crate::publish::Status::Unchanged),
-            ],
-            missing: vec![],
-        };
+        let o = outcome(vec![
+            (image.tag("latest"), Status::Pushed),
+            (image.tag("1.0"), Status::Unchanged),
+            (image.tag("1"), Status::Failed),
+        ]);
+        let i = d('0');
         assert_eq!(
-            text(&outcome),
-            "r.example/app:latest@sha256:idx\nr.example/app:1.0@sha256:idx\n"
+            text(&o),
+            format!("r.example/app:latest@{i}\nr.example/app:1.0@{i}\n")
         );
     }
 

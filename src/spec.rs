@@ -14,12 +14,14 @@
 //! Pure: takes the file's text. Unknown fields are refused (a typo must not silently drop a
 //! platform); every problem is an exit-2 error naming the file and the entry.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 use crate::error::Error;
+use crate::model::{Source, SourceOrigin};
 use crate::platform::Platform;
 use crate::reference::{self, Repository};
-use crate::settings::{Source, SourceOrigin};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +30,9 @@ struct File {
     #[serde(default)]
     tags: Vec<String>,
     manifests: Vec<Entry>,
+    /// Annotations of the index (manifest-tool writes them on the OCI index).
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -53,17 +58,43 @@ struct EntryPlatform {
     _os_features: Option<Vec<String>>,
 }
 
-/// What a spec decides: the target repository, its tags (the image's own tag first), the sources.
+/// What a spec decides: the target repository, its tags (the image's own tag first), the sources
+/// and the index annotations.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Spec {
-    pub image: Repository,
-    pub tags: Vec<String>,
-    pub sources: Vec<Source>,
+pub(crate) struct Spec {
+    /// The file, as errors and logs name it.
+    pub(crate) origin: String,
+    pub(crate) image: Repository,
+    pub(crate) tags: Vec<String>,
+    pub(crate) sources: Vec<Source>,
+    pub(crate) annotations: BTreeMap<String, String>,
 }
 
+/// Largest spec file read: real ones are a few KiB.
+pub(crate) const MAX_SPEC_BYTES: usize = 1024 * 1024;
+
 /// Parses a spec; `origin` names the file in errors.
-pub fn parse(origin: &str, text: &str) -> Result<Spec, Error> {
+pub(crate) fn parse(origin: &str, text: &str) -> Result<Spec, Error> {
     let setting = format!("--spec {origin}");
+    if text.len() > MAX_SPEC_BYTES {
+        return Err(Error::invalid(
+            &setting,
+            "<file>",
+            format!(
+                "it is {} bytes, more than the {MAX_SPEC_BYTES} accepted",
+                text.len()
+            ),
+            "a spec lists an image, tags and one entry per platform: a few KiB",
+        ));
+    }
+    if let Some(depth) = too_deep(text) {
+        return Err(Error::invalid(
+            &setting,
+            "<file>",
+            format!("it nests {depth} levels deep"),
+            "a spec is three levels deep (manifests → entry → platform)",
+        ));
+    }
     let file: File = serde_norway::from_str(text).map_err(|e| {
         Error::invalid(
             &setting,
@@ -73,7 +104,7 @@ pub fn parse(origin: &str, text: &str) -> Result<Spec, Error> {
         )
     })?;
     let target = reference::parse(&format!("{setting}: image"), &file.image)?;
-    let image = reference::repository_of(&target);
+    let image = target.repository().clone();
     let tags = reference::tags(
         &format!("{setting}: tags"),
         target
@@ -112,10 +143,31 @@ pub fn parse(origin: &str, text: &str) -> Result<Spec, Error> {
         });
     }
     Ok(Spec {
+        origin: origin.to_string(),
         image,
         tags,
         sources,
+        annotations: file.annotations,
     })
+}
+
+/// Flow collections nested past any real spec (`[[[[…]]]]`): the YAML parser's time grows with
+/// the square of the depth, so they are refused before parsing. Returns the depth reached.
+fn too_deep(text: &str) -> Option<usize> {
+    const LIMIT: usize = 32;
+    let mut depth = 0usize;
+    let mut max = 0usize;
+    for b in text.bytes() {
+        match b {
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    (max > LIMIT).then_some(max)
 }
 
 #[cfg(test)]

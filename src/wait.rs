@@ -10,9 +10,12 @@
 //! it read again. A build job's digest hand-off (`MULTIARCH_SOURCE_*`) is exact: it is read once
 //! and never waited for.
 //!
-//! Here 404 means "not yet"; a registry that keeps failing is remembered per source, and if it is
-//! still failing at the deadline the run ends with exit 75 (retry the job), not 3. Time comes from
-//! `tokio::time` only, so tests run on a paused clock.
+//! Here 404 means "not yet". A registry that fails transiently is polled on, but not forever: if
+//! every request fails for `FAILING_LIMIT`, or it is still failing at the deadline, the run ends
+//! with exit 75 (retry the job), naming the cause, not 3. The deadline also bounds every retry
+//! (`Registry::until`), and progress is logged at least every 30 s even while requests hang, so a
+//! run ends within the deadline plus one request limit. Time comes from `tokio::time` only, so
+//! tests run on a paused clock.
 
 use std::time::Duration;
 
@@ -24,12 +27,15 @@ use tracing::{info, warn};
 use crate::error::{Error, NotReady};
 use crate::index::{self, Resolved, SourceImage};
 use crate::manifest::{self, Descriptor, Fetched, Manifest, REVISION};
-use crate::reference;
-use crate::registry::Registry;
-use crate::settings::{Plan, Source};
+use crate::model::{Digest, Source, SourceOrigin};
+use crate::registry::{first_line, Registry};
+use crate::settings::Plan;
 
-/// At least this often a progress line, even when nothing changed.
-pub const PROGRESS_EVERY: Duration = Duration::from_secs(30);
+/// At least this often a progress line, even when nothing changed (or requests hang).
+pub(crate) const PROGRESS_EVERY: Duration = Duration::from_secs(30);
+
+/// A registry answering nothing but transient failures for this long ends the wait with 75.
+pub(crate) const FAILING_LIMIT: Duration = Duration::from_secs(120);
 
 /// Delays between polls: 0.5 s growing ×1.5 to 2 s, each with up to +100 % jitter, so a source
 /// that lands late is seen within 2–4 s (median lag about 1.5 s) at one HEAD per missing source.
@@ -45,11 +51,11 @@ fn poll_delays() -> impl Iterator<Item = Duration> {
 
 /// The sources that are ready, in plan order, and the references of those that are not (non-empty
 /// only with `--allow-missing`).
-pub struct Gathered {
-    pub resolved: Vec<Resolved>,
-    pub missing: Vec<String>,
+pub(crate) struct Gathered {
+    pub(crate) resolved: Vec<Resolved>,
+    pub(crate) missing: Vec<String>,
     /// True when some source was not ready at first and had to be waited for.
-    pub waited: bool,
+    pub(crate) waited: bool,
 }
 
 /// Where one source stands.
@@ -59,7 +65,7 @@ enum State {
     /// Seen under `digest`, but built from another revision (`held`), or unlabelled (`None`)
     /// while a label is required. Read again only when the tag's digest changes.
     Stale {
-        digest: String,
+        digest: Digest,
         held: Option<String>,
     },
     Ready(Box<Resolved>),
@@ -76,27 +82,50 @@ enum Look {
 
 /// Waits for every source of `plan` (up to `plan.timeout`) and resolves each one's platform and
 /// revision.
-pub async fn gather(plan: &Plan, registry: &impl Registry) -> Result<Gathered, Error> {
+pub(crate) async fn gather(plan: &Plan, registry: &impl Registry) -> Result<Gathered, Error> {
     let start = Instant::now();
     let deadline = start + plan.timeout;
+    // With no wait asked for, a request still gets its retries; otherwise none outlives the wait.
+    let registry = &registry.until((!plan.timeout.is_zero()).then_some(deadline));
     let n = plan.sources.len();
     let mut states: Vec<State> = (0..n).map(|_| State::Waiting).collect();
     let mut failing: Vec<Option<Error>> = (0..n).map(|_| None).collect();
+    let mut failing_since: Option<Instant> = None;
     let mut delays = poll_delays();
-    let mut last_progress: Option<Instant> = None;
+    let mut next_progress = start + PROGRESS_EVERY;
     let mut rounds = 0u32;
     loop {
         let first_round = rounds == 0;
         let pending: Vec<usize> = (0..n)
             .filter(|i| !matches!(states[*i], State::Ready(_)))
             .collect();
-        let looks = pending
-            .iter()
-            .map(|&i| look(registry, &plan.sources[i], &states[i], first_round));
+        let results = {
+            let looks = join_all(
+                pending
+                    .iter()
+                    .map(|&i| look(registry, &plan.sources[i], &states[i], first_round)),
+            );
+            tokio::pin!(looks);
+            // Requests may hang up to their time limit: progress still comes on time.
+            loop {
+                tokio::select! {
+                    results = &mut looks => break results,
+                    () = tokio::time::sleep_until(next_progress) => {
+                        let now = Instant::now();
+                        progress(plan, &states, now - start, deadline.saturating_duration_since(now));
+                        next_progress = now + PROGRESS_EVERY;
+                    }
+                }
+            }
+        };
         let mut changed = false;
-        for (i, result) in pending.iter().copied().zip(join_all(looks).await) {
+        let mut answered = false;
+        for (i, result) in pending.iter().copied().zip(results) {
             failing[i] = None;
             let source = &plan.sources[i];
+            if !matches!(result, Err(Error::Transient { .. })) {
+                answered = true;
+            }
             match result {
                 Ok(Look::Found(r)) => {
                     changed = true;
@@ -112,7 +141,7 @@ pub async fn gather(plan: &Plan, registry: &impl Registry) -> Result<Gathered, E
                     }
                 }
                 Ok(Look::Same) => {}
-                // A flaky registry is not a missing source: keep polling, decide at the deadline.
+                // A flaky registry is not a missing source: keep polling, within limits.
                 Err(e @ Error::Transient { .. }) if !plan.timeout.is_zero() => {
                     warn!(reference = %source.reference, error = %first_line(&e), "still failing; polling on");
                     failing[i] = Some(e);
@@ -128,12 +157,22 @@ pub async fn gather(plan: &Plan, registry: &impl Registry) -> Result<Gathered, E
         if states.iter().all(|s| matches!(s, State::Ready(_))) {
             break;
         }
+        if answered {
+            failing_since = None;
+        } else {
+            let since = *failing_since.get_or_insert(now);
+            if now - since >= FAILING_LIMIT {
+                if let Some(e) = failing.iter_mut().find_map(Option::take) {
+                    return Err(e);
+                }
+            }
+        }
         if now >= deadline {
             return at_deadline(plan, states, failing);
         }
-        if changed || last_progress.is_none_or(|last| now - last >= PROGRESS_EVERY) {
-            progress(plan, &states, start.elapsed(), deadline - now);
-            last_progress = Some(now);
+        if changed || now >= next_progress || rounds == 1 {
+            progress(plan, &states, now - start, deadline - now);
+            next_progress = now + PROGRESS_EVERY;
         }
         let delay = delays.next().unwrap_or(Duration::from_secs(2));
         tokio::time::sleep(delay.min(deadline - now)).await;
@@ -240,7 +279,7 @@ fn provenance(r: &Resolved, expected: &str) -> Provenance {
 
 /// Equal, or (commit SHAs) one an abbreviation of the other: builds labelled with
 /// `$CI_COMMIT_SHORT_SHA` match a pipeline expecting `$CI_COMMIT_SHA`.
-pub fn same_revision(held: &str, expected: &str) -> bool {
+pub(crate) fn same_revision(held: &str, expected: &str) -> bool {
     let (a, b) = (held.trim(), expected.trim());
     if a == b {
         return true;
@@ -264,7 +303,7 @@ fn short(revision: &str) -> String {
 /// A handed-off digest that is missing or stale will not change by waiting: fail at once.
 fn hand_off_error(source: &Source, stale: Option<Option<String>>) -> Error {
     let variable = match &source.origin {
-        crate::settings::SourceOrigin::HandOff(v) => v.clone(),
+        SourceOrigin::HandOff(v) => v.clone(),
         _ => String::new(),
     };
     let state = match stale {
@@ -391,8 +430,7 @@ async fn child(
     parent: &Fetched,
     d: &Descriptor,
 ) -> Result<SourceImage, Error> {
-    let repo = reference::repository_of(&source.reference);
-    let at = repo.digest(&d.digest);
+    let at = source.reference.repository().digest(&d.digest);
     let where_ = format!("{} ({})", source.reference, d.digest);
     let fetched = registry
         .fetch_manifest(&at)
@@ -456,10 +494,6 @@ fn progress(plan: &Plan, states: &[State], elapsed: Duration, remaining: Duratio
 
 fn secs(d: Duration) -> String {
     humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
-}
-
-fn first_line(e: &Error) -> String {
-    e.to_string().lines().next().unwrap_or_default().to_string()
 }
 
 #[cfg(test)]

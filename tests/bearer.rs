@@ -25,6 +25,26 @@ fn a_token_registry_is_published_to_with_the_job_credentials_and_one_token_per_o
     let work = tempfile::tempdir().unwrap();
     let mut job: BTreeMap<String, String> = gitlab_env(&reg.repo("group/app"));
     job.extend(reg.access_env());
+    // This test's token service speaks plain HTTP: without being listed, it gets no credentials.
+    let token_host = tokens
+        .realm
+        .trim_start_matches("http://")
+        .trim_end_matches("/token");
+    job.insert("CI_REGISTRY".into(), reg.host.clone());
+    job.insert("CI_REGISTRY_USER".into(), "gitlab-ci-token".into());
+    job.insert("CI_REGISTRY_PASSWORD".into(), "job-token-7e1f".into());
+    let out = multiarch(&job, work.path()).arg("push").output().unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains(&format!("token service on plain HTTP ({token_host})")),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(tokens.issued(), fixtures_tokens, "no credential went there");
+    job.insert(
+        "MULTIARCH_INSECURE_REGISTRIES".into(),
+        format!("{},{token_host}", reg.host),
+    );
     job.insert("CI_REGISTRY".into(), reg.host.clone());
     job.insert("CI_REGISTRY_USER".into(), "gitlab-ci-token".into());
     job.insert("CI_REGISTRY_PASSWORD".into(), "job-token-7e1f".into());
@@ -44,15 +64,26 @@ fn a_token_registry_is_published_to_with_the_job_credentials_and_one_token_per_o
     let anonymous: BTreeMap<String, String> = [
         ("MULTIARCH_IMAGE", reg.repo("group/app")),
         ("MULTIARCH_TAGS", "latest".into()),
+        (
+            "MULTIARCH_INSECURE_REGISTRIES",
+            format!("{},{token_host}", reg.host),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
-    .chain(reg.access_env())
     .collect();
     let out = multiarch(&anonymous, work.path())
         .arg("plan")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(5), "{}", stderr_of(&out));
-    assert!(stderr_of(&out).contains("refused"), "{}", stderr_of(&out));
+    // The token service is named, with its own reason and where the credential came from.
+    assert!(
+        stderr_of(&out).contains(&format!(
+            "the token service {token_host} of {} refused repository:group/app:pull (HTTP 401 Unauthorized: bad credentials; credentials from anonymous)",
+            reg.host
+        )),
+        "{}",
+        stderr_of(&out)
+    );
 }

@@ -235,7 +235,7 @@ fn assert_no_files_contain(dir: &Path, secrets: &[&str]) {
 fn authorization_does_not_follow_a_blob_redirect_to_another_host() {
     let stub = RedirectingRegistry::start("AWS", "stub-password-1c9d");
     let work = tempfile::tempdir().unwrap();
-    let env: BTreeMap<String, String> = [
+    let mut env: BTreeMap<String, String> = [
         ("MULTIARCH_USERNAME", "AWS"),
         ("MULTIARCH_PASSWORD", "stub-password-1c9d"),
         ("MULTIARCH_INSECURE_REGISTRIES", stub.host.as_str()),
@@ -244,6 +244,22 @@ fn authorization_does_not_follow_a_blob_redirect_to_another_host() {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
+    // A redirect to plain HTTP is only followed to a host listed as insecure (S3 speaks TLS).
+    let out = multiarch(&env, work.path())
+        .args(["inspect", &format!("{}/app:latest-amd64", stub.host)])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains(&format!("redirected to plain HTTP at {}", stub.blob_host)),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(stub.blob_requests.lock().unwrap().is_empty());
+    env.insert(
+        "MULTIARCH_INSECURE_REGISTRIES".into(),
+        format!("{},{}", stub.host, stub.blob_host),
+    );
     let out = multiarch(&env, work.path())
         .args(["inspect", &format!("{}/app:latest-amd64", stub.host)])
         .output()

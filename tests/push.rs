@@ -122,8 +122,8 @@ fn publishes_an_index_that_skopeo_resolves_per_architecture() {
     assert_eq!(
         dotenv,
         format!(
-            "MULTIARCH_DIGEST={digest}\nMULTIARCH_REF={}@{digest}\nMULTIARCH_DIGEST_LINUX_AMD64={amd}\nMULTIARCH_DIGEST_LINUX_ARM64={arm64}\nMULTIARCH_DIGEST_LINUX_ARM_V7={armv7}\n",
-            reg.repo("group/app")
+            "MULTIARCH_DIGEST={digest}\nMULTIARCH_REF={repo}@{digest}\nMULTIARCH_TAGGED={repo}:latest\nMULTIARCH_DIGEST_LINUX_AMD64={amd}\nMULTIARCH_DIGEST_LINUX_ARM64={arm64}\nMULTIARCH_DIGEST_LINUX_ARM_V7={armv7}\n",
+            repo = reg.repo("group/app")
         )
     );
     // GitLab sections on stderr.
@@ -362,13 +362,37 @@ fn a_manifest_tool_spec_publishes_under_every_tag_it_names() {
         "application/vnd.docker.distribution.manifest.list.v2+json"
     );
 
-    // The same through MULTIARCH_SPEC; a flag that the spec replaces is refused.
+    // The same through MULTIARCH_SPEC; flags beat the spec, its sources cannot be replaced.
     let mut env = reg.access_env();
     env.insert("MULTIARCH_SPEC".into(), "spec.yml".into());
     multiarch(&env, work.path()).arg("push").assert().success();
     let out = multiarch(&env, work.path())
-        .args(["push", "--spec", "spec.yml", "--tags", "x"])
+        .args(["push", "--tags", "x"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "{}:x@{}\n",
+            reg.repo("tools/app"),
+            sha256(&reg.raw("tools/app:x").unwrap())
+        )
+    );
+    let out = multiarch(&env, work.path())
+        .args([
+            "push",
+            "--spec",
+            "spec.yml",
+            "--source-template",
+            "{image}:{arch}",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_of(&out).contains("lists its own sources"),
+        "{}",
+        stderr_of(&out)
+    );
 }

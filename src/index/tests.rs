@@ -12,14 +12,14 @@ fn image(media_type: &str, layer: &str) -> Fetched {
         r#"{{"schemaVersion":2,"mediaType":"{media_type}","config":{{"mediaType":"{config_type}","digest":"sha256:{layer}","size":100}},"layers":[]}}"#
     )
     .into_bytes();
-    let digest = sha256(&bytes);
+    let digest = Digest::of(&bytes);
     Fetched::parse("fixture", bytes, digest).unwrap()
 }
 
 /// A resolved source whose image (or each image child of an index) has a config saying `config`.
 fn source(tag: &str, expected: &str, fetched: Fetched, config: Option<&str>) -> Resolved {
-    let image = |digest: &str| SourceImage {
-        digest: digest.to_string(),
+    let image = |digest: &Digest| SourceImage {
+        digest: digest.clone(),
         config: ImageConfig {
             platform: Platform::parse("test", config.unwrap_or(expected)).unwrap(),
             revision: None,
@@ -62,7 +62,7 @@ fn buildx_index(image: &Fetched, arch: &str, variant: &str) -> Fetched {
         image.digest
     )
     .into_bytes();
-    let digest = sha256(&bytes);
+    let digest = Digest::of(&bytes);
     Fetched::parse("fixture", bytes, digest).unwrap()
 }
 
@@ -91,7 +91,7 @@ fn assert_golden(name: &str, index: &Index) {
         String::from_utf8_lossy(&golden),
         "{name}"
     );
-    assert_eq!(index.digest, sha256(&golden));
+    assert_eq!(index.digest, Digest::of(&golden));
 }
 
 #[test]
@@ -112,7 +112,7 @@ fn docker_children_make_a_docker_list_in_auto() {
     assert_eq!(index.media_type, DOCKER_LIST);
     assert_golden("docker-list", &index);
     assert_eq!(
-        index.digest,
+        index.digest.to_string(),
         "sha256:b1aa23e8a7951c93c03449915593653c9ed925c0be57cd7ec48f07e6cc243fda"
     );
 }
@@ -135,7 +135,7 @@ fn oci_or_mixed_children_make_an_oci_index_with_annotations() {
     assert_eq!(index.media_type, OCI_INDEX);
     assert_golden("oci-index", &index);
     assert_eq!(
-        index.digest,
+        index.digest.to_string(),
         "sha256:f825c1a3efdd6248f3d79277b58a36db1f7e3aa2591073616b1830411e70961c"
     );
 }

@@ -1,45 +1,70 @@
-//! Registry answers and transport failures → `Error`, by HTTP status and registry error code
-//! (`MANIFEST_UNKNOWN`, `DENIED`, `TOOMANYREQUESTS`, `TAG_INVALID`), never by message text.
+//! Registry answers and transport failures → `Error`, by HTTP status, registry error *code*
+//! (`MANIFEST_UNKNOWN`, `DENIED`, `TOOMANYREQUESTS`, `TAG_INVALID`) and the transport's verdict,
+//! never by message text. Pure: no I/O.
+//!
+//! Three classes: permanent misconfiguration (a host that does not exist, TLS answered in plain
+//! HTTP or the reverse, an untrusted certificate, an unusable URL) ends the run at once with
+//! exit 2 and a hint; refusals (401/403) exit 5; 408/429/5xx, refused or reset connections and
+//! timeouts are transient: retried, then exit 75.
 
-use oci_client::errors::OciDistributionError;
 use serde::Deserialize;
 
-use super::send::{Attempt, Reply};
+use super::retry::Attempt;
+use super::transport::{Failure, Reply};
 use crate::error::Error;
-use crate::reference::Reference;
 
 /// What we were doing; it words messages and tells which credentials were needed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     Fetch,
     FetchConfig,
-    Push,
+    /// Looking at a target tag with push credentials (the push-access check).
+    CheckTarget,
+    PushManifest,
+    Token,
 }
 
 impl Action {
-    fn doing(self) -> &'static str {
+    pub(crate) fn doing(self) -> &'static str {
         match self {
             Action::Fetch => "fetching manifest",
             Action::FetchConfig => "fetching image config of",
-            Action::Push => "pushing index to",
+            Action::CheckTarget => "checking push access to",
+            Action::PushManifest => "pushing to",
+            Action::Token => "getting a token for",
         }
     }
 
-    fn verb(self) -> &'static str {
+    fn pushes(self) -> bool {
         match self {
-            Action::Fetch | Action::FetchConfig => "pull",
-            Action::Push => "push to",
+            Action::Fetch | Action::FetchConfig | Action::Token => false,
+            Action::CheckTarget | Action::PushManifest => true,
         }
     }
 
-    /// What the body is, for size errors.
-    pub fn object(self) -> &'static str {
+    /// What a body is, for size errors.
+    pub(crate) fn object(self) -> &'static str {
         match self {
             Action::Fetch => "manifest",
             Action::FetchConfig => "image config",
-            Action::Push => "push response",
+            Action::Token => "token answer",
+            _ => "response",
         }
     }
+}
+
+/// One operation, as messages and the auth layer need it.
+#[derive(Debug, Clone)]
+pub(crate) struct Op<'a> {
+    pub(crate) action: Action,
+    /// The reference (or repository) being worked on, as users see it.
+    pub(crate) at: &'a str,
+    /// The host the request goes to (`registry-1.docker.io`, a token service).
+    pub(crate) host: &'a str,
+    /// The registry as users name it (`docker.io`, `localhost:5000`): the credential's key.
+    pub(crate) registry: &'a str,
+    /// Token scope: `repository:group/app:pull[,push]`, several separated by spaces.
+    pub(crate) scope: String,
 }
 
 #[derive(Deserialize)]
@@ -62,122 +87,256 @@ fn codes(body: &[u8]) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-/// A non-success reply (after retries) as an error.
-pub fn reply(reply: &Reply, action: Action, at: &Reference) -> Error {
+/// Text a server chose to show, made safe for one line of a log: printable, at most 200 chars.
+pub(crate) fn clean(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect();
+    if text.chars().count() > 200 {
+        out.push('…');
+    }
+    out.trim().to_string()
+}
+
+/// 408, 429 and the 5xx that say "try again".
+pub(crate) fn is_transient(status: reqwest::StatusCode) -> bool {
+    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+/// A non-success reply (after retries) as an error; `credential` names what was presented.
+pub(crate) fn reply(reply: &Reply, op: &Op, credential: Option<&str>) -> Error {
     let codes = codes(&reply.body);
     let status = reply.status;
     let mut reason = format!("HTTP {status}");
     for (code, message) in &codes {
-        reason.push_str(&format!(", {code}: {message}"));
+        reason.push_str(&format!(", {}: {}", clean(code), clean(message)));
     }
-    if codes.iter().any(|(c, _)| c == "TAG_INVALID") && action == Action::Push {
+    if codes.iter().any(|(c, _)| c == "TAG_INVALID") && op.action == Action::PushManifest {
         return Error::TagImmutable {
-            reference: at.to_string(),
+            reference: op.at.to_string(),
             reason,
         };
     }
     match status.as_u16() {
         401 | 403 => Error::AccessDenied {
-            action: action.doing(),
-            verb: action.verb(),
-            reference: at.to_string(),
-            registry: at.registry().to_string(),
+            action: op.action.doing(),
+            push: op.action.pushes(),
+            reference: op.at.to_string(),
+            registry: op.registry.to_string(),
+            credential: credential.unwrap_or("anonymous").to_string(),
             reason,
         },
-        408 | 429 | 500..=599 => transient(action, at, reason),
+        s if is_transient(status) && s != 0 => Error::Transient {
+            action: op.action.doing(),
+            reference: op.at.to_string(),
+            reason: format!("{reason} from {}", op.host),
+        },
+        // Go's HTTP server answers plain HTTP sent to its TLS port with a bare 400.
+        400 if reply.plain && codes.is_empty() => Error::Unreachable {
+            host: op.host.to_string(),
+            problem: "it answered plain HTTP with 400 Bad Request, as TLS servers do".into(),
+            hint: format!(
+                "if {} serves HTTPS, remove it from MULTIARCH_INSECURE_REGISTRIES",
+                op.host
+            ),
+        },
         _ => Error::Registry {
-            action: action.doing(),
-            reference: at.to_string(),
+            action: op.action.doing(),
+            reference: op.at.to_string(),
             reason,
         },
     }
 }
 
-pub fn transient(action: Action, at: &Reference, reason: String) -> Error {
-    Error::Transient {
-        action: action.doing(),
-        reference: at.to_string(),
-        reason,
+/// The reason a token service gave for refusing: its `details`, its error envelope's messages,
+/// or its text, cleaned.
+pub(crate) fn service_reason(reply: &Reply) -> String {
+    #[derive(Deserialize)]
+    struct Details {
+        details: Option<String>,
     }
-}
-
-/// A failed send or body read: a TLS trust problem is final (exit 2); anything else is worth
-/// another try (connection refused or reset, timeout, cut-off body).
-pub fn transport<T>(e: &reqwest::Error, action: Action, at: &Reference) -> Attempt<T> {
-    if let Some(detail) = certificate_problem(e) {
-        return Attempt::Done(Err(Error::UntrustedCertificate {
-            registry: at.registry().to_string(),
-            detail,
-        }));
-    }
-    if e.is_builder() || e.is_redirect() {
-        return Attempt::Done(Err(Error::Registry {
-            action: action.doing(),
-            reference: at.to_string(),
-            reason: describe(e),
-        }));
-    }
-    Attempt::Retry {
-        reason: describe(e),
-        after: None,
-    }
-}
-
-/// An error of oci-client's authentication handshake.
-pub fn auth_error<T>(e: OciDistributionError, action: Action, at: &Reference) -> Attempt<T> {
-    match e {
-        OciDistributionError::RequestError(r) => transport(&r, action, at),
-        // The token service refused the credentials (oci-client keeps only its text).
-        OciDistributionError::AuthenticationFailure(_)
-        | OciDistributionError::UnauthorizedError { .. } => {
-            Attempt::Done(Err(Error::AccessDenied {
-                action: action.doing(),
-                verb: action.verb(),
-                reference: at.to_string(),
-                registry: at.registry().to_string(),
-                reason: "the token service refused the credentials".into(),
-            }))
+    let mut reason = format!("HTTP {}", reply.status);
+    if let Some(d) = serde_json::from_slice::<Details>(&reply.body)
+        .ok()
+        .and_then(|d| d.details)
+    {
+        reason.push_str(&format!(": {}", clean(&d)));
+    } else if let Some((code, message)) = codes(&reply.body).into_iter().next() {
+        reason.push_str(&format!(": {}: {}", clean(&code), clean(&message)));
+    } else if let Ok(text) = std::str::from_utf8(&reply.body) {
+        if !text.trim().is_empty() {
+            reason.push_str(&format!(": {}", clean(text)));
         }
-        other => Attempt::Done(Err(Error::Registry {
-            action: action.doing(),
-            reference: at.to_string(),
-            reason: format!("authentication failed ({other})"),
-        })),
     }
+    reason
 }
 
-/// A transport error without its URL (URLs may carry signed queries after a redirect).
-fn describe(r: &reqwest::Error) -> String {
-    let kind = if r.is_timeout() {
-        "timed out"
-    } else if r.is_connect() {
-        "connection failed"
-    } else if r.is_body() || r.is_decode() {
-        "response cut off"
-    } else if r.is_redirect() {
-        "too many redirects"
+/// A request that got no answer: final (misconfiguration, size) or worth another try.
+pub(crate) fn failure<T>(f: Failure, op: &Op) -> Attempt<T> {
+    let done = |e| Attempt::Done(Err(e));
+    let host = op.host.to_string();
+    let where_ = if op.action == Action::Token {
+        format!("the token service {host} of {}", op.registry)
     } else {
-        "request failed"
+        host.clone()
     };
-    kind.to_string()
+    match f {
+        Failure::UnknownHost(name) => done(Error::Unreachable {
+            host: name,
+            problem: "the name does not resolve (DNS: no such host)".into(),
+            hint: if op.action == Action::Token {
+                format!("{where_} is what the registry's challenge names; check the registry's configuration")
+            } else {
+                "check the registry host in MULTIARCH_IMAGE (--image), the source template or the spec".into()
+            },
+        }),
+        Failure::NotTls => done(Error::Unreachable {
+            host,
+            problem: "it answered the TLS handshake in plain HTTP".into(),
+            hint: format!(
+                "if {where_} serves plain HTTP, list it in MULTIARCH_INSECURE_REGISTRIES (host:port)"
+            ),
+        }),
+        Failure::Untrusted(detail) => done(Error::UntrustedCertificate {
+            registry: host,
+            detail,
+        }),
+        Failure::BadUrl(problem) => done(Error::Unreachable {
+            host,
+            problem,
+            hint: "check the host and port (host:port, port 1 to 65535)".into(),
+        }),
+        Failure::InsecureRedirect(to) => done(Error::Registry {
+            action: op.action.doing(),
+            reference: op.at.to_string(),
+            reason: format!(
+                "it redirected to plain HTTP at {to}, which is not listed in MULTIARCH_INSECURE_REGISTRIES"
+            ),
+        }),
+        Failure::TooLarge(bound) => done(Error::InvalidManifest {
+            reference: op.at.to_string(),
+            what: op.action.object(),
+            reason: format!("{where_} sent more than the {bound} bytes accepted"),
+        }),
+        Failure::Transient(reason) => Attempt::Retry {
+            error: Error::Transient {
+                action: op.action.doing(),
+                reference: op.at.to_string(),
+                reason: format!("{reason} at {where_}"),
+            },
+            after: None,
+        },
+    }
 }
 
-/// Finds a rustls certificate rejection anywhere in the error chain. `io::Error` hides the error
-/// it wraps from `source()` (it reports that error's source), so those are unwrapped by hand.
-fn certificate_problem(r: &reqwest::Error) -> Option<String> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(r);
-    while let Some(s) = source {
-        if let Some(tls @ rustls::Error::InvalidCertificate(_)) = s.downcast_ref::<rustls::Error>()
-        {
-            return Some(tls.to_string());
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderMap;
+    use reqwest::StatusCode;
+
+    fn reply_of(status: u16, body: &str, plain: bool) -> Reply {
+        Reply {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers: HeaderMap::new(),
+            body: body.as_bytes().to_vec(),
+            plain,
         }
-        source = match s
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
-            None => s.source(),
-        };
     }
-    None
+
+    fn op(action: Action) -> Op<'static> {
+        Op {
+            action,
+            at: "r.example/app:1",
+            host: "r.example",
+            registry: "r.example",
+            scope: "repository:app:pull".into(),
+        }
+    }
+
+    #[test]
+    fn statuses_and_codes_pick_the_exit_code() {
+        let denied = r#"{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}"#;
+        for (status, body, action, plain, code) in [
+            (401, "", Action::Fetch, false, 5),
+            (403, denied, Action::PushManifest, false, 5),
+            (503, "", Action::Fetch, false, 75),
+            (429, "", Action::Fetch, false, 75),
+            (
+                400,
+                r#"{"errors":[{"code":"TAG_INVALID","message":"tag invalid"}]}"#,
+                Action::PushManifest,
+                false,
+                4,
+            ),
+            (
+                400,
+                "Client sent an HTTP request to an HTTPS server.",
+                Action::Fetch,
+                true,
+                2,
+            ),
+            (400, "", Action::Fetch, false, 1),
+            (418, "", Action::Fetch, false, 1),
+        ] {
+            let e = reply(&reply_of(status, body, plain), &op(action), None);
+            assert_eq!(e.exit_code(), code, "{status} {action:?}: {e}");
+        }
+        let e = reply(
+            &reply_of(403, denied, false),
+            &op(Action::PushManifest),
+            Some("CI_REGISTRY_USER/CI_REGISTRY_PASSWORD"),
+        );
+        assert!(e.to_string().contains("DENIED: requested access"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("CI_REGISTRY_USER/CI_REGISTRY_PASSWORD"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn misconfiguration_is_final_and_outages_are_retried() {
+        for (f, code) in [
+            (Failure::UnknownHost("typo.example".into()), 2),
+            (Failure::NotTls, 2),
+            (Failure::Untrusted("UnknownIssuer".into()), 2),
+            (Failure::BadUrl("bad port".into()), 2),
+            (Failure::TooLarge(10), 4),
+            (Failure::InsecureRedirect("s3.example".into()), 1),
+        ] {
+            match failure::<()>(f, &op(Action::Fetch)) {
+                Attempt::Done(Err(e)) => assert_eq!(e.exit_code(), code, "{e}"),
+                _ => panic!("final"),
+            }
+        }
+        match failure::<()>(
+            Failure::Transient("connection refused".into()),
+            &op(Action::Token),
+        ) {
+            Attempt::Retry { error, .. } => {
+                assert_eq!(error.exit_code(), 75);
+                assert!(
+                    error
+                        .to_string()
+                        .contains("the token service r.example of r.example"),
+                    "{error}"
+                );
+            }
+            _ => panic!("transient"),
+        }
+    }
+
+    #[test]
+    fn server_text_is_cleaned_and_bounded() {
+        assert_eq!(
+            clean("a\nMULTIARCH_REF=evil\x1b[31m"),
+            "a MULTIARCH_REF=evil [31m"
+        );
+        assert_eq!(clean(&"x".repeat(500)).chars().count(), 201);
+        let r = reply_of(401, r#"{"details":"bad\ncredentials"}"#, false);
+        assert_eq!(service_reason(&r), "HTTP 401 Unauthorized: bad credentials");
+    }
 }

@@ -5,94 +5,90 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{list, parse_duration, pick, var, Env};
-use crate::cli::AccessArgs;
+use super::table::{
+    AUTH, CA_FILE, INSECURE_REGISTRY, PASSWORD, REQUEST_TIMEOUT, RETRIES, USERNAME,
+};
+use super::values::{list, parse_duration, Inputs};
 use crate::error::Error;
 use crate::secret::Secret;
 
-pub const DEFAULT_RETRIES: u32 = 5;
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_RETRIES: u32 = 5;
+pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How to reach registries.
 #[derive(Debug, Clone, Default)]
-pub struct Access {
+pub(crate) struct Access {
     /// Hosts (host[:port]) reached over plain HTTP.
-    pub insecure: Vec<String>,
-    pub ca_file: Option<PathBuf>,
-    pub credentials: CredentialInputs,
+    pub(crate) insecure: Vec<String>,
+    pub(crate) ca_file: Option<PathBuf>,
+    pub(crate) credentials: CredentialInputs,
     /// The request budget: retries of one transiently failing request, and its time limit.
     /// (The polling budget, `Plan::timeout`, is separate: a missing source is not a failure.)
-    pub retries: u32,
-    pub request_timeout: Duration,
+    pub(crate) retries: u32,
+    pub(crate) request_timeout: Duration,
 }
 
 /// The raw material of credential resolution (`auth` reads the files and picks).
 #[derive(Debug, Clone, Default)]
-pub struct CredentialInputs {
+pub(crate) struct CredentialInputs {
     /// `--username/--password`, `MULTIARCH_USERNAME/MULTIARCH_PASSWORD`: used for every registry.
-    pub explicit: Option<(String, Secret)>,
+    pub(crate) explicit: Option<(String, Secret)>,
     /// `CI_REGISTRY` with `CI_REGISTRY_USER/CI_REGISTRY_PASSWORD`: used for that host.
-    pub ci_registry: Option<(String, String, Secret)>,
+    pub(crate) ci_registry: Option<(String, String, Secret)>,
     /// Content of `DOCKER_AUTH_CONFIG` (GitLab's way to pass a docker config.json).
-    pub docker_auth_config: Option<Secret>,
+    pub(crate) docker_auth_config: Option<Secret>,
     /// Candidate docker config files, in order: `$DOCKER_CONFIG/config.json`, `~/.docker/config.json`.
-    pub docker_config_files: Vec<PathBuf>,
-    pub aws: AwsInputs,
+    pub(crate) docker_config_files: Vec<PathBuf>,
+    pub(crate) aws: AwsInputs,
 }
 
 /// What ECR authentication needs beyond the AWS SDK's own environment (keys, profiles, token files).
 #[derive(Debug, Clone, Default)]
-pub struct AwsInputs {
+pub(crate) struct AwsInputs {
     /// `--auth ecr`: use an ECR token for every registry host.
-    pub force_ecr: bool,
+    pub(crate) force_ecr: bool,
     /// `AWS_REGION`, else `AWS_DEFAULT_REGION`: for hosts that do not name a region.
-    pub region: Option<String>,
+    pub(crate) region: Option<String>,
     /// GitLab OIDC: the role to assume with `web_identity_token` (only when the SDK has no token
     /// file of its own, `AWS_WEB_IDENTITY_TOKEN_FILE`).
-    pub role_arn: Option<String>,
-    pub web_identity_token: Option<Secret>,
+    pub(crate) role_arn: Option<String>,
+    pub(crate) web_identity_token: Option<Secret>,
     /// Says which project and job assumed the role (CloudTrail shows it).
-    pub session_name: String,
+    pub(crate) session_name: String,
 }
 
 /// Resolves how to reach registries (shared by every command).
-pub fn access(args: &AccessArgs, env: &Env) -> Result<Access, Error> {
-    let mut insecure: Vec<String> = args
-        .insecure_registries
-        .iter()
-        .flat_map(|s| list(s))
-        .map(str::to_string)
+pub(crate) fn access(inputs: &Inputs) -> Result<Access, Error> {
+    let insecure: Vec<String> = inputs
+        .each(&INSECURE_REGISTRY)
+        .into_iter()
+        .flat_map(|(v, _)| list(v))
+        .map(|h| h.to_ascii_lowercase())
         .collect();
-    if let Some(v) = var(env, "MULTIARCH_INSECURE_REGISTRIES") {
-        insecure.extend(list(v).map(str::to_string));
-    }
-    let ca_file = args
-        .ca_file
-        .clone()
-        .or_else(|| var(env, "MULTIARCH_CA_FILE").map(PathBuf::from));
+    let ca_file = inputs.get(&CA_FILE).map(|f| PathBuf::from(f.text));
 
-    let username = pick(args.username.as_deref(), env, "MULTIARCH_USERNAME").map(|(u, _)| u);
-    let password = pick(args.password.as_deref(), env, "MULTIARCH_PASSWORD").map(|(p, _)| p);
+    let username = inputs.get(&USERNAME).map(|f| f.text);
+    let password = inputs.get(&PASSWORD).map(|f| f.text);
     let explicit =
         match (username, password) {
             (Some(u), Some(p)) => Some((u.to_string(), Secret::new(p))),
             (None, None) => None,
             (Some(_), None) => return Err(Error::MissingSetting {
-                setting: "--password / MULTIARCH_PASSWORD".into(),
+                setting: PASSWORD.both(),
                 hint: "a user name was given; give its password or token too (prefer the variable)"
                     .into(),
             }),
             (None, Some(_)) => {
                 return Err(Error::MissingSetting {
-                    setting: "--username / MULTIARCH_USERNAME".into(),
+                    setting: USERNAME.both(),
                     hint: "a password was given; give the user name too".into(),
                 })
             }
         };
     let ci_registry = match (
-        var(env, "CI_REGISTRY"),
-        var(env, "CI_REGISTRY_USER"),
-        var(env, "CI_REGISTRY_PASSWORD"),
+        inputs.var("CI_REGISTRY"),
+        inputs.var("CI_REGISTRY_USER"),
+        inputs.var("CI_REGISTRY_PASSWORD"),
     ) {
         (Some(host), Some(user), Some(password)) => {
             Some((host.to_string(), user.to_string(), Secret::new(password)))
@@ -100,75 +96,73 @@ pub fn access(args: &AccessArgs, env: &Env) -> Result<Access, Error> {
         _ => None,
     };
     let mut docker_config_files = Vec::new();
-    if let Some(dir) = var(env, "DOCKER_CONFIG") {
+    if let Some(dir) = inputs.var("DOCKER_CONFIG") {
         docker_config_files.push(PathBuf::from(dir).join("config.json"));
     }
-    if let Some(home) = var(env, "HOME") {
+    if let Some(home) = inputs.var("HOME") {
         docker_config_files.push(PathBuf::from(home).join(".docker/config.json"));
     }
-    let retries = match pick(args.retries.as_deref(), env, "MULTIARCH_RETRIES") {
-        Some((r, _)) => r
+    let retries = match inputs.get(&RETRIES) {
+        Some(f) => f
+            .text
             .trim()
             .parse::<u32>()
             .ok()
             .filter(|n| *n <= 20)
             .ok_or_else(|| {
                 Error::invalid(
-                    "--retries / MULTIARCH_RETRIES",
-                    r,
+                    f.origin.name(),
+                    f.text,
                     "not a whole number from 0 to 20",
                     "for example 5",
                 )
             })?,
         None => DEFAULT_RETRIES,
     };
-    let request_timeout = match pick(
-        args.request_timeout.as_deref(),
-        env,
-        "MULTIARCH_REQUEST_TIMEOUT",
-    ) {
-        Some((t, _)) => Some(parse_duration(
-            "--request-timeout / MULTIARCH_REQUEST_TIMEOUT",
-            t,
-        )?)
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            Error::invalid(
-                "--request-timeout / MULTIARCH_REQUEST_TIMEOUT",
-                t,
-                "must be more than 0",
-                "for example 30s",
-            )
-        })?,
+    let request_timeout = match inputs.get(&REQUEST_TIMEOUT) {
+        Some(f) => Some(parse_duration(&f.origin.name(), f.text)?)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                Error::invalid(
+                    f.origin.name(),
+                    f.text,
+                    "must be more than 0",
+                    "for example 30s",
+                )
+            })?,
         None => DEFAULT_REQUEST_TIMEOUT,
     };
-    let force_ecr = match pick(args.auth.as_deref(), env, "MULTIARCH_AUTH") {
+    let force_ecr = match inputs.get(&AUTH) {
         None => false,
-        Some((mode, _)) => match mode.trim().to_ascii_lowercase().as_str() {
+        Some(f) => match f.text.trim().to_ascii_lowercase().as_str() {
             "auto" => false,
             "ecr" => true,
             _ => {
                 return Err(Error::invalid(
-                    "--auth / MULTIARCH_AUTH",
-                    mode,
+                    f.origin.name(),
+                    f.text,
                     "unknown mode",
                     "use auto or ecr",
                 ))
             }
         },
     };
-    let token_var = var(env, "MULTIARCH_OIDC_TOKEN_VAR").unwrap_or("GITLAB_OIDC_TOKEN");
+    let token_var = inputs
+        .var("MULTIARCH_OIDC_TOKEN_VAR")
+        .unwrap_or("GITLAB_OIDC_TOKEN");
     let aws = AwsInputs {
         force_ecr,
-        region: var(env, "AWS_REGION")
-            .or_else(|| var(env, "AWS_DEFAULT_REGION"))
+        region: inputs
+            .var("AWS_REGION")
+            .or_else(|| inputs.var("AWS_DEFAULT_REGION"))
             .map(str::to_string),
-        role_arn: var(env, "AWS_ROLE_ARN").map(str::to_string),
-        web_identity_token: var(env, "AWS_WEB_IDENTITY_TOKEN_FILE")
+        role_arn: inputs.var("AWS_ROLE_ARN").map(str::to_string),
+        web_identity_token: inputs
+            .var("AWS_WEB_IDENTITY_TOKEN_FILE")
             .is_none()
-            .then(|| var(env, token_var).map(Secret::new))
+            .then(|| inputs.var(token_var).map(Secret::new))
             .flatten(),
-        session_name: session_name(var(env, "CI_PROJECT_PATH"), var(env, "CI_JOB_ID")),
+        session_name: session_name(inputs.var("CI_PROJECT_PATH"), inputs.var("CI_JOB_ID")),
     };
     Ok(Access {
         retries,
@@ -178,7 +172,7 @@ pub fn access(args: &AccessArgs, env: &Env) -> Result<Access, Error> {
         credentials: CredentialInputs {
             explicit,
             ci_registry,
-            docker_auth_config: var(env, "DOCKER_AUTH_CONFIG").map(Secret::new),
+            docker_auth_config: inputs.var("DOCKER_AUTH_CONFIG").map(Secret::new),
             docker_config_files,
             aws,
         },

@@ -1,9 +1,21 @@
 //! Settings resolution as a whole value: flags × variables × GitLab defaults.
 
-use super::access::session_name;
+use super::access::{session_name, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRIES};
 use super::*;
-use crate::cli::AccessArgs;
+use crate::model::SourceOrigin;
 use crate::secret::Secret;
+
+/// Resolves with flags `given` (no spec).
+fn resolve_flags(given: &[(&'static str, &str)], env: &Env) -> Result<Plan, Error> {
+    resolve(&Given::of(given), env, None)
+}
+
+fn access(given: &[(&'static str, &str)], env: &Env) -> Result<Access, Error> {
+    access::access(&Inputs {
+        given: &Given::of(given),
+        env,
+    })
+}
 
 fn env(pairs: &[(&str, &str)]) -> Env {
     pairs
@@ -90,7 +102,7 @@ fn tags_follow_gitlab_defaults() {
         ),
     ];
     for (name, e, want) in cases {
-        let plan = resolve(&PushArgs::default(), e).unwrap_or_else(|err| panic!("{name}: {err}"));
+        let plan = resolve_flags(&[], e).unwrap_or_else(|err| panic!("{name}: {err}"));
         assert_eq!(plan.tags, *want, "{name}");
     }
 }
@@ -104,19 +116,15 @@ fn flags_beat_variables_beat_gitlab() {
             ("MULTIARCH_IMAGE", "other.example/x"),
         ],
     );
-    let plan = resolve(&PushArgs::default(), &e).unwrap();
+    let plan = resolve_flags(&[], &e).unwrap();
     assert_eq!(targets(&plan), ["other.example/x:from-var"]);
     assert!(plan
         .origins
         .contains(&("tags", Origin::Variable("MULTIARCH_TAGS"))));
-    let args = PushArgs {
-        tags: Some("from-flag".into()),
-        ..Default::default()
-    };
-    let plan = resolve(&args, &e).unwrap();
+    let plan = resolve_flags(&[("tags", "from-flag")], &e).unwrap();
     assert_eq!(targets(&plan), ["other.example/x:from-flag"]);
-    assert!(plan.origins.contains(&("tags", Origin::Flag)));
-    let plan = resolve(&PushArgs::default(), &gitlab()).unwrap();
+    assert!(plan.origins.contains(&("tags", Origin::Flag("tags"))));
+    let plan = resolve_flags(&[], &gitlab()).unwrap();
     assert!(plan
         .origins
         .contains(&("image", Origin::GitLab("CI_REGISTRY_IMAGE"))));
@@ -166,7 +174,7 @@ fn sources_come_from_the_template_and_first_tag() {
         ),
     ];
     for (extra, want) in cases {
-        let plan = resolve(&PushArgs::default(), &with(gitlab(), extra)).unwrap();
+        let plan = resolve_flags(&[], &with(gitlab(), extra)).unwrap();
         assert_eq!(sources(&plan), *want, "{extra:?}");
     }
 }
@@ -221,29 +229,74 @@ fn rejects_bad_values_with_exit_2_and_a_hint() {
         ),
         (&[("MULTIARCH_AUTH", "iam")], "auto or ecr"),
         (&[("MULTIARCH_REQUEST_TIMEOUT", "0")], "more than 0"),
+        (
+            &[("MULTIARCH_TIMEOUT", "18446744073709551615")],
+            "longer than 24 hours",
+        ),
+        (
+            &[("MULTIARCH_ANNOTATIONS", "a b=c")],
+            "the key is empty or has spaces",
+        ),
     ];
     for (extra, hint) in cases {
-        let e = resolve(&PushArgs::default(), &with(gitlab(), extra)).unwrap_err();
+        let e = resolve_flags(&[], &with(gitlab(), extra)).unwrap_err();
         assert_eq!(e.exit_code(), 2, "{extra:?}");
         assert!(e.to_string().contains(hint), "{extra:?}: {e}");
+        let named = ["MULTIARCH_USERNAME", "MULTIARCH_SOURCE_TEMPLATE"];
+        if !named.contains(&extra[0].0) {
+            // The error names the variable the value came from.
+            assert!(e.to_string().starts_with(extra[0].0), "{extra:?}: {e}");
+        }
     }
 }
 
 #[test]
+fn errors_name_where_the_value_came_from() {
+    let e = resolve_flags(
+        &[],
+        &with(
+            gitlab(),
+            &[("CI_COMMIT_TAG", "-bad"), ("CI_COMMIT_BRANCH", "")],
+        ),
+    )
+    .unwrap_err();
+    assert!(e.to_string().starts_with("CI_COMMIT_TAG"), "{e}");
+    let e = resolve_flags(&[("tags", "-bad")], &gitlab()).unwrap_err();
+    assert!(e.to_string().starts_with("--tags"), "{e}");
+    let e = log_level(&Given::default(), &env(&[("MULTIARCH_LOG", "verbose")])).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    assert!(e.to_string().starts_with("MULTIARCH_LOG"), "{e}");
+    assert_eq!(
+        log_level(&Given::of(&[("log", "DEBUG")]), &Env::new()).unwrap(),
+        "debug"
+    );
+}
+
+#[test]
+fn inspect_views_come_from_flags_or_variables() {
+    let (view, _) = inspect(&Given::default(), &env(&[("MULTIARCH_RAW", "true")])).unwrap();
+    assert_eq!(view, InspectView::Raw);
+    let (view, _) = inspect(&Given::of(&[("json", "true")]), &Env::new()).unwrap();
+    assert_eq!(view, InspectView::Json);
+    let e = inspect(
+        &Given::of(&[("json", "true")]),
+        &env(&[("MULTIARCH_RAW", "1")]),
+    )
+    .unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+}
+
+#[test]
 fn outside_gitlab_image_and_tags_are_required() {
-    let e = resolve(&PushArgs::default(), &Env::new()).unwrap_err();
+    let e = resolve_flags(&[], &Env::new()).unwrap_err();
     assert!(e.to_string().contains("--image"), "{e}");
-    let args = PushArgs {
-        image: Some("localhost:5000/app".into()),
-        ..Default::default()
-    };
-    let e = resolve(&args, &Env::new()).unwrap_err();
+    let e = resolve_flags(&[("image", "localhost:5000/app")], &Env::new()).unwrap_err();
     assert!(e.to_string().contains("--tags"), "{e}");
-    let args = PushArgs {
-        tags: Some("v1".into()),
-        ..args
-    };
-    let plan = resolve(&args, &Env::new()).unwrap();
+    let plan = resolve_flags(
+        &[("image", "localhost:5000/app"), ("tags", "v1")],
+        &Env::new(),
+    )
+    .unwrap();
     assert_eq!(plan.dotenv, None);
     assert!(!plan.gitlab);
     assert!(plan.annotations.is_empty());
@@ -261,11 +314,14 @@ fn annotations_come_from_ci_and_can_be_overridden_or_removed() {
             ),
         ],
     );
-    let args = PushArgs {
-        annotations: vec!["org.opencontainers.image.title=App".into(), "x=a=b".into()],
-        ..Default::default()
-    };
-    let plan = resolve(&args, &e).unwrap();
+    let plan = resolve_flags(
+        &[
+            ("annotation", "org.opencontainers.image.title=App"),
+            ("annotation", "x=a=b"),
+        ],
+        &e,
+    )
+    .unwrap();
     let got: Vec<(&str, &str)> = plan
         .annotations
         .iter()
@@ -291,7 +347,7 @@ fn annotations_come_from_ci_and_can_be_overridden_or_removed() {
 
 #[test]
 fn gitlab_job_writes_dotenv_and_uses_job_credentials() {
-    let plan = resolve(&PushArgs::default(), &gitlab()).unwrap();
+    let plan = resolve_flags(&[], &gitlab()).unwrap();
     assert_eq!(plan.dotenv, Some(PathBuf::from("multiarch.env")));
     assert!(plan.gitlab);
     let (host, user, _) = plan.access.credentials.ci_registry.clone().unwrap();
@@ -300,11 +356,7 @@ fn gitlab_job_writes_dotenv_and_uses_job_credentials() {
         ("registry.gitlab.example", "gitlab-ci-token")
     );
     assert!(!format!("{:?}", plan.access).contains("job-token-secret"));
-    let plan = resolve(
-        &PushArgs::default(),
-        &with(gitlab(), &[("MULTIARCH_DOTENV", "out/m.env")]),
-    )
-    .unwrap();
+    let plan = resolve_flags(&[], &with(gitlab(), &[("MULTIARCH_DOTENV", "out/m.env")])).unwrap();
     assert_eq!(plan.dotenv, Some(PathBuf::from("out/m.env")));
 }
 
@@ -317,19 +369,15 @@ fn timeout_and_booleans() {
         ("1h 30m", 5400),
         ("45", 45),
     ] {
-        let plan = resolve(
-            &PushArgs::default(),
-            &with(gitlab(), &[("MULTIARCH_TIMEOUT", text)]),
-        )
-        .unwrap();
+        let plan = resolve_flags(&[], &with(gitlab(), &[("MULTIARCH_TIMEOUT", text)])).unwrap();
         assert_eq!(plan.timeout, Duration::from_secs(secs), "{text}");
     }
     assert_eq!(
-        resolve(&PushArgs::default(), &gitlab()).unwrap().timeout,
+        resolve_flags(&[], &gitlab()).unwrap().timeout,
         DEFAULT_TIMEOUT
     );
-    let plan = resolve(
-        &PushArgs::default(),
+    let plan = resolve_flags(
+        &[],
         &with(
             gitlab(),
             &[
@@ -351,12 +399,8 @@ fn access_collects_insecure_hosts_and_docker_config_candidates() {
         ("HOME", "/home/u"),
         ("MULTIARCH_CA_FILE", "/ca.pem"),
     ]);
-    let args = AccessArgs {
-        insecure_registries: vec!["c".into()],
-        ..Default::default()
-    };
-    let a = access(&args, &e).unwrap();
-    assert_eq!(a.insecure, ["c", "a:5000", "b"]);
+    let a = access(&[("insecure-registry", "c")], &e).unwrap();
+    assert_eq!(a.insecure, ["a:5000", "b", "c"]);
     assert_eq!(a.ca_file, Some(PathBuf::from("/ca.pem")));
     assert_eq!(
         a.credentials.docker_config_files,
@@ -373,7 +417,7 @@ fn access_collects_insecure_hosts_and_docker_config_candidates() {
         ("MULTIARCH_RETRIES", "2"),
         ("MULTIARCH_REQUEST_TIMEOUT", "2s"),
     ]);
-    let a = access(&AccessArgs::default(), &e).unwrap();
+    let a = access(&[], &e).unwrap();
     assert_eq!((a.retries, a.request_timeout), (2, Duration::from_secs(2)));
 }
 
@@ -390,11 +434,7 @@ fn gitlab_oidc_inputs_for_ecr() {
             ("MULTIARCH_AUTH", "ecr"),
         ],
     );
-    let aws = resolve(&PushArgs::default(), &e)
-        .unwrap()
-        .access
-        .credentials
-        .aws;
+    let aws = resolve_flags(&[], &e).unwrap().access.credentials.aws;
     assert!(aws.force_ecr);
     assert_eq!(aws.region.as_deref(), Some("eu-west-1"));
     assert_eq!(
@@ -404,7 +444,7 @@ fn gitlab_oidc_inputs_for_ecr() {
     assert_eq!(aws.session_name, "multiarch-group.sub.app-4242");
     // The SDK's own token file wins; another variable can carry the token.
     let file = with(e.clone(), &[("AWS_WEB_IDENTITY_TOKEN_FILE", "/t")]);
-    assert!(resolve(&PushArgs::default(), &file)
+    assert!(resolve_flags(&[], &file)
         .unwrap()
         .access
         .credentials
@@ -418,11 +458,7 @@ fn gitlab_oidc_inputs_for_ecr() {
             ("AWS_ID_TOKEN", "eyJ.other"),
         ],
     );
-    let aws = resolve(&PushArgs::default(), &other)
-        .unwrap()
-        .access
-        .credentials
-        .aws;
+    let aws = resolve_flags(&[], &other).unwrap().access.credentials.aws;
     assert_eq!(
         aws.web_identity_token.as_ref().map(Secret::expose),
         Some("eyJ.other")
@@ -437,7 +473,7 @@ fn a_spec_replaces_image_tags_and_sources() {
         "image: r.example/app:2.0\ntags: [latest]\nmanifests:\n  - {image: r.example/app:2.0-s390x, platform: {architecture: s390x, os: linux}}\n",
     )
     .unwrap();
-    let plan = resolve_with(&PushArgs::default(), &gitlab(), Some(&spec)).unwrap();
+    let plan = resolve(&Given::default(), &gitlab(), Some(&spec)).unwrap();
     assert_eq!(
         targets(&plan),
         ["r.example/app:2.0", "r.example/app:latest"]
@@ -445,7 +481,23 @@ fn a_spec_replaces_image_tags_and_sources() {
     assert_eq!(sources(&plan), ["r.example/app:2.0-s390x"]);
     assert!(plan
         .origins
-        .contains(&("image, tags, sources", Origin::Spec)));
+        .contains(&("tags", Origin::Spec("spec.yml: tags".into()))));
+    // Flags beat the spec; variables do not.
+    let e = with(gitlab(), &[("MULTIARCH_TAGS", "ignored")]);
+    let plan = resolve(&Given::of(&[("tags", "9.9")]), &e, Some(&spec)).unwrap();
+    assert_eq!(targets(&plan), ["r.example/app:9.9"]);
+    let plan = resolve(&Given::default(), &e, Some(&spec)).unwrap();
+    assert_eq!(
+        targets(&plan),
+        ["r.example/app:2.0", "r.example/app:latest"]
+    );
+    let e = resolve(
+        &Given::of(&[("source-template", "{image}:x")]),
+        &gitlab(),
+        Some(&spec),
+    )
+    .unwrap_err();
+    assert_eq!(e.exit_code(), 2);
     assert_eq!(
         plan.dotenv,
         Some(PathBuf::from("multiarch.env")),
@@ -469,7 +521,7 @@ fn hand_offs_replace_the_tag_of_their_platform() {
             ("MULTIARCH_SOURCE_LINUX_AMD64", ""),
         ],
     );
-    let plan = resolve(&PushArgs::default(), &e).unwrap();
+    let plan = resolve_flags(&[], &e).unwrap();
     assert_eq!(
         sources(&plan),
         [
@@ -504,7 +556,7 @@ fn hand_offs_for_unlisted_platforms_or_without_digest_exit_2() {
         ),
     ];
     for (extra, want) in rows {
-        let e = resolve(&PushArgs::default(), &with(gitlab(), extra)).unwrap_err();
+        let e = resolve_flags(&[], &with(gitlab(), extra)).unwrap_err();
         assert_eq!(e.exit_code(), 2, "{extra:?}");
         assert!(e.to_string().contains(want), "{extra:?}: {e}");
     }
@@ -513,11 +565,11 @@ fn hand_offs_for_unlisted_platforms_or_without_digest_exit_2() {
 #[test]
 fn the_expected_revision_is_the_commit_unless_set_or_none() {
     let sha = "3f2a1c0d9e8b7a6f5e4d3c2b1a0f9e8d7c6b5a49";
-    let plan = resolve(&PushArgs::default(), &gitlab()).unwrap();
+    let plan = resolve_flags(&[], &gitlab()).unwrap();
     assert_eq!(plan.revision.as_deref(), Some(sha));
     assert!(!plan.require_revision);
-    let plan = resolve(
-        &PushArgs::default(),
+    let plan = resolve_flags(
+        &[],
         &with(
             gitlab(),
             &[
@@ -534,32 +586,21 @@ fn the_expected_revision_is_the_commit_unless_set_or_none() {
         plan.annotations["org.opencontainers.image.revision"],
         "v1.4.2"
     );
-    let plan = resolve(
-        &PushArgs::default(),
-        &with(gitlab(), &[("MULTIARCH_REVISION", "none")]),
-    )
-    .unwrap();
+    let plan = resolve_flags(&[], &with(gitlab(), &[("MULTIARCH_REVISION", "none")])).unwrap();
     assert_eq!(plan.revision, None);
-    let args = PushArgs {
-        revision: Some("abc1234".into()),
-        ..Default::default()
-    };
     assert_eq!(
-        resolve(&args, &gitlab()).unwrap().revision.as_deref(),
+        resolve_flags(&[("revision", "abc1234")], &gitlab())
+            .unwrap()
+            .revision
+            .as_deref(),
         Some("abc1234")
     );
     let outside = env(&[
         ("MULTIARCH_IMAGE", "r.example/app"),
         ("MULTIARCH_TAGS", "1"),
     ]);
-    assert_eq!(
-        resolve(&PushArgs::default(), &outside).unwrap().revision,
-        None
-    );
-    let e = resolve(
-        &PushArgs::default(),
-        &with(gitlab(), &[("MULTIARCH_REVISION", "two words")]),
-    )
-    .unwrap_err();
+    assert_eq!(resolve_flags(&[], &outside).unwrap().revision, None);
+    let e =
+        resolve_flags(&[], &with(gitlab(), &[("MULTIARCH_REVISION", "two words")])).unwrap_err();
     assert_eq!(e.exit_code(), 2);
 }

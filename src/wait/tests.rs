@@ -1,135 +1,8 @@
 //! Waiting on a paused clock against a scripted registry whose sources appear at set times.
 //! Acceptance is the integration tests against the real registry; these cover the timing edges.
 
-use std::cell::Cell;
-use std::collections::BTreeMap;
-
 use super::*;
-use crate::cli::PushArgs;
-use crate::index::Index;
-use crate::manifest::{sha256, Descriptor};
-use crate::reference::Reference;
-use crate::settings::{self, Env};
-
-/// One scripted source: when it appears, what config platform it has, and until when it still
-/// holds an earlier pipeline's build (revision `old`, then `new`).
-struct Script {
-    at: Duration,
-    arch: &'static str,
-    stale_until: Duration,
-}
-
-struct Scripted {
-    start: Instant,
-    sources: BTreeMap<String, Script>,
-    /// Every request fails transiently until this time.
-    failing_until: Duration,
-    heads: Cell<u32>,
-    gets: Cell<u32>,
-}
-
-/// Config and manifest bytes.
-type Held = (Vec<u8>, Vec<u8>);
-
-impl Scripted {
-    fn new(sources: &[(&str, u64, &'static str)]) -> Self {
-        Scripted {
-            start: Instant::now(),
-            sources: sources
-                .iter()
-                .map(|(tag, at, arch)| {
-                    (
-                        format!("r.example/app:{tag}"),
-                        Script {
-                            at: Duration::from_secs(*at),
-                            arch,
-                            stale_until: Duration::ZERO,
-                        },
-                    )
-                })
-                .collect(),
-            failing_until: Duration::ZERO,
-            heads: Cell::new(0),
-            gets: Cell::new(0),
-        }
-    }
-
-    /// The config and manifest bytes `at` holds now, if it exists.
-    fn now(&self, at: &Reference) -> Result<Option<Held>, Error> {
-        let now = self.start.elapsed();
-        if now < self.failing_until {
-            return Err(Error::Transient {
-                action: "fetching manifest",
-                reference: at.to_string(),
-                reason: "HTTP 503".into(),
-            });
-        }
-        let Some(s) = self.sources.get(&at.to_string()).filter(|s| s.at <= now) else {
-            return Ok(None);
-        };
-        let revision = if now < s.stale_until { "old" } else { "new" };
-        let config = format!(
-            r#"{{"os":"linux","architecture":"{}","config":{{"Labels":{{"org.opencontainers.image.revision":"{revision}"}}}}}}"#,
-            s.arch
-        )
-        .into_bytes();
-        let manifest = format!(
-            r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[]}}"#,
-            manifest::OCI_MANIFEST,
-            sha256(&config),
-            config.len()
-        )
-        .into_bytes();
-        Ok(Some((config, manifest)))
-    }
-}
-
-impl Registry for Scripted {
-    async fn head_manifest(&self, at: &Reference) -> Result<Option<String>, Error> {
-        self.heads.set(self.heads.get() + 1);
-        Ok(self.now(at)?.map(|(_, m)| sha256(&m)))
-    }
-
-    async fn fetch_manifest(&self, at: &Reference) -> Result<Option<Fetched>, Error> {
-        self.gets.set(self.gets.get() + 1);
-        let Some((_, bytes)) = self.now(at)? else {
-            return Ok(None);
-        };
-        let digest = sha256(&bytes);
-        Fetched::parse("scripted", bytes, digest).map(Some)
-    }
-
-    async fn fetch_config(&self, repo: &Reference, _: &Descriptor) -> Result<Vec<u8>, Error> {
-        Ok(self.now(repo)?.expect("config of a visible source").0)
-    }
-
-    async fn push_index(&self, _: &Reference, _: &Index) -> Result<(), Error> {
-        unreachable!("waiting never pushes")
-    }
-
-    async fn tag_rule(&self, _: &Reference) -> Result<crate::tag_rule::TagRule, Error> {
-        unreachable!("waiting never pushes")
-    }
-
-    async fn prepare_push(&self, _: &Reference) -> Result<(), Error> {
-        unreachable!("waiting never pushes")
-    }
-}
-
-fn plan(extra: &[(&str, &str)]) -> Plan {
-    let mut env: Env = [
-        ("MULTIARCH_IMAGE", "r.example/app"),
-        ("MULTIARCH_TAGS", "latest"),
-        ("MULTIARCH_REVISION", "new"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    for (k, v) in extra {
-        env.insert(k.to_string(), v.to_string());
-    }
-    settings::resolve(&PushArgs::default(), &env).unwrap()
-}
+use crate::testing::{plan, Scripted};
 
 #[tokio::test(start_paused = true)]
 async fn picks_up_a_late_source_within_a_few_seconds() {
@@ -217,16 +90,16 @@ async fn wrong_platform_fails_when_it_appears_not_at_the_deadline() {
 
 #[tokio::test(start_paused = true)]
 async fn a_registry_failing_through_the_deadline_ends_with_75() {
-    let mut registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
-    registry.failing_until = Duration::from_secs(3600);
+    let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
+    registry.state.borrow_mut().failing_until = Duration::from_secs(3600);
     let e = gather(&plan(&[("MULTIARCH_TIMEOUT", "60s")]), &registry)
         .await
         .err()
         .unwrap();
     assert_eq!(e.exit_code(), 75);
     // A registry that recovers in time is just a slower success.
-    let mut registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
-    registry.failing_until = Duration::from_secs(20);
+    let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
+    registry.state.borrow_mut().failing_until = Duration::from_secs(20);
     assert_eq!(
         gather(&plan(&[("MULTIARCH_TIMEOUT", "60s")]), &registry)
             .await
@@ -239,8 +112,10 @@ async fn a_registry_failing_through_the_deadline_ends_with_75() {
 
 #[tokio::test(start_paused = true)]
 async fn a_stale_source_is_waited_past_and_read_again_only_when_its_tag_moves() {
-    let mut registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
+    let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
     registry
+        .state
+        .borrow_mut()
         .sources
         .get_mut("r.example/app:latest-arm64")
         .unwrap()
@@ -258,8 +133,10 @@ async fn a_stale_source_is_waited_past_and_read_again_only_when_its_tag_moves() 
 
 #[tokio::test(start_paused = true)]
 async fn a_source_stale_at_the_deadline_exits_3_naming_both_revisions() {
-    let mut registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
+    let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
     registry
+        .state
+        .borrow_mut()
         .sources
         .get_mut("r.example/app:latest-arm64")
         .unwrap()
@@ -291,4 +168,39 @@ fn revisions_match_exactly_or_as_sha_abbreviations() {
     ] {
         assert_eq!(same_revision(held, expected), same, "{held} vs {expected}");
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_registry_failing_for_two_minutes_ends_the_wait_with_75_before_the_deadline() {
+    let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
+    registry.state.borrow_mut().failing_until = Duration::from_secs(3600);
+    let start = Instant::now();
+    let e = gather(&plan(&[("MULTIARCH_TIMEOUT", "15m")]), &registry)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.exit_code(), 75);
+    assert!(e.to_string().contains("HTTP 503"), "{e}");
+    let took = start.elapsed();
+    assert!(
+        took >= FAILING_LIMIT && took < FAILING_LIMIT + Duration::from_secs(10),
+        "{took:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_wait_deadline_bounds_retries_unless_no_wait_was_asked_for() {
+    let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
+    gather(&plan(&[("MULTIARCH_TIMEOUT", "90s")]), &registry)
+        .await
+        .unwrap();
+    let start = Instant::now();
+    gather(&plan(&[("MULTIARCH_TIMEOUT", "0")]), &registry)
+        .await
+        .unwrap();
+    let deadlines = registry.state.borrow().deadlines.clone();
+    assert_eq!(deadlines.len(), 2);
+    assert!(deadlines[0].is_some());
+    assert_eq!(deadlines[1], None);
+    assert_eq!(start.elapsed(), Duration::ZERO);
 }

@@ -12,6 +12,8 @@ use super::sha256;
 pub struct RedirectingRegistry {
     /// `127.0.0.1:PORT` of the registry stub.
     pub host: String,
+    /// `127.0.0.1:PORT` of the blob server the stub redirects to (plain HTTP).
+    pub blob_host: String,
     /// Authorization headers the registry stub saw.
     pub registry_auth: Arc<Mutex<Vec<String>>>,
     /// Header lines the blob server saw, one request each.
@@ -79,6 +81,7 @@ impl RedirectingRegistry {
         });
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let host = listener.local_addr().unwrap().to_string();
+        let redirect_to = blob_host.clone();
         let registry_auth = Arc::new(Mutex::new(Vec::new()));
         let auth_seen = registry_auth.clone();
         thread::spawn(move || {
@@ -124,7 +127,7 @@ impl RedirectingRegistry {
                     respond(&stream, "200 OK", &headers, body);
                 } else if path.starts_with("/v2/app/blobs/") {
                     let location =
-                        format!("http://{blob_host}/bucket/blob?X-Amz-Signature=deadbeef");
+                        format!("http://{redirect_to}/bucket/blob?X-Amz-Signature=deadbeef");
                     respond(
                         &stream,
                         "307 Temporary Redirect",
@@ -138,6 +141,7 @@ impl RedirectingRegistry {
         });
         RedirectingRegistry {
             host,
+            blob_host,
             registry_auth,
             blob_requests,
         }

@@ -1,0 +1,284 @@
+//! The edge: dispatches a parsed command, reads the files settings name (spec), writes what users
+//! and later jobs read (dotenv, then stdout), reads the clock for GitLab's log sections, and warns
+//! about `MULTIARCH_*` variables nobody reads. Everything it calls is pure or behind the registry
+//! seam.
+
+use std::io::{Read as _, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tracing::{debug, info, warn};
+
+use crate::cli::{Given, Run};
+use crate::error::Error;
+use crate::publish::{self, NoPhases, Phases};
+use crate::registry::Client;
+use crate::settings::{self, Env, InspectView, Output, Plan};
+use crate::{inspect, reference, report, spec, wait};
+
+/// Runs one command; results go to stdout, logs to stderr through `tracing`.
+pub(crate) async fn run(run: Run, given: &Given, env: &Env) -> Result<(), Error> {
+    for (name, closest) in settings::unknown_variables(env) {
+        match closest {
+            Some(c) => warn!(variable = %name, "unknown variable, ignored; did you mean {c}?"),
+            None => warn!(variable = %name, "unknown MULTIARCH_ variable, ignored"),
+        }
+    }
+    match run {
+        Run::Push => push(given, env, false).await,
+        Run::Plan => push(given, env, true).await,
+        Run::Wait => wait_only(given, env).await,
+        Run::Inspect => show(given, env).await,
+    }
+}
+
+/// `multiarch wait`: the waiting phase alone; prints one `reference@digest` line per source.
+async fn wait_only(given: &Given, env: &Env) -> Result<(), Error> {
+    let plan = resolve(given, env)?;
+    let registry = Client::connect(&plan.access)?;
+    let gathered = wait::gather(&plan, &registry).await?;
+    let text: String = gathered
+        .resolved
+        .iter()
+        .map(|r| format!("{}@{}\n", r.reference, r.fetched.digest))
+        .collect();
+    write_out(text.as_bytes())
+}
+
+async fn push(given: &Given, env: &Env, plan_only: bool) -> Result<(), Error> {
+    let mut plan = resolve(given, env)?;
+    plan.dry_run |= plan_only;
+    for (setting, origin) in &plan.origins {
+        debug!(setting, from = %origin.name(), "setting");
+    }
+    info!(
+        image = %plan.image,
+        tags = %plan.tags.join(","),
+        platforms = %plan.sources.iter().map(|s| s.platform.to_string()).collect::<Vec<_>>().join(","),
+        dry_run = plan.dry_run,
+        "plan"
+    );
+    let dotenv = match (&plan.dotenv, plan.dry_run) {
+        (Some(path), false) => Some(writable(path)?),
+        _ => None,
+    };
+    let registry = Client::connect(&plan.access)?;
+    let phases: &dyn Phases = if plan.gitlab {
+        &GitLabSections
+    } else {
+        &NoPhases
+    };
+    let outcome = publish::run(&plan, &registry, phases).await?;
+
+    // The dotenv first: a later job must learn which tags moved even if stdout is closed.
+    if let Some(path) = &dotenv {
+        write_file(path, &report::dotenv(&plan.image, &outcome))?;
+        info!(path = %path.display(), "dotenv written");
+    }
+    let text = match (plan.output, plan.dry_run) {
+        (Output::Json, _) => report::json(&plan, &outcome),
+        (Output::Text, true) => report::plan(&plan, &outcome),
+        (Output::Text, false) => report::text(&outcome),
+    };
+    write_out(text.as_bytes())?;
+    publish::failed(outcome)
+}
+
+async fn show(given: &Given, env: &Env) -> Result<(), Error> {
+    let (view, access) = settings::inspect(given, env)?;
+    let text = given.positional.as_deref().unwrap_or_default();
+    let at = reference::parse("REFERENCE", text)?;
+    let registry = Client::connect(&access)?;
+    let (fetched, entries) = inspect::run(&at, &registry).await?;
+    let shown = at.to_string();
+    match view {
+        InspectView::Raw => write_out(&fetched.bytes),
+        InspectView::Json => write_out(report::inspect_json(&shown, &fetched, &entries).as_bytes()),
+        InspectView::Text => write_out(report::inspect_text(&shown, &fetched, &entries).as_bytes()),
+    }
+}
+
+/// Settings, reading the manifest-tool spec first when `--spec`/`MULTIARCH_SPEC` names one.
+fn resolve(given: &Given, env: &Env) -> Result<Plan, Error> {
+    let Some(found) = settings::spec_path(given, env) else {
+        return settings::resolve(given, env, None);
+    };
+    let setting = found.origin.name();
+    let path = PathBuf::from(found.text.trim());
+    let unreadable = |source| Error::UnreadableFile {
+        setting: setting.clone(),
+        path: path.clone(),
+        source,
+    };
+    let mut text = String::new();
+    std::fs::File::open(&path)
+        .and_then(|f| {
+            f.take(spec::MAX_SPEC_BYTES as u64 + 1)
+                .read_to_string(&mut text)
+        })
+        .map_err(unreadable)?;
+    let spec = spec::parse(&path.display().to_string(), &text)?;
+    settings::resolve(given, env, Some(&spec))
+}
+
+fn write_out(bytes: &[u8]) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(|source| Error::WriteFile {
+            path: "<stdout>".into(),
+            source,
+        })
+}
+
+/// Checks, before any request, that the dotenv file can be written afterwards: the path is not a
+/// directory and a file can be created next to it (a unique temporary one, removed at once). A
+/// symlink is followed: the file it points to is what gets written. Returns the path to write.
+fn writable(path: &Path) -> Result<PathBuf, Error> {
+    let bad = |reason: String| {
+        Error::invalid(
+            "--dotenv / MULTIARCH_DOTENV",
+            path.display().to_string(),
+            reason,
+            "name a writable file in an existing directory, e.g. multiarch.env",
+        )
+    };
+    let target = match std::fs::canonicalize(path) {
+        Ok(real) => real,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A dangling symlink points at where the file will be.
+            match std::fs::read_link(path) {
+                Ok(to) if to.is_absolute() => to,
+                Ok(to) => path.parent().unwrap_or(Path::new(".")).join(to),
+                Err(_) => path.to_path_buf(),
+            }
+        }
+        Err(e) => return Err(bad(format!("it cannot be reached ({e})"))),
+    };
+    if target.is_dir() {
+        return Err(bad("it is a directory".into()));
+    }
+    let probe = temp_beside(&target);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| {
+            bad(format!(
+                "no file can be created in {} ({e})",
+                dir_of(&target).display()
+            ))
+        })?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(target)
+}
+
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// A name in the same directory that nobody else uses: `.multiarch.env.<pid>.<nanos>.tmp`.
+fn temp_beside(path: &Path) -> PathBuf {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "dotenv".into());
+    dir_of(path).join(format!(".{name}.{}.{nanos}.tmp", std::process::id()))
+}
+
+/// Writes through a unique temporary file and a rename, so a reader never sees half a file and no
+/// file of the user's is touched but the one named.
+fn write_file(path: &Path, content: &str) -> Result<(), Error> {
+    let tmp = temp_beside(path);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(content.as_bytes()).and_then(|()| f.sync_all()))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    written.map_err(|source| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::WriteFile {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
+/// GitLab's collapsible sections on stderr.
+struct GitLabSections;
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Phases for GitLabSections {
+    fn start(&self, name: &str, title: &str, collapsed: bool) {
+        eprint!(
+            "{}",
+            report::section_start(unix_now(), name, title, collapsed)
+        );
+    }
+    fn end(&self, name: &str) {
+        eprint!("{}", report::section_end(unix_now(), name));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dotenv_path_is_checked_before_anything_is_pushed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("multiarch.env");
+        assert_eq!(writable(&file).unwrap(), file);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "the probe is removed"
+        );
+        for bad in [
+            dir.path().to_path_buf(),
+            dir.path().join("missing/multiarch.env"),
+            PathBuf::from("/proc/multiarch.env"),
+        ] {
+            let e = writable(&bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{}", bad.display());
+        }
+    }
+
+    #[test]
+    fn writes_through_a_symlink_and_leaves_other_files_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.env");
+        let link = dir.path().join("report.env");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let neighbour = dir.path().join("report.tmp");
+        std::fs::write(&neighbour, "mine").unwrap();
+        let target = writable(&link).unwrap();
+        write_file(&target, "A=1\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), "A=1\n");
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read_to_string(&neighbour).unwrap(), "mine");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".tmp") && n != "report.tmp")
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+}

@@ -1,0 +1,362 @@
+//! The distribution calls orchestration uses (`Registry`), on top of the transport, the retry
+//! budget and the auth layer. Every request goes through `Client::call`: authorize (cached
+//! header), send once, on a 401 learn the challenge and authorize afresh once, retry what is
+//! transient, and hand back the final answer for the caller to read by status.
+//!
+//! Every digest a registry sends is parsed (grammar, length per algorithm) and every manifest or
+//! config it serves is hashed and compared — with sha256, sha384 or sha512, as the pin says.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use reqwest::header::ACCEPT;
+use reqwest::{Method, StatusCode, Url};
+use tokio::time::Instant;
+use tracing::debug;
+
+use super::classify::{self, Action, Op};
+use super::retry::{retry, retry_after, Attempt, Budget};
+use super::token::Auth;
+use super::transport::{read_ca_file, Limit, Overflow, Reply, Request, Transport};
+use super::Registry;
+use crate::credentials::{Chain, Credentials};
+use crate::ecr::Ecr;
+use crate::error::Error;
+use crate::manifest::{self, Descriptor, Fetched, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES};
+use crate::model::Digest;
+use crate::reference::{Reference, Repository};
+use crate::settings::Access;
+use crate::tag_rule::TagRule;
+
+/// Push answers say nothing we need beyond their status and digest header.
+const PUSH_REPLY_LIMIT: Limit = Limit {
+    bytes: 64 * 1024,
+    overflow: Overflow::Ignore,
+};
+
+/// Registry access for every host of a run: one connection pool per scheme, one credential per
+/// host, one Authorization header per host and scope.
+pub(crate) struct Client {
+    shared: Rc<Shared>,
+    budget: Budget,
+}
+
+struct Shared {
+    transport: Transport,
+    auth: Auth,
+    credentials: Box<dyn Credentials>,
+    ecr: Arc<Ecr>,
+}
+
+impl Client {
+    /// Reads the CA file and the docker config; nothing is sent yet.
+    pub(crate) fn connect(access: &Access) -> Result<Client, Error> {
+        let setting = "--ca-file / MULTIARCH_CA_FILE";
+        let pems = match &access.ca_file {
+            Some(path) => read_ca_file(path, setting)?,
+            None => Vec::new(),
+        };
+        let transport = Transport::new(access.insecure.clone(), &pems).map_err(|e| {
+            Error::invalid(
+                setting,
+                access
+                    .ca_file
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                format!("the TLS stack cannot use it ({e})"),
+                "give a PEM file of CA certificates",
+            )
+        })?;
+        let ecr = Arc::new(Ecr::new(&access.credentials.aws));
+        let credentials = Chain::load(&access.credentials, ecr.clone(), access.request_timeout)?;
+        Ok(Client {
+            shared: Rc::new(Shared {
+                transport,
+                auth: Auth::default(),
+                credentials: Box::new(credentials),
+                ecr,
+            }),
+            budget: Budget {
+                retries: access.retries,
+                request_timeout: access.request_timeout,
+                deadline: None,
+            },
+        })
+    }
+
+    fn url(&self, repo: &Repository, kind: &str, name: &str) -> Url {
+        let host = repo.api_host();
+        let text = format!(
+            "{}://{host}/v2/{}/{kind}/{name}",
+            self.shared.transport.scheme(host),
+            repo.path()
+        );
+        Url::parse(&text).expect("references are checked before any request")
+    }
+
+    fn op<'a>(&self, action: Action, at: &'a str, repo: &'a Repository, push: bool) -> Op<'a> {
+        let actions = if push { "pull,push" } else { "pull" };
+        Op {
+            action,
+            at,
+            host: repo.api_host(),
+            registry: repo.registry(),
+            scope: format!("repository:{}:{actions}", repo.path()),
+        }
+    }
+
+    /// One request, authorized, with retries; the final answer whatever its status.
+    async fn call(
+        &self,
+        op: &Op<'_>,
+        limit: Limit,
+        build: impl Fn() -> Request,
+    ) -> Result<Reply, Error> {
+        let shared = &*self.shared;
+        retry(&self.budget, || async {
+            let mut refused = None;
+            loop {
+                let header = match shared
+                    .auth
+                    .header(
+                        op,
+                        refused.as_ref().map(Option::as_ref),
+                        &shared.transport,
+                        shared.credentials.as_ref(),
+                        &self.budget,
+                    )
+                    .await
+                {
+                    Ok(h) => h,
+                    Err(e) => return Attempt::Done(Err(e)),
+                };
+                let reply = match shared
+                    .transport
+                    .send(build(), header.as_ref(), limit, self.budget.request_timeout)
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(f) => return classify::failure(f, op),
+                };
+                if reply.status == StatusCode::UNAUTHORIZED && refused.is_none() {
+                    // The registry's challenge (anonymous), or an expired token or ECR login.
+                    if let Err(e) = shared.auth.learn(op, &reply.headers, &shared.transport) {
+                        return Attempt::Done(Err(e));
+                    }
+                    debug!(
+                        reference = op.at,
+                        anonymous = header.is_none(),
+                        "401: authorizing afresh"
+                    );
+                    refused = Some(header);
+                    continue;
+                }
+                if classify::is_transient(reply.status) {
+                    return Attempt::Retry {
+                        error: classify::reply(&reply, op, None),
+                        after: retry_after(&reply.headers, SystemTime::now()),
+                    };
+                }
+                return Attempt::Done(Ok(reply));
+            }
+        })
+        .await
+    }
+
+    /// A non-success answer as an error, naming the credential that was presented.
+    async fn refusal(&self, reply: &Reply, op: &Op<'_>) -> Error {
+        let origin = match reply.status.as_u16() {
+            401 | 403 => self
+                .shared
+                .credentials
+                .get(op.registry, false)
+                .await
+                .ok()
+                .map(|f| f.origin),
+            _ => None,
+        };
+        classify::reply(reply, op, origin.as_deref())
+    }
+
+    /// HEAD of a manifest with pull or push credentials.
+    async fn head(
+        &self,
+        at: &Reference,
+        action: Action,
+        push: bool,
+    ) -> Result<Option<Digest>, Error> {
+        debug!(reference = %at, push, "HEAD manifest");
+        let shown = at.to_string();
+        let op = self.op(action, &shown, at.repository(), push);
+        let url = self.url(at.repository(), "manifests", &at.api_name());
+        let reply = self
+            .call(
+                &op,
+                Limit {
+                    bytes: 0,
+                    overflow: Overflow::Ignore,
+                },
+                || {
+                    Request::new(Method::HEAD, url.clone())
+                        .header(ACCEPT, &manifest::ACCEPT.join(", "))
+                },
+            )
+            .await?;
+        match reply.status {
+            StatusCode::OK => match reply.header("docker-content-digest") {
+                Some(d) => Digest::parse(d)
+                    .map(Some)
+                    .map_err(|reason| Error::InvalidManifest {
+                        reference: shown.clone(),
+                        what: "Docker-Content-Digest header",
+                        reason,
+                    }),
+                // A registry that does not say the digest on HEAD: read the bytes instead.
+                None => Ok(self.fetch_manifest(at).await?.map(|f| f.digest)),
+            },
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(self.refusal(&reply, &op).await),
+        }
+    }
+}
+
+impl Registry for Client {
+    fn until(&self, deadline: Option<Instant>) -> Client {
+        Client {
+            shared: self.shared.clone(),
+            budget: Budget {
+                deadline,
+                ..self.budget
+            },
+        }
+    }
+
+    async fn head_manifest(&self, at: &Reference) -> Result<Option<Digest>, Error> {
+        self.head(at, Action::Fetch, false).await
+    }
+
+    async fn check_target(&self, at: &Reference) -> Result<Option<Digest>, Error> {
+        self.head(at, Action::CheckTarget, true).await
+    }
+
+    async fn fetch_manifest(&self, at: &Reference) -> Result<Option<Fetched>, Error> {
+        debug!(reference = %at, "GET manifest");
+        let shown = at.to_string();
+        let op = self.op(Action::Fetch, &shown, at.repository(), false);
+        let url = self.url(at.repository(), "manifests", &at.api_name());
+        let limit = Limit {
+            bytes: MAX_MANIFEST_BYTES,
+            overflow: Overflow::Refuse,
+        };
+        let reply = self
+            .call(&op, limit, || {
+                Request::new(Method::GET, url.clone()).header(ACCEPT, &manifest::ACCEPT.join(", "))
+            })
+            .await?;
+        match reply.status {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Ok(None),
+            _ => return Err(self.refusal(&reply, &op).await),
+        }
+        // Hash the exact bytes; the registry's header and the reference's pin must agree.
+        let header = match reply.header("docker-content-digest") {
+            Some(d) => Some(Digest::parse(d).map_err(|reason| Error::InvalidManifest {
+                reference: shown.clone(),
+                what: "Docker-Content-Digest header",
+                reason,
+            })?),
+            None => None,
+        };
+        for expected in header.iter().chain(at.digest()) {
+            if !expected.verifies(&reply.body) {
+                return Err(Error::DigestMismatch {
+                    reference: shown,
+                    expected: expected.to_string(),
+                    actual: Digest::of(&reply.body).to_string(),
+                });
+            }
+        }
+        let digest = Digest::of(&reply.body);
+        Fetched::parse(&shown, reply.body, digest).map(Some)
+    }
+
+    async fn fetch_config(&self, at: &Reference, config: &Descriptor) -> Result<Vec<u8>, Error> {
+        let where_ = format!("{} ({})", at.repository(), config.digest);
+        if config.size > MAX_CONFIG_BYTES {
+            return Err(Error::InvalidManifest {
+                reference: where_,
+                what: "image config",
+                reason: format!(
+                    "it is {} bytes, more than the {MAX_CONFIG_BYTES} accepted",
+                    config.size
+                ),
+            });
+        }
+        debug!(reference = %at, digest = %config.digest, "GET config");
+        let op = self.op(Action::FetchConfig, &where_, at.repository(), false);
+        let url = self.url(at.repository(), "blobs", &config.digest.to_string());
+        let limit = Limit {
+            bytes: MAX_CONFIG_BYTES as usize,
+            overflow: Overflow::Refuse,
+        };
+        let reply = self
+            .call(&op, limit, || Request::new(Method::GET, url.clone()))
+            .await?;
+        if reply.status != StatusCode::OK {
+            return Err(self.refusal(&reply, &op).await);
+        }
+        if !config.digest.verifies(&reply.body) {
+            return Err(Error::DigestMismatch {
+                reference: where_,
+                expected: config.digest.to_string(),
+                actual: Digest::of(&reply.body).to_string(),
+            });
+        }
+        Ok(reply.body)
+    }
+
+    async fn push_manifest(
+        &self,
+        to: &Reference,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<(), Error> {
+        let digest = Digest::of(bytes);
+        debug!(reference = %to, %digest, "PUT manifest");
+        let shown = to.to_string();
+        let op = self.op(Action::PushManifest, &shown, to.repository(), true);
+        let url = self.url(to.repository(), "manifests", &to.api_name());
+        let reply = self
+            .call(&op, PUSH_REPLY_LIMIT, || {
+                Request::new(Method::PUT, url.clone()).bytes(media_type, bytes.to_vec())
+            })
+            .await?;
+        if !reply.status.is_success() {
+            return Err(self.refusal(&reply, &op).await);
+        }
+        match reply.header("docker-content-digest").map(Digest::parse) {
+            Some(Ok(d)) if d.verifies(bytes) => Ok(()),
+            None => Ok(()),
+            Some(Ok(d)) => Err(Error::DigestMismatch {
+                reference: shown,
+                expected: digest.to_string(),
+                actual: d.to_string(),
+            }),
+            Some(Err(reason)) => Err(Error::InvalidManifest {
+                reference: shown,
+                what: "Docker-Content-Digest header",
+                reason,
+            }),
+        }
+    }
+
+    async fn tag_rule(&self, repo: &Repository) -> Result<TagRule, Error> {
+        let ecr = &self.shared.ecr;
+        if !ecr.applies_to(repo.registry()) {
+            return Ok(TagRule::Mutable);
+        }
+        ecr.tag_rule(repo.registry(), repo.path()).await
+    }
+}

@@ -1,0 +1,58 @@
+//! The only way to the network: the OCI distribution API, in layers whose dependencies point
+//! down (after go-containerregistry's transports and regclient's reghttp):
+//!
+//! - `transport`: the HTTP clients, DNS, TLS trust, bounded bodies, redirects without credentials;
+//! - `retry`: one budget (retries, per-request limit, the wait's deadline) and its one loop;
+//! - `token`: challenges, the token exchange (through transport and retry), headers per scope;
+//! - `api`: the distribution calls orchestration uses, behind the `Registry` seam;
+//! - `classify`: pure, status + error codes + transport verdicts → `Error`.
+//!
+//! Credentials come from `credentials` through one boxed seam; the AWS SDK is reached through
+//! `ecr`. Manifests travel as raw bytes, hashed here and never re-serialised.
+
+mod api;
+mod classify;
+mod retry;
+mod token;
+mod transport;
+
+use tokio::time::Instant;
+
+use crate::error::Error;
+use crate::manifest::{Descriptor, Fetched};
+use crate::model::Digest;
+use crate::reference::{Reference, Repository};
+use crate::tag_rule::TagRule;
+
+pub(crate) use api::Client;
+pub(crate) use retry::first_line;
+
+/// The only way orchestration reaches a registry. `Ok(None)` = not there (yet): an answer, not
+/// an error.
+#[allow(async_fn_in_trait)]
+pub(crate) trait Registry {
+    /// The same access whose retries never sleep past `deadline` (the wait's), so the wait
+    /// ends on time.
+    fn until(&self, deadline: Option<Instant>) -> Self
+    where
+        Self: Sized;
+    /// Whether a manifest exists, and its digest: a HEAD, which registries (Docker Hub) do not
+    /// count as a pull.
+    async fn head_manifest(&self, at: &Reference) -> Result<Option<Digest>, Error>;
+    /// What a target tag holds now, asked with push credentials: a refused push credential
+    /// fails here, at the start, not after the wait.
+    async fn check_target(&self, at: &Reference) -> Result<Option<Digest>, Error>;
+    /// A manifest's exact bytes, verified against every digest that names it.
+    async fn fetch_manifest(&self, at: &Reference) -> Result<Option<Fetched>, Error>;
+    /// An image config blob (bounded), verified against its digest.
+    async fn fetch_config(&self, at: &Reference, config: &Descriptor) -> Result<Vec<u8>, Error>;
+    /// PUTs manifest bytes under `to` (a tag, or their digest).
+    async fn push_manifest(
+        &self,
+        to: &Reference,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<(), Error>;
+    /// Whether tags of this repository may move (ECR immutability; `Mutable` elsewhere).
+    async fn tag_rule(&self, repo: &Repository) -> Result<TagRule, Error>;
+}

@@ -1,0 +1,233 @@
+//! The one retry site for registry requests, and the one budget they spend: a number of retries,
+//! a time limit per request, and — while waiting for sources — the wait's deadline, which no retry
+//! sleeps past. Backoff is exponential with jitter (backon); `Retry-After` (seconds or an HTTP
+//! date) is honoured up to a cap.
+//!
+//! What is worth retrying is decided below (`classify`, `api`): 429, 408, 5xx, refused or reset
+//! connections, timeouts, cut-off bodies, a resolver outage — never 401/403/404, an unknown host
+//! or a TLS mismatch. Waiting for a source that does not exist yet is `wait`'s loop, not this one.
+
+use std::future::Future;
+use std::time::{Duration, SystemTime};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use tokio::time::Instant;
+use tracing::warn;
+
+use crate::error::Error;
+
+/// Longest `Retry-After` we honour; a registry asking for more gets this.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// What requests may spend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Budget {
+    /// Retries of one request that failed transiently.
+    pub(crate) retries: u32,
+    /// Time limit of one attempt, connection to last body byte.
+    pub(crate) request_timeout: Duration,
+    /// No retry sleeps past this (the wait's deadline), so a run ends within the deadline plus
+    /// one request limit.
+    pub(crate) deadline: Option<Instant>,
+}
+
+/// What one attempt came to.
+pub(crate) enum Attempt<T> {
+    Done(Result<T, Error>),
+    /// Worth another try: `error` is reported if none is left; `after` is the registry's
+    /// `Retry-After`.
+    Retry {
+        error: Error,
+        after: Option<Duration>,
+    },
+}
+
+/// Delays between attempts: 250 ms doubling to 8 s, each with up to +100 % jitter.
+fn backoff(retries: u32) -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(250))
+        .with_max_delay(Duration::from_secs(8))
+        .with_factor(2.0)
+        .with_jitter()
+        .with_max_times(retries as usize)
+        .build()
+}
+
+/// Runs `attempt` until it is done, the retries are spent, or the next try would start after the
+/// deadline; then the last transient error (exit 75) is returned, saying how many attempts it took.
+pub(crate) async fn retry<T, F, Fut>(budget: &Budget, mut attempt: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Attempt<T>>,
+{
+    let mut delays = backoff(budget.retries);
+    let mut tries = 0u32;
+    loop {
+        tries += 1;
+        let (error, after) = match attempt().await {
+            Attempt::Done(result) => return result,
+            Attempt::Retry { error, after } => (error, after),
+        };
+        let Some(delay) = delays.next() else {
+            return Err(spent(error, format!("after {tries} attempts")));
+        };
+        let delay = after.map(|a| a.min(MAX_RETRY_AFTER)).unwrap_or(delay);
+        if budget.deadline.is_some_and(|d| Instant::now() + delay > d) {
+            return Err(spent(
+                error,
+                format!("after {tries} attempts, at the wait's deadline"),
+            ));
+        }
+        warn!(attempt = tries, delay_ms = delay.as_millis() as u64, error = %first_line(&error), "retrying");
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Adds how the budget ran out to a transient error's reason.
+fn spent(error: Error, how: String) -> Error {
+    match error {
+        Error::Transient {
+            action,
+            reference,
+            reason,
+        } => Error::Transient {
+            action,
+            reference,
+            reason: format!("{reason}, {how}"),
+        },
+        other => other,
+    }
+}
+
+pub(crate) fn first_line(e: &Error) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
+}
+
+/// `Retry-After` as seconds or an HTTP date (RFC 9110 §10.2.3), relative to `now`.
+pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs.min(MAX_RETRY_AFTER.as_secs())));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, value.parse().unwrap());
+        h
+    }
+
+    fn budget(retries: u32, deadline: Option<Instant>) -> Budget {
+        Budget {
+            retries,
+            request_timeout: Duration::from_secs(30),
+            deadline,
+        }
+    }
+
+    fn unavailable() -> Error {
+        Error::Transient {
+            action: "fetching manifest",
+            reference: "r.example/app:1".into(),
+            reason: "HTTP 503 Service Unavailable".into(),
+        }
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = httpdate::parse_http_date("Fri, 27 Nov 2026 04:00:00 GMT").unwrap();
+        assert_eq!(
+            retry_after(&headers("7"), now),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            retry_after(&headers("99999999999999999999"), now),
+            None,
+            "not a number we take"
+        );
+        assert_eq!(retry_after(&headers("3600"), now), Some(MAX_RETRY_AFTER));
+        assert_eq!(
+            retry_after(&headers("Fri, 27 Nov 2026 04:00:12 GMT"), now),
+            Some(Duration::from_secs(12))
+        );
+        assert_eq!(
+            retry_after(&headers("Fri, 27 Nov 2026 03:59:00 GMT"), now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after(&headers("soon"), now), None);
+        assert_eq!(retry_after(&HeaderMap::new(), now), None);
+    }
+
+    #[test]
+    fn backoff_is_bounded_in_count_and_size() {
+        let delays: Vec<Duration> = backoff(5).collect();
+        assert_eq!(delays.len(), 5);
+        assert!(delays.iter().all(|d| *d <= Duration::from_secs(16)));
+        assert!(delays[0] >= Duration::from_millis(250));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gives_up_with_exit_75_after_the_retries() {
+        let mut calls = 0;
+        let result: Result<(), Error> = retry(&budget(3, None), || {
+            calls += 1;
+            async {
+                Attempt::Retry {
+                    error: unavailable(),
+                    after: None,
+                }
+            }
+        })
+        .await;
+        assert_eq!(calls, 4);
+        let e = result.unwrap_err();
+        assert_eq!(e.exit_code(), 75);
+        assert!(e.to_string().contains("after 4 attempts"), "{e}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn never_sleeps_past_the_deadline() {
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs(2);
+        let result: Result<(), Error> = retry(&budget(20, Some(deadline)), || async {
+            Attempt::Retry {
+                error: unavailable(),
+                after: Some(Duration::from_secs(1)),
+            }
+        })
+        .await;
+        let e = result.unwrap_err();
+        assert!(e.to_string().contains("at the wait's deadline"), "{e}");
+        assert!(start.elapsed() <= Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn honours_retry_after_capped() {
+        let start = Instant::now();
+        let mut calls = 0;
+        let result = retry(&budget(2, None), || {
+            calls += 1;
+            let n = calls;
+            async move {
+                if n == 1 {
+                    Attempt::Retry {
+                        error: unavailable(),
+                        after: Some(Duration::from_secs(3600)),
+                    }
+                } else {
+                    Attempt::Done(Ok(n))
+                }
+            }
+        })
+        .await;
+        assert_eq!(result.unwrap(), 2);
+        assert_eq!(start.elapsed(), MAX_RETRY_AFTER);
+    }
+}

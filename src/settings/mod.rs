@@ -1,0 +1,302 @@
+//! Settings resolution: flags + environment (+ GitLab predefined variables, + a manifest-tool
+//! spec) → a validated `Plan`.
+//!
+//! The order is the contract of DESIGN.md: a flag beats the spec, which beats its `MULTIARCH_*`
+//! variable, which beats the GitLab default. Every setting is declared once in `table`; an empty
+//! variable counts as unset (GitLab passes empty component inputs as empty strings). Pure: the
+//! environment arrives as a map and the spec as parsed text; nothing here reads the process
+//! environment, the filesystem or the clock. Every problem is an exit-2 error naming the flag or
+//! variable the value came from.
+
+mod access;
+mod sources;
+pub(crate) mod table;
+mod values;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::Given;
+use crate::error::Error;
+use crate::index::Format;
+use crate::model::Source;
+use crate::reference::{Reference, Repository};
+use crate::spec::Spec;
+use table::{
+    ALLOW_MISSING, ANNOTATION, DOTENV, DRY_RUN, FORMAT, JSON, LOG, OUTPUT, PLATFORMS, RAW,
+    REQUIRE_REVISION, SOURCE_TEMPLATE, SPEC, TIMEOUT,
+};
+
+pub(crate) use access::{Access, AwsInputs, CredentialInputs};
+pub(crate) use values::{unknown_variables, Found, Inputs, Origin};
+
+/// A snapshot of the process environment.
+pub(crate) type Env = BTreeMap<String, String>;
+
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+pub(crate) const GITLAB_DOTENV: &str = "multiarch.env";
+
+/// How results are printed on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Output {
+    Text,
+    Json,
+}
+
+/// Everything a push, plan or wait needs, validated.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub(crate) image: Repository,
+    pub(crate) tags: Vec<String>,
+    pub(crate) sources: Vec<Source>,
+    pub(crate) targets: Vec<Reference>,
+    pub(crate) timeout: Duration,
+    pub(crate) allow_missing: bool,
+    pub(crate) format: Format,
+    pub(crate) annotations: BTreeMap<String, String>,
+    pub(crate) dotenv: Option<PathBuf>,
+    pub(crate) output: Output,
+    /// Running inside a GitLab job (`GITLAB_CI=true`): collapsible log sections.
+    pub(crate) gitlab: bool,
+    pub(crate) dry_run: bool,
+    /// The revision sources must carry (`org.opencontainers.image.revision`); `None` = no check.
+    pub(crate) revision: Option<String>,
+    /// Unlabelled sources are stale rather than accepted with a warning.
+    pub(crate) require_revision: bool,
+    pub(crate) access: Access,
+    /// Where each setting came from, for `debug` logs.
+    pub(crate) origins: Vec<(&'static str, Origin)>,
+}
+
+/// The log level: `--log`, else `MULTIARCH_LOG`, else info. Read before anything else runs, so
+/// it is resolved on its own; a level that is not one is a usage error, not silently `info`.
+pub(crate) fn log_level(given: &Given, env: &Env) -> Result<&'static str, Error> {
+    let inputs = Inputs { given, env };
+    let Some(f) = inputs.get(&LOG) else {
+        return Ok("info");
+    };
+    match f.text.trim().to_ascii_lowercase().as_str() {
+        "error" => Ok("error"),
+        "warn" | "warning" => Ok("warn"),
+        "info" => Ok("info"),
+        "debug" => Ok("debug"),
+        "trace" => Ok("trace"),
+        _ => Err(Error::invalid(
+            f.origin.name(),
+            f.text,
+            "not a log level",
+            "use error, warn, info, debug or trace",
+        )),
+    }
+}
+
+/// The manifest-tool spec file to read, if `--spec` or `MULTIARCH_SPEC` names one.
+pub(crate) fn spec_path<'a>(given: &'a Given, env: &'a Env) -> Option<Found<'a>> {
+    Inputs { given, env }.get(&SPEC)
+}
+
+/// What `inspect` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InspectView {
+    Text,
+    Raw,
+    Json,
+}
+
+/// `inspect`'s own settings: how to show it, and how to reach the registry.
+pub(crate) fn inspect(given: &Given, env: &Env) -> Result<(InspectView, Access), Error> {
+    let inputs = Inputs { given, env };
+    let (raw, raw_origin) = inputs.switch(&RAW)?;
+    let (json, json_origin) = inputs.switch(&JSON)?;
+    let view = match (raw, json) {
+        (true, true) => {
+            return Err(Error::invalid(
+                format!("{} and {}", raw_origin.name(), json_origin.name()),
+                "true",
+                "--raw and --json exclude each other",
+                "ask for one of them",
+            ))
+        }
+        (true, false) => InspectView::Raw,
+        (false, true) => InspectView::Json,
+        (false, false) => InspectView::Text,
+    };
+    Ok((view, access::access(&inputs)?))
+}
+
+/// Resolves `push`/`plan`/`wait` settings; with a manifest-tool `spec`, the image, tags and
+/// sources come from it unless `--image` / `--tags` flags say otherwise.
+pub(crate) fn resolve(given: &Given, env: &Env, spec: Option<&Spec>) -> Result<Plan, Error> {
+    let inputs = Inputs { given, env };
+    let mut origins = Vec::new();
+    let (image, tags, mut sources) = match spec {
+        Some(spec) => sources::from_spec(&inputs, spec, &mut origins)?,
+        None => sources::from_template(&inputs, &mut origins)?,
+    };
+    sources::hand_offs(&inputs, &mut sources)?;
+    sources::check_same_repository(&image, &sources)?;
+    let (revision, origin) = sources::revision(&inputs)?;
+    origins.push(("revision", origin));
+    let (require_revision, origin) = inputs.switch(&REQUIRE_REVISION)?;
+    origins.push(("require-revision", origin));
+
+    let (timeout, origin) = match inputs.get(&TIMEOUT) {
+        Some(f) => (values::parse_duration(&f.origin.name(), f.text)?, f.origin),
+        None => (DEFAULT_TIMEOUT, Origin::Default),
+    };
+    origins.push(("timeout", origin));
+
+    let (allow_missing, origin) = inputs.switch(&ALLOW_MISSING)?;
+    origins.push(("allow-missing", origin));
+
+    let (format, origin) = match inputs.get(&FORMAT) {
+        Some(f) => (parse_format(&f)?, f.origin),
+        None => (Format::Auto, Origin::Default),
+    };
+    origins.push(("format", origin));
+
+    let annotations = annotations(&inputs, spec, revision.as_deref())?;
+
+    let gitlab = inputs.var("GITLAB_CI") == Some("true");
+    let (dotenv, origin) = match inputs.get(&DOTENV) {
+        Some(f) => (Some(PathBuf::from(f.text.trim())), f.origin),
+        None if gitlab => (
+            Some(PathBuf::from(GITLAB_DOTENV)),
+            Origin::GitLab("GITLAB_CI"),
+        ),
+        None => (None, Origin::Default),
+    };
+    origins.push(("dotenv", origin));
+
+    let output = match inputs.get(&OUTPUT) {
+        None => Output::Text,
+        Some(f) => match f.text.trim().to_ascii_lowercase().as_str() {
+            "text" => Output::Text,
+            "json" => Output::Json,
+            _ => {
+                return Err(Error::invalid(
+                    f.origin.name(),
+                    f.text,
+                    "unknown output",
+                    "use text or json",
+                ))
+            }
+        },
+    };
+    let (dry_run, _) = inputs.switch(&DRY_RUN)?;
+
+    let targets = tags.iter().map(|t| image.tag(t)).collect();
+    Ok(Plan {
+        image,
+        tags,
+        sources,
+        targets,
+        timeout,
+        allow_missing,
+        format,
+        annotations,
+        dotenv,
+        output,
+        gitlab,
+        dry_run,
+        revision,
+        require_revision,
+        access: access::access(&inputs)?,
+        origins,
+    })
+}
+
+fn parse_format(f: &Found) -> Result<Format, Error> {
+    match f.text.trim().to_ascii_lowercase().as_str() {
+        "auto" => Ok(Format::Auto),
+        "oci" => Ok(Format::Oci),
+        "docker" => Ok(Format::Docker),
+        _ => Err(Error::invalid(
+            f.origin.name(),
+            f.text,
+            "unknown format",
+            "use auto, oci or docker",
+        )),
+    }
+}
+
+/// Index annotations: CI defaults, then the spec's, then `MULTIARCH_ANNOTATIONS`, then
+/// `--annotation`, per key. An empty value removes the key. `created` comes from
+/// `CI_COMMIT_TIMESTAMP`, never the clock, so a re-run produces the same bytes; `revision` is the
+/// revision the sources were checked for.
+fn annotations(
+    inputs: &Inputs,
+    spec: Option<&Spec>,
+    revision: Option<&str>,
+) -> Result<BTreeMap<String, String>, Error> {
+    let mut out = BTreeMap::new();
+    for (key, variable) in [
+        ("org.opencontainers.image.source", "CI_PROJECT_URL"),
+        ("org.opencontainers.image.revision", "CI_COMMIT_SHA"),
+        ("org.opencontainers.image.version", "CI_COMMIT_TAG"),
+        ("org.opencontainers.image.created", "CI_COMMIT_TIMESTAMP"),
+    ] {
+        if let Some(v) = inputs.var(variable) {
+            out.insert(key.to_string(), v.to_string());
+        }
+    }
+    if let Some(r) = revision {
+        out.insert(crate::manifest::REVISION.to_string(), r.to_string());
+    }
+    if let Some(spec) = spec {
+        out.extend(spec.annotations.clone());
+    }
+    for (item, origin) in inputs.each(&ANNOTATION) {
+        let setting = origin.name();
+        let (k, v) = item.split_once('=').ok_or_else(|| {
+            Error::invalid(
+                &setting,
+                item,
+                "expected key=value",
+                "for example org.opencontainers.image.title=app; in MULTIARCH_ANNOTATIONS put one per line when a value has a comma",
+            )
+        })?;
+        let k = k.trim();
+        if k.is_empty() || k.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(Error::invalid(
+                &setting,
+                item,
+                "the key is empty or has spaces",
+                "for example org.opencontainers.image.title=app",
+            ));
+        }
+        if v.is_empty() {
+            out.remove(k);
+        } else {
+            out.insert(k.to_string(), v.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// Names the settings whose flags, spec or variables conflict with a spec (`--source-template`,
+/// `--platforms` flags: a spec lists its own sources).
+fn refuse_with_spec(inputs: &Inputs, spec: &Spec) -> Result<(), Error> {
+    for s in [&SOURCE_TEMPLATE, &PLATFORMS] {
+        if inputs.given.flags.contains_key(s.flag) {
+            return Err(Error::invalid(
+                format!("--{}", s.flag),
+                inputs.given.flags[s.flag].join(","),
+                format!("{} lists its own sources", spec.origin),
+                "drop the flag, or the spec",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The flag beats the spec's value: `--image` / `--tags` given with a spec.
+fn flag_only<'a>(inputs: &Inputs<'a>, s: &'static table::Setting) -> Option<Found<'a>> {
+    inputs
+        .get(s)
+        .filter(|f| matches!(f.origin, Origin::Flag(_)))
+}
+
+#[cfg(test)]
+mod tests;

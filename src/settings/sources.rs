@@ -1,0 +1,319 @@
+//! Where the per-architecture sources are: the target repository and tags, the platform list, the
+//! source template (or a manifest-tool spec), the build jobs' digest hand-offs, and the revision
+//! they must have been built from.
+
+use super::table::{IMAGE, PLATFORMS, REVISION, SOURCE_TEMPLATE, TAGS};
+use super::values::{list, Found, Inputs, Origin};
+use super::{flag_only, refuse_with_spec};
+use crate::error::Error;
+use crate::model::{Source, SourceOrigin, HAND_OFF_PREFIX};
+use crate::platform::Platform;
+use crate::reference::{self, Repository};
+use crate::spec::Spec;
+
+pub(crate) const DEFAULT_PLATFORMS: &str = "linux/amd64,linux/arm64";
+pub(crate) const DEFAULT_TEMPLATE: &str = "{image}:{tag}-{arch}{variant}";
+
+type Resolved = (Repository, Vec<String>, Vec<Source>);
+
+/// Image, tags and sources from flags, variables and GitLab defaults.
+pub(super) fn from_template(
+    inputs: &Inputs,
+    origins: &mut Vec<(&'static str, Origin)>,
+) -> Result<Resolved, Error> {
+    let image = image(inputs)?;
+    origins.push(("image", image.1));
+    let image = image.0;
+
+    let (tags, origin) = tags(inputs)?;
+    origins.push(("tags", origin));
+
+    let (platform_text, origin) = match inputs.get(&PLATFORMS) {
+        Some(f) => (f.text, f.origin),
+        None => (DEFAULT_PLATFORMS, Origin::Default),
+    };
+    let platforms = platforms(&origin, platform_text)?;
+    origins.push(("platforms", origin));
+
+    let (template, origin) = match inputs.get(&SOURCE_TEMPLATE) {
+        Some(f) => (f.text, f.origin),
+        None => (DEFAULT_TEMPLATE, Origin::Default),
+    };
+    let sources = expand_sources(&origin, template, &image, &tags[0], &platforms)?;
+    origins.push(("source-template", origin));
+    Ok((image, tags, sources))
+}
+
+/// Image, tags and sources from a manifest-tool spec; `--image` and `--tags` flags beat it.
+pub(super) fn from_spec(
+    inputs: &Inputs,
+    spec: &Spec,
+    origins: &mut Vec<(&'static str, Origin)>,
+) -> Result<Resolved, Error> {
+    refuse_with_spec(inputs, spec)?;
+    let image = match flag_only(inputs, &IMAGE) {
+        Some(f) => {
+            origins.push(("image", f.origin.clone()));
+            Repository::parse(&f.origin.name(), f.text)?
+        }
+        None => {
+            origins.push(("image", Origin::Spec(format!("{}: image", spec.origin))));
+            spec.image.clone()
+        }
+    };
+    let tags = match flag_only(inputs, &TAGS) {
+        Some(f) => {
+            origins.push(("tags", f.origin.clone()));
+            tag_list(&f)?
+        }
+        None => {
+            origins.push(("tags", Origin::Spec(format!("{}: tags", spec.origin))));
+            spec.tags.clone()
+        }
+    };
+    origins.push((
+        "sources",
+        Origin::Spec(format!("{}: manifests", spec.origin)),
+    ));
+    Ok((image, tags, spec.sources.clone()))
+}
+
+fn image(inputs: &Inputs) -> Result<(Repository, Origin), Error> {
+    let f = inputs
+        .get(&IMAGE)
+        .or_else(|| inputs.gitlab("CI_REGISTRY_IMAGE"))
+        .ok_or_else(|| Error::MissingSetting {
+            setting: IMAGE.both(),
+            hint: "outside GitLab (no CI_REGISTRY_IMAGE), name the repository, e.g. --image registry.example.com/group/app".into(),
+        })?;
+    Ok((Repository::parse(&f.origin.name(), f.text)?, f.origin))
+}
+
+/// Target tags: flag/variable list, else `CI_COMMIT_TAG`, else `latest` on the default branch,
+/// else `CI_COMMIT_REF_SLUG`.
+fn tags(inputs: &Inputs) -> Result<(Vec<String>, Origin), Error> {
+    let found = match inputs.get(&TAGS) {
+        Some(f) => f,
+        None => {
+            let branch = inputs.var("CI_COMMIT_BRANCH");
+            if let Some(t) = inputs.gitlab("CI_COMMIT_TAG") {
+                t
+            } else if branch.is_some() && branch == inputs.var("CI_DEFAULT_BRANCH") {
+                Found {
+                    text: "latest",
+                    origin: Origin::GitLab("CI_DEFAULT_BRANCH"),
+                }
+            } else if let Some(slug) = inputs.gitlab("CI_COMMIT_REF_SLUG") {
+                slug
+            } else {
+                return Err(Error::MissingSetting {
+                    setting: TAGS.both(),
+                    hint:
+                        "outside a GitLab pipeline, name the target tags, e.g. --tags latest,1.4.2"
+                            .into(),
+                });
+            }
+        }
+    };
+    Ok((tag_list(&found)?, found.origin))
+}
+
+fn tag_list(f: &Found) -> Result<Vec<String>, Error> {
+    let tags = reference::tags(&f.origin.name(), list(f.text))?;
+    if tags.is_empty() {
+        return Err(Error::invalid(
+            f.origin.name(),
+            f.text,
+            "no tag in the list",
+            "for example latest,1.4.2",
+        ));
+    }
+    Ok(tags)
+}
+
+fn platforms(origin: &Origin, text: &str) -> Result<Vec<Platform>, Error> {
+    let setting = origin_or(origin, &PLATFORMS);
+    let mut out: Vec<Platform> = Vec::new();
+    for item in list(text) {
+        let p = Platform::parse(&setting, item)?;
+        if out.iter().any(|have| have.matches(&p)) {
+            return Err(Error::invalid(
+                &setting,
+                text,
+                format!("{p} is listed twice"),
+                "list each platform once, e.g. linux/amd64,linux/arm64",
+            ));
+        }
+        out.push(p);
+    }
+    if out.is_empty() {
+        return Err(Error::invalid(
+            &setting,
+            text,
+            "no platform in the list",
+            "for example linux/amd64,linux/arm64",
+        ));
+    }
+    Ok(out)
+}
+
+/// The origin's name, or both names for a default.
+fn origin_or(origin: &Origin, s: &super::table::Setting) -> String {
+    match origin {
+        Origin::Default => s.both(),
+        o => o.name(),
+    }
+}
+
+/// Expands the source template once per platform; each result must be a distinct reference.
+fn expand_sources(
+    origin: &Origin,
+    template: &str,
+    image: &Repository,
+    tag: &str,
+    platforms: &[Platform],
+) -> Result<Vec<Source>, Error> {
+    let setting = origin_or(origin, &SOURCE_TEMPLATE);
+    let mut out: Vec<Source> = Vec::new();
+    for p in platforms {
+        let text = expand(template, |name| match name {
+            "image" => Some(image.to_string()),
+            "tag" => Some(tag.to_string()),
+            "os" => Some(p.os.clone()),
+            "arch" => Some(p.architecture.clone()),
+            "variant" => Some(p.variant_or_empty().to_string()),
+            _ => None,
+        })
+        .map_err(|name| {
+            Error::invalid(
+                &setting,
+                template,
+                format!("unknown placeholder {{{name}}}"),
+                "use {image} {tag} {os} {arch} {variant}, e.g. {image}:{tag}-{arch}{variant}",
+            )
+        })?;
+        let reference = reference::parse(&setting, &text)?;
+        if let Some(other) = out.iter().find(|s| s.reference == reference) {
+            return Err(Error::invalid(
+                &setting,
+                template,
+                format!("{} and {p} both expand to {text}", other.platform),
+                "include {arch} (and {variant}) in the template",
+            ));
+        }
+        out.push(Source {
+            platform: p.clone(),
+            reference,
+            origin: SourceOrigin::Template,
+        });
+    }
+    Ok(out)
+}
+
+/// Replaces `{name}` placeholders; an unknown name is returned as the error.
+fn expand(template: &str, value: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let end = after.find('}').ok_or_else(|| after.to_string())?;
+        let name = &after[..end];
+        out.push_str(&value(name).ok_or_else(|| name.to_string())?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// An index may only reference manifests of its own repository: registries (distribution, ECR,
+/// GitLab) refuse the push otherwise (`MANIFEST_BLOB_UNKNOWN`). Say so before any work.
+pub(super) fn check_same_repository(image: &Repository, sources: &[Source]) -> Result<(), Error> {
+    match sources.iter().find(|s| s.reference.repository() != image) {
+        None => Ok(()),
+        Some(s) => Err(Error::invalid(
+            "sources",
+            s.reference.to_string(),
+            format!("it is not in {image}, the repository the index is pushed to; an index can only reference manifests of its own repository"),
+            format!("push the per-architecture images to {image} (e.g. {image}:latest-amd64), or publish to their repository"),
+        )),
+    }
+}
+
+/// Applies the build jobs' digest hand-off: `MULTIARCH_SOURCE_LINUX_ARM64=repo@sha256:…` makes
+/// that digest the linux/arm64 source. A variable for a platform not in the list, or a value
+/// without a digest, is refused: a silently ignored hand-off would publish a tag's image instead.
+pub(super) fn hand_offs(inputs: &Inputs, sources: &mut [Source]) -> Result<(), Error> {
+    for (name, value) in inputs.env {
+        let Some(suffix) = name.strip_prefix(HAND_OFF_PREFIX) else {
+            continue;
+        };
+        if suffix == "TEMPLATE" || value.trim().is_empty() {
+            continue;
+        }
+        let listed = sources
+            .iter()
+            .map(|s| s.platform.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let named = platform_of_suffix(suffix);
+        let Some(source) = sources.iter_mut().find(|s| {
+            s.platform.env_suffix() == suffix
+                || named.as_ref().is_some_and(|p| s.platform.matches(p))
+        }) else {
+            return Err(Error::invalid(
+                name.as_str(),
+                value.as_str(),
+                format!("no platform in the list ({listed}) has the suffix {suffix}"),
+                "add the platform to MULTIARCH_PLATFORMS (the suffix is OS_ARCH[_VARIANT] in upper case, e.g. MULTIARCH_SOURCE_LINUX_ARM_V7), or do not hand this build over to this job",
+            ));
+        };
+        let reference = reference::parse(name, value)?;
+        if reference.digest().is_none() {
+            return Err(Error::invalid(
+                name.as_str(),
+                value.as_str(),
+                "it names no digest",
+                "hand over the pushed image by digest, e.g. registry.example.com/group/app@sha256:<64 hex digits> (buildah push --digestfile, kaniko --digest-file)",
+            ));
+        }
+        source.reference = reference;
+        source.origin = SourceOrigin::HandOff(name.clone());
+    }
+    Ok(())
+}
+
+/// The platform a hand-off suffix names (`LINUX_ARM64`, `LINUX_ARM_V7`, `LINUX_ARM64_V8_2`), so a
+/// build job that writes `LINUX_ARM` for `linux/arm` still matches `linux/arm/v7`.
+fn platform_of_suffix(suffix: &str) -> Option<Platform> {
+    let lower = suffix.to_ascii_lowercase();
+    let mut parts = lower.split('_');
+    let (os, arch) = (parts.next()?, parts.next()?);
+    let variant = parts.collect::<Vec<_>>().join(".");
+    (!os.is_empty() && !arch.is_empty())
+        .then(|| Platform::normalised(os, arch, Some(&variant), None))
+}
+
+/// The revision sources must carry: the flag or `MULTIARCH_REVISION`, else `CI_COMMIT_SHA`;
+/// `none` switches the check off.
+pub(super) fn revision(inputs: &Inputs) -> Result<(Option<String>, Origin), Error> {
+    let Some(f) = inputs
+        .get(&REVISION)
+        .or_else(|| inputs.gitlab("CI_COMMIT_SHA"))
+    else {
+        return Ok((None, Origin::Default));
+    };
+    let text = f.text.trim();
+    if text.eq_ignore_ascii_case("none") {
+        return Ok((None, f.origin));
+    }
+    if text.len() > 256 || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::invalid(
+            f.origin.name(),
+            text,
+            "not a revision (at most 256 characters, no spaces)",
+            "give the commit SHA the images were built from, or none to skip the check",
+        ));
+    }
+    Ok((Some(text.to_string()), f.origin))
+}

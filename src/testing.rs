@@ -1,0 +1,218 @@
+//! A scripted in-process registry for orchestration tests on a paused clock (`wait`, `publish`):
+//! sources that appear, go stale or fail at set times, target tags that hold digests, pushes that
+//! are refused. Acceptance is the integration tests against the real registry; this covers the
+//! timing and failure edges that a real one cannot be made to show on demand.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::cli::Given;
+use crate::error::Error;
+use crate::manifest::{self, Descriptor, Fetched};
+use crate::model::Digest;
+use crate::reference::{Reference, Repository};
+use crate::registry::Registry;
+use crate::settings::{self, Env, Plan};
+use crate::tag_rule::TagRule;
+
+/// One scripted source: when it appears, what its config says, and until when it still holds an
+/// earlier pipeline's build (revision `old`, then `new`).
+#[derive(Clone)]
+pub(crate) struct Script {
+    pub(crate) at: Duration,
+    pub(crate) arch: &'static str,
+    pub(crate) stale_until: Duration,
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    pub(crate) sources: BTreeMap<String, Script>,
+    /// Every request fails transiently until this time.
+    pub(crate) failing_until: Duration,
+    /// What each target tag holds.
+    pub(crate) tags: BTreeMap<String, Digest>,
+    /// Pushes to these references fail with the error made by the function.
+    pub(crate) refuse: BTreeMap<String, fn(&str) -> Error>,
+    /// `check_target` refuses push credentials.
+    pub(crate) deny_push: bool,
+    /// After a push to this tag, someone else moves it to this digest.
+    pub(crate) moved_after_push: BTreeMap<String, Digest>,
+    /// References pushed to, in order.
+    pub(crate) pushed: Vec<String>,
+    /// The deadlines `until` was given.
+    pub(crate) deadlines: Vec<Option<Instant>>,
+}
+
+/// Shared by its clones, as a real client's pools and caches are.
+#[derive(Clone)]
+pub(crate) struct Scripted {
+    start: Instant,
+    pub(crate) state: Rc<RefCell<State>>,
+    pub(crate) heads: Rc<Cell<u32>>,
+    pub(crate) gets: Rc<Cell<u32>>,
+}
+
+/// Config and manifest bytes.
+type Held = (Vec<u8>, Vec<u8>);
+
+impl Scripted {
+    /// Sources `(tag in r.example/app, appears after seconds, config architecture)`.
+    pub(crate) fn new(sources: &[(&str, u64, &'static str)]) -> Self {
+        let state = State {
+            sources: sources
+                .iter()
+                .map(|(tag, at, arch)| {
+                    (
+                        format!("r.example/app:{tag}"),
+                        Script {
+                            at: Duration::from_secs(*at),
+                            arch,
+                            stale_until: Duration::ZERO,
+                        },
+                    )
+                })
+                .collect(),
+            ..Default::default()
+        };
+        Scripted {
+            start: Instant::now(),
+            state: Rc::new(RefCell::new(state)),
+            heads: Rc::new(Cell::new(0)),
+            gets: Rc::new(Cell::new(0)),
+        }
+    }
+
+    fn failing(&self, at: &Reference) -> Result<(), Error> {
+        if self.start.elapsed() < self.state.borrow().failing_until {
+            return Err(Error::Transient {
+                action: "fetching manifest",
+                reference: at.to_string(),
+                reason: "HTTP 503".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The config and manifest bytes a source holds now, if it exists.
+    fn now(&self, at: &Reference) -> Result<Option<Held>, Error> {
+        self.failing(at)?;
+        let now = self.start.elapsed();
+        let state = self.state.borrow();
+        let key = match at.digest() {
+            // A digest reference names what a tag held: find the source by its bytes.
+            Some(d) => state
+                .sources
+                .keys()
+                .find(|k| {
+                    let r = crate::reference::parse("t", k).unwrap();
+                    self.held(&state, &r, now)
+                        .is_some_and(|(_, m)| Digest::of(&m) == *d)
+                })
+                .cloned(),
+            None => Some(at.to_string()),
+        };
+        let Some(key) = key else { return Ok(None) };
+        let r = crate::reference::parse("t", &key).unwrap();
+        Ok(self.held(&state, &r, now))
+    }
+
+    fn held(&self, state: &State, at: &Reference, now: Duration) -> Option<Held> {
+        let s = state.sources.get(&at.to_string()).filter(|s| s.at <= now)?;
+        let revision = if now < s.stale_until { "old" } else { "new" };
+        let config = format!(
+            r#"{{"os":"linux","architecture":"{}","config":{{"Labels":{{"org.opencontainers.image.revision":"{revision}"}}}}}}"#,
+            s.arch
+        )
+        .into_bytes();
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[]}}"#,
+            manifest::OCI_MANIFEST,
+            Digest::of(&config),
+            config.len()
+        )
+        .into_bytes();
+        Some((config, manifest))
+    }
+}
+
+impl Registry for Scripted {
+    fn until(&self, deadline: Option<Instant>) -> Self {
+        self.state.borrow_mut().deadlines.push(deadline);
+        self.clone()
+    }
+
+    async fn head_manifest(&self, at: &Reference) -> Result<Option<Digest>, Error> {
+        self.heads.set(self.heads.get() + 1);
+        Ok(self.now(at)?.map(|(_, m)| Digest::of(&m)))
+    }
+
+    async fn check_target(&self, at: &Reference) -> Result<Option<Digest>, Error> {
+        self.failing(at)?;
+        let state = self.state.borrow();
+        if state.deny_push {
+            return Err(Error::AccessDenied {
+                action: "checking push access to",
+                push: true,
+                reference: at.to_string(),
+                registry: at.repository().registry().to_string(),
+                credential: "CI_REGISTRY_USER/CI_REGISTRY_PASSWORD".into(),
+                reason: "HTTP 403 Forbidden".into(),
+            });
+        }
+        Ok(state.tags.get(&at.to_string()).cloned())
+    }
+
+    async fn fetch_manifest(&self, at: &Reference) -> Result<Option<Fetched>, Error> {
+        self.gets.set(self.gets.get() + 1);
+        let Some((_, bytes)) = self.now(at)? else {
+            return Ok(None);
+        };
+        let digest = Digest::of(&bytes);
+        Fetched::parse("scripted", bytes, digest).map(Some)
+    }
+
+    async fn fetch_config(&self, at: &Reference, _: &Descriptor) -> Result<Vec<u8>, Error> {
+        Ok(self.now(at)?.expect("config of a visible source").0)
+    }
+
+    async fn push_manifest(&self, to: &Reference, _: &str, bytes: &[u8]) -> Result<(), Error> {
+        let key = to.to_string();
+        let mut state = self.state.borrow_mut();
+        if let Some(refuse) = state.refuse.get(&key) {
+            return Err(refuse(&key));
+        }
+        state.pushed.push(key.clone());
+        let now_holds = state
+            .moved_after_push
+            .get(&key)
+            .cloned()
+            .unwrap_or_else(|| Digest::of(bytes));
+        state.tags.insert(key, now_holds);
+        Ok(())
+    }
+
+    async fn tag_rule(&self, _: &Repository) -> Result<TagRule, Error> {
+        Ok(TagRule::Mutable)
+    }
+}
+
+/// A plan publishing `r.example/app:latest` from `latest-amd64` and `latest-arm64`, expecting
+/// revision `new`, with `extra` variables.
+pub(crate) fn plan(extra: &[(&str, &str)]) -> Plan {
+    let mut env: Env = [
+        ("MULTIARCH_IMAGE", "r.example/app"),
+        ("MULTIARCH_TAGS", "latest"),
+        ("MULTIARCH_REVISION", "new"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    settings::resolve(&Given::default(), &env, None).unwrap()
+}
