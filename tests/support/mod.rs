@@ -15,6 +15,7 @@ use sha2::{Digest as _, Sha256};
 use tempfile::TempDir;
 
 pub mod fixtures;
+pub mod hostile;
 pub mod moto;
 pub mod proxy;
 pub mod stub;

@@ -21,6 +21,9 @@ pub const ISSUER: &str = "multiarch-test-issuer";
 pub struct TokenService {
     /// `http://127.0.0.1:PORT/token`
     pub realm: String,
+    /// Whether `push` is granted (a job token of a project without write access gets a token,
+    /// but a pull-only one, as GitLab does).
+    pub grants_push: Arc<std::sync::atomic::AtomicBool>,
     /// PEM of the signing certificate, for the registry's `rootcertbundle`.
     pub bundle: PathBuf,
     issued: Arc<AtomicUsize>,
@@ -51,6 +54,8 @@ impl TokenService {
         let realm = format!("http://{}/token", listener.local_addr().unwrap());
         let issued = Arc::new(AtomicUsize::new(0));
         let counter = issued.clone();
+        let grants_push = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let push = grants_push.clone();
         thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let Some((path, auth)) = read_request(&stream) else {
@@ -64,7 +69,13 @@ impl TokenService {
                     );
                     continue;
                 }
-                let token = sign(&signer, &x5c, &scopes(&path));
+                let mut access = scopes(&path);
+                if !push.load(Ordering::SeqCst) {
+                    for a in &mut access {
+                        a["actions"] = serde_json::json!(["pull"]);
+                    }
+                }
+                let token = sign(&signer, &x5c, &access);
                 counter.fetch_add(1, Ordering::SeqCst);
                 respond(
                     &stream,
@@ -77,6 +88,7 @@ impl TokenService {
         });
         TokenService {
             realm,
+            grants_push,
             bundle,
             issued,
         }
