@@ -40,7 +40,7 @@ async fn wait_only(given: &Given, env: &Env) -> Result<(), Error> {
     let text: String = gathered
         .resolved
         .iter()
-        .map(|r| format!("{}@{}\n", r.reference, r.fetched.digest))
+        .map(|r| format!("{}@{}\n", r.source().reference, r.fetched().digest))
         .collect();
     write_out(text.as_bytes())
 }
@@ -52,9 +52,9 @@ async fn push(given: &Given, env: &Env, plan_only: bool) -> Result<(), Error> {
         debug!(setting, from = %origin.name(), "setting");
     }
     info!(
-        image = %plan.image,
+        images = %plan.images.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
         tags = %plan.tags.join(","),
-        platforms = %plan.sources.iter().map(|s| s.platform.to_string()).collect::<Vec<_>>().join(","),
+        platforms = %plan.sources.iter().map(|s| s.platform_text()).collect::<Vec<_>>().join(","),
         dry_run = plan.dry_run,
         "plan"
     );
@@ -72,7 +72,7 @@ async fn push(given: &Given, env: &Env, plan_only: bool) -> Result<(), Error> {
 
     // The dotenv first: a later job must learn which tags moved even if stdout is closed.
     if let Some(path) = &dotenv {
-        write_file(path, &report::dotenv(&plan.image, &outcome))?;
+        write_file(path, &report::dotenv(&plan.images, &outcome))?;
         info!(path = %path.display(), "dotenv written");
     }
     let text = match (plan.output, plan.dry_run) {

@@ -1,73 +1,56 @@
-//! Index assembly: fetched per-architecture manifests in, index bytes and their digest out.
+//! Index assembly: resolved sources in, index bytes and their digest out.
 //!
-//! Owns the policy DESIGN.md promises: platform from the image config (checked against the tag's),
-//! flattening of per-arch indexes (buildx with provenance) with their attestation manifests kept,
-//! one source per platform, the `auto|oci|docker` format rule, annotations, and deterministic
-//! bytes (same inputs → same bytes → same digest, so a re-run is a no-op). Pure: no I/O, no clock.
+//! Owns the policy DESIGN.md promises: each image's platform from its own config (checked
+//! against what the tag, the spec or the index entry says), flattening of per-arch indexes
+//! (buildx with provenance) with their attestation manifests kept, one image per platform (Windows
+//! images told apart by `os.version`), the `auto|oci|docker` format rule (annotations asked for
+//! make an OCI index; a Docker list never drops them silently), `--append`'s merge into what a
+//! tag already holds, and deterministic bytes (same inputs → same bytes → same digest, so a re-run
+//! is a no-op). Pure: no I/O, no clock.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use tracing::info;
 
 use crate::error::Error;
 use crate::manifest::{
-    Descriptor, DescriptorPlatform, Fetched, ImageConfig, Manifest, DOCKER_LIST, DOCKER_MANIFEST,
-    OCI_INDEX, OCI_MANIFEST,
+    Descriptor, DescriptorPlatform, Fetched, Manifest, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX,
+    OCI_MANIFEST,
 };
-use crate::model::Digest;
+use crate::model::{Digest, Resolved, SourceImage};
 use crate::platform::Platform;
+use crate::reference::Repository;
 
 /// Which kind of list to write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Format {
-    /// Docker manifest list when every child is a Docker v2 manifest, else OCI index.
+    /// Docker manifest list when every child is a Docker v2 manifest and no annotation was asked
+    /// for, else OCI index.
     Auto,
     Oci,
     Docker,
 }
 
-/// One per-architecture source, fetched.
-#[derive(Debug, Clone)]
-pub(crate) struct Resolved {
-    /// The source reference as users see it (`registry/app:latest-arm64`).
-    pub(crate) reference: String,
-    /// The platform the tag promises.
-    pub(crate) expected: Platform,
-    pub(crate) fetched: Fetched,
-    /// The images the source contributes, each with its own config: the manifest itself, or
-    /// the image children of an index (attestations have no config worth reading).
-    pub(crate) images: Vec<SourceImage>,
+/// Index annotations, and whether any was asked for (flag, variable, spec) rather than only
+/// derived from CI variables.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Annotations {
+    pub(crate) values: BTreeMap<String, String>,
+    pub(crate) asked: bool,
 }
 
-/// One image of a source, with what its own config says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SourceImage {
-    pub(crate) digest: Digest,
-    pub(crate) config: ImageConfig,
-    /// The revision it was built from: its config's label, else its manifest's annotation, else
-    /// (a child of an index) the index's annotation.
-    pub(crate) revision: Option<String>,
-}
-
-impl Resolved {
-    /// The config of the image with `digest`.
-    fn config_of(&self, digest: &Digest) -> Option<&ImageConfig> {
-        self.images
-            .iter()
-            .find(|i| i.digest == *digest)
-            .map(|i| &i.config)
-    }
-}
-
-/// One entry of the built index, for reports (dotenv per-platform digests, inspect).
+/// One entry of the built index, for reports and for copying children between repositories.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct Child {
     pub(crate) platform: Platform,
     pub(crate) digest: Digest,
     pub(crate) media_type: String,
-    /// Source reference this child came from.
+    /// The source reference this child came from, as users see it.
     pub(crate) source: String,
+    /// The repository that holds the child manifest now.
+    #[serde(skip)]
+    pub(crate) from: Repository,
     /// Attestation manifests (buildx provenance/SBOM) ride along with their image.
     pub(crate) attestation: bool,
     /// The revision the image was built from, when labelled (attestations: none).
@@ -83,6 +66,13 @@ pub(crate) struct Index {
     pub(crate) children: Vec<Child>,
 }
 
+/// What a target tag already held, for `--append`: its index and the repository it is in.
+pub(crate) struct Base<'a> {
+    pub(crate) fetched: &'a Fetched,
+    pub(crate) reference: String,
+    pub(crate) repository: &'a Repository,
+}
+
 /// The serialised document; field order here is the byte order on the wire.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -94,21 +84,35 @@ struct Document<'a> {
     annotations: &'a BTreeMap<String, String>,
 }
 
-/// Builds the index. `sources` are in plan order, which is the order of the children.
+/// Builds the index from `sources` (in plan order, which is the order of the children), merged
+/// into `base` when appending.
 pub(crate) fn build(
     sources: &[Resolved],
     format: Format,
-    annotations: &BTreeMap<String, String>,
+    annotations: &Annotations,
+    base: Option<&Base>,
 ) -> Result<Index, Error> {
     let mut entries: Vec<(Descriptor, Child)> = Vec::new();
     for source in sources {
         entries.extend(entries_of(source)?);
     }
     check_unique(&entries)?;
+    if let Some(base) = base {
+        entries = merge(base, entries)?;
+    }
 
     let all_docker = entries.iter().all(|(d, _)| d.media_type == DOCKER_MANIFEST);
+    let entry_annotations = entries
+        .iter()
+        .any(|(d, c)| !c.attestation && d.annotations.as_ref().is_some_and(|a| !a.is_empty()));
     let docker = match format {
-        Format::Auto => all_docker,
+        Format::Auto => {
+            let docker = all_docker && !annotations.asked && !entry_annotations;
+            if all_docker && !docker {
+                info!("OCI index rather than a Docker manifest list: annotations were asked for, and a Docker list cannot carry them");
+            }
+            docker
+        }
         Format::Oci => false,
         Format::Docker => {
             if let Some((d, c)) = entries
@@ -126,6 +130,12 @@ pub(crate) fn build(
 
     let (media_type, descriptors, annotations) = if docker {
         // Docker manifest lists have no annotations, on the list or on its entries.
+        if !annotations.values.is_empty() {
+            info!(
+                left_out = %annotations.values.keys().cloned().collect::<Vec<_>>().join(","),
+                "Docker manifest list: the CI annotations are left out (a Docker list cannot carry them; MULTIARCH_FORMAT=oci keeps them)"
+            );
+        }
         let bare: Vec<Descriptor> = entries
             .iter()
             .map(|(d, _)| Descriptor {
@@ -137,7 +147,7 @@ pub(crate) fn build(
         (DOCKER_LIST, bare, BTreeMap::new())
     } else {
         let ds = entries.iter().map(|(d, _)| d.clone()).collect();
-        (OCI_INDEX, ds, annotations.clone())
+        (OCI_INDEX, ds, annotations.values.clone())
     };
     let doc = Document {
         schema_version: 2,
@@ -154,92 +164,100 @@ pub(crate) fn build(
     })
 }
 
-/// Checks one source on its own (platform against the tag's, index shape), so a wrong image
-/// fails as soon as it is seen rather than after waiting for the others.
+/// Checks one source on its own (each image's config against what was promised), so a wrong
+/// image fails as soon as it is seen rather than after waiting for the others.
 pub(crate) fn check(source: &Resolved) -> Result<(), Error> {
     entries_of(source).map(|_| ())
 }
 
-/// The index entries one source contributes: itself (an image) or its children (an index).
-fn entries_of(source: &Resolved) -> Result<Vec<(Descriptor, Child)>, Error> {
-    let f = &source.fetched;
-    match &f.manifest {
-        Manifest::Image { .. } => {
-            let actual = source
-                .config_of(&f.digest)
-                .expect("image sources are resolved with their config")
-                .platform
-                .clone();
-            if !source.expected.matches(&actual) {
-                return Err(mismatch(
-                    &source.reference,
-                    &source.expected,
-                    &actual,
-                    "its image config",
-                ));
+/// The index entries one source contributes: its images, each checked on its own config, then
+/// (flattened from an index) their attestations.
+fn entries_of(resolved: &Resolved) -> Result<Vec<(Descriptor, Child)>, Error> {
+    let source = resolved.source();
+    let shown = source.reference.to_string();
+    let repository = source.reference.repository();
+    let child = |platform: Platform,
+                 digest: &Digest,
+                 media_type: &str,
+                 image: Option<&SourceImage>| Child {
+        platform,
+        digest: digest.clone(),
+        media_type: media_type.to_string(),
+        source: shown.clone(),
+        from: repository.clone(),
+        attestation: image.is_none(),
+        revision: image.and_then(|i| i.revision.clone()),
+    };
+    let mut out = Vec::new();
+    for image in resolved.images() {
+        let actual = &image.config.platform;
+        let where_ = match &image.entry {
+            Some(_) => format!("{shown} ({})", image.fetched.digest),
+            None => shown.clone(),
+        };
+        if let Some(expected) = &source.platform {
+            if !expected.matches(actual) {
+                return Err(mismatch(&where_, expected, actual, "its image config"));
             }
-            let mut d = f.descriptor();
-            d.platform = Some(DescriptorPlatform::from_platform(&actual));
-            Ok(vec![(
-                d,
-                child(source, actual, &f.digest, &f.media_type, false),
-            )])
+            if let (Some(want), got) = (&expected.os_version, &actual.os_version) {
+                if got.as_ref() != Some(want) {
+                    return Err(mismatch(
+                        &where_,
+                        expected,
+                        actual,
+                        "its image config's os.version",
+                    ));
+                }
+            }
         }
-        Manifest::Index { manifests } => {
-            let mut out = Vec::new();
-            for d in manifests {
-                let where_ = format!("{} ({})", source.reference, d.digest);
-                if d.media_type != OCI_MANIFEST && d.media_type != DOCKER_MANIFEST {
-                    return Err(Error::InvalidManifest {
-                        reference: where_,
-                        what: "index entry",
-                        reason: format!("nested {} is not supported", d.media_type),
-                    });
+        let descriptor = match &image.entry {
+            // Flattened from an index: the entry as the index wrote it, after checking that its
+            // platform agrees with the config.
+            Some(entry) => {
+                let said = entry.platform.as_ref().map(DescriptorPlatform::to_platform);
+                if let Some(said) = said.filter(|s| !s.matches(actual)) {
+                    return Err(mismatch(&where_, actual, &said, "its index entry"));
                 }
-                let platform = d
-                    .platform
-                    .as_ref()
-                    .map(DescriptorPlatform::to_platform)
-                    .ok_or_else(|| Error::InvalidManifest {
-                        reference: where_.clone(),
-                        what: "index entry",
-                        reason: "it has no platform".into(),
-                    })?;
-                let attestation = is_attestation(d);
-                if !attestation {
-                    // The entry's word is not enough: the child's own config decides.
-                    let config =
-                        source
-                            .config_of(&d.digest)
-                            .ok_or_else(|| Error::InvalidManifest {
-                                reference: where_.clone(),
-                                what: "index entry",
-                                reason: "its image config was not read".into(),
-                            })?;
-                    for (said, by) in [
-                        (&config.platform, "its image config"),
-                        (&platform, "its index entry"),
-                    ] {
-                        if !source.expected.matches(said) {
-                            return Err(mismatch(&where_, &source.expected, said, by));
-                        }
-                    }
+                entry.clone()
+            }
+            None => {
+                let mut d = image.fetched.descriptor();
+                let mut platform = DescriptorPlatform::from_platform(actual);
+                platform.os_features = source.os_features.clone();
+                d.platform = Some(platform);
+                if !source.annotations.is_empty() {
+                    d.annotations = Some(source.annotations.clone());
                 }
-                let c = child(source, platform, &d.digest, &d.media_type, attestation);
-                out.push((d.clone(), c));
+                d
             }
-            if out.iter().all(|(_, c)| c.attestation) {
-                return Err(Error::InvalidManifest {
-                    reference: source.reference.clone(),
-                    what: "per-architecture index",
-                    reason: format!("it holds no image for {}", source.expected),
-                });
-            }
-            // Images first, then their attestations: the order buildx writes.
-            out.sort_by_key(|(_, c)| c.attestation);
-            Ok(out)
+        };
+        let c = child(
+            actual.clone(),
+            &image.fetched.digest,
+            &image.fetched.media_type,
+            Some(image),
+        );
+        out.push((descriptor, c));
+    }
+    if let Resolved::Index { attestations, .. } = resolved {
+        for d in attestations {
+            let platform = d
+                .platform
+                .as_ref()
+                .map(DescriptorPlatform::to_platform)
+                .unwrap_or_else(|| Platform::normalised("unknown", "unknown", None, None));
+            out.push((d.clone(), child(platform, &d.digest, &d.media_type, None)));
         }
     }
+    if out.iter().all(|(_, c)| c.attestation) {
+        let wanted = source.platform_text();
+        return Err(Error::InvalidManifest {
+            reference: shown,
+            what: "index",
+            reason: format!("it holds no image for {wanted}"),
+        });
+    }
+    Ok(out)
 }
 
 /// buildx marks attestation manifests with platform `unknown/unknown` and a
@@ -253,25 +271,12 @@ pub(crate) fn is_attestation(d: &Descriptor) -> bool {
             .is_some_and(|a| a.contains_key("vnd.docker.reference.type"))
 }
 
-fn child(
-    source: &Resolved,
-    platform: Platform,
-    digest: &Digest,
-    media_type: &str,
-    attestation: bool,
-) -> Child {
-    Child {
-        platform,
-        digest: digest.clone(),
-        media_type: media_type.to_string(),
-        source: source.reference.clone(),
-        attestation,
-        revision: source
-            .images
-            .iter()
-            .find(|i| i.digest == *digest)
-            .and_then(|i| i.revision.clone()),
-    }
+/// The image an attestation is about (`vnd.docker.reference.digest`).
+pub(crate) fn attests(d: &Descriptor) -> Option<Digest> {
+    d.annotations
+        .as_ref()?
+        .get("vnd.docker.reference.digest")
+        .and_then(|s| Digest::parse(s).ok())
 }
 
 fn mismatch(
@@ -280,19 +285,27 @@ fn mismatch(
     actual: &Platform,
     said_by: &'static str,
 ) -> Error {
+    let show = |p: &Platform| match &p.os_version {
+        Some(v) => format!("{p} (os.version {v})"),
+        None => p.to_string(),
+    };
     Error::PlatformMismatch {
         reference: reference.to_string(),
-        expected: expected.to_string(),
-        actual: actual.to_string(),
+        expected: show(expected),
+        actual: show(actual),
         said_by,
     }
 }
 
-/// Refuses two images for one platform (attestations are per image and never collide).
+/// Refuses two images for one platform. Windows images of one os/arch are told apart by their
+/// `os.version` (a host picks the one matching its build); attestations never collide.
 fn check_unique(entries: &[(Descriptor, Child)]) -> Result<(), Error> {
     let mut seen: Vec<&Child> = Vec::new();
     for (_, c) in entries.iter().filter(|(_, c)| !c.attestation) {
-        if let Some(first) = seen.iter().find(|s| s.platform.matches(&c.platform)) {
+        let same = |s: &&&Child| {
+            s.platform.matches(&c.platform) && s.platform.os_version == c.platform.os_version
+        };
+        if let Some(first) = seen.iter().find(same) {
             return Err(Error::DuplicatePlatform {
                 platform: c.platform.to_string(),
                 first: first.source.clone(),
@@ -302,6 +315,88 @@ fn check_unique(entries: &[(Descriptor, Child)]) -> Result<(), Error> {
         seen.push(c);
     }
     Ok(())
+}
+
+/// `--append`: the children `base` already holds, with each platform given now replacing the
+/// old child in place (its attestations go with it), and new platforms added at the end.
+fn merge(base: &Base, new: Vec<(Descriptor, Child)>) -> Result<Vec<(Descriptor, Child)>, Error> {
+    let Manifest::Index { manifests } = &base.fetched.manifest else {
+        return Err(Error::InvalidManifest {
+            reference: base.reference.clone(),
+            what: "index to append to",
+            reason: "it is a single image, not an index".into(),
+        });
+    };
+    let same = |a: &Platform, b: &Platform| a.matches(b) && a.os_version == b.os_version;
+    let replaced: Vec<Digest> = manifests
+        .iter()
+        .filter(|d| !is_attestation(d))
+        .filter(|d| {
+            let p = d.platform.as_ref().map(DescriptorPlatform::to_platform);
+            new.iter()
+                .any(|(_, c)| !c.attestation && p.as_ref().is_some_and(|p| same(p, &c.platform)))
+        })
+        .map(|d| d.digest.clone())
+        .collect();
+    let mut placed = vec![false; new.len()];
+    let mut out = Vec::new();
+    for d in manifests {
+        if is_attestation(d) {
+            if attests(d).is_some_and(|a| replaced.contains(&a)) {
+                continue;
+            }
+        } else if replaced.contains(&d.digest) {
+            let p = d.platform.as_ref().map(DescriptorPlatform::to_platform);
+            // The new image for this platform, and the attestations that follow it.
+            if let Some(i) = new.iter().position(|(_, c)| {
+                !c.attestation && p.as_ref().is_some_and(|p| same(p, &c.platform))
+            }) {
+                out.push(new[i].clone());
+                placed[i] = true;
+                for (j, (nd, nc)) in new.iter().enumerate() {
+                    if nc.attestation && attests(nd).as_ref() == Some(&new[i].1.digest) {
+                        out.push((nd.clone(), nc.clone()));
+                        placed[j] = true;
+                    }
+                }
+            }
+            continue;
+        }
+        let platform = d
+            .platform
+            .as_ref()
+            .map(DescriptorPlatform::to_platform)
+            .unwrap_or_else(|| Platform::normalised("unknown", "unknown", None, None));
+        let attestation = is_attestation(d);
+        out.push((
+            d.clone(),
+            Child {
+                platform,
+                digest: d.digest.clone(),
+                media_type: d.media_type.clone(),
+                source: base.reference.clone(),
+                from: base.repository.clone(),
+                attestation,
+                revision: None,
+            },
+        ));
+    }
+    for (i, e) in new.into_iter().enumerate() {
+        if !placed[i] {
+            out.push(e);
+        }
+    }
+    if out
+        .iter()
+        .any(|(d, _)| d.media_type != OCI_MANIFEST && d.media_type != DOCKER_MANIFEST)
+    {
+        return Err(Error::InvalidManifest {
+            reference: base.reference.clone(),
+            what: "index to append to",
+            reason: "it holds nested indexes".into(),
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ pub async fn run(at: &Reference, registry: &impl Registry) -> Result<(Fetched, V
                 }
             })
             .collect(),
-        Manifest::Image { config } => {
+        Manifest::Image { config, .. } => {
             let bytes = registry.fetch_config(at, config).await?;
             vec![Entry {
                 platform: manifest::config(&at.to_string(), &bytes)?.platform,

@@ -87,8 +87,12 @@ impl DescriptorPlatform {
 /// What a manifest is, once parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Manifest {
-    /// A single-platform image: its config says the platform.
-    Image { config: Box<Descriptor> },
+    /// A single-platform image: its config says the platform; its blobs are the config and the
+    /// layers that live in the registry (foreign layers are left out).
+    Image {
+        config: Box<Descriptor>,
+        layers: Vec<Descriptor>,
+    },
     /// An index / manifest list: each entry carries its own platform.
     Index { manifests: Vec<Descriptor> },
 }
@@ -99,9 +103,22 @@ struct Shape {
     schema_version: Option<i64>,
     media_type: Option<String>,
     config: Option<Descriptor>,
+    #[serde(default)]
+    layers: Vec<Layer>,
     manifests: Option<Vec<Descriptor>>,
     #[serde(default)]
     annotations: Option<BTreeMap<String, String>>,
+}
+
+/// A layer descriptor; `urls` marks a foreign layer (Windows base layers), which lives elsewhere
+/// and is never copied between registries.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Layer {
+    #[serde(flatten)]
+    descriptor: Descriptor,
+    #[serde(default)]
+    urls: Option<Vec<String>>,
 }
 
 /// The annotation (and config label) that says which source revision an image was built from.
@@ -116,6 +133,18 @@ pub(crate) struct Fetched {
     pub(crate) manifest: Manifest,
     /// The manifest's own `annotations` (OCI only; Docker v2 has none).
     pub(crate) annotations: BTreeMap<String, String>,
+}
+
+impl Manifest {
+    /// The blobs an image needs in a repository (config first); none for an index.
+    pub(crate) fn blobs(&self) -> Vec<&Descriptor> {
+        match self {
+            Manifest::Image { config, layers } => {
+                std::iter::once(config.as_ref()).chain(layers).collect()
+            }
+            Manifest::Index { .. } => Vec::new(),
+        }
+    }
 }
 
 impl Fetched {
@@ -160,6 +189,13 @@ impl Fetched {
                         .config
                         .ok_or_else(|| bad("image manifest without config".into()))?,
                 ),
+                layers: shape
+                    .layers
+                    .into_iter()
+                    .filter(|l| l.urls.as_ref().is_none_or(Vec::is_empty))
+                    .filter(|l| !l.descriptor.media_type.contains(".foreign."))
+                    .map(|l| l.descriptor)
+                    .collect(),
             },
             other => return Err(bad(format!("unsupported media type {other}"))),
         };
@@ -259,6 +295,27 @@ mod tests {
         let e = Fetched::parse("r", evil.into_bytes(), Digest::of(b"x")).unwrap_err();
         assert_eq!(e.exit_code(), 4);
         assert!(!e.to_string().contains("MULTIARCH_REF=evil"), "{e}");
+    }
+
+    #[test]
+    fn an_image_needs_its_config_and_its_own_layers_not_foreign_ones() {
+        let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+        let img = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST}","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"{}","size":2}},"layers":[
+              {{"mediaType":"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip","digest":"{}","size":9,"urls":["https://mcr.microsoft.com/x"]}},
+              {{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","digest":"{}","size":3}}]}}"#,
+            d('a'),
+            d('b'),
+            d('c')
+        );
+        let f = Fetched::parse("r", img.into_bytes(), Digest::of(b"x")).unwrap();
+        let blobs: Vec<String> = f
+            .manifest
+            .blobs()
+            .iter()
+            .map(|b| b.digest.to_string())
+            .collect();
+        assert_eq!(blobs, [d('a'), d('c')]);
     }
 
     #[test]

@@ -1,23 +1,27 @@
 //! The push command's orchestration: the one place that knows the order of the steps.
 //!
-//! 1. Sources (wait for all, read every manifest and config) and, alongside, each target tag
-//!    looked at with push credentials — a refused push credential ends the run now, with exit 5,
-//!    whatever the sources are doing.
-//! 2. Build the index.
-//! 3. Refuse, before anything is pushed, to move a tag the repository keeps immutable (ECR).
-//! 4. PUT the index once by digest; a failure here moves nothing.
-//! 5. PUT it under each tag that does not hold it yet. A tag the registry refuses (a protected
+//! 1. Sources (wait for all, read every manifest and config) and, alongside, each target tag of
+//!    every destination looked at with push credentials — a refused push credential ends the run
+//!    now, with exit 5, whatever the sources are doing.
+//! 2. Build the index (with `--append`, merged into what the first target tag holds).
+//! 3. Refuse, before anything is pushed anywhere, to move a tag a destination keeps immutable.
+//! 4. Copy the children each destination lacks (mounted or streamed), untagged.
+//! 5. PUT the index by digest into each destination; a failure here moves no tag.
+//! 6. PUT it under each tag that does not hold it yet. A tag the registry refuses (a protected
 //!    tag, `TAG_INVALID`, a persistent 5xx) does not stop the others: the outcome says exactly
 //!    which tags hold the index and why the others do not.
-//! 6. Look at each pushed tag once more: a tag that someone else moved meanwhile is a warning.
+//! 7. Look at each pushed tag once more: a tag that someone else moved meanwhile is a warning.
+
+mod copy;
 
 use futures_util::future::{join_all, try_join, try_join_all};
 use tracing::{info, warn};
 
 use crate::error::Error;
-use crate::index::{self, Index};
-use crate::model::{Digest, Outcome, Status};
-use crate::reference::Reference;
+use crate::index::{self, Base, Index};
+use crate::manifest::Fetched;
+use crate::model::{Digest, Outcome, Resolved, Status};
+use crate::reference::{Reference, Repository};
 use crate::registry::{first_line, Registry};
 use crate::settings::Plan;
 use crate::wait::{self, Gathered};
@@ -67,7 +71,16 @@ pub(crate) async fn run(
         looked,
     ) = gathered?;
 
-    let index = index::build(&resolved, plan.format, &plan.annotations)?;
+    let base = match plan.append {
+        true => base(plan, registry).await?,
+        false => None,
+    };
+    let base = base.as_ref().map(|(fetched, at)| Base {
+        fetched,
+        reference: at.to_string(),
+        repository: at.repository(),
+    });
+    let index = index::build(&resolved, plan.format, &plan.annotations, base.as_ref())?;
     info!(digest = %index.digest, media_type = index.media_type, children = index.children.len(), "index built");
 
     let Some(looked) = looked else {
@@ -91,7 +104,7 @@ pub(crate) async fn run(
         Ok(looked)
     };
     let pushed = match current {
-        Ok(current) => push_all(plan, registry, &index, current).await,
+        Ok(current) => push_all(plan, registry, &index, &resolved, current).await,
         Err(e) => Err(e),
     };
     phases.end("multiarch_push");
@@ -120,6 +133,26 @@ pub(crate) fn failed(outcome: Outcome) -> Result<(), Error> {
     })
 }
 
+/// `--append`: what the first target tag holds now (nothing to merge into if it does not exist).
+async fn base(
+    plan: &Plan,
+    registry: &impl Registry,
+) -> Result<Option<(Fetched, Reference)>, Error> {
+    let Some(at) = plan.targets.first() else {
+        return Ok(None);
+    };
+    match registry.fetch_manifest(at).await? {
+        Some(f) => {
+            info!(reference = %at, digest = %f.digest, "appending to what the tag holds");
+            Ok(Some((f, at.clone())))
+        }
+        None => {
+            info!(reference = %at, "--append: the tag does not exist yet; a new index");
+            Ok(None)
+        }
+    }
+}
+
 /// The digest each target tag holds now (`None`: the tag does not exist), asked with push
 /// credentials.
 async fn look_at_targets(
@@ -131,11 +164,12 @@ async fn look_at_targets(
 
 type Pushed = (Vec<(Reference, Status)>, Vec<(Reference, Error)>);
 
-/// Steps 3 to 6, given what every target tag holds.
+/// Steps 3 to 7, given what every target tag holds.
 async fn push_all(
     plan: &Plan,
     registry: &impl Registry,
     index: &Index,
+    resolved: &[Resolved],
     current: Vec<Option<Digest>>,
 ) -> Result<Pushed, Error> {
     let moving: Vec<(&Reference, &Digest)> = plan
@@ -144,28 +178,38 @@ async fn push_all(
         .zip(&current)
         .filter_map(|(t, c)| c.as_ref().filter(|d| **d != index.digest).map(|d| (t, d)))
         .collect();
-    if let Some((first, _)) = moving.first() {
-        let rule = registry.tag_rule(first.repository()).await?;
+    // Every destination's rule before anything is pushed anywhere.
+    let mut checked: Vec<&Repository> = Vec::new();
+    for (t, _) in &moving {
+        let repo = t.repository();
+        if checked.contains(&repo) {
+            continue;
+        }
+        checked.push(repo);
+        let rule = registry.tag_rule(repo).await?;
         let tag_of = |t: &Reference| t.tag().unwrap_or_default().to_string();
-        if let Some((t, held)) = moving.iter().find(|(t, _)| rule.is_immutable(&tag_of(t))) {
+        if let Some((t, held)) = moving
+            .iter()
+            .filter(|(m, _)| m.repository() == repo)
+            .find(|(t, _)| rule.is_immutable(&tag_of(t)))
+        {
             return Err(Error::TagImmutable {
                 reference: t.to_string(),
                 reason: format!("the repository keeps this tag immutable and it holds {held}; nothing was pushed"),
             });
         }
     }
-    let stale: Vec<&Reference> = plan
-        .targets
-        .iter()
-        .zip(&current)
-        .filter(|(_, c)| c.as_ref() != Some(&index.digest))
-        .map(|(t, _)| t)
-        .collect();
-    if !stale.is_empty() {
-        // The index exists under its digest before any tag points at it.
-        let by_digest = plan.image.digest(&index.digest);
+    // The destinations with a tag to move get the children they lack, then the index by digest.
+    let mut destinations: Vec<&Repository> = Vec::new();
+    for (t, c) in plan.targets.iter().zip(&current) {
+        if c.as_ref() != Some(&index.digest) && !destinations.contains(&t.repository()) {
+            destinations.push(t.repository());
+        }
+    }
+    copy::children(registry, index, resolved, &destinations).await?;
+    for repo in &destinations {
         registry
-            .push_manifest(&by_digest, index.media_type, &index.bytes)
+            .push_manifest(&repo.digest(&index.digest), index.media_type, &index.bytes)
             .await?;
     }
     let results = join_all(plan.targets.iter().zip(&current).map(|(t, c)| async move {

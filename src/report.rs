@@ -26,7 +26,8 @@ pub(crate) fn json(plan: &Plan, outcome: &Outcome) -> String {
     let v = json!({
         "digest": outcome.index.digest,
         "mediaType": outcome.index.media_type,
-        "ref": format!("{}@{}", plan.image, outcome.index.digest),
+        "ref": format!("{}@{}", plan.images[0], outcome.index.digest),
+        "refs": plan.images.iter().map(|i| format!("{i}@{}", outcome.index.digest)).collect::<Vec<_>>(),
         "targets": outcome.targets.iter().map(|(t, s)| json!({"reference": t.to_string(), "status": s})).collect::<Vec<_>>(),
         "failures": outcome.failures.iter().map(|(t, e)| json!({"reference": t.to_string(), "error": e.to_string()})).collect::<Vec<_>>(),
         "manifests": outcome.index.children.iter().map(child_json).collect::<Vec<_>>(),
@@ -48,19 +49,22 @@ fn child_json(c: &Child) -> serde_json::Value {
     })
 }
 
-/// The dotenv file: `MULTIARCH_DIGEST`, `MULTIARCH_REF`, `MULTIARCH_TAGGED` (the target tags
+/// The dotenv file: `MULTIARCH_DIGEST`, `MULTIARCH_REF` (the first destination's
+/// `image@digest`), `MULTIARCH_REFS` (every destination's), `MULTIARCH_TAGGED` (the target tags
 /// that hold the index, `image:tag` comma-separated) and one `MULTIARCH_DIGEST_<OS>_<ARCH>[_<VARIANT>]` per image platform
 /// (attestations have none). Every value is a digest (checked grammar), a reference or a tag: no
 /// value can carry a newline or a control character, so no line can be forged.
-pub(crate) fn dotenv(image: &Repository, outcome: &Outcome) -> String {
+pub(crate) fn dotenv(images: &[Repository], outcome: &Outcome) -> String {
     let index = &outcome.index;
     let tagged: Vec<String> = outcome.holding().map(ToString::to_string).collect();
+    let refs: Vec<String> = images
+        .iter()
+        .map(|i| format!("{i}@{}", index.digest))
+        .collect();
     let mut lines = vec![
         ("MULTIARCH_DIGEST".to_string(), index.digest.to_string()),
-        (
-            "MULTIARCH_REF".to_string(),
-            format!("{image}@{}", index.digest),
-        ),
+        ("MULTIARCH_REF".to_string(), refs[0].clone()),
+        ("MULTIARCH_REFS".to_string(), refs.join(",")),
         ("MULTIARCH_TAGGED".to_string(), tagged.join(",")),
     ];
     for c in index.children.iter().filter(|c| !c.attestation) {
@@ -94,14 +98,14 @@ pub(crate) fn plan(plan: &Plan, outcome: &Outcome) -> String {
         match found {
             Some(c) => out.push_str(&format!(
                 "  {:<16} {} {} (from {from}, revision {})\n",
-                s.platform.to_string(),
+                s.platform_text(),
                 s.reference,
                 c.digest,
                 c.revision.as_deref().unwrap_or("unlabelled")
             )),
             None => out.push_str(&format!(
                 "  {:<16} {} (from {from}; missing)\n",
-                s.platform.to_string(),
+                s.platform_text(),
                 s.reference
             )),
         }
@@ -197,6 +201,7 @@ mod tests {
             digest,
             media_type: crate::manifest::OCI_MANIFEST.into(),
             source: "r.example/app:1-x".into(),
+            from: Repository::parse("t", "r.example/app").unwrap(),
             attestation,
             revision: None,
         };
@@ -234,10 +239,11 @@ mod tests {
         ]);
         let (i, a, b) = (d('0'), d('a'), d('b'));
         assert_eq!(
-            dotenv(&image, &o),
+            dotenv(&[image], &o),
             format!(
                 "MULTIARCH_DIGEST={i}\n\
                  MULTIARCH_REF=r.example/g/app@{i}\n\
+                 MULTIARCH_REFS=r.example/g/app@{i}\n\
                  MULTIARCH_TAGGED=r.example/g/app:latest\n\
                  MULTIARCH_DIGEST_LINUX_AMD64={a}\n\
                  MULTIARCH_DIGEST_LINUX_ARM_V7={b}\n"

@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::manifest::{self, Descriptor, Fetched};
 use crate::model::Digest;
 use crate::reference::{Reference, Repository};
-use crate::registry::Registry;
+use crate::registry::{Copied, Registry};
 use crate::settings::{self, Env, Plan};
 use crate::tag_rule::TagRule;
 
@@ -197,6 +197,19 @@ impl Registry for Scripted {
 
     async fn tag_rule(&self, _: &Repository) -> Result<TagRule, Error> {
         Ok(TagRule::Mutable)
+    }
+
+    async fn has_blob(&self, _: &Repository, _: &Digest) -> Result<bool, Error> {
+        Ok(true)
+    }
+
+    async fn copy_blob(
+        &self,
+        _: &Repository,
+        _: &Repository,
+        _: &Descriptor,
+    ) -> Result<Copied, Error> {
+        unreachable!("scripted sources live in the target repository")
     }
 }
 

@@ -25,9 +25,9 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::error::{Error, NotReady};
-use crate::index::{self, Resolved, SourceImage};
-use crate::manifest::{self, Descriptor, Fetched, Manifest, REVISION};
-use crate::model::{Digest, Source, SourceOrigin};
+use crate::index;
+use crate::manifest::{self, Descriptor, DescriptorPlatform, Fetched, Manifest, REVISION};
+use crate::model::{Digest, Resolved, Source, SourceImage, SourceOrigin};
 use crate::registry::{first_line, Registry};
 use crate::settings::Plan;
 
@@ -103,7 +103,7 @@ pub(crate) async fn gather(plan: &Plan, registry: &impl Registry) -> Result<Gath
             let looks = join_all(
                 pending
                     .iter()
-                    .map(|&i| look(registry, &plan.sources[i], &states[i], first_round)),
+                    .map(|&i| look(registry, plan, &plan.sources[i], &states[i], first_round)),
             );
             tokio::pin!(looks);
             // Requests may hang up to their time limit: progress still comes on time.
@@ -215,16 +215,16 @@ fn judge(
             Ok(State::Ready(r))
         }
         Provenance::Unlabelled => {
-            info!(reference = %source.reference, digest = %r.fetched.digest, "unlabelled (MULTIARCH_REQUIRE_REVISION): waiting for a labelled build");
+            info!(reference = %source.reference, digest = %r.fetched().digest, "unlabelled (MULTIARCH_REQUIRE_REVISION): waiting for a labelled build");
             Ok(State::Stale {
-                digest: r.fetched.digest,
+                digest: r.fetched().digest.clone(),
                 held: None,
             })
         }
         Provenance::Other(held) => {
-            info!(reference = %source.reference, holds = %short(&held), want = %short(expected), digest = %r.fetched.digest, "stale: an earlier build; waiting for this pipeline's");
+            info!(reference = %source.reference, holds = %short(&held), want = %short(expected), digest = %r.fetched().digest, "stale: an earlier build; waiting for this pipeline's");
             Ok(State::Stale {
-                digest: r.fetched.digest,
+                digest: r.fetched().digest.clone(),
                 held: Some(held),
             })
         }
@@ -233,18 +233,21 @@ fn judge(
 
 fn found(r: &Resolved, first_round: bool) {
     let platform = r
-        .images
-        .first()
-        .map_or_else(|| "index".to_string(), |i| i.config.platform.to_string());
+        .images()
+        .iter()
+        .map(|i| i.config.platform.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     let revision = r
-        .images
+        .images()
         .first()
         .and_then(|i| i.revision.as_deref())
         .map_or_else(|| "unlabelled".to_string(), short);
+    let (reference, digest) = (&r.source().reference, &r.fetched().digest);
     if first_round {
-        info!(reference = %r.reference, digest = %r.fetched.digest, %platform, %revision, "source found");
+        info!(%reference, %digest, %platform, %revision, "source found");
     } else {
-        info!(reference = %r.reference, digest = %r.fetched.digest, %platform, %revision, "source appeared");
+        info!(%reference, %digest, %platform, %revision, "source appeared");
     }
 }
 
@@ -261,7 +264,7 @@ enum Provenance {
 /// the whole source stale.
 fn provenance(r: &Resolved, expected: &str) -> Provenance {
     let mut unlabelled = false;
-    for image in &r.images {
+    for image in r.images() {
         match image.revision.as_deref() {
             None => unlabelled = true,
             Some(held) if !same_revision(held, expected) => {
@@ -270,7 +273,7 @@ fn provenance(r: &Resolved, expected: &str) -> Provenance {
             Some(_) => {}
         }
     }
-    if unlabelled || r.images.is_empty() {
+    if unlabelled || r.images().is_empty() {
         Provenance::Unlabelled
     } else {
         Provenance::Built
@@ -365,6 +368,7 @@ fn at_deadline(
 /// exists and does not still hold the stale digest seen before.
 async fn look(
     registry: &impl Registry,
+    plan: &Plan,
     source: &Source,
     state: &State,
     first_round: bool,
@@ -379,48 +383,105 @@ async fn look(
         }
     }
     match registry.fetch_manifest(&source.reference).await? {
-        Some(fetched) => resolve(registry, source, fetched)
+        Some(fetched) => resolve(registry, plan, source, fetched)
             .await
             .map(|r| Look::Found(Box::new(r))),
         None => Ok(Look::Absent),
     }
 }
 
-/// Reads the images of a fetched source with their own configs (for an index, each image child
-/// and its config) and checks their platforms against the tag's at once.
+/// Reads the images of a fetched source with their own configs — for an index, each image child
+/// of a wanted platform, and the attestations about them — and checks them at once.
 async fn resolve(
     registry: &impl Registry,
+    plan: &Plan,
     source: &Source,
     fetched: Fetched,
 ) -> Result<Resolved, Error> {
-    let reference = source.reference.to_string();
-    let images = match &fetched.manifest {
-        Manifest::Image { config } => {
+    let resolved = match &fetched.manifest {
+        Manifest::Image { config, .. } => {
             let bytes = registry.fetch_config(&source.reference, config).await?;
-            let config = manifest::config(&reference, &bytes)?;
+            let config = manifest::config(&source.reference.to_string(), &bytes)?;
             let revision = config
                 .revision
                 .clone()
                 .or_else(|| fetched.annotations.get(REVISION).cloned());
-            vec![SourceImage {
-                digest: fetched.digest.clone(),
-                config,
-                revision,
-            }]
+            Resolved::Image {
+                source: source.clone(),
+                image: Box::new(SourceImage {
+                    fetched,
+                    config,
+                    revision,
+                    entry: None,
+                }),
+            }
         }
         Manifest::Index { manifests } => {
-            let children = manifests.iter().filter(|d| !index::is_attestation(d));
-            try_join_all(children.map(|d| child(registry, source, &fetched, d))).await?
+            let wanted = wanted(manifests, source, plan);
+            let images =
+                try_join_all(wanted.iter().map(|d| child(registry, source, &fetched, d))).await?;
+            let all = wanted.len()
+                == manifests
+                    .iter()
+                    .filter(|d| !index::is_attestation(d))
+                    .count();
+            let attestations = manifests
+                .iter()
+                .filter(|d| index::is_attestation(d))
+                .filter(|d| match index::attests(d) {
+                    Some(about) => wanted.iter().any(|w| w.digest == about),
+                    None => all,
+                })
+                .cloned()
+                .collect();
+            Resolved::Index {
+                source: source.clone(),
+                fetched,
+                images,
+                attestations,
+            }
         }
-    };
-    let resolved = Resolved {
-        reference,
-        expected: source.platform.clone(),
-        fetched,
-        images,
     };
     index::check(&resolved)?;
     Ok(resolved)
+}
+
+/// The image children of an index a source contributes: those of its platform (a per-arch index
+/// holds only that one; a multi-platform index gives one of many), or, for a spec entry without
+/// a platform, all of them (within `--platforms`, when given). A per-arch index whose only image
+/// says another platform is still taken, so the check names both platforms.
+fn wanted(manifests: &[Descriptor], source: &Source, plan: &Plan) -> Vec<Descriptor> {
+    let images: Vec<&Descriptor> = manifests
+        .iter()
+        .filter(|d| !index::is_attestation(d))
+        .collect();
+    let said = |d: &Descriptor| d.platform.as_ref().map(DescriptorPlatform::to_platform);
+    let picked: Vec<&Descriptor> = match &source.platform {
+        Some(p) => {
+            let matching: Vec<&Descriptor> = images
+                .iter()
+                .copied()
+                .filter(|d| {
+                    said(d).is_some_and(|s| {
+                        p.matches(&s) && (p.os_version.is_none() || p.os_version == s.os_version)
+                    })
+                })
+                .collect();
+            if matching.is_empty() && images.len() == 1 {
+                images
+            } else {
+                matching
+            }
+        }
+        None => images
+            .into_iter()
+            .filter(|d| match (&plan.platform_filter, said(d)) {
+                (Some(list), Some(s)) => list.iter().any(|p| p.matches(&s)),
+                _ => true,
+            })
+            .collect(),
+    };
+    picked.into_iter().cloned().collect()
 }
 
 /// One image child of an index source: its manifest (by digest), then its config.
@@ -440,7 +501,7 @@ async fn child(
             what: "index entry",
             reason: "the registry does not have the manifest it points to".into(),
         })?;
-    let Manifest::Image { config } = &fetched.manifest else {
+    let Manifest::Image { config, .. } = &fetched.manifest else {
         return Err(Error::InvalidManifest {
             reference: where_,
             what: "index entry",
@@ -455,9 +516,10 @@ async fn child(
         .or_else(|| fetched.annotations.get(REVISION).cloned())
         .or_else(|| parent.annotations.get(REVISION).cloned());
     Ok(SourceImage {
-        digest: d.digest.clone(),
+        fetched,
         config,
         revision,
+        entry: Some(d.clone()),
     })
 }
 

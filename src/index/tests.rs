@@ -1,6 +1,8 @@
 //! Index assembly against golden files (bytes and digest), plus the refusal cases.
 
 use super::*;
+use crate::manifest::ImageConfig;
+use crate::model::{Source, SourceOrigin};
 
 fn image(media_type: &str, layer: &str) -> Fetched {
     let config_type = if media_type == DOCKER_MANIFEST {
@@ -16,29 +18,77 @@ fn image(media_type: &str, layer: &str) -> Fetched {
     Fetched::parse("fixture", bytes, digest).unwrap()
 }
 
-/// A resolved source whose image (or each image child of an index) has a config saying `config`.
-fn source(tag: &str, expected: &str, fetched: Fetched, config: Option<&str>) -> Resolved {
-    let image = |digest: &Digest| SourceImage {
-        digest: digest.clone(),
-        config: ImageConfig {
-            platform: Platform::parse("test", config.unwrap_or(expected)).unwrap(),
-            revision: None,
-        },
+fn config_of(platform: &str) -> ImageConfig {
+    ImageConfig {
+        platform: Platform::parse("test", platform).unwrap(),
         revision: None,
+    }
+}
+
+fn src(tag: &str, expected: &str) -> Source {
+    Source {
+        platform: Some(Platform::parse("test", expected).unwrap()),
+        reference: crate::reference::parse("test", &format!("registry.test/app:{tag}")).unwrap(),
+        origin: SourceOrigin::Template,
+        annotations: BTreeMap::new(),
+        os_features: None,
+    }
+}
+
+/// A resolved image source whose config says `config` (else what is expected).
+fn source(tag: &str, expected: &str, fetched: Fetched, config: Option<&str>) -> Resolved {
+    Resolved::Image {
+        source: src(tag, expected),
+        image: Box::new(SourceImage {
+            fetched,
+            config: config_of(config.unwrap_or(expected)),
+            revision: None,
+            entry: None,
+        }),
+    }
+}
+
+/// A resolved buildx per-arch index source of `img` (entry platform `arch`/`variant`), whose
+/// image's config says `config`.
+fn indexed(
+    tag: &str,
+    expected: &str,
+    img: &Fetched,
+    arch: &str,
+    variant: &str,
+    config: &str,
+) -> Resolved {
+    let fetched = buildx_index(img, arch, variant);
+    let Manifest::Index { manifests } = &fetched.manifest else {
+        unreachable!()
     };
-    let images = match &fetched.manifest {
-        Manifest::Image { .. } => vec![image(&fetched.digest)],
-        Manifest::Index { manifests } => manifests
-            .iter()
-            .filter(|d| !is_attestation(d))
-            .map(|d| image(&d.digest))
-            .collect(),
-    };
-    Resolved {
-        reference: format!("registry.test/app:{tag}"),
-        expected: Platform::parse("test", expected).unwrap(),
+    let images = manifests
+        .iter()
+        .filter(|d| !is_attestation(d))
+        .map(|d| SourceImage {
+            fetched: img.clone(),
+            config: config_of(config),
+            revision: None,
+            entry: Some(d.clone()),
+        })
+        .collect();
+    let attestations = manifests
+        .iter()
+        .filter(|d| is_attestation(d))
+        .cloned()
+        .collect();
+    Resolved::Index {
+        source: src(tag, expected),
         fetched,
         images,
+        attestations,
+    }
+}
+
+fn plain(values: BTreeMap<String, String>) -> Annotations {
+    Annotations {
+        values,
+        asked: false,
     }
 }
 
@@ -108,7 +158,7 @@ fn docker_children_make_a_docker_list_in_auto() {
         image(DOCKER_MANIFEST, &"22".repeat(32)),
         Some("linux/arm64"),
     );
-    let index = build(&[amd, arm], Format::Auto, &annotations()).unwrap();
+    let index = build(&[amd, arm], Format::Auto, &plain(annotations()), None).unwrap();
     assert_eq!(index.media_type, DOCKER_LIST);
     assert_golden("docker-list", &index);
     assert_eq!(
@@ -131,7 +181,7 @@ fn oci_or_mixed_children_make_an_oci_index_with_annotations() {
         image(OCI_MANIFEST, &"33".repeat(32)),
         Some("linux/arm/v7"),
     );
-    let index = build(&[amd, arm], Format::Auto, &annotations()).unwrap();
+    let index = build(&[amd, arm], Format::Auto, &plain(annotations()), None).unwrap();
     assert_eq!(index.media_type, OCI_INDEX);
     assert_golden("oci-index", &index);
     assert_eq!(
@@ -149,13 +199,15 @@ fn flattens_buildx_indexes_keeping_attestations() {
         Some("linux/amd64"),
     );
     let arm_img = image(OCI_MANIFEST, &"44".repeat(32));
-    let arm = source(
+    let arm = indexed(
         "1-arm64",
         "linux/arm64",
-        buildx_index(&arm_img, "arm64", "v8"),
-        Some("linux/arm64"),
+        &arm_img,
+        "arm64",
+        "v8",
+        "linux/arm64",
     );
-    let index = build(&[amd, arm], Format::Auto, &BTreeMap::new()).unwrap();
+    let index = build(&[amd, arm], Format::Auto, &plain(BTreeMap::new()), None).unwrap();
     let kinds: Vec<(String, bool)> = index
         .children
         .iter()
@@ -182,7 +234,7 @@ fn same_inputs_give_the_same_bytes() {
             image(OCI_MANIFEST, &"11".repeat(32)),
             Some("linux/amd64"),
         );
-        build(&[amd], Format::Oci, &annotations()).unwrap()
+        build(&[amd], Format::Oci, &plain(annotations()), None).unwrap()
     };
     assert_eq!(make(), make());
 }
@@ -195,7 +247,7 @@ fn rejects_config_platform_that_differs_from_the_tag() {
         image(OCI_MANIFEST, &"11".repeat(32)),
         Some("linux/amd64"),
     );
-    let e = build(&[wrong], Format::Auto, &BTreeMap::new()).unwrap_err();
+    let e = build(&[wrong], Format::Auto, &plain(BTreeMap::new()), None).unwrap_err();
     assert_eq!(e.exit_code(), 4);
     let text = e.to_string();
     assert!(text.contains("registry.test/app:1-arm64"), "{text}");
@@ -206,13 +258,8 @@ fn rejects_config_platform_that_differs_from_the_tag() {
 #[test]
 fn rejects_index_child_of_another_platform() {
     let img = image(OCI_MANIFEST, &"44".repeat(32));
-    let s = source(
-        "1-arm64",
-        "linux/arm64",
-        buildx_index(&img, "amd64", ""),
-        Some("linux/amd64"),
-    );
-    let e = build(&[s], Format::Auto, &BTreeMap::new()).unwrap_err();
+    let s = indexed("1-arm64", "linux/arm64", &img, "amd64", "", "linux/amd64");
+    let e = build(&[s], Format::Auto, &plain(BTreeMap::new()), None).unwrap_err();
     assert!(matches!(e, Error::PlatformMismatch { .. }), "{e}");
     assert!(
         e.to_string().contains("its image config says linux/amd64"),
@@ -224,13 +271,8 @@ fn rejects_index_child_of_another_platform() {
 fn an_index_entry_is_judged_by_its_childs_own_config() {
     // The entry claims arm64; the child's config says amd64: the config wins, and says so.
     let img = image(OCI_MANIFEST, &"44".repeat(32));
-    let s = source(
-        "1-arm64",
-        "linux/arm64",
-        buildx_index(&img, "arm64", ""),
-        Some("linux/amd64"),
-    );
-    let e = build(&[s], Format::Auto, &BTreeMap::new()).unwrap_err();
+    let s = indexed("1-arm64", "linux/arm64", &img, "arm64", "", "linux/amd64");
+    let e = build(&[s], Format::Auto, &plain(BTreeMap::new()), None).unwrap_err();
     let text = e.to_string();
     assert!(
         text.contains(&format!("registry.test/app:1-arm64 ({})", img.digest)),
@@ -238,13 +280,8 @@ fn an_index_entry_is_judged_by_its_childs_own_config() {
     );
     assert!(text.contains("its image config says linux/amd64"), "{text}");
     // The entry lies the other way: the entry is named.
-    let s = source(
-        "1-arm64",
-        "linux/arm64",
-        buildx_index(&img, "amd64", ""),
-        Some("linux/arm64"),
-    );
-    let e = build(&[s], Format::Auto, &BTreeMap::new()).unwrap_err();
+    let s = indexed("1-arm64", "linux/arm64", &img, "amd64", "", "linux/arm64");
+    let e = build(&[s], Format::Auto, &plain(BTreeMap::new()), None).unwrap_err();
     assert!(
         e.to_string().contains("its index entry says linux/amd64"),
         "{e}"
@@ -265,7 +302,7 @@ fn rejects_duplicate_platform() {
         image(OCI_MANIFEST, &"55".repeat(32)),
         Some("linux/x86_64"),
     );
-    let e = build(&[a, b], Format::Auto, &BTreeMap::new()).unwrap_err();
+    let e = build(&[a, b], Format::Auto, &plain(BTreeMap::new()), None).unwrap_err();
     assert_eq!(e.exit_code(), 4);
     assert!(
         e.to_string()
@@ -282,7 +319,7 @@ fn refuses_docker_list_over_oci_children() {
         image(OCI_MANIFEST, &"11".repeat(32)),
         Some("linux/amd64"),
     );
-    let e = build(&[a], Format::Docker, &BTreeMap::new()).unwrap_err();
+    let e = build(&[a], Format::Docker, &plain(BTreeMap::new()), None).unwrap_err();
     assert_eq!(e.exit_code(), 4);
     assert!(e.to_string().contains("--format oci"), "{e}");
 }
@@ -295,7 +332,7 @@ fn forced_oci_index_over_docker_children() {
         image(DOCKER_MANIFEST, &"11".repeat(32)),
         Some("linux/amd64"),
     );
-    let index = build(&[a], Format::Oci, &BTreeMap::new()).unwrap();
+    let index = build(&[a], Format::Oci, &plain(BTreeMap::new()), None).unwrap();
     assert_eq!(index.media_type, OCI_INDEX);
     assert_eq!(index.children[0].media_type, DOCKER_MANIFEST);
 }
@@ -308,6 +345,141 @@ fn docker_list_drops_annotations() {
         image(DOCKER_MANIFEST, &"11".repeat(32)),
         Some("linux/amd64"),
     );
-    let index = build(&[a], Format::Docker, &annotations()).unwrap();
+    let index = build(&[a], Format::Docker, &plain(annotations()), None).unwrap();
     assert!(!String::from_utf8_lossy(&index.bytes).contains("annotations"));
+}
+
+#[test]
+fn asked_for_annotations_make_an_oci_index_even_over_docker_children() {
+    let amd = source(
+        "1-amd64",
+        "linux/amd64",
+        image(DOCKER_MANIFEST, &"11".repeat(32)),
+        None,
+    );
+    let asked = Annotations {
+        values: annotations(),
+        asked: true,
+    };
+    let index = build(&[amd], Format::Auto, &asked, None).unwrap();
+    assert_eq!(index.media_type, OCI_INDEX);
+    assert!(String::from_utf8_lossy(&index.bytes).contains("org.opencontainers.image.source"));
+}
+
+fn windows(tag: &str, layer: &str, os_version: &str) -> Resolved {
+    let mut r = source(tag, "windows/amd64", image(DOCKER_MANIFEST, layer), None);
+    if let Resolved::Image { image, source } = &mut r {
+        image.config.platform.os_version = Some(os_version.into());
+        source.platform = None;
+    }
+    r
+}
+
+#[test]
+fn windows_images_of_one_arch_are_told_apart_by_os_version() {
+    let a = windows("ltsc2019", &"11".repeat(32), "10.0.17763.1234");
+    let b = windows("ltsc2022", &"22".repeat(32), "10.0.20348.2000");
+    let index = build(&[a.clone(), b], Format::Auto, &plain(BTreeMap::new()), None).unwrap();
+    let text = String::from_utf8_lossy(&index.bytes);
+    assert!(
+        text.contains("\"os.version\": \"10.0.17763.1234\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"os.version\": \"10.0.20348.2000\""),
+        "{text}"
+    );
+    let same = windows("again", &"33".repeat(32), "10.0.17763.1234");
+    let e = build(&[a, same], Format::Auto, &plain(BTreeMap::new()), None).unwrap_err();
+    assert!(matches!(e, Error::DuplicatePlatform { .. }), "{e}");
+}
+
+#[test]
+fn a_spec_entrys_annotations_and_features_go_on_its_entry() {
+    let mut r = source(
+        "1-amd64",
+        "linux/amd64",
+        image(OCI_MANIFEST, &"11".repeat(32)),
+        None,
+    );
+    if let Resolved::Image { source, .. } = &mut r {
+        source
+            .annotations
+            .insert("org.example.note".into(), "x".into());
+        source.os_features = Some(vec!["sse4".into()]);
+    }
+    let index = build(&[r], Format::Auto, &plain(BTreeMap::new()), None).unwrap();
+    assert_eq!(index.media_type, OCI_INDEX);
+    let doc: serde_json::Value = serde_json::from_slice(&index.bytes).unwrap();
+    assert_eq!(doc["manifests"][0]["annotations"]["org.example.note"], "x");
+    assert_eq!(doc["manifests"][0]["platform"]["os.features"][0], "sse4");
+}
+
+#[test]
+fn append_replaces_a_platform_in_place_and_keeps_the_others() {
+    let amd_old = image(OCI_MANIFEST, &"11".repeat(32));
+    let arm = image(OCI_MANIFEST, &"22".repeat(32));
+    let before = build(
+        &[
+            source("1-amd64", "linux/amd64", amd_old.clone(), None),
+            indexed("1-arm64", "linux/arm64", &arm, "arm64", "", "linux/arm64"),
+        ],
+        Format::Auto,
+        &plain(BTreeMap::new()),
+        None,
+    )
+    .unwrap();
+    let base_fetched = Fetched::parse("base", before.bytes.clone(), before.digest.clone()).unwrap();
+    let repo = crate::reference::Repository::parse("t", "registry.test/app").unwrap();
+    let base = Base {
+        fetched: &base_fetched,
+        reference: "registry.test/app:1".into(),
+        repository: &repo,
+    };
+    let amd_new = image(OCI_MANIFEST, &"33".repeat(32));
+    let riscv = image(OCI_MANIFEST, &"44".repeat(32));
+    let after = build(
+        &[
+            source("2-riscv64", "linux/riscv64", riscv.clone(), None),
+            source("2-amd64", "linux/amd64", amd_new.clone(), None),
+        ],
+        Format::Auto,
+        &plain(BTreeMap::new()),
+        Some(&base),
+    )
+    .unwrap();
+    let got: Vec<(String, Digest)> = after
+        .children
+        .iter()
+        .map(|c| (c.platform.to_string(), c.digest.clone()))
+        .collect();
+    assert_eq!(
+        got[0],
+        ("linux/amd64".to_string(), amd_new.digest.clone()),
+        "replaced in place"
+    );
+    assert_eq!(got[1].0, "linux/arm64", "kept");
+    assert_eq!(got[2].0, "unknown/unknown", "its attestation kept");
+    assert_eq!(
+        got[3],
+        ("linux/riscv64".to_string(), riscv.digest.clone()),
+        "added"
+    );
+    assert_eq!(after.children[1].source, "registry.test/app:1");
+    // Appending the same again changes nothing.
+    let again_fetched = Fetched::parse("base", after.bytes.clone(), after.digest.clone()).unwrap();
+    let again = build(
+        &[
+            source("2-riscv64", "linux/riscv64", riscv, None),
+            source("2-amd64", "linux/amd64", amd_new, None),
+        ],
+        Format::Auto,
+        &plain(BTreeMap::new()),
+        Some(&Base {
+            fetched: &again_fetched,
+            ..base
+        }),
+    )
+    .unwrap();
+    assert_eq!(again.digest, after.digest);
 }

@@ -18,8 +18,8 @@ use tracing::debug;
 use super::classify::{self, Action, Op};
 use super::retry::{retry, retry_after, Attempt, Budget};
 use super::token::Auth;
-use super::transport::{read_ca_file, Limit, Overflow, Reply, Request, Transport};
-use super::Registry;
+use super::transport::{read_ca_file, Limit, Opened, Overflow, Reply, Request, Transport};
+use super::{Copied, Registry};
 use crate::credentials::{Chain, Credentials};
 use crate::ecr::Ecr;
 use crate::error::Error;
@@ -57,18 +57,19 @@ impl Client {
             Some(path) => read_ca_file(path, setting)?,
             None => Vec::new(),
         };
-        let transport = Transport::new(access.insecure.clone(), &pems).map_err(|e| {
-            Error::invalid(
-                setting,
-                access
-                    .ca_file
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default(),
-                format!("the TLS stack cannot use it ({e})"),
-                "give a PEM file of CA certificates",
-            )
-        })?;
+        let transport = Transport::new(access.insecure.clone(), &pems, access.request_timeout)
+            .map_err(|e| {
+                Error::invalid(
+                    setting,
+                    access
+                        .ca_file
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                    format!("the TLS stack cannot use it ({e})"),
+                    "give a PEM file of CA certificates",
+                )
+            })?;
         let ecr = Arc::new(Ecr::new(&access.credentials.aws));
         let credentials = Chain::load(&access.credentials, ecr.clone(), access.request_timeout)?;
         Ok(Client {
@@ -86,7 +87,7 @@ impl Client {
         })
     }
 
-    fn url(&self, repo: &Repository, kind: &str, name: &str) -> Url {
+    pub(super) fn url(&self, repo: &Repository, kind: &str, name: &str) -> Url {
         let host = repo.api_host();
         let text = format!(
             "{}://{host}/v2/{}/{kind}/{name}",
@@ -96,7 +97,13 @@ impl Client {
         Url::parse(&text).expect("references are checked before any request")
     }
 
-    fn op<'a>(&self, action: Action, at: &'a str, repo: &'a Repository, push: bool) -> Op<'a> {
+    pub(super) fn op<'a>(
+        &self,
+        action: Action,
+        at: &'a str,
+        repo: &'a Repository,
+        push: bool,
+    ) -> Op<'a> {
         let actions = if push { "pull,push" } else { "pull" };
         Op {
             action,
@@ -107,13 +114,27 @@ impl Client {
         }
     }
 
-    /// One request, authorized, with retries; the final answer whatever its status.
-    async fn call(
+    /// One request, authorized, with retries; the final answer (body read within `limit`)
+    /// whatever its status.
+    pub(super) async fn call(
         &self,
         op: &Op<'_>,
         limit: Limit,
         build: impl Fn() -> Request,
     ) -> Result<Reply, Error> {
+        match self.exchange(op, Some(limit), build).await? {
+            Opened::Done(reply) => Ok(reply),
+            Opened::Stream(_) => unreachable!("a limit reads the body"),
+        }
+    }
+
+    /// The same; without a limit, a successful answer comes back unread (a blob to stream).
+    pub(super) async fn exchange(
+        &self,
+        op: &Op<'_>,
+        limit: Option<Limit>,
+        build: impl Fn() -> Request,
+    ) -> Result<Opened, Error> {
         let shared = &*self.shared;
         retry(&self.budget, || async {
             let mut refused = None;
@@ -132,17 +153,17 @@ impl Client {
                     Ok(h) => h,
                     Err(e) => return Attempt::Done(Err(e)),
                 };
-                let reply = match shared
+                let answer = match shared
                     .transport
-                    .send(build(), header.as_ref(), limit, self.budget.request_timeout)
+                    .exchange(build(), header.as_ref(), limit, self.budget.request_timeout)
                     .await
                 {
                     Ok(r) => r,
                     Err(f) => return classify::failure(f, op),
                 };
-                if reply.status == StatusCode::UNAUTHORIZED && refused.is_none() {
+                if answer.status() == StatusCode::UNAUTHORIZED && refused.is_none() {
                     // The registry's challenge (anonymous), or an expired token or ECR login.
-                    if let Err(e) = shared.auth.learn(op, &reply.headers, &shared.transport) {
+                    if let Err(e) = shared.auth.learn(op, answer.headers(), &shared.transport) {
                         return Attempt::Done(Err(e));
                     }
                     debug!(
@@ -153,20 +174,61 @@ impl Client {
                     refused = Some(header);
                     continue;
                 }
-                if classify::is_transient(reply.status) {
-                    return Attempt::Retry {
-                        error: classify::reply(&reply, op, None),
-                        after: retry_after(&reply.headers, SystemTime::now()),
-                    };
+                if let Opened::Done(reply) = &answer {
+                    if classify::is_transient(reply.status) {
+                        return Attempt::Retry {
+                            error: classify::reply(reply, op, None),
+                            after: retry_after(&reply.headers, SystemTime::now()),
+                        };
+                    }
                 }
-                return Attempt::Done(Ok(reply));
+                return Attempt::Done(Ok(answer));
             }
         })
         .await
     }
 
+    /// The Authorization header `op` would carry now (cached), for a request that can only be
+    /// sent once (a streamed upload).
+    pub(super) async fn header(
+        &self,
+        op: &Op<'_>,
+    ) -> Result<Option<reqwest::header::HeaderValue>, Error> {
+        let shared = &*self.shared;
+        shared
+            .auth
+            .header(
+                op,
+                None,
+                &shared.transport,
+                shared.credentials.as_ref(),
+                &self.budget,
+            )
+            .await
+    }
+
+    pub(super) fn transport(&self) -> &Transport {
+        &self.shared.transport
+    }
+
+    pub(super) fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
+    /// The same access without retries of its own: for the steps of an operation that is
+    /// retried as a whole (a blob copy restarts from the upload's start).
+    pub(super) fn once(&self) -> Client {
+        Client {
+            shared: self.shared.clone(),
+            budget: Budget {
+                retries: 0,
+                ..self.budget
+            },
+        }
+    }
+
     /// A non-success answer as an error, naming the credential that was presented.
-    async fn refusal(&self, reply: &Reply, op: &Op<'_>) -> Error {
+    pub(super) async fn refusal(&self, reply: &Reply, op: &Op<'_>) -> Error {
         let origin = match reply.status.as_u16() {
             401 | 403 => self
                 .shared
@@ -358,5 +420,18 @@ impl Registry for Client {
             return Ok(TagRule::Mutable);
         }
         ecr.tag_rule(repo.registry(), repo.path()).await
+    }
+
+    async fn has_blob(&self, repo: &Repository, digest: &Digest) -> Result<bool, Error> {
+        Client::has_blob(self, repo, digest).await
+    }
+
+    async fn copy_blob(
+        &self,
+        from: &Repository,
+        to: &Repository,
+        blob: &Descriptor,
+    ) -> Result<Copied, Error> {
+        self.put_blob(from, to, blob).await
     }
 }

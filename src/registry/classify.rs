@@ -18,9 +18,12 @@ use crate::error::Error;
 pub(crate) enum Action {
     Fetch,
     FetchConfig,
+    FetchBlob,
     /// Looking at a target tag with push credentials (the push-access check).
     CheckTarget,
     PushManifest,
+    MountBlob,
+    UploadBlob,
     Token,
 }
 
@@ -29,6 +32,9 @@ impl Action {
         match self {
             Action::Fetch => "fetching manifest",
             Action::FetchConfig => "fetching image config of",
+            Action::FetchBlob => "fetching blob",
+            Action::MountBlob => "mounting blob into",
+            Action::UploadBlob => "uploading blob to",
             Action::CheckTarget => "checking push access to",
             Action::PushManifest => "pushing to",
             Action::Token => "getting a token for",
@@ -37,8 +43,10 @@ impl Action {
 
     fn pushes(self) -> bool {
         match self {
-            Action::Fetch | Action::FetchConfig | Action::Token => false,
-            Action::CheckTarget | Action::PushManifest => true,
+            Action::Fetch | Action::FetchConfig | Action::FetchBlob | Action::Token => false,
+            Action::CheckTarget | Action::PushManifest | Action::MountBlob | Action::UploadBlob => {
+                true
+            }
         }
     }
 
@@ -48,6 +56,7 @@ impl Action {
             Action::Fetch => "manifest",
             Action::FetchConfig => "image config",
             Action::Token => "token answer",
+            Action::UploadBlob | Action::MountBlob | Action::FetchBlob => "blob",
             _ => "response",
         }
     }
@@ -112,6 +121,16 @@ pub(crate) fn reply(reply: &Reply, op: &Op, credential: Option<&str>) -> Error {
     let mut reason = format!("HTTP {status}");
     for (code, message) in &codes {
         reason.push_str(&format!(", {}: {}", clean(code), clean(message)));
+    }
+    if codes
+        .iter()
+        .any(|(c, _)| c == "DIGEST_INVALID" || c == "SIZE_INVALID")
+    {
+        return Error::InvalidManifest {
+            reference: op.at.to_string(),
+            what: op.action.object(),
+            reason: format!("the registry found it corrupt ({reason})"),
+        };
     }
     if codes.iter().any(|(c, _)| c == "TAG_INVALID") && op.action == Action::PushManifest {
         return Error::TagImmutable {

@@ -11,6 +11,7 @@
 //! `ecr`. Manifests travel as raw bytes, hashed here and never re-serialised.
 
 mod api;
+mod blobs;
 mod classify;
 mod retry;
 mod token;
@@ -26,6 +27,15 @@ use crate::tag_rule::TagRule;
 
 pub(crate) use api::Client;
 pub(crate) use retry::first_line;
+
+/// How a blob got into a repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Copied {
+    /// Mounted from another repository of the same registry: no bytes sent.
+    Mounted,
+    /// Streamed from the source.
+    Streamed,
+}
 
 /// The only way orchestration reaches a registry. `Ok(None)` = not there (yet): an answer, not
 /// an error.
@@ -55,4 +65,13 @@ pub(crate) trait Registry {
     ) -> Result<(), Error>;
     /// Whether tags of this repository may move (ECR immutability; `Mutable` elsewhere).
     async fn tag_rule(&self, repo: &Repository) -> Result<TagRule, Error>;
+    /// Whether a destination repository has a blob.
+    async fn has_blob(&self, repo: &Repository, digest: &Digest) -> Result<bool, Error>;
+    /// Puts a blob of `from` into `to`: mounted on one registry, else streamed and verified.
+    async fn copy_blob(
+        &self,
+        from: &Repository,
+        to: &Repository,
+        blob: &Descriptor,
+    ) -> Result<Copied, Error>;
 }

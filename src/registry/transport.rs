@@ -11,7 +11,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, LOCATION};
+use reqwest::header::{
+    HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION,
+};
 use reqwest::{Method, StatusCode, Url};
 use tracing::debug;
 
@@ -38,6 +40,11 @@ pub(crate) enum Body {
         content_type: String,
         bytes: Vec<u8>,
     },
+    /// Streamed from elsewhere (a blob being copied), of a known length; sent once.
+    Stream {
+        body: reqwest::Body,
+        length: u64,
+    },
 }
 
 impl Request {
@@ -54,6 +61,11 @@ impl Request {
         if let Ok(v) = HeaderValue::from_str(value) {
             self.headers.insert(name, v);
         }
+        self
+    }
+
+    pub(crate) fn stream(mut self, body: reqwest::Body, length: u64) -> Request {
+        self.body = Body::Stream { body, length };
         self
     }
 
@@ -101,6 +113,29 @@ impl Reply {
     }
 }
 
+/// A response whose success body is left unread (a blob to stream elsewhere); any other answer
+/// is read, bounded, for its status and error envelope.
+pub(crate) enum Opened {
+    Stream(reqwest::Response),
+    Done(Reply),
+}
+
+impl Opened {
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
+            Opened::Stream(r) => r.status(),
+            Opened::Done(r) => r.status,
+        }
+    }
+
+    pub(crate) fn headers(&self) -> &HeaderMap {
+        match self {
+            Opened::Stream(r) => r.headers(),
+            Opened::Done(r) => &r.headers,
+        }
+    }
+}
+
 /// Why a request got no answer.
 #[derive(Debug)]
 pub(crate) enum Failure {
@@ -127,11 +162,17 @@ pub(crate) struct Transport {
     roots: Vec<reqwest::Certificate>,
     /// Hosts (`host[:port]`, lowercase) reached over plain HTTP.
     insecure: Vec<String>,
+    idle: Duration,
 }
 
 impl Transport {
-    /// Clients for `insecure` hosts and everyone else (with `pems` as extra CA certificates).
-    pub(crate) fn new(insecure: Vec<String>, pems: &[Vec<u8>]) -> Result<Transport, String> {
+    /// Clients for `insecure` hosts and everyone else (with `pems` as extra CA certificates);
+    /// `idle` bounds the wait for each piece of a response (a stalled stream).
+    pub(crate) fn new(
+        insecure: Vec<String>,
+        pems: &[Vec<u8>],
+        idle: Duration,
+    ) -> Result<Transport, String> {
         // reqwest is built without a default crypto provider so the binary carries only ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut roots = Vec::new();
@@ -140,12 +181,13 @@ impl Transport {
         }
         // Plain HTTP needs no trust roots; loading the system's (hundreds of files) is left to
         // the first HTTPS request.
-        let plain = client(Vec::new(), true).map_err(|e| e.to_string())?;
+        let plain = client(Vec::new(), true, idle).map_err(|e| e.to_string())?;
         Ok(Transport {
             plain,
             tls: OnceLock::new(),
             roots,
             insecure,
+            idle,
         })
     }
 
@@ -170,7 +212,7 @@ impl Transport {
         }
         self.tls.get_or_init(|| {
             // The roots were parsed in `new`; building cannot fail on them.
-            client(self.roots.clone(), false).expect("a TLS client with checked roots")
+            client(self.roots.clone(), false, self.idle).expect("a TLS client with checked roots")
         })
     }
 
@@ -186,6 +228,33 @@ impl Transport {
         let (resp, url) = self.respond(req, auth, timeout).await?;
         let plain = url.scheme() == "http";
         read(resp, plain, limit).await
+    }
+
+    /// Sends `req` once; with `limit`, reads the body like `send`; without, hands back a
+    /// successful response unread.
+    pub(crate) async fn exchange(
+        &self,
+        req: Request,
+        auth: Option<&HeaderValue>,
+        limit: Option<Limit>,
+        timeout: Duration,
+    ) -> Result<Opened, Failure> {
+        let (resp, url) = self.respond(req, auth, timeout).await?;
+        let plain = url.scheme() == "http";
+        match limit {
+            None if resp.status().is_success() => Ok(Opened::Stream(resp)),
+            None => read(
+                resp,
+                plain,
+                Limit {
+                    bytes: ERROR_BODY_LIMIT,
+                    overflow: Overflow::Ignore,
+                },
+            )
+            .await
+            .map(Opened::Done),
+            Some(limit) => read(resp, plain, limit).await.map(Opened::Done),
+        }
     }
 
     async fn respond(
@@ -215,6 +284,10 @@ impl Transport {
                     content_type,
                     bytes,
                 } => b.header(CONTENT_TYPE, content_type).body(bytes),
+                Body::Stream { body, length } => b
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_LENGTH, length)
+                    .body(body),
             };
             let resp = b.send().await.map_err(|e| failure(&e))?;
             let status = resp.status();
@@ -285,15 +358,17 @@ async fn read(mut resp: reqwest::Response, plain: bool, limit: Limit) -> Result<
     })
 }
 
-/// A reqwest client: our user agent, connect timeout, keep-alive pool, our resolver, no automatic
-/// redirects. `plain_only` skips the system trust roots; otherwise `extra_roots` join them.
+/// A reqwest client: our user agent, connect and idle-read timeouts, keep-alive pool, our
+/// resolver, no automatic redirects. `plain_only` skips the system trust roots; otherwise `extra_roots` join them.
 fn client(
     extra_roots: Vec<reqwest::Certificate>,
     plain_only: bool,
+    idle: Duration,
 ) -> reqwest::Result<reqwest::Client> {
     let builder = reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(idle)
         .redirect(reqwest::redirect::Policy::none())
         .dns_resolver(Arc::new(Resolver));
     let builder = if plain_only {

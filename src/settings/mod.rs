@@ -19,12 +19,13 @@ use std::time::Duration;
 
 use crate::cli::Given;
 use crate::error::Error;
-use crate::index::Format;
+use crate::index::{Annotations, Format};
 use crate::model::Source;
+use crate::platform::Platform;
 use crate::reference::{Reference, Repository};
 use crate::spec::Spec;
 use table::{
-    ALLOW_MISSING, ANNOTATION, DOTENV, DRY_RUN, FORMAT, JSON, LOG, OUTPUT, PLATFORMS, RAW,
+    ALLOW_MISSING, ANNOTATION, APPEND, DOTENV, DRY_RUN, FORMAT, JSON, LOG, OUTPUT, RAW,
     REQUIRE_REVISION, SOURCE_TEMPLATE, SPEC, TIMEOUT,
 };
 
@@ -47,14 +48,20 @@ pub(crate) enum Output {
 /// Everything a push, plan or wait needs, validated.
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
-    pub(crate) image: Repository,
+    /// Where the index goes (at least one): one index, pushed to each.
+    pub(crate) images: Vec<Repository>,
     pub(crate) tags: Vec<String>,
     pub(crate) sources: Vec<Source>,
+    /// Every image × tag, destination by destination.
     pub(crate) targets: Vec<Reference>,
+    /// With a spec and `--platforms`: which children of platform-less entries to take.
+    pub(crate) platform_filter: Option<Vec<Platform>>,
     pub(crate) timeout: Duration,
     pub(crate) allow_missing: bool,
     pub(crate) format: Format,
-    pub(crate) annotations: BTreeMap<String, String>,
+    pub(crate) annotations: Annotations,
+    /// Merge into what the first target tag holds.
+    pub(crate) append: bool,
     pub(crate) dotenv: Option<PathBuf>,
     pub(crate) output: Output,
     /// Running inside a GitLab job (`GITLAB_CI=true`): collapsible log sections.
@@ -130,12 +137,11 @@ pub(crate) fn inspect(given: &Given, env: &Env) -> Result<(InspectView, Access),
 pub(crate) fn resolve(given: &Given, env: &Env, spec: Option<&Spec>) -> Result<Plan, Error> {
     let inputs = Inputs { given, env };
     let mut origins = Vec::new();
-    let (image, tags, mut sources) = match spec {
+    let (images, tags, mut sources, platform_filter) = match spec {
         Some(spec) => sources::from_spec(&inputs, spec, &mut origins)?,
         None => sources::from_template(&inputs, &mut origins)?,
     };
     sources::hand_offs(&inputs, &mut sources)?;
-    sources::check_same_repository(&image, &sources)?;
     let (revision, origin) = sources::revision(&inputs)?;
     origins.push(("revision", origin));
     let (require_revision, origin) = inputs.switch(&REQUIRE_REVISION)?;
@@ -149,6 +155,8 @@ pub(crate) fn resolve(given: &Given, env: &Env, spec: Option<&Spec>) -> Result<P
 
     let (allow_missing, origin) = inputs.switch(&ALLOW_MISSING)?;
     origins.push(("allow-missing", origin));
+    let (append, origin) = inputs.switch(&APPEND)?;
+    origins.push(("append", origin));
 
     let (format, origin) = match inputs.get(&FORMAT) {
         Some(f) => (parse_format(&f)?, f.origin),
@@ -186,12 +194,17 @@ pub(crate) fn resolve(given: &Given, env: &Env, spec: Option<&Spec>) -> Result<P
     };
     let (dry_run, _) = inputs.switch(&DRY_RUN)?;
 
-    let targets = tags.iter().map(|t| image.tag(t)).collect();
+    let targets = images
+        .iter()
+        .flat_map(|image| tags.iter().map(|t| image.tag(t)))
+        .collect();
     Ok(Plan {
-        image,
+        images,
         tags,
         sources,
         targets,
+        platform_filter,
+        append,
         timeout,
         allow_missing,
         format,
@@ -229,8 +242,9 @@ fn annotations(
     inputs: &Inputs,
     spec: Option<&Spec>,
     revision: Option<&str>,
-) -> Result<BTreeMap<String, String>, Error> {
+) -> Result<Annotations, Error> {
     let mut out = BTreeMap::new();
+    let mut asked = false;
     for (key, variable) in [
         ("org.opencontainers.image.source", "CI_PROJECT_URL"),
         ("org.opencontainers.image.revision", "CI_COMMIT_SHA"),
@@ -245,9 +259,11 @@ fn annotations(
         out.insert(crate::manifest::REVISION.to_string(), r.to_string());
     }
     if let Some(spec) = spec {
+        asked |= !spec.annotations.is_empty();
         out.extend(spec.annotations.clone());
     }
     for (item, origin) in inputs.each(&ANNOTATION) {
+        asked = true;
         let setting = origin.name();
         let (k, v) = item.split_once('=').ok_or_else(|| {
             Error::invalid(
@@ -272,13 +288,12 @@ fn annotations(
             out.insert(k.to_string(), v.to_string());
         }
     }
-    Ok(out)
+    Ok(Annotations { values: out, asked })
 }
 
-/// Names the settings whose flags, spec or variables conflict with a spec (`--source-template`,
-/// `--platforms` flags: a spec lists its own sources).
+/// Refuses a `--source-template` flag with a spec: a spec lists its own sources.
 fn refuse_with_spec(inputs: &Inputs, spec: &Spec) -> Result<(), Error> {
-    for s in [&SOURCE_TEMPLATE, &PLATFORMS] {
+    for s in [&SOURCE_TEMPLATE] {
         if inputs.given.flags.contains_key(s.flag) {
             return Err(Error::invalid(
                 format!("--{}", s.flag),

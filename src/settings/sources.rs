@@ -14,16 +14,21 @@ use crate::spec::Spec;
 pub(crate) const DEFAULT_PLATFORMS: &str = "linux/amd64,linux/arm64";
 pub(crate) const DEFAULT_TEMPLATE: &str = "{image}:{tag}-{arch}{variant}";
 
-type Resolved = (Repository, Vec<String>, Vec<Source>);
+/// Destinations, tags, sources, and (with a spec) the platforms to take from platform-less entries.
+type Resolved = (
+    Vec<Repository>,
+    Vec<String>,
+    Vec<Source>,
+    Option<Vec<Platform>>,
+);
 
-/// Image, tags and sources from flags, variables and GitLab defaults.
+/// Images, tags and sources from flags, variables and GitLab defaults.
 pub(super) fn from_template(
     inputs: &Inputs,
     origins: &mut Vec<(&'static str, Origin)>,
 ) -> Result<Resolved, Error> {
-    let image = image(inputs)?;
-    origins.push(("image", image.1));
-    let image = image.0;
+    let (images, origin) = images(inputs)?;
+    origins.push(("image", origin));
 
     let (tags, origin) = tags(inputs)?;
     origins.push(("tags", origin));
@@ -39,9 +44,9 @@ pub(super) fn from_template(
         Some(f) => (f.text, f.origin),
         None => (DEFAULT_TEMPLATE, Origin::Default),
     };
-    let sources = expand_sources(&origin, template, &image, &tags[0], &platforms)?;
+    let sources = expand_sources(&origin, template, &images[0], &tags[0], &platforms)?;
     origins.push(("source-template", origin));
-    Ok((image, tags, sources))
+    Ok((images, tags, sources, None))
 }
 
 /// Image, tags and sources from a manifest-tool spec; `--image` and `--tags` flags beat it.
@@ -51,14 +56,14 @@ pub(super) fn from_spec(
     origins: &mut Vec<(&'static str, Origin)>,
 ) -> Result<Resolved, Error> {
     refuse_with_spec(inputs, spec)?;
-    let image = match flag_only(inputs, &IMAGE) {
+    let images = match flag_only(inputs, &IMAGE) {
         Some(f) => {
             origins.push(("image", f.origin.clone()));
-            Repository::parse(&f.origin.name(), f.text)?
+            repositories(&f)?
         }
         None => {
             origins.push(("image", Origin::Spec(format!("{}: image", spec.origin))));
-            spec.image.clone()
+            spec.images.clone()
         }
     };
     let tags = match flag_only(inputs, &TAGS) {
@@ -75,10 +80,16 @@ pub(super) fn from_spec(
         "sources",
         Origin::Spec(format!("{}: manifests", spec.origin)),
     ));
-    Ok((image, tags, spec.sources.clone()))
+    // With a spec, only the flag filters the children of platform-less entries: a project's
+    // MULTIARCH_PLATFORMS is meant for its own template, not for someone's spec.
+    let filter = match flag_only(inputs, &PLATFORMS) {
+        Some(f) => Some(platforms(&f.origin, f.text)?),
+        None => None,
+    };
+    Ok((images, tags, spec.sources.clone(), filter))
 }
 
-fn image(inputs: &Inputs) -> Result<(Repository, Origin), Error> {
+fn images(inputs: &Inputs) -> Result<(Vec<Repository>, Origin), Error> {
     let f = inputs
         .get(&IMAGE)
         .or_else(|| inputs.gitlab("CI_REGISTRY_IMAGE"))
@@ -86,7 +97,27 @@ fn image(inputs: &Inputs) -> Result<(Repository, Origin), Error> {
             setting: IMAGE.both(),
             hint: "outside GitLab (no CI_REGISTRY_IMAGE), name the repository, e.g. --image registry.example.com/group/app".into(),
         })?;
-    Ok((Repository::parse(&f.origin.name(), f.text)?, f.origin))
+    Ok((repositories(&f)?, f.origin))
+}
+
+/// A comma-separated list of repositories, each once, at least one.
+fn repositories(f: &Found) -> Result<Vec<Repository>, Error> {
+    let mut out: Vec<Repository> = Vec::new();
+    for text in list(f.text) {
+        let r = Repository::parse(&f.origin.name(), text)?;
+        if !out.contains(&r) {
+            out.push(r);
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::invalid(
+            f.origin.name(),
+            f.text,
+            "no repository in the list",
+            "for example registry.example.com/group/app",
+        ));
+    }
+    Ok(out)
 }
 
 /// Target tags: flag/variable list, else `CI_COMMIT_TAG`, else `latest` on the default branch,
@@ -165,7 +196,7 @@ fn origin_or(origin: &Origin, s: &super::table::Setting) -> String {
     }
 }
 
-/// Expands the source template once per platform; each result must be a distinct reference.
+/// Expands the source template once per platform.
 fn expand_sources(
     origin: &Origin,
     template: &str,
@@ -192,19 +223,14 @@ fn expand_sources(
                 "use {image} {tag} {os} {arch} {variant}, e.g. {image}:{tag}-{arch}{variant}",
             )
         })?;
+        // Two platforms may name one reference: a multi-platform index gives each its child.
         let reference = reference::parse(&setting, &text)?;
-        if let Some(other) = out.iter().find(|s| s.reference == reference) {
-            return Err(Error::invalid(
-                &setting,
-                template,
-                format!("{} and {p} both expand to {text}", other.platform),
-                "include {arch} (and {variant}) in the template",
-            ));
-        }
         out.push(Source {
-            platform: p.clone(),
+            platform: Some(p.clone()),
             reference,
             origin: SourceOrigin::Template,
+            annotations: Default::default(),
+            os_features: None,
         });
     }
     Ok(out)
@@ -226,20 +252,6 @@ fn expand(template: &str, value: impl Fn(&str) -> Option<String>) -> Result<Stri
     Ok(out)
 }
 
-/// An index may only reference manifests of its own repository: registries (distribution, ECR,
-/// GitLab) refuse the push otherwise (`MANIFEST_BLOB_UNKNOWN`). Say so before any work.
-pub(super) fn check_same_repository(image: &Repository, sources: &[Source]) -> Result<(), Error> {
-    match sources.iter().find(|s| s.reference.repository() != image) {
-        None => Ok(()),
-        Some(s) => Err(Error::invalid(
-            "sources",
-            s.reference.to_string(),
-            format!("it is not in {image}, the repository the index is pushed to; an index can only reference manifests of its own repository"),
-            format!("push the per-architecture images to {image} (e.g. {image}:latest-amd64), or publish to their repository"),
-        )),
-    }
-}
-
 /// Applies the build jobs' digest hand-off: `MULTIARCH_SOURCE_LINUX_ARM64=repo@sha256:…` makes
 /// that digest the linux/arm64 source. A variable for a platform not in the list, or a value
 /// without a digest, is refused: a silently ignored hand-off would publish a tag's image instead.
@@ -253,13 +265,14 @@ pub(super) fn hand_offs(inputs: &Inputs, sources: &mut [Source]) -> Result<(), E
         }
         let listed = sources
             .iter()
-            .map(|s| s.platform.to_string())
+            .filter_map(|s| s.platform.as_ref().map(ToString::to_string))
             .collect::<Vec<_>>()
             .join(",");
         let named = platform_of_suffix(suffix);
         let Some(source) = sources.iter_mut().find(|s| {
-            s.platform.env_suffix() == suffix
-                || named.as_ref().is_some_and(|p| s.platform.matches(p))
+            s.platform.as_ref().is_some_and(|p| {
+                p.env_suffix() == suffix || named.as_ref().is_some_and(|n| p.matches(n))
+            })
         }) else {
             return Err(Error::invalid(
                 name.as_str(),

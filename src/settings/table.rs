@@ -70,12 +70,12 @@ use Kind::{Repeated, Switch, Value};
 settings! {
     SPEC: "spec", "MULTIARCH_SPEC", Value("FILE"), "none", PUBLISH,
         "manifest-tool YAML spec (image, tags, manifests, annotations); flags still beat it";
-    IMAGE: "image", "MULTIARCH_IMAGE", Value("REPOSITORY"), "$CI_REGISTRY_IMAGE", PUBLISH,
-        "Repository to publish, without tag";
+    IMAGE: "image", "MULTIARCH_IMAGE", Value("REPOSITORY,..."), "$CI_REGISTRY_IMAGE", PUBLISH,
+        "Repository to publish, without tag; several comma-separated: one index, pushed to each (children copied where missing)";
     TAGS: "tags", "MULTIARCH_TAGS", Value("TAG,..."), "$CI_COMMIT_TAG, else latest on the default branch, else $CI_COMMIT_REF_SLUG", PUBLISH,
         "Comma-separated target tags; the first fills {tag} in the source template";
     PLATFORMS: "platforms", "MULTIARCH_PLATFORMS", Value("PLATFORM,..."), "linux/amd64,linux/arm64", PUBLISH,
-        "Comma-separated os/arch[/variant] list";
+        "Comma-separated os/arch[/variant] list (with --spec: which children of spec entries without a platform to take)";
     SOURCE_TEMPLATE: "source-template", "MULTIARCH_SOURCE_TEMPLATE", Value("TEMPLATE"), "{image}:{tag}-{arch}{variant}", PUBLISH,
         "Per-architecture source reference; placeholders {image} {tag} {os} {arch} {variant}";
     TIMEOUT: "timeout", "MULTIARCH_TIMEOUT", Value("DURATION"), "15m", PUBLISH,
@@ -86,6 +86,8 @@ settings! {
         "auto (Docker list when every child is Docker v2, else OCI index), oci or docker";
     ANNOTATION: "annotation", "MULTIARCH_ANNOTATIONS", Repeated("KEY=VALUE"), "source, revision, version, created from CI variables", PUBLISH,
         "Index annotation key=value, repeatable (the variable: one per line, or comma-separated); an empty value removes a default";
+    APPEND: "append", "MULTIARCH_APPEND", Switch, "false", PUBLISH,
+        "Merge into the index the first target tag holds: the platforms given replace theirs, the others are kept";
     REVISION: "revision", "MULTIARCH_REVISION", Value("REVISION"), "$CI_COMMIT_SHA", PUBLISH,
         "Revision the per-architecture images must be labelled with (org.opencontainers.image.revision); sources labelled with another one are stale and waited past; none = no check";
     REQUIRE_REVISION: "require-revision", "MULTIARCH_REQUIRE_REVISION", Switch, "false", PUBLISH,

@@ -196,10 +196,6 @@ fn rejects_bad_values_with_exit_2_and_a_hint() {
             "unknown placeholder {cpu}",
         ),
         (
-            &[("MULTIARCH_SOURCE_TEMPLATE", "{image}:{tag}")],
-            "include {arch}",
-        ),
-        (
             &[("MULTIARCH_SOURCE_TEMPLATE", "{image}:{tag")],
             "unknown placeholder",
         ),
@@ -219,14 +215,7 @@ fn rejects_bad_values_with_exit_2_and_a_hint() {
         (&[("MULTIARCH_OUTPUT", "yaml")], "text or json"),
         (&[("MULTIARCH_USERNAME", "bob")], "MULTIARCH_PASSWORD"),
         (&[("MULTIARCH_RETRIES", "many")], "0 to 20"),
-        (
-            &[("MULTIARCH_SOURCE_TEMPLATE", "{image}/build:{tag}-{arch}")],
-            "its own repository",
-        ),
-        (
-            &[("MULTIARCH_SOURCE_TEMPLATE", "other.example/mirror:{arch}")],
-            "push the per-architecture images to registry.gitlab.example/g/app",
-        ),
+        (&[("MULTIARCH_IMAGE", " , ")], "no repository in the list"),
         (&[("MULTIARCH_AUTH", "iam")], "auto or ecr"),
         (&[("MULTIARCH_REQUEST_TIMEOUT", "0")], "more than 0"),
         (
@@ -299,7 +288,7 @@ fn outside_gitlab_image_and_tags_are_required() {
     .unwrap();
     assert_eq!(plan.dotenv, None);
     assert!(!plan.gitlab);
-    assert!(plan.annotations.is_empty());
+    assert!(plan.annotations.values.is_empty());
 }
 
 #[test]
@@ -324,6 +313,7 @@ fn annotations_come_from_ci_and_can_be_overridden_or_removed() {
     .unwrap();
     let got: Vec<(&str, &str)> = plan
         .annotations
+        .values
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
@@ -583,7 +573,7 @@ fn the_expected_revision_is_the_commit_unless_set_or_none() {
     assert!(plan.require_revision);
     // The index says the revision its sources were checked for.
     assert_eq!(
-        plan.annotations["org.opencontainers.image.revision"],
+        plan.annotations.values["org.opencontainers.image.revision"],
         "v1.4.2"
     );
     let plan = resolve_flags(&[], &with(gitlab(), &[("MULTIARCH_REVISION", "none")])).unwrap();
@@ -603,4 +593,76 @@ fn the_expected_revision_is_the_commit_unless_set_or_none() {
     let e =
         resolve_flags(&[], &with(gitlab(), &[("MULTIARCH_REVISION", "two words")])).unwrap_err();
     assert_eq!(e.exit_code(), 2);
+}
+
+#[test]
+fn several_destinations_get_every_tag_and_sources_may_live_anywhere() {
+    let e = with(
+        gitlab(),
+        &[
+            (
+                "MULTIARCH_IMAGE",
+                "registry.gitlab.example/g/app, 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app",
+            ),
+            ("MULTIARCH_TAGS", "1.4,latest"),
+            (
+                "MULTIARCH_SOURCE_TEMPLATE",
+                "registry.gitlab.example/g/app/build:{tag}-{arch}",
+            ),
+            ("MULTIARCH_APPEND", "true"),
+        ],
+    );
+    let plan = resolve_flags(&[], &e).unwrap();
+    assert_eq!(
+        targets(&plan),
+        [
+            "registry.gitlab.example/g/app:1.4",
+            "registry.gitlab.example/g/app:latest",
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:1.4",
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:latest",
+        ]
+    );
+    assert_eq!(
+        sources(&plan)[0],
+        "registry.gitlab.example/g/app/build:1.4-amd64"
+    );
+    assert!(plan.append);
+}
+
+#[test]
+fn with_a_spec_only_the_platforms_flag_filters_platformless_entries() {
+    let spec = crate::spec::parse(
+        "spec.yml",
+        "image: r.example/app:2.0\nmanifests:\n  - image: docker.io/library/alpine:3.20\n",
+    )
+    .unwrap();
+    let e = with(gitlab(), &[("MULTIARCH_PLATFORMS", "linux/s390x")]);
+    let plan = resolve(&Given::default(), &e, Some(&spec)).unwrap();
+    assert_eq!(plan.platform_filter, None);
+    let plan = resolve(
+        &Given::of(&[("platforms", "linux/amd64,linux/arm64")]),
+        &e,
+        Some(&spec),
+    )
+    .unwrap();
+    let filter: Vec<String> = plan
+        .platform_filter
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(filter, ["linux/amd64", "linux/arm64"]);
+}
+
+#[test]
+fn only_asked_for_annotations_count_as_asked() {
+    let plan = resolve_flags(&[], &gitlab()).unwrap();
+    assert!(!plan.annotations.asked);
+    assert!(!plan.annotations.values.is_empty());
+    let plan = resolve_flags(
+        &[("annotation", "org.opencontainers.image.title=App")],
+        &gitlab(),
+    )
+    .unwrap();
+    assert!(plan.annotations.asked);
 }

@@ -126,7 +126,7 @@ async fn a_stale_source_is_waited_past_and_read_again_only_when_its_tag_moves() 
         .unwrap();
     assert!(start.elapsed() >= Duration::from_secs(60));
     assert!(start.elapsed() <= Duration::from_secs(64));
-    assert_eq!(got.resolved[1].images[0].revision.as_deref(), Some("new"));
+    assert_eq!(got.resolved[1].images()[0].revision.as_deref(), Some("new"));
     // Two GETs in the first round, one when the tag moved: the stale digest is never re-read.
     assert_eq!(registry.gets.get(), 3);
 }

@@ -70,11 +70,15 @@ fn layer(platform: &str) -> (Vec<u8>, String) {
     (gz.finish().unwrap(), diff_id)
 }
 
-/// Writes an image for `platform` (`os/arch[/variant]`) into the layout, labelled with
+/// Writes an image for `platform` (`os/arch[/variant][@os.version]`) into the layout, labelled with
 /// `revision` if given; returns its manifest descriptor (without platform). The layer's content
 /// names the platform and the revision, so each build has its own digest.
 fn write_image(layout: &Layout, platform: &str, revision: Option<&str>) -> serde_json::Value {
-    let parts: Vec<&str> = platform.split('/').collect();
+    let (plain, os_version) = match platform.split_once('@') {
+        Some((p, v)) => (p, Some(v)),
+        None => (platform, None),
+    };
+    let parts: Vec<&str> = plain.split('/').collect();
     let (gz, diff_id) = layer(&match revision {
         Some(r) => format!("{platform} at {r}"),
         None => platform.to_string(),
@@ -91,6 +95,9 @@ fn write_image(layout: &Layout, platform: &str, revision: Option<&str>) -> serde
     }
     if let Some(v) = parts.get(2) {
         config["variant"] = json!(v);
+    }
+    if let Some(v) = os_version {
+        config["os.version"] = json!(v);
     }
     let config = layout.descriptor(
         "application/vnd.oci.image.config.v1+json",
@@ -199,4 +206,53 @@ pub fn push_two_arches(registry: &Registry, repo: &str, kind: Kind) -> (String, 
             kind,
         ),
     )
+}
+
+/// Pushes a multi-platform OCI index (one image per platform, as upstream base images are) to
+/// `path`; returns its digest.
+pub fn push_multi(registry: &Registry, path: &str, platforms: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout { dir: dir.path() };
+    std::fs::write(
+        dir.path().join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let manifests: Vec<serde_json::Value> = platforms
+        .iter()
+        .map(|p| {
+            let mut d = write_image(&layout, p, None);
+            let parts: Vec<&str> = p.split('/').collect();
+            d["platform"] = json!({"architecture": parts[1], "os": parts[0]});
+            if let Some(v) = parts.get(2) {
+                d["platform"]["variant"] = json!(v);
+            }
+            d
+        })
+        .collect();
+    let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests});
+    let mut top = layout.descriptor(OCI_INDEX, &serde_json::to_vec(&index).unwrap());
+    top["annotations"] = json!({"org.opencontainers.image.ref.name": "fixture"});
+    std::fs::write(
+        dir.path().join("index.json"),
+        serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": [top]})).unwrap(),
+    )
+    .unwrap();
+    let src = format!("oci:{}:fixture", dir.path().display());
+    let dest = format!("docker://{}", registry.repo(path));
+    let digest_file = dir.path().join("digest");
+    let digest_arg = format!("--digestfile={}", digest_file.display());
+    registry.skopeo(&[
+        "copy",
+        "--retry-times=2",
+        "--all",
+        "--preserve-digests",
+        &digest_arg,
+        &src,
+        &dest,
+    ]);
+    std::fs::read_to_string(digest_file)
+        .unwrap()
+        .trim()
+        .to_string()
 }

@@ -1,0 +1,313 @@
+//! Blobs between repositories and registries, for children that live elsewhere than a
+//! destination. On one registry a blob is mounted (`POST …/blobs/uploads/?mount=&from=`), which
+//! sends no bytes; where the registry declines (202: an upload session instead; 401/403 when it
+//! will not let us read the source) or across registries, the blob is streamed from the source
+//! straight into a monolithic upload (`PUT <session>?digest=` with the whole body, the method
+//! Amazon ECR, distribution, GitLab and Docker Hub all take), never held in memory, hashed on
+//! the way and cut off the moment it exceeds its size or hashes wrong.
+//!
+//! A failed copy is retried as a whole, from a fresh upload session: a stream cannot be replayed.
+//! Spec: <https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pushing-blobs>.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use reqwest::header::{ACCEPT, CONTENT_LENGTH};
+use reqwest::{Method, StatusCode, Url};
+use tracing::debug;
+
+use super::api::Client;
+use super::classify::{self, Action};
+use super::retry::{retry, Attempt};
+use super::transport::{Limit, Opened, Overflow, Request};
+use super::Copied;
+use crate::error::Error;
+use crate::manifest::Descriptor;
+use crate::model::Digest;
+use crate::reference::Repository;
+
+/// Upload answers say nothing we need beyond their status.
+const UPLOAD_REPLY_LIMIT: Limit = Limit {
+    bytes: 64 * 1024,
+    overflow: Overflow::Ignore,
+};
+
+/// The slowest a streamed blob may move before its upload is given up: the request limit plus
+/// one second per MiB.
+const MIB_PER_SECOND: u64 = 1024 * 1024;
+
+/// What a mount request came to.
+enum Mount {
+    Done,
+    /// The registry opened an upload session instead (the source blob is not there for us).
+    Session(Url),
+    /// The registry will not mount for us (no read access to the source): upload instead.
+    Declined,
+}
+
+impl Client {
+    /// Whether `repo` has the blob (asked with push credentials: `repo` is a destination).
+    pub(super) async fn has_blob(&self, repo: &Repository, digest: &Digest) -> Result<bool, Error> {
+        let shown = format!("{repo}@{digest}");
+        let op = self.op(Action::UploadBlob, &shown, repo, true);
+        let url = self.url(repo, "blobs", &digest.to_string());
+        let none = Limit {
+            bytes: 0,
+            overflow: Overflow::Ignore,
+        };
+        let reply = self
+            .call(&op, none, || Request::new(Method::HEAD, url.clone()))
+            .await?;
+        match reply.status {
+            StatusCode::OK => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(self.refusal(&reply, &op).await),
+        }
+    }
+
+    /// Puts `blob` of `from` into `to`: mounted on the same registry, else streamed.
+    pub(super) async fn put_blob(
+        &self,
+        from: &Repository,
+        to: &Repository,
+        blob: &Descriptor,
+    ) -> Result<Copied, Error> {
+        let same_registry = from.api_host() == to.api_host();
+        let once = self.once();
+        retry(self.budget(), || async {
+            let session = if same_registry {
+                match once.mount(from, to, blob).await {
+                    Ok(Mount::Done) => return Attempt::Done(Ok(Copied::Mounted)),
+                    Ok(Mount::Session(url)) => Some(url),
+                    Ok(Mount::Declined) => None,
+                    Err(e) => return retry_if_transient(e),
+                }
+            } else {
+                None
+            };
+            match once.stream(from, to, blob, session).await {
+                Ok(()) => Attempt::Done(Ok(Copied::Streamed)),
+                Err(e) => retry_if_transient(e),
+            }
+        })
+        .await
+    }
+
+    async fn mount(
+        &self,
+        from: &Repository,
+        to: &Repository,
+        blob: &Descriptor,
+    ) -> Result<Mount, Error> {
+        let shown = format!("{to}@{}", blob.digest);
+        let mut op = self.op(Action::MountBlob, &shown, to, true);
+        // One token for both: push on the destination, pull on the source.
+        op.scope = format!("{} repository:{}:pull", op.scope, from.path());
+        let mut url = self.url(to, "blobs", "uploads/");
+        url.query_pairs_mut()
+            .append_pair("mount", &blob.digest.to_string())
+            .append_pair("from", from.path());
+        let reply = self
+            .call(&op, UPLOAD_REPLY_LIMIT, || {
+                Request::new(Method::POST, url.clone()).header(CONTENT_LENGTH, "0")
+            })
+            .await?;
+        match reply.status {
+            StatusCode::CREATED => {
+                debug!(blob = %blob.digest, from = %from, to = %to, "mounted");
+                Ok(Mount::Done)
+            }
+            StatusCode::ACCEPTED => match reply.header("location") {
+                Some(l) => Ok(Mount::Session(
+                    url.join(l).map_err(|_| bad_location(&shown))?,
+                )),
+                None => Err(bad_location(&shown)),
+            },
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => {
+                debug!(blob = %blob.digest, status = reply.status.as_u16(), "mount declined; uploading");
+                Ok(Mount::Declined)
+            }
+            _ => Err(self.refusal(&reply, &op).await),
+        }
+    }
+
+    /// Opens an upload session in `to`.
+    async fn session(&self, to: &Repository, shown: &str) -> Result<Url, Error> {
+        let op = self.op(Action::UploadBlob, shown, to, true);
+        let url = self.url(to, "blobs", "uploads/");
+        let reply = self
+            .call(&op, UPLOAD_REPLY_LIMIT, || {
+                Request::new(Method::POST, url.clone()).header(CONTENT_LENGTH, "0")
+            })
+            .await?;
+        match (reply.status, reply.header("location")) {
+            (StatusCode::ACCEPTED, Some(l)) => url.join(l).map_err(|_| bad_location(shown)),
+            (StatusCode::ACCEPTED, None) => Err(bad_location(shown)),
+            _ => Err(self.refusal(&reply, &op).await),
+        }
+    }
+
+    /// Streams `blob` from `from` into an upload session of `to` (opened here unless given).
+    async fn stream(
+        &self,
+        from: &Repository,
+        to: &Repository,
+        blob: &Descriptor,
+        session: Option<Url>,
+    ) -> Result<(), Error> {
+        let source_shown = format!("{from}@{}", blob.digest);
+        let source_op = self.op(Action::FetchBlob, &source_shown, from, false);
+        let source_url = self.url(from, "blobs", &blob.digest.to_string());
+        let response = match self
+            .exchange(&source_op, None, || {
+                Request::new(Method::GET, source_url.clone()).header(ACCEPT, "*/*")
+            })
+            .await?
+        {
+            Opened::Stream(r) => r,
+            Opened::Done(reply) => return Err(self.refusal(&reply, &source_op).await),
+        };
+        let shown = format!("{to}@{}", blob.digest);
+        let mut location = match session {
+            Some(url) => url,
+            None => self.session(to, &shown).await?,
+        };
+        location
+            .query_pairs_mut()
+            .append_pair("digest", &blob.digest.to_string());
+        let op = self.op(Action::UploadBlob, &shown, to, true);
+        let header = self.header(&op).await?;
+        let verdict: Arc<Mutex<Option<String>>> = Arc::default();
+        let body = verified(response, blob.digest.clone(), blob.size, verdict.clone());
+        let timeout =
+            self.budget().request_timeout + Duration::from_secs(blob.size / MIB_PER_SECOND);
+        debug!(blob = %blob.digest, size = blob.size, from = %from, to = %to, "streaming");
+        let sent = self
+            .transport()
+            .exchange(
+                Request::new(Method::PUT, location).stream(body, blob.size),
+                header.as_ref(),
+                Some(UPLOAD_REPLY_LIMIT),
+                timeout,
+            )
+            .await;
+        if let Some(problem) = verdict.lock().expect("verdict").take() {
+            return Err(Error::DigestMismatch {
+                reference: source_shown,
+                expected: blob.digest.to_string(),
+                actual: problem,
+            });
+        }
+        let reply = match sent {
+            Ok(Opened::Done(reply)) => reply,
+            Ok(Opened::Stream(_)) => unreachable!("a limit reads the body"),
+            Err(f) => {
+                return match classify::failure::<()>(f, &op) {
+                    Attempt::Done(Err(e)) | Attempt::Retry { error: e, .. } => Err(e),
+                    Attempt::Done(Ok(())) => Ok(()),
+                }
+            }
+        };
+        match reply.status {
+            StatusCode::CREATED | StatusCode::NO_CONTENT | StatusCode::OK => Ok(()),
+            s if classify::is_transient(s) => Err(classify::reply(&reply, &op, None)),
+            _ => Err(self.refusal(&reply, &op).await),
+        }
+    }
+}
+
+fn retry_if_transient<T>(e: Error) -> Attempt<T> {
+    match e {
+        e @ Error::Transient { .. } => Attempt::Retry {
+            error: e,
+            after: None,
+        },
+        e => Attempt::Done(Err(e)),
+    }
+}
+
+fn bad_location(shown: &str) -> Error {
+    Error::Registry {
+        action: "uploading a blob to",
+        reference: shown.to_string(),
+        reason: "its upload answer has no usable Location".into(),
+    }
+}
+
+/// The source's body as an upload body, hashed on the way: past `size` bytes, or at the end
+/// with another digest, the stream fails (the upload is aborted, never committed) and `verdict`
+/// says why.
+fn verified(
+    response: reqwest::Response,
+    expected: Digest,
+    size: u64,
+    verdict: Arc<Mutex<Option<String>>>,
+) -> reqwest::Body {
+    struct State {
+        inner: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+        hasher: crate::model::Hasher,
+        expected: Digest,
+        size: u64,
+        seen: u64,
+        verdict: Arc<Mutex<Option<String>>>,
+    }
+    let refuse = |st: &State, why: String| {
+        *st.verdict.lock().expect("verdict") = Some(why.clone());
+        std::io::Error::other(why)
+    };
+    let state = State {
+        inner: response.bytes_stream().boxed(),
+        hasher: expected.hasher(),
+        expected,
+        size,
+        seen: 0,
+        verdict,
+    };
+    let stream = futures_util::stream::unfold(Some(state), move |state| async move {
+        let mut st = state?;
+        match st.inner.next().await {
+            Some(Ok(chunk)) => {
+                st.seen += chunk.len() as u64;
+                if st.seen > st.size {
+                    let e = refuse(&st, format!("more than the {} bytes announced", st.size));
+                    return Some((Err(e), None));
+                }
+                st.hasher.update(&chunk);
+                if st.seen < st.size {
+                    return Some((Ok(chunk), Some(st)));
+                }
+                // The last piece is held back until the whole blob hashes right: the upload
+                // never completes with wrong content (the client stops reading at the length).
+                let State {
+                    hasher,
+                    expected,
+                    verdict,
+                    ..
+                } = st;
+                let actual = hasher.finish();
+                if actual != expected {
+                    *verdict.lock().expect("verdict") = Some(actual.to_string());
+                    return Some((Err(std::io::Error::other("digest mismatch")), None));
+                }
+                Some((Ok(chunk), None))
+            }
+            Some(Err(e)) => Some((Err(std::io::Error::other(e)), None)),
+            None if st.seen == st.size => {
+                // An empty blob: nothing was held back, only the hash is left to check.
+                let actual = std::mem::replace(&mut st.hasher, st.expected.hasher()).finish();
+                if actual == st.expected {
+                    return None;
+                }
+                let e = refuse(&st, actual.to_string());
+                Some((Err(e), None))
+            }
+            None => {
+                let why = format!("{} bytes, not the {} announced", st.seen, st.size);
+                let e = refuse(&st, why);
+                Some((Err(e), None))
+            }
+        }
+    });
+    reqwest::Body::wrap_stream(stream)
+}
