@@ -6,7 +6,8 @@
 //! 2. Build the index (with `--append`, merged into what the first target tag holds).
 //! 3. Refuse, before anything is pushed anywhere, to move a tag a destination keeps immutable.
 //! 4. Copy the children each destination lacks (mounted or streamed), untagged.
-//! 5. PUT the index by digest into each destination; a failure here moves no tag.
+//! 5. PUT the index by digest into each destination with several tags to move; a failure here
+//!    moves no tag. (With one tag, its own PUT is all or nothing.)
 //! 6. PUT it under each tag that does not hold it yet. A tag the registry refuses (a protected
 //!    tag, `TAG_INVALID`, a persistent 5xx) does not stop the others: the outcome says exactly
 //!    which tags hold the index and why the others do not.
@@ -208,9 +209,19 @@ async fn push_all(
     }
     copy::children(registry, index, resolved, &destinations).await?;
     for repo in &destinations {
-        registry
-            .push_manifest(&repo.digest(&index.digest), index.media_type, &index.bytes)
-            .await?;
+        // With one tag to move, its PUT is all or nothing: the index by digest first only
+        // matters when several tags could end up split.
+        let to_move = plan
+            .targets
+            .iter()
+            .zip(&current)
+            .filter(|(t, c)| t.repository() == *repo && c.as_ref() != Some(&index.digest))
+            .count();
+        if to_move > 1 {
+            registry
+                .push_manifest(&repo.digest(&index.digest), index.media_type, &index.bytes)
+                .await?;
+        }
     }
     let results = join_all(plan.targets.iter().zip(&current).map(|(t, c)| async move {
         if c.as_ref() == Some(&index.digest) {

@@ -41,6 +41,13 @@ async fn pushes_the_index_by_digest_first_then_every_tag() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn one_tag_is_pushed_alone_its_put_is_all_or_nothing() {
+    let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
+    run(&plan(&[]), &registry, &NoPhases).await.unwrap();
+    assert_eq!(registry.state.borrow().pushed, ["r.example/app:latest"]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_refused_tag_leaves_the_others_moved_and_says_so() {
     let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
     registry

@@ -256,3 +256,56 @@ pub fn push_multi(registry: &Registry, path: &str, platforms: &[&str]) -> String
         .trim()
         .to_string()
 }
+
+/// Pushes a `platform` image whose one layer is `size` bytes of incompressible data (a stand-in
+/// for a real layer when measuring copies); returns its digest.
+pub fn push_big(registry: &Registry, path: &str, platform: &str, size: usize, seed: u64) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout { dir: dir.path() };
+    std::fs::write(
+        dir.path().join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let mut data = Vec::with_capacity(size);
+    let mut x = seed | 1;
+    while data.len() < size {
+        // xorshift64: fast, deterministic, and no compressor can shrink it.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        data.extend_from_slice(&x.to_le_bytes());
+    }
+    data.truncate(size);
+    let diff_id = sha256(&data);
+    let parts: Vec<&str> = platform.split('/').collect();
+    let config = json!({
+        "architecture": parts[1],
+        "os": parts[0],
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    });
+    let config = layout.descriptor(
+        "application/vnd.oci.image.config.v1+json",
+        &serde_json::to_vec(&config).unwrap(),
+    );
+    let layer = layout.descriptor("application/vnd.oci.image.layer.v1.tar", &data);
+    drop(data);
+    let manifest =
+        json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": [layer]});
+    let mut top = layout.descriptor(OCI_MANIFEST, &serde_json::to_vec(&manifest).unwrap());
+    top["annotations"] = json!({"org.opencontainers.image.ref.name": "fixture"});
+    std::fs::write(
+        dir.path().join("index.json"),
+        serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": [top]})).unwrap(),
+    )
+    .unwrap();
+    let src = format!("oci:{}:fixture", dir.path().display());
+    let dest = format!("docker://{}", registry.repo(path));
+    let digest_file = dir.path().join("digest");
+    let digest_arg = format!("--digestfile={}", digest_file.display());
+    registry.skopeo(&["copy", "--preserve-digests", &digest_arg, &src, &dest]);
+    std::fs::read_to_string(digest_file)
+        .unwrap()
+        .trim()
+        .to_string()
+}
