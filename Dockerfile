@@ -11,7 +11,8 @@ RUN cargo build --release --locked \
  && cp target/release/multiarch /multiarch
 
 FROM docker.io/library/alpine:3.22
-RUN apk add --no-cache ca-certificates
+RUN apk add --no-cache ca-certificates \
+ && adduser -D -H -u 10001 -s /sbin/nologin multiarch
 COPY --from=build /multiarch /usr/local/bin/multiarch
 ARG VERSION=dev
 ARG REVISION=unknown
@@ -20,4 +21,6 @@ LABEL org.opencontainers.image.title="multiarch" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}"
+# A numeric, unprivileged user: GitLab runners and Kubernetes' runAsNonRoot can check it.
+USER 10001:10001
 CMD ["multiarch", "--help"]

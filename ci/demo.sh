@@ -14,8 +14,12 @@ bin="$PWD/target/debug/multiarch"
 
 work=$(mktemp -d)
 registry_pid=""
+# Stops the registry and removes everything; a killed registry's status (143) is not ours.
 cleanup() {
-  [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null
+  if [ -n "$registry_pid" ]; then
+    kill "$registry_pid" 2>/dev/null || true
+    wait "$registry_pid" 2>/dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -38,7 +42,8 @@ umoci init --layout "$work/layout"
 for arch in amd64 arm64; do
   umoci new --image "$work/layout:$arch"
   umoci config --image "$work/layout:$arch" --os linux --architecture "$arch" \
-    --config.env "BUILT_FOR=linux/$arch"
+    --config.env "BUILT_FOR=linux/$arch" \
+    --config.label "org.opencontainers.image.revision=0123456789abcdef0123456789abcdef01234567"
   skopeo --insecure-policy copy --quiet --dest-tls-verify=false \
     "oci:$work/layout:$arch" "docker://$host/demo/app:latest-$arch"
   echo "    pushed $host/demo/app:latest-$arch"
@@ -64,3 +69,4 @@ echo "==> what an arm64 host pulls (skopeo, an independent client)"
 skopeo --insecure-policy inspect --tls-verify=false --override-os linux --override-arch arm64 \
   "docker://$host/demo/app:latest" | grep -E '"(Architecture|Os)"'
 echo "==> done; the registry is stopped and its storage removed"
+exit 0

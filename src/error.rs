@@ -131,6 +131,10 @@ pub(crate) enum Error {
         reason: String,
     },
 
+    /// `login` found nothing to log in with.
+    #[error("no credentials for {host}; tried {tried}\n  hint: in GitLab, CI_REGISTRY_USER/CI_REGISTRY_PASSWORD cover $CI_REGISTRY; for ECR set AWS_ROLE_ARN with an id_tokens variable GITLAB_OIDC_TOKEN, or AWS keys; else MULTIARCH_USERNAME/MULTIARCH_PASSWORD")]
+    NoCredentials { host: String, tried: String },
+
     /// A registry asked for credentials to be sent to a token service over plain HTTP.
     #[error("{registry} sends clients to a token service on plain HTTP ({realm_host}); credentials are not sent there\n  hint: if that is intended (a test registry), list {realm_host} in MULTIARCH_INSECURE_REGISTRIES")]
     InsecureRealm {
@@ -206,6 +210,7 @@ impl Error {
             | Error::TagImmutable { .. } => exit::VALIDATION,
             Error::AccessDenied { .. }
             | Error::TokenRefused { .. }
+            | Error::NoCredentials { .. }
             | Error::InsecureRealm { .. }
             | Error::EcrDenied { .. }
             | Error::NoAwsCredentials { .. } => exit::AUTH,

@@ -54,7 +54,7 @@ fn child_json(c: &Child) -> serde_json::Value {
 /// that hold the index, `image:tag` comma-separated) and one `MULTIARCH_DIGEST_<OS>_<ARCH>[_<VARIANT>]` per image platform
 /// (attestations have none). Every value is a digest (checked grammar), a reference or a tag: no
 /// value can carry a newline or a control character, so no line can be forged.
-pub(crate) fn dotenv(images: &[Repository], outcome: &Outcome) -> String {
+pub(crate) fn dotenv(images: &[Repository], outcome: &Outcome, prefix: &str) -> String {
     let index = &outcome.index;
     let tagged: Vec<String> = outcome.holding().map(ToString::to_string).collect();
     let refs: Vec<String> = images
@@ -76,7 +76,7 @@ pub(crate) fn dotenv(images: &[Repository], outcome: &Outcome) -> String {
     lines
         .into_iter()
         .filter(|(_, v)| !v.chars().any(char::is_control))
-        .map(|(k, v)| format!("{k}={v}\n"))
+        .map(|(k, v)| format!("{prefix}{k}={v}\n"))
         .collect()
 }
 
@@ -239,7 +239,7 @@ mod tests {
         ]);
         let (i, a, b) = (d('0'), d('a'), d('b'));
         assert_eq!(
-            dotenv(&[image], &o),
+            dotenv(std::slice::from_ref(&image), &o, ""),
             format!(
                 "MULTIARCH_DIGEST={i}\n\
                  MULTIARCH_REF=r.example/g/app@{i}\n\
@@ -248,6 +248,17 @@ mod tests {
                  MULTIARCH_DIGEST_LINUX_AMD64={a}\n\
                  MULTIARCH_DIGEST_LINUX_ARM_V7={b}\n"
             )
+        );
+    }
+
+    #[test]
+    fn a_prefix_names_every_variable() {
+        let image = Repository::parse("t", "r.example/g/app").unwrap();
+        let o = outcome(vec![(image.tag("latest"), Status::Pushed)]);
+        let text = dotenv(&[image], &o, "API_");
+        assert!(
+            text.lines().all(|l| l.starts_with("API_MULTIARCH_")),
+            "{text}"
         );
     }
 

@@ -130,22 +130,27 @@ fn check_schema(files: &[PathBuf]) {
     );
 }
 
+/// Inputs every component needs (the manifest's job image has no default: it must be pinned).
+fn required(path: &Path) -> Vec<(&'static str, Value)> {
+    if path.ends_with("manifest/template.yml") {
+        vec![("job-image", "registry.example.com/multiarch:1.0.0".into())]
+    } else {
+        vec![]
+    }
+}
+
 #[test]
 fn every_component_renders_to_a_valid_gitlab_job_with_default_and_custom_inputs() {
     let dir = tempfile::tempdir().unwrap();
     let mut rendered = Vec::new();
     for (i, path) in components().into_iter().enumerate() {
-        let (spec, _) = documents(&path);
-        for (name, input) in spec["spec"]["inputs"].as_mapping().unwrap() {
-            assert!(
-                input.get("description").is_some(),
-                "{}: input {name:?} has no description",
-                path.display()
-            );
-        }
-        let custom: Vec<(&str, Value)> =
-            vec![("job-name", "publish".into()), ("stage", "deploy".into())];
-        for (j, given) in [vec![], custom].into_iter().enumerate() {
+        let mut custom = required(&path);
+        custom.extend([
+            ("job-name", "publish".into()),
+            ("stage", "deploy".into()),
+            ("oidc", Value::Bool(true)),
+        ]);
+        for (j, given) in [required(&path), custom].into_iter().enumerate() {
             let body = render(&path, &given);
             let jobs = body.as_mapping().unwrap();
             for key in [
@@ -174,16 +179,87 @@ fn every_component_renders_to_a_valid_gitlab_job_with_default_and_custom_inputs(
     check_schema(&rendered);
 }
 
+/// GitLab 17.0 accepts `spec:inputs` and nothing else in a header (`spec:description` came in
+/// 18.10 and makes older GitLab refuse the whole include), and these keys per input. Every input
+/// whose value can be wrong has `options` or a `regex`. The headers also pass GitLab's schema.
 #[test]
-fn manifest_component_maps_inputs_to_multiarch_variables() {
-    let body = render(
-        &root().join("templates/manifest/template.yml"),
-        &[
-            ("needs", serde_norway::from_str("[build]").unwrap()),
-            ("allow-missing", Value::Bool(true)),
-            ("format", "oci".into()),
-        ],
-    );
+fn headers_use_only_what_gitlab_17_0_accepts_and_pass_its_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut headers = Vec::new();
+    for path in components() {
+        let (spec, _) = documents(&path);
+        let top: Vec<&str> = spec
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(top, ["spec"], "{}", path.display());
+        let keys: Vec<&str> = spec["spec"]
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            ["inputs"],
+            "{}: header keys GitLab 17.0 refuses",
+            path.display()
+        );
+        for (name, input) in spec["spec"]["inputs"].as_mapping().unwrap() {
+            let name = name.as_str().unwrap();
+            for key in input.as_mapping().unwrap().keys().filter_map(Value::as_str) {
+                assert!(
+                    ["default", "description", "options", "regex", "type"].contains(&key),
+                    "{}: input {name} has {key}",
+                    path.display()
+                );
+            }
+            let description = input["description"].as_str().unwrap_or_default();
+            assert!(
+                !description.is_empty() && description.len() <= 256,
+                "{}: input {name}'s description ({} characters)",
+                path.display(),
+                description.len()
+            );
+            let typed = input
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("string");
+            if typed == "string" {
+                assert!(
+                    input.get("regex").is_some() || input.get("options").is_some(),
+                    "{}: input {name} takes any string",
+                    path.display()
+                );
+            }
+        }
+        let file = dir.path().join(format!(
+            "{}-header.json",
+            path.parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+        ));
+        std::fs::write(&file, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
+        headers.push(file);
+    }
+    check_schema(&headers);
+}
+
+#[test]
+fn manifest_component_passes_inputs_as_flags_and_shadows_no_variable() {
+    let path = root().join("templates/manifest/template.yml");
+    let mut given = required(&path);
+    given.extend([
+        ("needs", serde_norway::from_str("[build]").unwrap()),
+        ("allow-missing", Value::Bool(true)),
+        ("format", "oci".into()),
+        ("tags", "semver".into()),
+    ]);
+    let body = render(&path, &given);
     let job = &body["manifest"];
     assert_eq!(
         job["needs"],
@@ -193,16 +269,19 @@ fn manifest_component_maps_inputs_to_multiarch_variables() {
         job["image"]["entrypoint"],
         serde_norway::from_str::<Value>("['']").unwrap()
     );
-    assert_eq!(
-        job["variables"]["MULTIARCH_ALLOW_MISSING"],
-        Value::Bool(true),
-        "GitLab passes it to the job as \"true\""
-    );
-    assert_eq!(job["variables"]["MULTIARCH_FORMAT"], Value::from("oci"));
-    assert_eq!(
-        job["variables"]["MULTIARCH_IMAGE"],
-        Value::from("$CI_REGISTRY_IMAGE")
-    );
+    // No job variable: a project's own AWS_*/MULTIARCH_* variables reach multiarch.
+    assert!(job.get("variables").is_none(), "{job:?}");
+    let script = job["script"][0].as_str().unwrap();
+    for expected in [
+        r#"--tags "semver""#,
+        r#"--format "oci""#,
+        r#"--image """#,
+        "--allow-missing",
+        r#"[ -z "" ] || export AWS_ROLE_ARN="""#,
+        "multiarch push \"$@\"",
+    ] {
+        assert!(script.contains(expected), "{expected}: {script}");
+    }
     assert_eq!(
         job["retry"]["exit_codes"],
         serde_norway::from_str::<Value>("[75]").unwrap()
@@ -211,10 +290,22 @@ fn manifest_component_maps_inputs_to_multiarch_variables() {
         job["artifacts"]["reports"]["dotenv"],
         Value::from("multiarch.env")
     );
+    // Safe defaults: after the build components' jobs (if any), one publisher per ref at a time.
+    let body = render(&path, &required(&path));
+    let job = &body["manifest"];
+    assert_eq!(job["stage"], Value::from("deploy"));
     assert_eq!(
-        job["script"],
-        serde_norway::from_str::<Value>("[multiarch push]").unwrap()
+        job["needs"],
+        serde_norway::from_str::<Value>("[{job: multiarch-build, optional: true}]").unwrap()
     );
+    assert_eq!(
+        job["resource_group"],
+        Value::from("multiarch-$CI_PROJECT_PATH_SLUG-$CI_COMMIT_REF_SLUG")
+    );
+    // The id_token is asked for only with oidc.
+    assert_eq!(job["extends"], Value::from(".manifest-oidc-false"));
+    assert!(body[".manifest-oidc-false"].get("id_tokens").is_none());
+    assert!(body[".manifest-oidc-true"]["id_tokens"]["GITLAB_OIDC_TOKEN"].is_mapping());
 }
 
 #[test]
@@ -227,7 +318,7 @@ fn build_components_run_one_job_per_arch_on_that_arch_runner() {
                 serde_norway::from_str("[amd64, arm64, arm/v7]").unwrap(),
             )],
         );
-        let job = &body["build"];
+        let job = &body["multiarch-build"];
         assert_eq!(
             job["parallel"]["matrix"][0]["ARCH"],
             serde_norway::from_str::<Value>("[amd64, arm64, arm/v7]").unwrap(),
@@ -238,11 +329,107 @@ fn build_components_run_one_job_per_arch_on_that_arch_runner() {
             Value::from("saas-linux-small-$ARCH"),
             "{name}"
         );
+        assert_eq!(job["interruptible"], Value::Bool(true), "{name}");
         let script = job["script"][0].as_str().unwrap();
         assert!(
-            script.contains(r#"DEST="$BUILD_IMAGE:$BUILD_TAG-$(printf %s "$ARCH" | tr -d /)""#),
+            script.contains(r#"dest="$image:$tag-$(printf %s "$ARCH" | tr -d /)""#),
             "{name}: pushes {{image}}:{{tag}}-{{arch}}"
         );
+        assert!(
+            script.contains("org.opencontainers.image.revision=$CI_COMMIT_SHA"),
+            "{name}"
+        );
+        assert!(script.contains("MULTIARCH_SOURCE_LINUX_"), "{name}");
+    }
+}
+
+/// The build components compute the source tag exactly as `multiarch push` does, semver included:
+/// their shell is run here for each case and compared with the binary's own plan.
+#[test]
+fn build_components_compute_the_tag_multiarch_expects() {
+    for name in ["build-buildah", "build-kaniko"] {
+        for (tag_input, git_tag, branch) in [
+            ("semver", "v1.4.2", ""),
+            ("semver", "1.5.0-rc.1", ""),
+            ("semver", "1.2.3+build.7", ""),
+            ("semver", "release-42", ""),
+            ("semver", "", "main"),
+            ("semver", "", "feature/x"),
+            ("", "v1.4.2", ""),
+            ("", "", "main"),
+            ("", "", "feature/x"),
+        ] {
+            let body = render(
+                &root().join(format!("templates/{name}/template.yml")),
+                &[("tag", tag_input.into())],
+            );
+            let script = body["multiarch-build"]["script"][0].as_str().unwrap();
+            let start = script.find("image=").unwrap();
+            let end = script.find("dest=").unwrap();
+            let snippet = format!("{}printf %s \"$tag\"", &script[start..end]);
+            let out = Command::new("sh")
+                .args(["-eu", "-c", &snippet])
+                .env("CI_REGISTRY_IMAGE", "r.example/app")
+                .env("CI_COMMIT_TAG", git_tag)
+                .env("CI_COMMIT_BRANCH", branch)
+                .env("CI_DEFAULT_BRANCH", "main")
+                .env(
+                    "CI_COMMIT_REF_SLUG",
+                    if git_tag.is_empty() {
+                        branch.replace('/', "-")
+                    } else {
+                        git_tag.to_string()
+                    },
+                )
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let built = String::from_utf8(out.stdout).unwrap();
+            // What multiarch plans for the same job: the first target tag fills {tag}.
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_multiarch"));
+            cmd.env_clear()
+                .args([
+                    "plan",
+                    "--timeout",
+                    "0",
+                    "--retries",
+                    "0",
+                    "--image",
+                    "127.0.0.1:9/app",
+                ])
+                .env("CI_COMMIT_BRANCH", branch)
+                .env("CI_DEFAULT_BRANCH", "main")
+                .env(
+                    "CI_COMMIT_REF_SLUG",
+                    if git_tag.is_empty() {
+                        branch.replace('/', "-")
+                    } else {
+                        git_tag.to_string()
+                    },
+                );
+            if !tag_input.is_empty() {
+                cmd.env("MULTIARCH_TAGS", tag_input);
+            }
+            if !git_tag.is_empty() {
+                cmd.env("CI_COMMIT_TAG", git_tag);
+            }
+            let plan = cmd.output().unwrap();
+            let stderr = String::from_utf8_lossy(&plan.stderr);
+            let expected = stderr
+                .lines()
+                .find_map(|l| l.split(" tags=").nth(1))
+                .and_then(|rest| rest.split([' ', ',']).next())
+                .unwrap_or_else(|| panic!("no plan line: {stderr}"))
+                .to_string();
+            assert_eq!(
+                built, expected,
+                "{name}: tag input {tag_input:?}, git tag {git_tag:?}, branch {branch:?}"
+            );
+        }
     }
 }
 
@@ -263,6 +450,25 @@ fn project_pipeline_and_readme_examples_are_valid_gitlab_ci() {
         files.push(entry.path());
     }
     check_schema(&files);
+}
+
+#[test]
+fn the_image_runs_as_a_numeric_non_root_user_and_ignores_build_output() {
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    let user = dockerfile
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("USER "))
+        .next_back()
+        .expect("the final stage sets USER");
+    let uid = user.split(':').next().unwrap().trim();
+    assert!(uid.parse::<u32>().is_ok_and(|u| u != 0), "USER {user}");
+    let ignore = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
+    for path in ["target", ".ci-tools", ".git"] {
+        assert!(
+            ignore.lines().any(|l| l.trim_start_matches('/') == path),
+            "{path} in .dockerignore"
+        );
+    }
 }
 
 #[test]

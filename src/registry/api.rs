@@ -20,7 +20,7 @@ use super::retry::{retry, retry_after, Attempt, Budget};
 use super::token::Auth;
 use super::transport::{read_ca_file, Limit, Opened, Overflow, Reply, Request, Transport};
 use super::{Copied, Registry};
-use crate::credentials::{Chain, Credentials};
+use crate::credentials::{Chain, Credential, Credentials, Found};
 use crate::ecr::Ecr;
 use crate::error::Error;
 use crate::manifest::{self, Descriptor, Fetched, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES};
@@ -240,6 +240,50 @@ impl Client {
             _ => None,
         };
         classify::reply(reply, op, origin.as_deref())
+    }
+
+    /// The credential for `host`, checked against the registry (`GET /v2/`, through its token
+    /// service when it has one): what `login` hands to build tools.
+    pub(crate) async fn login(&self, host: &str) -> Result<Found, Error> {
+        let found = self.shared.credentials.get(host, false).await?;
+        if found.credential == Credential::Anonymous {
+            return Err(Error::NoCredentials {
+                host: host.to_string(),
+                tried: "MULTIARCH_USERNAME/MULTIARCH_PASSWORD, an ECR token (for ECR hosts or MULTIARCH_AUTH=ecr), CI_REGISTRY_USER/CI_REGISTRY_PASSWORD (for $CI_REGISTRY), DOCKER_AUTH_CONFIG and docker config files".into(),
+            });
+        }
+        let repo = crate::reference::Repository::parse("HOST", &format!("{host}/x")).map_err(|_| {
+            Error::invalid(
+                "HOST",
+                host,
+                "not a registry host",
+                "host[:port], e.g. registry.gitlab.com or 123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+            )
+        })?;
+        let op = Op {
+            action: Action::Login,
+            at: host,
+            host: repo.api_host(),
+            registry: host,
+            scope: String::new(),
+        };
+        let url = Url::parse(&format!(
+            "{}://{}/v2/",
+            self.shared.transport.scheme(repo.api_host()),
+            repo.api_host()
+        ))
+        .expect("a checked host makes a URL");
+        let limit = Limit {
+            bytes: 64 * 1024,
+            overflow: Overflow::Ignore,
+        };
+        let reply = self
+            .call(&op, limit, || Request::new(Method::GET, url.clone()))
+            .await?;
+        if !reply.status.is_success() {
+            return Err(self.refusal(&reply, &op).await);
+        }
+        Ok(found)
     }
 
     /// HEAD of a manifest with pull or push credentials.

@@ -25,6 +25,7 @@ pub(crate) enum Action {
     MountBlob,
     UploadBlob,
     Token,
+    Login,
 }
 
 impl Action {
@@ -38,12 +39,17 @@ impl Action {
             Action::CheckTarget => "checking push access to",
             Action::PushManifest => "pushing to",
             Action::Token => "getting a token for",
+            Action::Login => "logging in to",
         }
     }
 
     fn pushes(self) -> bool {
         match self {
-            Action::Fetch | Action::FetchConfig | Action::FetchBlob | Action::Token => false,
+            Action::Fetch
+            | Action::FetchConfig
+            | Action::FetchBlob
+            | Action::Token
+            | Action::Login => false,
             Action::CheckTarget | Action::PushManifest | Action::MountBlob | Action::UploadBlob => {
                 true
             }

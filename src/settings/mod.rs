@@ -9,6 +9,7 @@
 //! variable the value came from.
 
 mod access;
+mod semver;
 mod sources;
 pub(crate) mod table;
 mod values;
@@ -25,8 +26,8 @@ use crate::platform::Platform;
 use crate::reference::{Reference, Repository};
 use crate::spec::Spec;
 use table::{
-    ALLOW_MISSING, ANNOTATION, APPEND, DOTENV, DRY_RUN, FORMAT, JSON, LOG, OUTPUT, RAW,
-    REQUIRE_REVISION, SOURCE_TEMPLATE, SPEC, TIMEOUT,
+    ALLOW_MISSING, ANNOTATION, APPEND, AUTH_FILE, DOTENV, DOTENV_PREFIX, DRY_RUN, FORMAT, JSON,
+    LOG, OUTPUT, PASSWORD_STDOUT, RAW, REQUIRE_REVISION, SOURCE_TEMPLATE, SPEC, TIMEOUT,
 };
 
 pub(crate) use access::{Access, AwsInputs, CredentialInputs};
@@ -63,6 +64,8 @@ pub(crate) struct Plan {
     /// Merge into what the first target tag holds.
     pub(crate) append: bool,
     pub(crate) dotenv: Option<PathBuf>,
+    /// Prepended to every dotenv variable name.
+    pub(crate) dotenv_prefix: String,
     pub(crate) output: Output,
     /// Running inside a GitLab job (`GITLAB_CI=true`): collapsible log sections.
     pub(crate) gitlab: bool,
@@ -132,6 +135,37 @@ pub(crate) fn inspect(given: &Given, env: &Env) -> Result<(InspectView, Access),
     Ok((view, access::access(&inputs)?))
 }
 
+/// What `login` does with the credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LoginOutput {
+    /// Print the password alone (for `--password-stdin`).
+    Password,
+    /// Write it into this docker/containers auth file.
+    AuthFile(PathBuf),
+}
+
+/// `login`'s own settings: where the credential goes, and how to reach the registry.
+pub(crate) fn login(given: &Given, env: &Env) -> Result<(LoginOutput, Access), Error> {
+    let inputs = Inputs { given, env };
+    let (stdout, _) = inputs.switch(&PASSWORD_STDOUT)?;
+    let output = if stdout {
+        LoginOutput::Password
+    } else {
+        let file = inputs
+            .get(&AUTH_FILE)
+            .map(|f| PathBuf::from(f.text.trim()))
+            .or_else(|| inputs.var("REGISTRY_AUTH_FILE").map(PathBuf::from))
+            .or_else(|| inputs.var("DOCKER_CONFIG").map(|d| PathBuf::from(d).join("config.json")))
+            .or_else(|| inputs.var("HOME").map(|h| PathBuf::from(h).join(".docker/config.json")))
+            .ok_or_else(|| Error::MissingSetting {
+                setting: AUTH_FILE.both(),
+                hint: "no REGISTRY_AUTH_FILE, DOCKER_CONFIG or HOME to put it in; name the file, or use --password-stdout".into(),
+            })?;
+        LoginOutput::AuthFile(file)
+    };
+    Ok((output, access::access(&inputs)?))
+}
+
 /// Resolves `push`/`plan`/`wait` settings; with a manifest-tool `spec`, the image, tags and
 /// sources come from it unless `--image` / `--tags` flags say otherwise.
 pub(crate) fn resolve(given: &Given, env: &Env, spec: Option<&Spec>) -> Result<Plan, Error> {
@@ -176,6 +210,27 @@ pub(crate) fn resolve(given: &Given, env: &Env, spec: Option<&Spec>) -> Result<P
         None => (None, Origin::Default),
     };
     origins.push(("dotenv", origin));
+    let dotenv_prefix = match inputs.get(&DOTENV_PREFIX) {
+        None => String::new(),
+        Some(f) => {
+            let p = f.text.trim();
+            let ok = p
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+                && p.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            if !ok {
+                return Err(Error::invalid(
+                    f.origin.name(),
+                    f.text,
+                    "not the start of a variable name",
+                    "upper-case letters, digits and _, e.g. API_",
+                ));
+            }
+            p.to_string()
+        }
+    };
 
     let output = match inputs.get(&OUTPUT) {
         None => Output::Text,
@@ -210,6 +265,7 @@ pub(crate) fn resolve(given: &Given, env: &Env, spec: Option<&Spec>) -> Result<P
         format,
         annotations,
         dotenv,
+        dotenv_prefix,
         output,
         gitlab,
         dry_run,
@@ -294,7 +350,7 @@ fn annotations(
 /// Refuses a `--source-template` flag with a spec: a spec lists its own sources.
 fn refuse_with_spec(inputs: &Inputs, spec: &Spec) -> Result<(), Error> {
     for s in [&SOURCE_TEMPLATE] {
-        if inputs.given.flags.contains_key(s.flag) {
+        if flag_only(inputs, s).is_some() {
             return Err(Error::invalid(
                 format!("--{}", s.flag),
                 inputs.given.flags[s.flag].join(","),

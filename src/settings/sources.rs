@@ -123,11 +123,21 @@ fn repositories(f: &Found) -> Result<Vec<Repository>, Error> {
 /// Target tags: flag/variable list, else `CI_COMMIT_TAG`, else `latest` on the default branch,
 /// else `CI_COMMIT_REF_SLUG`.
 fn tags(inputs: &Inputs) -> Result<(Vec<String>, Origin), Error> {
-    let found = match inputs.get(&TAGS) {
-        Some(f) => f,
-        None => {
+    let given = inputs.get(&TAGS);
+    let semver = given
+        .as_ref()
+        .is_some_and(|f| f.text.trim().eq_ignore_ascii_case("semver"));
+    let found = match given {
+        Some(f) if !semver => f,
+        _ => {
             let branch = inputs.var("CI_COMMIT_BRANCH");
             if let Some(t) = inputs.gitlab("CI_COMMIT_TAG") {
+                if semver {
+                    let fanned = super::semver::fan_out(t.text);
+                    let tags =
+                        reference::tags(&t.origin.name(), fanned.iter().map(String::as_str))?;
+                    return Ok((tags, t.origin));
+                }
                 t
             } else if branch.is_some() && branch == inputs.var("CI_DEFAULT_BRANCH") {
                 Found {
@@ -140,7 +150,7 @@ fn tags(inputs: &Inputs) -> Result<(Vec<String>, Origin), Error> {
                 return Err(Error::MissingSetting {
                     setting: TAGS.both(),
                     hint:
-                        "outside a GitLab pipeline, name the target tags, e.g. --tags latest,1.4.2"
+                        "outside a GitLab pipeline, name the target tags, e.g. --tags latest,1.4.2 (semver needs CI_COMMIT_TAG)"
                             .into(),
                 });
             }

@@ -73,7 +73,7 @@ settings! {
     IMAGE: "image", "MULTIARCH_IMAGE", Value("REPOSITORY,..."), "$CI_REGISTRY_IMAGE", PUBLISH,
         "Repository to publish, without tag; several comma-separated: one index, pushed to each (children copied where missing)";
     TAGS: "tags", "MULTIARCH_TAGS", Value("TAG,..."), "$CI_COMMIT_TAG, else latest on the default branch, else $CI_COMMIT_REF_SLUG", PUBLISH,
-        "Comma-separated target tags; the first fills {tag} in the source template";
+        "Comma-separated target tags; the first fills {tag} in the source template; semver: on a tag v1.4.2 publish 1.4.2, 1.4, 1 and latest (a pre-release only itself)";
     PLATFORMS: "platforms", "MULTIARCH_PLATFORMS", Value("PLATFORM,..."), "linux/amd64,linux/arm64", PUBLISH,
         "Comma-separated os/arch[/variant] list (with --spec: which children of spec entries without a platform to take)";
     SOURCE_TEMPLATE: "source-template", "MULTIARCH_SOURCE_TEMPLATE", Value("TEMPLATE"), "{image}:{tag}-{arch}{variant}", PUBLISH,
@@ -94,6 +94,8 @@ settings! {
         "Treat sources without a revision label as stale instead of accepting them with a warning";
     DOTENV: "dotenv", "MULTIARCH_DOTENV", Value("FILE"), "multiarch.env when GITLAB_CI=true", PUBLISH,
         "Write MULTIARCH_DIGEST, MULTIARCH_REF and per-platform digests to this dotenv file";
+    DOTENV_PREFIX: "dotenv-prefix", "MULTIARCH_DOTENV_PREFIX", Value("PREFIX"), "none", PUBLISH,
+        "Prefix of every dotenv variable (API_ gives API_MULTIARCH_DIGEST), so two manifest jobs can feed one later job";
     OUTPUT: "output", "MULTIARCH_OUTPUT", Value("FORMAT"), "text", PUBLISH,
         "Result format on stdout: text (one image:tag@digest line per tag) or json";
     DRY_RUN: "dry-run", "MULTIARCH_DRY_RUN", Switch, "false", PUBLISH,
@@ -116,6 +118,10 @@ settings! {
         "Retries of a registry request that failed transiently (429, 5xx, connection, timeout), 0 to 20";
     REQUEST_TIMEOUT: "request-timeout", "MULTIARCH_REQUEST_TIMEOUT", Value("DURATION"), "30s", NETWORK,
         "Time limit of one registry request, e.g. 30s";
+    AUTH_FILE: "auth-file", "MULTIARCH_AUTH_FILE", Value("FILE"), "$REGISTRY_AUTH_FILE, else $DOCKER_CONFIG/config.json, else ~/.docker/config.json", &[Cmd::Login],
+        "login: the docker/containers auth file to write the credential into (mode 0600; other entries kept)";
+    PASSWORD_STDOUT: "password-stdout", "MULTIARCH_PASSWORD_STDOUT", Switch, "false", &[Cmd::Login],
+        "login: print only the password on stdout (for `… login --password-stdin`) instead of writing a file";
     LOG: "log", "MULTIARCH_LOG", Value("LEVEL"), "info", ALL,
         "Log level on stderr: error, warn, info, debug or trace";
 }

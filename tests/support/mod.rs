@@ -55,6 +55,10 @@ pub struct Options {
     pub tls: bool,
     /// Bearer-token auth through this token service (realm, signing certificate).
     pub token: Option<(String, PathBuf)>,
+    /// Listen here (`127.77.0.1:443`) instead of a free port of 127.0.0.1, and put `name` in the
+    /// TLS certificate: a registry that answers under a real host name (an ECR one) when the
+    /// test maps that name to the address.
+    pub listen: Option<(String, String)>,
 }
 
 /// A running `docker-registry`, stopped (and its storage removed) on drop.
@@ -78,8 +82,10 @@ impl Registry {
         let dir = tempfile::tempdir().unwrap();
         let mut last_error = String::new();
         for _ in 0..5 {
-            let port = free_port();
-            let host = format!("127.0.0.1:{port}");
+            let host = match &options.listen {
+                Some((addr, _)) => addr.clone(),
+                None => format!("127.0.0.1:{}", free_port()),
+            };
             let (config, ca_file) = write_config(dir.path(), &host, &options);
             let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
             let mut child = Command::new(&binary)
@@ -202,7 +208,11 @@ fn write_config(dir: &Path, host: &str, options: &Options) -> (PathBuf, Option<P
     );
     let mut ca_file = None;
     if options.tls {
-        let (ca, cert, key) = tls_files(dir);
+        let name = options.listen.as_ref().map(|(addr, name)| {
+            let ip = addr.rsplit_once(':').map_or(addr.as_str(), |(ip, _)| ip);
+            (name.clone(), ip.to_string())
+        });
+        let (ca, cert, key) = tls_files(dir, name);
         yaml.push_str(&format!(
             "  tls:\n    certificate: {}\n    key: {}\n",
             cert.display(),
@@ -235,7 +245,7 @@ fn write_config(dir: &Path, host: &str, options: &Options) -> (PathBuf, Option<P
 
 /// A CA and a certificate for 127.0.0.1/localhost signed by it. skopeo trusts a directory of
 /// `*.crt` files, so the CA is also written there.
-fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+fn tls_files(dir: &Path, also: Option<(String, String)>) -> (PathBuf, PathBuf, PathBuf) {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -246,6 +256,12 @@ fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
     leaf.subject_alt_names
         .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    if let Some((name, ip)) = also {
+        leaf.subject_alt_names
+            .push(SanType::DnsName(name.try_into().unwrap()));
+        leaf.subject_alt_names
+            .push(SanType::IpAddress(ip.parse().unwrap()));
+    }
     let leaf_key = KeyPair::generate().unwrap();
     let cert = leaf.signed_by(&leaf_key, &ca).unwrap();
     let (ca_path, cert_path, key_path) = (
