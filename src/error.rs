@@ -3,11 +3,11 @@
 //! Variants are named for what the user sees and carry typed fields; messages are lowercase, say
 //! what was being done and to what, then what to do. Foreign errors (oci-client, io) are converted
 //! only in the module that imports the foreign crate, never through a blanket `#[from]`.
-//! `exit_code` has no `_` arm on purpose: every new variant must pick one of DESIGN.md's codes.
+//! `exit_code` has no `_` arm on purpose: every new variant must pick one of the documented exit codes.
 
 use std::path::PathBuf;
 
-/// Exit codes of DESIGN.md; users' pipelines match on these numbers.
+/// The documented exit codes; users' pipelines match on these numbers.
 pub(crate) mod exit {
     pub(crate) const OTHER: i32 = 1;
     pub(crate) const USAGE: i32 = 2;
@@ -193,7 +193,7 @@ pub(crate) enum Error {
 }
 
 impl Error {
-    /// The process exit code for this error, as DESIGN.md lists them.
+    /// The process exit code for this error, as the README lists them.
     pub(crate) fn exit_code(&self) -> i32 {
         match self {
             Error::InvalidSetting { .. }

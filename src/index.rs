@@ -1,6 +1,6 @@
 //! Index assembly: resolved sources in, index bytes and their digest out.
 //!
-//! Owns the policy DESIGN.md promises: each image's platform from its own config (checked
+//! Owns the policy the README promises: each image's platform from its own config (checked
 //! against what the tag, the spec or the index entry says), flattening of per-arch indexes
 //! (buildx with provenance) with their attestation manifests kept, one image per platform (Windows
 //! images told apart by `os.version`), the `auto|oci|docker` format rule (annotations asked for

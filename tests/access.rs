@@ -8,14 +8,7 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde_json::Value;
 use support::fixtures::{push as push_fixture, Kind};
-use support::{gitlab_env, multiarch, sha256, stderr_of, Options, Registry};
-
-fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+use support::{gitlab_env, multiarch, sha256, stderr_of, vars as env, Options, Registry};
 
 #[test]
 fn inspect_shows_platforms_raw_bytes_and_json() {

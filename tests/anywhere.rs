@@ -6,21 +6,13 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::Value;
 use support::fixtures::{push as push_fixture, push_built, push_multi, Kind};
 use support::proxy::{Fault, Proxy};
 use support::token::TokenService;
-use support::{multiarch, plain, sha256, stderr_of, Options, Registry};
-
-fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+use support::{multiarch, plain, sha256, stderr_of, vars, Options, Registry};
 
 /// The index under `path` in `reg`, parsed.
 fn index(reg: &Registry, path: &str) -> Value {

@@ -343,6 +343,20 @@ fn build_components_run_one_job_per_arch_on_that_arch_runner() {
     }
 }
 
+/// GitLab's ref variables for a pipeline of `git_tag` (if any) on `branch`.
+fn gitlab_refs(git_tag: &str, branch: &str) -> [(&'static str, String); 3] {
+    let slug = if git_tag.is_empty() {
+        branch.replace('/', "-")
+    } else {
+        git_tag.to_string()
+    };
+    [
+        ("CI_COMMIT_BRANCH", branch.to_string()),
+        ("CI_DEFAULT_BRANCH", "main".to_string()),
+        ("CI_COMMIT_REF_SLUG", slug),
+    ]
+}
+
 /// The build components compute the source tag exactly as `multiarch push` does, semver included:
 /// their shell is run here for each case and compared with the binary's own plan.
 #[test]
@@ -371,16 +385,7 @@ fn build_components_compute_the_tag_multiarch_expects() {
                 .args(["-eu", "-c", &snippet])
                 .env("CI_REGISTRY_IMAGE", "r.example/app")
                 .env("CI_COMMIT_TAG", git_tag)
-                .env("CI_COMMIT_BRANCH", branch)
-                .env("CI_DEFAULT_BRANCH", "main")
-                .env(
-                    "CI_COMMIT_REF_SLUG",
-                    if git_tag.is_empty() {
-                        branch.replace('/', "-")
-                    } else {
-                        git_tag.to_string()
-                    },
-                )
+                .envs(gitlab_refs(git_tag, branch))
                 .output()
                 .unwrap();
             assert!(
@@ -401,16 +406,7 @@ fn build_components_compute_the_tag_multiarch_expects() {
                     "--image",
                     "127.0.0.1:9/app",
                 ])
-                .env("CI_COMMIT_BRANCH", branch)
-                .env("CI_DEFAULT_BRANCH", "main")
-                .env(
-                    "CI_COMMIT_REF_SLUG",
-                    if git_tag.is_empty() {
-                        branch.replace('/', "-")
-                    } else {
-                        git_tag.to_string()
-                    },
-                );
+                .envs(gitlab_refs(git_tag, branch));
             if !tag_input.is_empty() {
                 cmd.env("MULTIARCH_TAGS", tag_input);
             }

@@ -237,6 +237,14 @@ fn local_build(image: &str) -> Vec<(&'static str, Value)> {
     ]
 }
 
+/// The jobs of the documented pipeline plus the test's `verify`.
+const EVERY_JOB: &[&str] = &[
+    "multiarch-build: [amd64]",
+    "multiarch-build: [arm64]",
+    "manifest",
+    "verify",
+];
+
 const VERIFY: &str = r#"
 stage: deploy
 needs: [manifest, multiarch-build]
@@ -287,15 +295,7 @@ fn readme_pipeline_publishes_this_pipelines_builds_over_stale_tags_with_project_
         None,
     );
     assert!(ok, "{log}");
-    assert_passed(
-        &log,
-        &[
-            "multiarch-build: [amd64]",
-            "multiarch-build: [arm64]",
-            "manifest",
-            "verify",
-        ],
-    );
+    assert_passed(&log, EVERY_JOB);
     let raw = reg
         .raw("group/app:latest")
         .expect("the manifest job pushed the index");
@@ -421,15 +421,7 @@ fn kaniko_pipeline_runs_with_a_stand_in_executor() {
         None,
     );
     assert!(ok, "{log}");
-    assert_passed(
-        &log,
-        &[
-            "multiarch-build: [amd64]",
-            "multiarch-build: [arm64]",
-            "manifest",
-            "verify",
-        ],
-    );
+    assert_passed(&log, EVERY_JOB);
     let (_, digest) = children(&reg.raw("group/app:latest").unwrap()).remove(0);
     let config = reg.skopeo(&["inspect", "--config", &format!("docker://{image}@{digest}")]);
     let config: Json = serde_json::from_slice(&config.stdout).unwrap();

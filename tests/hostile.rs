@@ -14,14 +14,7 @@ use support::fixtures::{push as push_fixture, push_two_arches, Kind};
 use support::hostile::{Behaviour, Hostile};
 use support::proxy::{Fault, Proxy};
 use support::token::TokenService;
-use support::{free_port, multiarch, multiarch_process, stderr_of, Options, Registry};
-
-fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+use support::{free_port, multiarch, multiarch_process, stderr_of, vars, Options, Registry};
 
 /// Runs `multiarch args` with `env`; returns exit code, stderr and how long it took.
 fn run(env: &BTreeMap<String, String>, args: &[&str]) -> (Option<i32>, String, Duration) {

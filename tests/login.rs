@@ -3,18 +3,10 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt as _;
 
 use support::moto::{ecr_password, Moto};
-use support::{multiarch, stderr_of, Options, Registry};
-
-fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+use support::{multiarch, stderr_of, vars, Options, Registry};
 
 #[test]
 fn writes_the_job_credential_into_an_auth_file_that_skopeo_can_use() {

@@ -1,4 +1,4 @@
-//! Credential resolution for a registry host, first match wins (DESIGN.md):
+//! Credential resolution for a registry host, first match wins (see the README):
 //! explicit `--username/--password`; an ECR token for ECR hosts (or every host with `--auth ecr`),
 //! from AWS credentials; `$CI_REGISTRY` with the job's `CI_REGISTRY_USER/PASSWORD`;
 //! `DOCKER_AUTH_CONFIG`, `$DOCKER_CONFIG/config.json`, `~/.docker/config.json` (`credHelpers`,
@@ -46,7 +46,7 @@ pub(crate) trait Credentials {
     fn get<'a>(&'a self, host: &'a str, refresh: bool) -> LocalBoxFuture<'a, Result<Found, Error>>;
 }
 
-/// The chain of DESIGN.md, with the docker config already read.
+/// The chain the README describes, with the docker config already read.
 pub(crate) struct Chain {
     inputs: CredentialInputs,
     ecr: Arc<Ecr>,

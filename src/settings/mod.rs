@@ -1,7 +1,7 @@
 //! Settings resolution: flags + environment (+ GitLab predefined variables, + a manifest-tool
 //! spec) → a validated `Plan`.
 //!
-//! The order is the contract of DESIGN.md: a flag beats the spec, which beats its `MULTIARCH_*`
+//! The order is the contract the README states: a flag beats the spec, which beats its `MULTIARCH_*`
 //! variable, which beats the GitLab default. Every setting is declared once in `table`; an empty
 //! variable counts as unset (GitLab passes empty component inputs as empty strings). Pure: the
 //! environment arrives as a map and the spec as parsed text; nothing here reads the process

@@ -25,7 +25,42 @@ struct Layout<'a> {
     dir: &'a Path,
 }
 
-impl Layout<'_> {
+impl<'a> Layout<'a> {
+    /// An empty OCI layout in `dir`.
+    fn create(dir: &'a Path) -> Layout<'a> {
+        std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        Layout { dir }
+    }
+
+    /// Names `top` in the layout and copies it (with `flags`) to `path` in `registry` with
+    /// skopeo; returns the digest the registry now holds there.
+    fn publish(
+        &self,
+        mut top: serde_json::Value,
+        registry: &Registry,
+        path: &str,
+        flags: &[&str],
+    ) -> String {
+        top["annotations"] = json!({"org.opencontainers.image.ref.name": "fixture"});
+        std::fs::write(
+            self.dir.join("index.json"),
+            serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": [top]})).unwrap(),
+        )
+        .unwrap();
+        let src = format!("oci:{}:fixture", self.dir.display());
+        let dest = format!("docker://{}", registry.repo(path));
+        let digest_file = self.dir.join("digest");
+        let digest_arg = format!("--digestfile={}", digest_file.display());
+        let mut args = vec!["copy", "--retry-times=2", digest_arg.as_str()];
+        args.extend(flags);
+        args.extend([src.as_str(), dest.as_str()]);
+        registry.skopeo(&args);
+        std::fs::read_to_string(digest_file)
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
     fn blob(&self, bytes: &[u8]) -> (String, u64) {
         let digest = sha256(bytes);
         let path = self
@@ -141,14 +176,9 @@ pub fn push_built(
     revision: Option<&str>,
 ) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let layout = Layout { dir: dir.path() };
-    std::fs::write(
-        dir.path().join("oci-layout"),
-        br#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .unwrap();
+    let layout = Layout::create(dir.path());
     let image = write_image(&layout, platform, revision);
-    let mut top = match kind {
+    let top = match kind {
         Kind::Oci | Kind::Docker => image,
         Kind::Buildx => {
             let parts: Vec<&str> = platform.split('/').collect();
@@ -163,30 +193,12 @@ pub fn push_built(
             layout.descriptor(OCI_INDEX, &serde_json::to_vec(&index).unwrap())
         }
     };
-    top["annotations"] = json!({"org.opencontainers.image.ref.name": "fixture"});
-    let index = json!({"schemaVersion": 2, "manifests": [top]});
-    std::fs::write(
-        dir.path().join("index.json"),
-        serde_json::to_vec(&index).unwrap(),
-    )
-    .unwrap();
-
-    let src = format!("oci:{}:fixture", dir.path().display());
-    let dest = format!("docker://{}", registry.repo(path));
-    let digest_file = dir.path().join("digest");
-    let digest_arg = format!("--digestfile={}", digest_file.display());
-    let mut args = vec!["copy", "--retry-times=2", digest_arg.as_str()];
-    match kind {
-        Kind::Docker => args.push("--format=v2s2"),
-        Kind::Buildx => args.extend(["--all", "--preserve-digests"]),
-        Kind::Oci => args.push("--preserve-digests"),
-    }
-    args.extend([src.as_str(), dest.as_str()]);
-    registry.skopeo(&args);
-    std::fs::read_to_string(digest_file)
-        .unwrap()
-        .trim()
-        .to_string()
+    let flags: &[&str] = match kind {
+        Kind::Docker => &["--format=v2s2"],
+        Kind::Buildx => &["--all", "--preserve-digests"],
+        Kind::Oci => &["--preserve-digests"],
+    };
+    layout.publish(top, registry, path, flags)
 }
 
 /// Pushes `{repo}:latest-amd64` and `{repo}:latest-arm64`, the names `multiarch push` looks for
@@ -212,12 +224,7 @@ pub fn push_two_arches(registry: &Registry, repo: &str, kind: Kind) -> (String, 
 /// `path`; returns its digest.
 pub fn push_multi(registry: &Registry, path: &str, platforms: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let layout = Layout { dir: dir.path() };
-    std::fs::write(
-        dir.path().join("oci-layout"),
-        br#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .unwrap();
+    let layout = Layout::create(dir.path());
     let manifests: Vec<serde_json::Value> = platforms
         .iter()
         .map(|p| {
@@ -231,42 +238,15 @@ pub fn push_multi(registry: &Registry, path: &str, platforms: &[&str]) -> String
         })
         .collect();
     let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests});
-    let mut top = layout.descriptor(OCI_INDEX, &serde_json::to_vec(&index).unwrap());
-    top["annotations"] = json!({"org.opencontainers.image.ref.name": "fixture"});
-    std::fs::write(
-        dir.path().join("index.json"),
-        serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": [top]})).unwrap(),
-    )
-    .unwrap();
-    let src = format!("oci:{}:fixture", dir.path().display());
-    let dest = format!("docker://{}", registry.repo(path));
-    let digest_file = dir.path().join("digest");
-    let digest_arg = format!("--digestfile={}", digest_file.display());
-    registry.skopeo(&[
-        "copy",
-        "--retry-times=2",
-        "--all",
-        "--preserve-digests",
-        &digest_arg,
-        &src,
-        &dest,
-    ]);
-    std::fs::read_to_string(digest_file)
-        .unwrap()
-        .trim()
-        .to_string()
+    let top = layout.descriptor(OCI_INDEX, &serde_json::to_vec(&index).unwrap());
+    layout.publish(top, registry, path, &["--all", "--preserve-digests"])
 }
 
 /// Pushes a `platform` image whose one layer is `size` bytes of incompressible data (a stand-in
 /// for a real layer when measuring copies); returns its digest.
 pub fn push_big(registry: &Registry, path: &str, platform: &str, size: usize, seed: u64) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let layout = Layout { dir: dir.path() };
-    std::fs::write(
-        dir.path().join("oci-layout"),
-        br#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .unwrap();
+    let layout = Layout::create(dir.path());
     let mut data = Vec::with_capacity(size);
     let mut x = seed | 1;
     while data.len() < size {
@@ -292,20 +272,6 @@ pub fn push_big(registry: &Registry, path: &str, platform: &str, size: usize, se
     drop(data);
     let manifest =
         json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": [layer]});
-    let mut top = layout.descriptor(OCI_MANIFEST, &serde_json::to_vec(&manifest).unwrap());
-    top["annotations"] = json!({"org.opencontainers.image.ref.name": "fixture"});
-    std::fs::write(
-        dir.path().join("index.json"),
-        serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": [top]})).unwrap(),
-    )
-    .unwrap();
-    let src = format!("oci:{}:fixture", dir.path().display());
-    let dest = format!("docker://{}", registry.repo(path));
-    let digest_file = dir.path().join("digest");
-    let digest_arg = format!("--digestfile={}", digest_file.display());
-    registry.skopeo(&["copy", "--preserve-digests", &digest_arg, &src, &dest]);
-    std::fs::read_to_string(digest_file)
-        .unwrap()
-        .trim()
-        .to_string()
+    let top = layout.descriptor(OCI_MANIFEST, &serde_json::to_vec(&manifest).unwrap());
+    layout.publish(top, registry, path, &["--preserve-digests"])
 }

@@ -317,6 +317,14 @@ pub fn gitlab_env(image: &str) -> BTreeMap<String, String> {
     .collect()
 }
 
+/// An environment from `(name, value)` pairs.
+pub fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// A finished command's stderr, as text (for assertion messages).
 pub fn stderr_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
