@@ -20,16 +20,20 @@
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use futures_util::future::{join_all, try_join_all};
+use futures_util::future::join_all;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::error::{Error, NotReady};
-use crate::index;
-use crate::manifest::{self, Descriptor, DescriptorPlatform, Fetched, Manifest, REVISION};
-use crate::model::{Digest, Resolved, Source, SourceImage, SourceOrigin};
+use crate::manifest::REVISION;
+use crate::model::{Digest, Resolved, Source, SourceOrigin};
 use crate::registry::{first_line, Registry};
 use crate::settings::Plan;
+use provenance::{provenance, short, Provenance};
+use read::resolve;
+
+mod provenance;
+mod read;
 
 /// At least this often a progress line, even when nothing changed (or requests hang).
 pub(crate) const PROGRESS_EVERY: Duration = Duration::from_secs(30);
@@ -251,58 +255,6 @@ fn found(r: &Resolved, first_round: bool) {
     }
 }
 
-/// Whether a source was built from the expected revision.
-#[derive(Debug, PartialEq, Eq)]
-enum Provenance {
-    Built,
-    Unlabelled,
-    /// Built from this other revision.
-    Other(String),
-}
-
-/// Every image of the source must carry the expected revision; one from another revision makes
-/// the whole source stale.
-fn provenance(r: &Resolved, expected: &str) -> Provenance {
-    let mut unlabelled = false;
-    for image in r.images() {
-        match image.revision.as_deref() {
-            None => unlabelled = true,
-            Some(held) if !same_revision(held, expected) => {
-                return Provenance::Other(held.to_string())
-            }
-            Some(_) => {}
-        }
-    }
-    if unlabelled || r.images().is_empty() {
-        Provenance::Unlabelled
-    } else {
-        Provenance::Built
-    }
-}
-
-/// Equal, or (commit SHAs) one an abbreviation of the other: builds labelled with
-/// `$CI_COMMIT_SHORT_SHA` match a pipeline expecting `$CI_COMMIT_SHA`.
-pub(crate) fn same_revision(held: &str, expected: &str) -> bool {
-    let (a, b) = (held.trim(), expected.trim());
-    if a == b {
-        return true;
-    }
-    let hex = |s: &str| s.len() >= 7 && s.bytes().all(|c| c.is_ascii_hexdigit());
-    hex(a)
-        && hex(b)
-        && (a.to_ascii_lowercase().starts_with(&b.to_ascii_lowercase())
-            || b.to_ascii_lowercase().starts_with(&a.to_ascii_lowercase()))
-}
-
-/// A commit SHA as people read it: the first 8 characters (other revisions as they are).
-fn short(revision: &str) -> String {
-    if revision.len() > 12 && revision.bytes().all(|c| c.is_ascii_hexdigit()) {
-        revision[..8].to_string()
-    } else {
-        revision.to_string()
-    }
-}
-
 /// A handed-off digest that is missing or stale will not change by waiting: fail at once.
 fn hand_off_error(source: &Source, stale: Option<Option<String>>) -> Error {
     let variable = match &source.origin {
@@ -388,139 +340,6 @@ async fn look(
             .map(|r| Look::Found(Box::new(r))),
         None => Ok(Look::Absent),
     }
-}
-
-/// Reads the images of a fetched source with their own configs — for an index, each image child
-/// of a wanted platform, and the attestations about them — and checks them at once.
-async fn resolve(
-    registry: &impl Registry,
-    plan: &Plan,
-    source: &Source,
-    fetched: Fetched,
-) -> Result<Resolved, Error> {
-    let resolved = match &fetched.manifest {
-        Manifest::Image { config, .. } => {
-            let bytes = registry.fetch_config(&source.reference, config).await?;
-            let config = manifest::config(&source.reference.to_string(), &bytes)?;
-            let revision = config
-                .revision
-                .clone()
-                .or_else(|| fetched.annotations.get(REVISION).cloned());
-            Resolved::Image {
-                source: source.clone(),
-                image: Box::new(SourceImage {
-                    fetched,
-                    config,
-                    revision,
-                    entry: None,
-                }),
-            }
-        }
-        Manifest::Index { manifests } => {
-            let wanted = wanted(manifests, source, plan);
-            let images =
-                try_join_all(wanted.iter().map(|d| child(registry, source, &fetched, d))).await?;
-            let all = wanted.len()
-                == manifests
-                    .iter()
-                    .filter(|d| !index::is_attestation(d))
-                    .count();
-            let attestations = manifests
-                .iter()
-                .filter(|d| index::is_attestation(d))
-                .filter(|d| match index::attests(d) {
-                    Some(about) => wanted.iter().any(|w| w.digest == about),
-                    None => all,
-                })
-                .cloned()
-                .collect();
-            Resolved::Index {
-                source: source.clone(),
-                fetched,
-                images,
-                attestations,
-            }
-        }
-    };
-    index::check(&resolved)?;
-    Ok(resolved)
-}
-
-/// The image children of an index a source contributes: those of its platform (a per-arch index
-/// holds only that one; a multi-platform index gives one of many), or, for a spec entry without
-/// a platform, all of them (within `--platforms`, when given). A per-arch index whose only image
-/// says another platform is still taken, so the check names both platforms.
-fn wanted(manifests: &[Descriptor], source: &Source, plan: &Plan) -> Vec<Descriptor> {
-    let images: Vec<&Descriptor> = manifests
-        .iter()
-        .filter(|d| !index::is_attestation(d))
-        .collect();
-    let said = |d: &Descriptor| d.platform.as_ref().map(DescriptorPlatform::to_platform);
-    let picked: Vec<&Descriptor> = match &source.platform {
-        Some(p) => {
-            let matching: Vec<&Descriptor> = images
-                .iter()
-                .copied()
-                .filter(|d| {
-                    said(d).is_some_and(|s| {
-                        p.matches(&s) && (p.os_version.is_none() || p.os_version == s.os_version)
-                    })
-                })
-                .collect();
-            if matching.is_empty() && images.len() == 1 {
-                images
-            } else {
-                matching
-            }
-        }
-        None => images
-            .into_iter()
-            .filter(|d| match (&plan.platform_filter, said(d)) {
-                (Some(list), Some(s)) => list.iter().any(|p| p.matches(&s)),
-                _ => true,
-            })
-            .collect(),
-    };
-    picked.into_iter().cloned().collect()
-}
-
-/// One image child of an index source: its manifest (by digest), then its config.
-async fn child(
-    registry: &impl Registry,
-    source: &Source,
-    parent: &Fetched,
-    d: &Descriptor,
-) -> Result<SourceImage, Error> {
-    let at = source.reference.repository().digest(&d.digest);
-    let where_ = format!("{} ({})", source.reference, d.digest);
-    let fetched = registry
-        .fetch_manifest(&at)
-        .await?
-        .ok_or_else(|| Error::InvalidManifest {
-            reference: where_.clone(),
-            what: "index entry",
-            reason: "the registry does not have the manifest it points to".into(),
-        })?;
-    let Manifest::Image { config, .. } = &fetched.manifest else {
-        return Err(Error::InvalidManifest {
-            reference: where_,
-            what: "index entry",
-            reason: format!("nested {} is not supported", fetched.media_type),
-        });
-    };
-    let bytes = registry.fetch_config(&at, config).await?;
-    let config = manifest::config(&where_, &bytes)?;
-    let revision = config
-        .revision
-        .clone()
-        .or_else(|| fetched.annotations.get(REVISION).cloned())
-        .or_else(|| parent.annotations.get(REVISION).cloned());
-    Ok(SourceImage {
-        fetched,
-        config,
-        revision,
-        entry: Some(d.clone()),
-    })
 }
 
 fn progress(plan: &Plan, states: &[State], elapsed: Duration, remaining: Duration) {

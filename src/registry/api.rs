@@ -1,32 +1,23 @@
-//! The distribution calls orchestration uses (`Registry`), on top of the transport, the retry
-//! budget and the auth layer. Every request goes through `Client::call`: authorize (cached
-//! header), send once, on a 401 learn the challenge and authorize afresh once, retry what is
-//! transient, and hand back the final answer for the caller to read by status.
+//! The distribution calls orchestration uses (`Registry`) and `login`'s check, each one request
+//! (or two) through the client's request loop (`client`), reading answers by status.
 //!
 //! Every digest a registry sends is parsed (grammar, length per algorithm) and every manifest or
 //! config it serves is hashed and compared — with sha256, sha384 or sha512, as the pin says.
-
-use std::rc::Rc;
-use std::sync::Arc;
-use std::time::SystemTime;
 
 use reqwest::header::ACCEPT;
 use reqwest::{Method, StatusCode, Url};
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::classify::{self, Action, Op};
-use super::retry::{retry, retry_after, Attempt, Budget};
-use super::token::Auth;
-use super::transport::{read_ca_file, Limit, Opened, Overflow, Reply, Request, Transport};
+use super::classify::{Action, Op};
+use super::client::Client;
+use super::transport::{Limit, Overflow, Request};
 use super::{Copied, Registry};
-use crate::credentials::{Chain, Credential, Credentials, Found};
-use crate::ecr::Ecr;
+use crate::credentials::{Credential, Found};
 use crate::error::Error;
 use crate::manifest::{self, Descriptor, Fetched, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES};
 use crate::model::Digest;
 use crate::reference::{Reference, Repository};
-use crate::settings::Access;
 use crate::tag_rule::TagRule;
 
 /// Push answers say nothing we need beyond their status and digest header.
@@ -35,217 +26,11 @@ const PUSH_REPLY_LIMIT: Limit = Limit {
     overflow: Overflow::Ignore,
 };
 
-/// Registry access for every host of a run: one connection pool per scheme, one credential per
-/// host, one Authorization header per host and scope.
-pub(crate) struct Client {
-    shared: Rc<Shared>,
-    budget: Budget,
-}
-
-struct Shared {
-    transport: Transport,
-    auth: Auth,
-    credentials: Box<dyn Credentials>,
-    ecr: Arc<Ecr>,
-}
-
 impl Client {
-    /// Reads the CA file and the docker config; nothing is sent yet.
-    pub(crate) fn connect(access: &Access) -> Result<Client, Error> {
-        let setting = "--ca-file / MULTIARCH_CA_FILE";
-        let pems = match &access.ca_file {
-            Some(path) => read_ca_file(path, setting)?,
-            None => Vec::new(),
-        };
-        let transport = Transport::new(access.insecure.clone(), &pems, access.request_timeout)
-            .map_err(|e| {
-                Error::invalid(
-                    setting,
-                    access
-                        .ca_file
-                        .as_ref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default(),
-                    format!("the TLS stack cannot use it ({e})"),
-                    "give a PEM file of CA certificates",
-                )
-            })?;
-        let ecr = Arc::new(Ecr::new(&access.credentials.aws));
-        let credentials = Chain::load(&access.credentials, ecr.clone(), access.request_timeout)?;
-        Ok(Client {
-            shared: Rc::new(Shared {
-                transport,
-                auth: Auth::default(),
-                credentials: Box::new(credentials),
-                ecr,
-            }),
-            budget: Budget {
-                retries: access.retries,
-                request_timeout: access.request_timeout,
-                deadline: None,
-            },
-        })
-    }
-
-    pub(super) fn url(&self, repo: &Repository, kind: &str, name: &str) -> Url {
-        let host = repo.api_host();
-        let text = format!(
-            "{}://{host}/v2/{}/{kind}/{name}",
-            self.shared.transport.scheme(host),
-            repo.path()
-        );
-        Url::parse(&text).expect("references are checked before any request")
-    }
-
-    pub(super) fn op<'a>(
-        &self,
-        action: Action,
-        at: &'a str,
-        repo: &'a Repository,
-        push: bool,
-    ) -> Op<'a> {
-        let actions = if push { "pull,push" } else { "pull" };
-        Op {
-            action,
-            at,
-            host: repo.api_host(),
-            registry: repo.registry(),
-            scope: format!("repository:{}:{actions}", repo.path()),
-        }
-    }
-
-    /// One request, authorized, with retries; the final answer (body read within `limit`)
-    /// whatever its status.
-    pub(super) async fn call(
-        &self,
-        op: &Op<'_>,
-        limit: Limit,
-        build: impl Fn() -> Request,
-    ) -> Result<Reply, Error> {
-        match self.exchange(op, Some(limit), build).await? {
-            Opened::Done(reply) => Ok(reply),
-            Opened::Stream(_) => unreachable!("a limit reads the body"),
-        }
-    }
-
-    /// The same; without a limit, a successful answer comes back unread (a blob to stream).
-    pub(super) async fn exchange(
-        &self,
-        op: &Op<'_>,
-        limit: Option<Limit>,
-        build: impl Fn() -> Request,
-    ) -> Result<Opened, Error> {
-        let shared = &*self.shared;
-        retry(&self.budget, || async {
-            let mut refused = None;
-            loop {
-                let header = match shared
-                    .auth
-                    .header(
-                        op,
-                        refused.as_ref().map(Option::as_ref),
-                        &shared.transport,
-                        shared.credentials.as_ref(),
-                        &self.budget,
-                    )
-                    .await
-                {
-                    Ok(h) => h,
-                    Err(e) => return Attempt::Done(Err(e)),
-                };
-                let answer = match shared
-                    .transport
-                    .exchange(build(), header.as_ref(), limit, self.budget.request_timeout)
-                    .await
-                {
-                    Ok(r) => r,
-                    Err(f) => return classify::failure(f, op),
-                };
-                if answer.status() == StatusCode::UNAUTHORIZED && refused.is_none() {
-                    // The registry's challenge (anonymous), or an expired token or ECR login.
-                    if let Err(e) = shared.auth.learn(op, answer.headers(), &shared.transport) {
-                        return Attempt::Done(Err(e));
-                    }
-                    debug!(
-                        reference = op.at,
-                        anonymous = header.is_none(),
-                        "401: authorizing afresh"
-                    );
-                    refused = Some(header);
-                    continue;
-                }
-                if let Opened::Done(reply) = &answer {
-                    if classify::is_transient(reply.status) {
-                        return Attempt::Retry {
-                            error: classify::reply(reply, op, None),
-                            after: retry_after(&reply.headers, SystemTime::now()),
-                        };
-                    }
-                }
-                return Attempt::Done(Ok(answer));
-            }
-        })
-        .await
-    }
-
-    /// The Authorization header `op` would carry now (cached), for a request that can only be
-    /// sent once (a streamed upload).
-    pub(super) async fn header(
-        &self,
-        op: &Op<'_>,
-    ) -> Result<Option<reqwest::header::HeaderValue>, Error> {
-        let shared = &*self.shared;
-        shared
-            .auth
-            .header(
-                op,
-                None,
-                &shared.transport,
-                shared.credentials.as_ref(),
-                &self.budget,
-            )
-            .await
-    }
-
-    pub(super) fn transport(&self) -> &Transport {
-        &self.shared.transport
-    }
-
-    pub(super) fn budget(&self) -> &Budget {
-        &self.budget
-    }
-
-    /// The same access without retries of its own: for the steps of an operation that is
-    /// retried as a whole (a blob copy restarts from the upload's start).
-    pub(super) fn once(&self) -> Client {
-        Client {
-            shared: self.shared.clone(),
-            budget: Budget {
-                retries: 0,
-                ..self.budget
-            },
-        }
-    }
-
-    /// A non-success answer as an error, naming the credential that was presented.
-    pub(super) async fn refusal(&self, reply: &Reply, op: &Op<'_>) -> Error {
-        let origin = match reply.status.as_u16() {
-            401 | 403 => self
-                .shared
-                .credentials
-                .get(op.registry, false)
-                .await
-                .ok()
-                .map(|f| f.origin),
-            _ => None,
-        };
-        classify::reply(reply, op, origin.as_deref())
-    }
-
     /// The credential for `host`, checked against the registry (`GET /v2/`, through its token
     /// service when it has one): what `login` hands to build tools.
     pub(crate) async fn login(&self, host: &str) -> Result<Found, Error> {
-        let found = self.shared.credentials.get(host, false).await?;
+        let found = self.credential(host).await?;
         if found.credential == Credential::Anonymous {
             return Err(Error::NoCredentials {
                 host: host.to_string(),
@@ -269,7 +54,7 @@ impl Client {
         };
         let url = Url::parse(&format!(
             "{}://{}/v2/",
-            self.shared.transport.scheme(repo.api_host()),
+            self.transport().scheme(repo.api_host()),
             repo.api_host()
         ))
         .expect("a checked host makes a URL");
@@ -330,13 +115,7 @@ impl Client {
 
 impl Registry for Client {
     fn until(&self, deadline: Option<Instant>) -> Client {
-        Client {
-            shared: self.shared.clone(),
-            budget: Budget {
-                deadline,
-                ..self.budget
-            },
-        }
+        self.with_deadline(deadline)
     }
 
     async fn head_manifest(&self, at: &Reference) -> Result<Option<Digest>, Error> {
@@ -459,7 +238,7 @@ impl Registry for Client {
     }
 
     async fn tag_rule(&self, repo: &Repository) -> Result<TagRule, Error> {
-        let ecr = &self.shared.ecr;
+        let ecr = self.ecr();
         if !ecr.applies_to(repo.registry()) {
             return Ok(TagRule::Mutable);
         }

@@ -17,8 +17,8 @@ use reqwest::header::{ACCEPT, CONTENT_LENGTH};
 use reqwest::{Method, StatusCode, Url};
 use tracing::debug;
 
-use super::api::Client;
 use super::classify::{self, Action};
+use super::client::Client;
 use super::retry::{retry, Attempt};
 use super::transport::{Limit, Opened, Overflow, Request};
 use super::Copied;

@@ -13,6 +13,8 @@
 mod api;
 mod blobs;
 mod classify;
+mod client;
+mod dns;
 mod retry;
 mod token;
 mod transport;
@@ -25,7 +27,7 @@ use crate::model::Digest;
 use crate::reference::{Reference, Repository};
 use crate::tag_rule::TagRule;
 
-pub(crate) use api::Client;
+pub(crate) use client::Client;
 pub(crate) use retry::first_line;
 
 /// How a blob got into a repository.

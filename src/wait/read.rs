@@ -1,0 +1,145 @@
+//! Reading one source: its images with their own configs — for an index, each image child of a
+//! wanted platform and the attestations about them — checked at once, so a wrong image fails as
+//! soon as it is seen.
+
+use futures_util::future::try_join_all;
+
+use crate::error::Error;
+use crate::index;
+use crate::manifest::{self, Descriptor, DescriptorPlatform, Fetched, Manifest, REVISION};
+use crate::model::{Resolved, Source, SourceImage};
+use crate::registry::Registry;
+use crate::settings::Plan;
+
+/// Reads the images of a fetched source with their own configs — for an index, each image child
+/// of a wanted platform, and the attestations about them — and checks them at once.
+pub(super) async fn resolve(
+    registry: &impl Registry,
+    plan: &Plan,
+    source: &Source,
+    fetched: Fetched,
+) -> Result<Resolved, Error> {
+    let resolved = match &fetched.manifest {
+        Manifest::Image { config, .. } => {
+            let bytes = registry.fetch_config(&source.reference, config).await?;
+            let config = manifest::config(&source.reference.to_string(), &bytes)?;
+            let revision = config
+                .revision
+                .clone()
+                .or_else(|| fetched.annotations.get(REVISION).cloned());
+            Resolved::Image {
+                source: source.clone(),
+                image: Box::new(SourceImage {
+                    fetched,
+                    config,
+                    revision,
+                    entry: None,
+                }),
+            }
+        }
+        Manifest::Index { manifests } => {
+            let wanted = wanted(manifests, source, plan);
+            let images =
+                try_join_all(wanted.iter().map(|d| child(registry, source, &fetched, d))).await?;
+            let all = wanted.len()
+                == manifests
+                    .iter()
+                    .filter(|d| !index::is_attestation(d))
+                    .count();
+            let attestations = manifests
+                .iter()
+                .filter(|d| index::is_attestation(d))
+                .filter(|d| match index::attests(d) {
+                    Some(about) => wanted.iter().any(|w| w.digest == about),
+                    None => all,
+                })
+                .cloned()
+                .collect();
+            Resolved::Index {
+                source: source.clone(),
+                fetched,
+                images,
+                attestations,
+            }
+        }
+    };
+    index::check(&resolved)?;
+    Ok(resolved)
+}
+
+/// The image children of an index a source contributes: those of its platform (a per-arch index
+/// holds only that one; a multi-platform index gives one of many), or, for a spec entry without
+/// a platform, all of them (within `--platforms`, when given). A per-arch index whose only image
+/// says another platform is still taken, so the check names both platforms.
+fn wanted(manifests: &[Descriptor], source: &Source, plan: &Plan) -> Vec<Descriptor> {
+    let images: Vec<&Descriptor> = manifests
+        .iter()
+        .filter(|d| !index::is_attestation(d))
+        .collect();
+    let said = |d: &Descriptor| d.platform.as_ref().map(DescriptorPlatform::to_platform);
+    let picked: Vec<&Descriptor> = match &source.platform {
+        Some(p) => {
+            let matching: Vec<&Descriptor> = images
+                .iter()
+                .copied()
+                .filter(|d| {
+                    said(d).is_some_and(|s| {
+                        p.matches(&s) && (p.os_version.is_none() || p.os_version == s.os_version)
+                    })
+                })
+                .collect();
+            if matching.is_empty() && images.len() == 1 {
+                images
+            } else {
+                matching
+            }
+        }
+        None => images
+            .into_iter()
+            .filter(|d| match (&plan.platform_filter, said(d)) {
+                (Some(list), Some(s)) => list.iter().any(|p| p.matches(&s)),
+                _ => true,
+            })
+            .collect(),
+    };
+    picked.into_iter().cloned().collect()
+}
+
+/// One image child of an index source: its manifest (by digest), then its config.
+async fn child(
+    registry: &impl Registry,
+    source: &Source,
+    parent: &Fetched,
+    d: &Descriptor,
+) -> Result<SourceImage, Error> {
+    let at = source.reference.repository().digest(&d.digest);
+    let where_ = format!("{} ({})", source.reference, d.digest);
+    let fetched = registry
+        .fetch_manifest(&at)
+        .await?
+        .ok_or_else(|| Error::InvalidManifest {
+            reference: where_.clone(),
+            what: "index entry",
+            reason: "the registry does not have the manifest it points to".into(),
+        })?;
+    let Manifest::Image { config, .. } = &fetched.manifest else {
+        return Err(Error::InvalidManifest {
+            reference: where_,
+            what: "index entry",
+            reason: format!("nested {} is not supported", fetched.media_type),
+        });
+    };
+    let bytes = registry.fetch_config(&at, config).await?;
+    let config = manifest::config(&where_, &bytes)?;
+    let revision = config
+        .revision
+        .clone()
+        .or_else(|| fetched.annotations.get(REVISION).cloned())
+        .or_else(|| parent.annotations.get(REVISION).cloned());
+    Ok(SourceImage {
+        fetched,
+        config,
+        revision,
+        entry: Some(d.clone()),
+    })
+}
