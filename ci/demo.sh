@@ -8,9 +8,14 @@ cd "$(dirname "$0")/.."
 . ci/lib.sh
 apt_install_missing docker-registry:docker-registry skopeo:skopeo umoci:umoci
 
-echo "==> building multiarch"
-cargo build --quiet --locked
-bin="$PWD/target/debug/multiarch"
+# DEMO_BIN runs a binary built elsewhere (ci/test.sh smoke-tests the release build this way).
+if [ -n "${DEMO_BIN:-}" ]; then
+  bin=$(realpath "$DEMO_BIN")
+else
+  echo "==> building multiarch"
+  cargo build --quiet --locked
+  bin="$PWD/target/debug/multiarch"
+fi
 
 work=$(mktemp -d)
 registry_pid=""

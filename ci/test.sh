@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command (README): on a fresh Debian machine, install what the tests need, then run
-# cargo fmt --check, clippy with warnings denied, and every test. Tests start their own services
+# cargo fmt --check, clippy with warnings denied, every test, then the demo on the release build. Tests start their own services
 # (docker-registry, ...) on free loopback ports and stop them; nothing is left running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,4 +30,10 @@ set -e
 # One closing line for the whole suite (cargo prints one per test binary).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      END { printf "%d passed, %d failed\n", p, f }' "$log"
-exit "$status"
+[ "$status" -eq 0 ] || exit "$status"
+
+# The release profile differs (size-optimised, panic = abort, no debug assertions): the demo runs
+# once more with the binary users get, so a path that only breaks there fails here.
+echo "--- release build: the demo with target/release/multiarch"
+cargo build --release --locked --quiet
+DEMO_BIN=target/release/multiarch bash ci/demo.sh

@@ -9,28 +9,29 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::{debug, info, warn};
 
-use crate::cli::{Given, Run};
+use crate::cli::Given;
 use crate::credentials::Credential;
 use crate::error::Error;
 use crate::publish::{self, NoPhases, Phases};
 use crate::registry::Client;
+use crate::settings::table::Cmd;
 use crate::settings::{self, Env, InspectView, LoginOutput, Output, Plan};
 use crate::{inspect, reference, report, spec, wait};
 
 /// Runs one command; results go to stdout, logs to stderr through `tracing`.
-pub(crate) async fn run(run: Run, given: &Given, env: &Env) -> Result<(), Error> {
+pub(crate) async fn run(cmd: Cmd, given: &Given, env: &Env) -> Result<(), Error> {
     for (name, closest) in settings::unknown_variables(env) {
         match closest {
             Some(c) => warn!(variable = %name, "unknown variable, ignored; did you mean {c}?"),
             None => warn!(variable = %name, "unknown MULTIARCH_ variable, ignored"),
         }
     }
-    match run {
-        Run::Push => push(given, env, false).await,
-        Run::Plan => push(given, env, true).await,
-        Run::Wait => wait_only(given, env).await,
-        Run::Inspect => show(given, env).await,
-        Run::Login => login(given, env).await,
+    match cmd {
+        Cmd::Push => push(given, env, false).await,
+        Cmd::Plan => push(given, env, true).await,
+        Cmd::Wait => wait_only(given, env).await,
+        Cmd::Inspect => show(given, env).await,
+        Cmd::Login => login(given, env).await,
     }
 }
 

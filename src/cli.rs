@@ -132,37 +132,26 @@ fn arg(s: &'static crate::settings::table::Setting) -> Arg {
     }
 }
 
-/// Which command ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Run {
-    Push,
-    Plan,
-    Wait,
-    Inspect,
-    Login,
-}
-
 /// Parses the command line (clap prints help, version and usage errors itself, exit 2).
-pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Run, Given), clap::Error> {
+pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Cmd, Given), clap::Error> {
     let matches = command().try_get_matches_from(args)?;
     let (name, sub) = matches.subcommand().expect("a subcommand is required");
-    let run = match name {
-        "push" => Run::Push,
-        "plan" => Run::Plan,
-        "wait" => Run::Wait,
-        "inspect" => Run::Inspect,
-        "login" => Run::Login,
+    let cmd = match name {
+        "push" => Cmd::Push,
+        "plan" => Cmd::Plan,
+        "wait" => Cmd::Wait,
+        "inspect" => Cmd::Inspect,
+        "login" => Cmd::Login,
         other => unreachable!("unknown subcommand {other}"),
     };
-    Ok((run, given(sub)))
+    Ok((cmd, given(sub, cmd)))
 }
 
-fn given(m: &ArgMatches) -> Given {
+/// Reads only the arguments `cmd` has: clap panics on an id a command does not define (release
+/// builds included), so the table's `on` column, the same one that built the command, decides.
+fn given(m: &ArgMatches, cmd: Cmd) -> Given {
     let mut out = Given::default();
-    for s in SETTINGS {
-        if m.try_contains_id(s.flag).is_err() {
-            continue; // not an argument of this command
-        }
+    for s in SETTINGS.iter().filter(|s| s.on.contains(&cmd)) {
         match s.kind {
             Kind::Switch => {
                 if m.get_flag(s.flag) {
@@ -176,9 +165,12 @@ fn given(m: &ArgMatches) -> Given {
             }
         }
     }
-    out.positional = ["REFERENCE", "HOST"]
-        .iter()
-        .find_map(|id| m.try_get_one::<String>(id).ok().flatten().cloned());
+    let positional = match cmd {
+        Cmd::Inspect => Some("REFERENCE"),
+        Cmd::Login => Some("HOST"),
+        Cmd::Push | Cmd::Plan | Cmd::Wait => None,
+    };
+    out.positional = positional.and_then(|id| m.get_one::<String>(id).cloned());
     out
 }
 
@@ -186,7 +178,7 @@ fn given(m: &ArgMatches) -> Given {
 mod tests {
     use super::*;
 
-    fn parse_args(args: &[&str]) -> (Run, Given) {
+    fn parse_args(args: &[&str]) -> (Cmd, Given) {
         parse(args.iter().map(OsString::from)).unwrap()
     }
 
@@ -227,7 +219,7 @@ mod tests {
             "--log",
             "debug",
         ]);
-        assert_eq!(run, Run::Push);
+        assert_eq!(run, Cmd::Push);
         assert_eq!(given.flags["image"], ["r.io/app"]);
         assert_eq!(given.flags["annotation"], ["a=b", "c=d"]);
         assert_eq!(given.flags["insecure-registry"], ["localhost:5000"]);
@@ -239,7 +231,7 @@ mod tests {
     #[test]
     fn inspect_takes_a_reference_and_its_own_switches() {
         let (run, given) = parse_args(&["multiarch", "inspect", "--raw", "r.io/app:1"]);
-        assert_eq!(run, Run::Inspect);
+        assert_eq!(run, Cmd::Inspect);
         assert_eq!(given.positional.as_deref(), Some("r.io/app:1"));
         assert_eq!(given.flags["raw"], ["true"]);
         assert!(command()
@@ -247,8 +239,28 @@ mod tests {
             .is_err());
         let (run, given) =
             parse_args(&["multiarch", "login", "--password-stdout", "r.example:5000"]);
-        assert_eq!(run, Run::Login);
+        assert_eq!(run, Cmd::Login);
         assert_eq!(given.positional.as_deref(), Some("r.example:5000"));
         assert_eq!(given.flags["password-stdout"], ["true"]);
+    }
+
+    /// Every command parses bare and with `--log` after it: `given` asks clap only for ids the
+    /// command defines (asking for another panics, in release builds too).
+    #[test]
+    fn every_command_reads_only_its_own_arguments() {
+        for (args, cmd) in [
+            (&["push"][..], Cmd::Push),
+            (&["plan"], Cmd::Plan),
+            (&["wait"], Cmd::Wait),
+            (&["inspect", "r.io/app:1"], Cmd::Inspect),
+            (&["login", "r.io"], Cmd::Login),
+        ] {
+            let mut argv = vec!["multiarch"];
+            argv.extend_from_slice(args);
+            argv.extend(["--log", "warn"]);
+            let (run, given) = parse_args(&argv);
+            assert_eq!(run, cmd);
+            assert_eq!(given.flags.keys().collect::<Vec<_>>(), [&"log"], "{args:?}");
+        }
     }
 }
