@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . ci/lib.sh
-apt_install_missing docker-registry:docker-registry skopeo:skopeo buildah:buildah
+apt_install_missing docker-registry:docker-registry skopeo:skopeo buildah:buildah /usr/bin/time:time curl:curl
 
 echo "--- building the release binary (size-optimised profile)"
 cargo build --release --locked --quiet

@@ -50,33 +50,38 @@ fn median(mut xs: Vec<f64>) -> f64 {
     }
 }
 
-/// Runs a command to completion; returns wall time and peak RSS in KiB (from wait4).
-// The child is reaped by wait4 (which also reports its rusage), not by `Child::wait`.
-#[allow(clippy::zombie_processes)]
-fn measure(cmd: &mut Command) -> (Duration, u64) {
-    let start = Instant::now();
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waiting for our own child; `usage` is a valid out-pointer.
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let elapsed = start.elapsed();
-    assert_eq!(waited, pid, "wait4 failed");
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{cmd:?} failed with status {status}"
-    );
-    (elapsed, usage.ru_maxrss as u64)
+/// Where GNU time writes the peak RSS of the multiarch run being measured. (wait4's own
+/// `ru_maxrss` is not it: a child spawned by vfork inherits this harness's high-water mark at
+/// exec, and the harness has held 64 MiB layers.)
+fn rss_file() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("multiarch-bench-rss-{}", std::process::id()))
 }
 
+/// Runs a command to completion; returns wall time and the peak RSS in KiB of a multiarch run
+/// (0 for other commands).
+fn measure(cmd: &mut Command) -> (Duration, u64) {
+    let _ = std::fs::remove_file(rss_file());
+    let start = Instant::now();
+    let status = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("spawn");
+    let elapsed = start.elapsed();
+    assert!(status.success(), "{cmd:?} failed: {status}");
+    let rss = std::fs::read_to_string(rss_file())
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    (elapsed, rss)
+}
+
+/// `multiarch push` with a clean environment, under GNU time for its peak RSS.
 fn multiarch(bin: &str, host: &str, env: &[(&str, String)]) -> Command {
-    let mut cmd = Command::new(bin);
-    cmd.arg("push")
+    let mut cmd = Command::new("/usr/bin/time");
+    cmd.args(["-f", "%M", "-o"])
+        .arg(rss_file())
+        .args([bin, "push"])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default());
     cmd.env("MULTIARCH_INSECURE_REGISTRIES", host)
@@ -370,6 +375,35 @@ fn cross_registry(bin: &str, runs: usize) {
             })
             .collect(),
     );
+    // What a shell script copying the blobs would do: each blob downloaded by curl and piped
+    // into curl's monolithic upload, both at once. The destination's ingest (it hashes and
+    // stores every byte) bounds any copy; the download alone does not include it.
+    let copy = median(
+        (0..runs)
+            .map(|run| {
+                let start = Instant::now();
+                let copies: Vec<_> = layers
+                    .iter()
+                    .map(|l| {
+                        let script = format!(
+                            "loc=$(curl -sf -D - -o /dev/null -X POST http://{to}/v2/curl-{run}/blobs/uploads/ \
+                               | tr -d '\\r' | awk 'tolower($1)==\"location:\"{{print $2}}')
+                             case $loc in http*) ;; *) loc=http://{to}$loc ;; esac
+                             curl -sf http://{from}/v2/big/blobs/{l} \
+                               | curl -sf -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' -T - \"$loc&digest={l}\"",
+                            to = to.host,
+                            from = from.host,
+                        );
+                        Command::new("sh").args(["-ec", &script]).spawn().unwrap()
+                    })
+                    .collect();
+                for mut c in copies {
+                    assert!(c.wait().unwrap().success(), "curl copy failed");
+                }
+                start.elapsed().as_secs_f64()
+            })
+            .collect(),
+    );
     let ours = median(times);
     let mib = (2 * LAYER) as f64 / (1 << 20) as f64;
     println!();
@@ -378,19 +412,28 @@ fn cross_registry(bin: &str, runs: usize) {
     println!("| what | median | throughput | peak RSS |");
     println!("|---|---:|---:|---:|");
     println!(
-        "| multiarch push (download, verify and upload both blobs, 2 at once) | {ours:.2} s | {:.0} MiB/s | {:.1} MiB |",
+        "| multiarch push (download, verify and upload both blobs, 2 at once; manifests, index, tag) | {ours:.2} s | {:.0} MiB/s | {:.1} MiB |",
         mib / ours,
         rss as f64 / 1024.0
     );
     println!(
-        "| curl, downloading the same blobs one after the other | {curl:.2} s | {:.0} MiB/s | – |",
+        "| curl download piped into curl upload, both blobs at once (blobs only) | {copy:.2} s | {:.0} MiB/s | – |",
+        mib / copy
+    );
+    println!(
+        "| curl, only downloading the same blobs one after the other | {curl:.2} s | {:.0} MiB/s | – |",
         mib / curl
     );
     println!();
     println!(
-        "- throughput ≥ 80 % of curl's: {:.0} %, {}; peak RSS ≤ 32 MiB: {:.1} MiB, {}",
+        "- throughput ≥ 80 % of a curl download's: {:.0} %, {} (the destination's ingest, not the copy, sets the pace: curl's own copy of the same blobs reaches {:.0} %); against that curl copy: {:.0} %",
         100.0 * curl / ours,
         if curl / ours >= 0.8 { "met" } else { "missed" },
+        100.0 * curl / copy,
+        100.0 * copy / ours,
+    );
+    println!(
+        "- peak RSS ≤ 32 MiB: {:.1} MiB, {}",
         rss as f64 / 1024.0,
         if (rss as f64 / 1024.0) <= 32.0 {
             "met"
@@ -427,7 +470,7 @@ fn wait_lags(bin: &str, reg: &Registry, runs: usize) -> Vec<f64> {
 
 fn print_report(rows: &[Row], startup: f64, lags: &[f64], size: u64) {
     const T: usize = 1; // one target tag per run
-    println!("| N | RTT | multiarch push (median) | requests | 2N+3T+1 | peak RSS | buildah manifest create/add/push | buildah requests | multiarch faster by |");
+    println!("| N | RTT | multiarch push (median) | requests | 2N+2T+2 | peak RSS | buildah manifest create/add/push | buildah requests | multiarch faster by |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let (rtt, requests, bound, breqs) = match r.rtt {
@@ -440,7 +483,7 @@ fn print_report(rows: &[Row], startup: f64, lags: &[f64], size: u64) {
             Some(ms) => (
                 format!("{ms} ms"),
                 r.requests.to_string(),
-                (2 * r.n + 3 * T + 1).to_string(),
+                (2 * r.n + 2 * T + 2).to_string(),
                 r.buildah_requests.to_string(),
             ),
         };
@@ -496,9 +539,9 @@ fn print_report(rows: &[Row], startup: f64, lags: &[f64], size: u64) {
     let within = rows
         .iter()
         .filter(|r| r.rtt.is_some())
-        .all(|r| r.requests <= 2 * r.n + 3 * T + 1);
+        .all(|r| r.requests <= 2 * r.n + 2 * T + 2);
     println!(
-        "- requests ≤ 2N + 3T + 1 (per tag a look before, the PUT and a look after; the index once by digest; = 2N + 2T + 2 at T = 1): {}",
+        "- requests ≤ 2N + 2T + 2 (per source a manifest and a config, per tag a look and the PUT, the index by digest when several tags move): {}",
         verdict(within)
     );
     let rss15 = rows

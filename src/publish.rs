@@ -11,7 +11,10 @@
 //! 6. PUT it under each tag that does not hold it yet. A tag the registry refuses (a protected
 //!    tag, `TAG_INVALID`, a persistent 5xx) does not stop the others: the outcome says exactly
 //!    which tags hold the index and why the others do not.
-//! 7. Look at each pushed tag once more: a tag that someone else moved meanwhile is a warning.
+//!
+//! Two pipelines publishing one tag at once are kept apart by the job's `resource_group`, not
+//! here: a look after the PUT would cost every run a round trip and only see a race that lands
+//! within it.
 
 mod copy;
 
@@ -247,32 +250,7 @@ async fn push_all(
             }
         }
     }
-    verify(registry, index, &targets).await;
     Ok((targets, failures))
-}
-
-/// Looks at each pushed tag once more. Another pipeline may have moved it in the meantime (use a
-/// `resource_group` per target tag to serialise publishing jobs): that is worth a warning naming
-/// what the tag holds now, not a failure of this run.
-async fn verify(registry: &impl Registry, index: &Index, targets: &[(Reference, Status)]) {
-    let pushed: Vec<&Reference> = targets
-        .iter()
-        .filter(|(_, s)| *s == Status::Pushed)
-        .map(|(t, _)| t)
-        .collect();
-    let now = join_all(pushed.iter().map(|t| registry.check_target(t))).await;
-    for (t, held) in pushed.iter().zip(now) {
-        match held {
-            Ok(Some(d)) if d == index.digest => {}
-            Ok(Some(other)) => {
-                warn!(reference = %t, digest = %other, ours = %index.digest, "the tag was moved by someone else right after this push; serialise publishing jobs with a resource_group")
-            }
-            Ok(None) => warn!(reference = %t, "the tag is gone right after this push"),
-            Err(e) => {
-                warn!(reference = %t, error = %first_line(&e), "could not look at the tag after pushing")
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -39,8 +39,6 @@ pub(crate) struct State {
     pub(crate) refuse: BTreeMap<String, fn(&str) -> Error>,
     /// `check_target` refuses push credentials.
     pub(crate) deny_push: bool,
-    /// After a push to this tag, someone else moves it to this digest.
-    pub(crate) moved_after_push: BTreeMap<String, Digest>,
     /// References pushed to, in order.
     pub(crate) pushed: Vec<String>,
     /// The deadlines `until` was given.
@@ -186,21 +184,12 @@ impl Registry for Scripted {
             return Err(refuse(&key));
         }
         state.pushed.push(key.clone());
-        let now_holds = state
-            .moved_after_push
-            .get(&key)
-            .cloned()
-            .unwrap_or_else(|| Digest::of(bytes));
-        state.tags.insert(key, now_holds);
+        state.tags.insert(key, Digest::of(bytes));
         Ok(())
     }
 
     async fn tag_rule(&self, _: &Repository) -> Result<TagRule, Error> {
         Ok(TagRule::Mutable)
-    }
-
-    async fn has_blob(&self, _: &Repository, _: &Digest) -> Result<bool, Error> {
-        Ok(true)
     }
 
     async fn copy_blob(

@@ -106,6 +106,61 @@ fn sources_in_other_repositories_are_mounted_then_published() {
     );
 }
 
+/// A registry that will not mount (it opens an upload session instead, as registries without
+/// cross-repository mounts do): blobs the destination has already are not sent again and their
+/// sessions are given back; the others stream through the session it opened.
+#[test]
+fn a_registry_that_will_not_mount_gets_only_the_blobs_it_lacks() {
+    let reg = Registry::start();
+    push_fixture(&reg, "group/app/amd64:1", "linux/amd64", Kind::Oci);
+    push_fixture(&reg, "group/app/arm64:1", "linux/arm64", Kind::Oci);
+    // The destination has the amd64 blobs already, under another manifest.
+    push_fixture(&reg, "group/app:seed", "linux/amd64", Kind::Docker);
+    let proxy = Proxy::start(&reg.host, Duration::ZERO, |req, _| {
+        match req.path.split_once("?mount=") {
+            Some((uploads, _)) if req.method == "POST" => Fault::Retarget(uploads.to_string()),
+            _ => Fault::Pass,
+        }
+    });
+    let env = vars(&[
+        ("MULTIARCH_IMAGE", &format!("{}/group/app", proxy.host)),
+        ("MULTIARCH_TAGS", "1"),
+        ("MULTIARCH_SOURCE_TEMPLATE", "{image}/{arch}:{tag}"),
+        ("MULTIARCH_INSECURE_REGISTRIES", &proxy.host),
+    ]);
+    let work = tempfile::tempdir().unwrap();
+    let out = multiarch(&env, work.path())
+        .args(["push", "--log", "debug"])
+        .output()
+        .unwrap();
+    let err = plain(&stderr_of(&out));
+    assert!(out.status.success(), "{err}");
+    complete(&reg, "group/app:1");
+    let copied: Vec<&str> = err.lines().filter(|l| l.contains("child copied")).collect();
+    assert_eq!(copied.len(), 2, "{err}");
+    for line in copied {
+        let expect = if line.contains("/group/app/amd64") {
+            "mounted=0 streamed=0 present=2"
+        } else {
+            "mounted=0 streamed=2 present=0"
+        };
+        assert!(line.contains(expect), "{line}");
+    }
+    // After the configs read for the platforms, only the arm64 blobs travel.
+    let log = proxy.log();
+    let copying = log.iter().position(|l| l.starts_with("POST")).unwrap();
+    let count = |prefix: &str| {
+        log[copying..]
+            .iter()
+            .filter(|l| l.starts_with(prefix))
+            .count()
+    };
+    assert_eq!(count("DELETE /v2/group/app/blobs/uploads/"), 2, "{log:#?}");
+    assert_eq!(count("GET /v2/group/app/amd64/blobs/"), 0, "{log:#?}");
+    assert_eq!(count("GET /v2/group/app/arm64/blobs/"), 2, "{log:#?}");
+    assert_eq!(count("PUT /v2/group/app/blobs/uploads/"), 2, "{log:#?}");
+}
+
 #[test]
 fn sources_on_another_registry_are_streamed_into_each_destination() {
     // The builds live in a token-protected registry (GitLab's kind); publish to a basic-auth one

@@ -1,7 +1,7 @@
 //! Putting every child of the index into every destination that lacks it, before any tag moves:
-//! a child manifest already there (HEAD by digest) is left alone; otherwise each of its blobs not
-//! there yet is mounted or streamed from where the child lives, then the manifest is PUT by digest
-//! with its exact bytes. A failure half-way leaves only untagged content.
+//! a child manifest already there (HEAD by digest) is left alone; otherwise each of its blobs is
+//! mounted, or (when not there yet) streamed, from where the child lives, then the manifest is PUT
+//! by digest with its exact bytes. A failure half-way leaves only untagged content.
 
 use std::collections::BTreeMap;
 
@@ -16,8 +16,10 @@ use crate::model::{Digest, Resolved};
 use crate::reference::Repository;
 use crate::registry::{Copied, Registry};
 
-/// Blobs copied at once, across children and destinations.
-const BLOBS_AT_ONCE: usize = 4;
+/// Blob copies in flight at once, across children and destinations: mounts are one small request
+/// each (the registry layer bounds the streams among them further), and a bound keeps an index of
+/// many children from opening a connection per blob.
+const BLOBS_AT_ONCE: usize = 16;
 
 /// Copies what each of `destinations` lacks of `index`'s children.
 pub(super) async fn children(
@@ -70,22 +72,19 @@ async fn child(
     };
     let copies = fetched.manifest.blobs().into_iter().map(|blob| async move {
         let _permit = permits.acquire().await.expect("the semaphore stays open");
-        if registry.has_blob(to, &blob.digest).await? {
-            return Ok(None);
-        }
-        registry.copy_blob(&child.from, to, blob).await.map(Some)
+        registry.copy_blob(&child.from, to, blob).await
     });
     let done = try_join_all(copies).await?;
     registry
         .push_manifest(&at, &fetched.media_type, &fetched.bytes)
         .await?;
-    let count = |k: Copied| done.iter().filter(|c| **c == Some(k)).count();
+    let count = |k: Copied| done.iter().filter(|c| **c == k).count();
     info!(
         reference = %at,
         from = %child.from,
         mounted = count(Copied::Mounted),
         streamed = count(Copied::Streamed),
-        present = done.iter().filter(|c| c.is_none()).count(),
+        present = count(Copied::Present),
         "child copied"
     );
     Ok(())

@@ -87,20 +87,6 @@ async fn a_refused_push_credential_ends_the_run_before_any_waiting() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_tag_moved_by_someone_else_after_the_push_is_only_a_warning() {
-    let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
-    let other = crate::model::Digest::of(b"another pipeline's index");
-    registry
-        .state
-        .borrow_mut()
-        .moved_after_push
-        .insert("r.example/app:latest".into(), other);
-    let outcome = run(&plan(&[]), &registry, &NoPhases).await.unwrap();
-    assert_eq!(outcome.targets[0].1, Status::Pushed);
-    assert!(failed(outcome).is_ok());
-}
-
-#[tokio::test(start_paused = true)]
 async fn a_dry_run_pushes_nothing_and_needs_no_push_credentials() {
     let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
     registry.state.borrow_mut().deny_push = true;

@@ -245,10 +245,6 @@ impl Registry for Client {
         ecr.tag_rule(repo.registry(), repo.path()).await
     }
 
-    async fn has_blob(&self, repo: &Repository, digest: &Digest) -> Result<bool, Error> {
-        Client::has_blob(self, repo, digest).await
-    }
-
     async fn copy_blob(
         &self,
         from: &Repository,

@@ -1,10 +1,12 @@
 //! Blobs between repositories and registries, for children that live elsewhere than a
-//! destination. On one registry a blob is mounted (`POST …/blobs/uploads/?mount=&from=`), which
-//! sends no bytes; where the registry declines (202: an upload session instead; 401/403 when it
-//! will not let us read the source) or across registries, the blob is streamed from the source
-//! straight into a monolithic upload (`PUT <session>?digest=` with the whole body, the method
-//! Amazon ECR, distribution, GitLab and Docker Hub all take), never held in memory, hashed on
-//! the way and cut off the moment it exceeds its size or hashes wrong.
+//! destination. On one registry a blob is mounted first (`POST …/blobs/uploads/?mount=&from=`):
+//! one request, no bytes, and a blob the destination already has is simply mounted again. Only
+//! where the registry declines (202: an upload session instead; 401/403/404 when it will not let
+//! us read the source) or across registries is the destination asked whether it has the blob
+//! (HEAD), and if not the blob is streamed from the source straight into a monolithic upload
+//! (`PUT <session>?digest=` with the whole body, the method Amazon ECR, distribution, GitLab and
+//! Docker Hub all take), never held in memory, hashed on the way and cut off the moment it exceeds
+//! its size or hashes wrong. At most `STREAMS_AT_ONCE` blobs stream at a time per run.
 //!
 //! A failed copy is retried as a whole, from a fresh upload session: a stream cannot be replayed.
 //! Spec: <https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pushing-blobs>.
@@ -37,6 +39,10 @@ const UPLOAD_REPLY_LIMIT: Limit = Limit {
 /// one second per MiB.
 const MIB_PER_SECOND: u64 = 1024 * 1024;
 
+/// Blobs streamed at once in a run: enough to keep a link busy, few enough that each gets a fair
+/// share of it and of the registry's ingest.
+pub(super) const STREAMS_AT_ONCE: usize = 4;
+
 /// What a mount request came to.
 enum Mount {
     Done,
@@ -48,7 +54,7 @@ enum Mount {
 
 impl Client {
     /// Whether `repo` has the blob (asked with push credentials: `repo` is a destination).
-    pub(super) async fn has_blob(&self, repo: &Repository, digest: &Digest) -> Result<bool, Error> {
+    async fn has_blob(&self, repo: &Repository, digest: &Digest) -> Result<bool, Error> {
         let shown = format!("{repo}@{digest}");
         let op = self.op(Action::UploadBlob, &shown, repo, true);
         let url = self.url(repo, "blobs", &digest.to_string());
@@ -66,7 +72,8 @@ impl Client {
         }
     }
 
-    /// Puts `blob` of `from` into `to`: mounted on the same registry, else streamed.
+    /// Puts `blob` of `from` into `to`: mounted on the same registry, else (unless `to` has it)
+    /// streamed.
     pub(super) async fn put_blob(
         &self,
         from: &Repository,
@@ -86,12 +93,35 @@ impl Client {
             } else {
                 None
             };
+            match once.has_blob(to, &blob.digest).await {
+                Ok(true) => {
+                    if let Some(url) = session {
+                        once.cancel(to, url).await;
+                    }
+                    return Attempt::Done(Ok(Copied::Present));
+                }
+                Ok(false) => {}
+                Err(e) => return retry_if_transient(e),
+            }
+            let _turn = once.stream_turn().await;
             match once.stream(from, to, blob, session).await {
                 Ok(()) => Attempt::Done(Ok(Copied::Streamed)),
                 Err(e) => retry_if_transient(e),
             }
         })
         .await
+    }
+
+    /// Gives back an upload session we will not use (best effort: sessions expire anyway).
+    async fn cancel(&self, to: &Repository, session: Url) {
+        let shown = format!("{to} (upload session)");
+        let op = self.op(Action::UploadBlob, &shown, to, true);
+        let sent = self
+            .call(&op, UPLOAD_REPLY_LIMIT, || {
+                Request::new(Method::DELETE, session.clone())
+            })
+            .await;
+        debug!(status = ?sent.map(|r| r.status.as_u16()), "upload session given back");
     }
 
     async fn mount(

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use reqwest::{StatusCode, Url};
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 use tracing::debug;
 
@@ -33,6 +34,8 @@ struct Shared {
     auth: Auth,
     credentials: Box<dyn Credentials>,
     ecr: Arc<Ecr>,
+    /// Turns to stream a blob (`blobs::STREAMS_AT_ONCE`), shared by every copy of the run.
+    streams: Semaphore,
 }
 
 impl Client {
@@ -64,6 +67,7 @@ impl Client {
                 auth: Auth::default(),
                 credentials: Box::new(credentials),
                 ecr,
+                streams: Semaphore::new(super::blobs::STREAMS_AT_ONCE),
             }),
             budget: Budget {
                 retries: access.retries,
@@ -195,6 +199,15 @@ impl Client {
 
     pub(super) fn transport(&self) -> &Transport {
         &self.shared.transport
+    }
+
+    /// Waits for a turn to stream a blob; the turn ends when the permit drops.
+    pub(super) async fn stream_turn(&self) -> SemaphorePermit<'_> {
+        self.shared
+            .streams
+            .acquire()
+            .await
+            .expect("the semaphore is never closed")
     }
 
     pub(super) fn budget(&self) -> &Budget {

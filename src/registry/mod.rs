@@ -37,6 +37,8 @@ pub(crate) enum Copied {
     Mounted,
     /// Streamed from the source.
     Streamed,
+    /// The destination had it already.
+    Present,
 }
 
 /// The only way orchestration reaches a registry. `Ok(None)` = not there (yet): an answer, not
@@ -67,9 +69,8 @@ pub(crate) trait Registry {
     ) -> Result<(), Error>;
     /// Whether tags of this repository may move (ECR immutability; `Mutable` elsewhere).
     async fn tag_rule(&self, repo: &Repository) -> Result<TagRule, Error>;
-    /// Whether a destination repository has a blob.
-    async fn has_blob(&self, repo: &Repository, digest: &Digest) -> Result<bool, Error>;
-    /// Puts a blob of `from` into `to`: mounted on one registry, else streamed and verified.
+    /// Puts a blob of `from` into `to`: mounted on one registry; else, unless `to` has it,
+    /// streamed and verified.
     async fn copy_blob(
         &self,
         from: &Repository,

@@ -28,6 +28,8 @@ pub enum Fault {
     Cut,
     /// Accept the request and say nothing for this long, then close.
     Stall(Duration),
+    /// Forward with this request target instead (a registry that ignores part of a request).
+    Retarget(String),
 }
 
 /// A rule that answers every PUT (a manifest push) with `fault` and passes everything else.
@@ -182,7 +184,13 @@ fn serve(
                 let _ = client.shutdown(Shutdown::Both);
                 return Ok(());
             }
-            Fault::Pass | Fault::Cut => {
+            Fault::Pass | Fault::Cut | Fault::Retarget(_) => {
+                let head = match &fault {
+                    Fault::Retarget(target) => String::from_utf8_lossy(&head)
+                        .replacen(&request.path, target, 1)
+                        .into_bytes(),
+                    _ => head,
+                };
                 let response = match forward(&mut up, upstream, &head, &body, &request.method) {
                     Ok(r) => r,
                     Err(_) => {
