@@ -16,7 +16,7 @@ use crate::publish::{self, NoPhases, Phases};
 use crate::registry::Client;
 use crate::settings::table::Cmd;
 use crate::settings::{self, Env, InspectView, LoginOutput, Output, Plan};
-use crate::{inspect, reference, report, spec, wait};
+use crate::{inspect, output_file, reference, report, spec, wait};
 
 /// Runs one command; results go to stdout, logs to stderr through `tracing`.
 pub(crate) async fn run(cmd: Cmd, given: &Given, env: &Env) -> Result<(), Error> {
@@ -40,6 +40,10 @@ pub(crate) async fn run(cmd: Cmd, given: &Given, env: &Env) -> Result<(), Error>
 async fn login(given: &Given, env: &Env) -> Result<(), Error> {
     let (output, access) = settings::login(given, env)?;
     let host = given.positional.as_deref().unwrap_or_default().trim();
+    let output = match output {
+        LoginOutput::AuthFile(path) => LoginOutput::AuthFile(auth_file(&path)?),
+        other => other,
+    };
     let registry = Client::connect(&access)?;
     let found = registry.login(host).await?;
     let Credential::Basic { username, password } = &found.credential else {
@@ -56,6 +60,23 @@ async fn login(given: &Given, env: &Env) -> Result<(), Error> {
             Ok(())
         }
     }
+}
+
+/// The auth file to write, checked before any request (its directory made, as docker login does).
+fn auth_file(path: &Path) -> Result<PathBuf, Error> {
+    const SETTING: &str = "--auth-file / MULTIARCH_AUTH_FILE";
+    const HINT: &str = "name a JSON auth file (docker config.json or containers auth.json), or use --password-stdout";
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::invalid(
+                SETTING,
+                path.display().to_string(),
+                format!("its directory cannot be made ({e})"),
+                HINT,
+            )
+        })?;
+    }
+    output_file::writable(path, SETTING, HINT)
 }
 
 /// Adds `host`'s credential to a docker/containers auth file (created 0600 if missing), keeping
@@ -96,13 +117,9 @@ fn write_auth(path: &Path, host: &str, username: &str, password: &str) -> Result
         return Err(unusable("its \"auths\" is not an object".into()));
     };
     auths.insert(key.to_string(), serde_json::json!({ "auth": auth }));
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| unusable(format!("its directory cannot be made ({e})")))?;
-    }
     let text = serde_json::to_string_pretty(&doc).expect("JSON values serialise") + "\n";
     // Owner-only: it holds a secret.
-    write_file(path, &text, 0o600)
+    output_file::write(path, &text, 0o600)
 }
 
 /// `multiarch wait`: the waiting phase alone; prints one `reference@digest` line per source.
@@ -132,7 +149,11 @@ async fn push(given: &Given, env: &Env, plan_only: bool) -> Result<(), Error> {
         "plan"
     );
     let dotenv = match (&plan.dotenv, plan.dry_run) {
-        (Some(path), false) => Some(writable(path)?),
+        (Some(path), false) => Some(output_file::writable(
+            path,
+            "--dotenv / MULTIARCH_DOTENV",
+            "name a writable file in an existing directory, e.g. multiarch.env",
+        )?),
         _ => None,
     };
     let registry = Client::connect(&plan.access)?;
@@ -143,22 +164,40 @@ async fn push(given: &Given, env: &Env, plan_only: bool) -> Result<(), Error> {
     };
     let outcome = publish::run(&plan, &registry, phases).await?;
 
-    // The dotenv first: a later job must learn which tags moved even if stdout is closed.
-    if let Some(path) = &dotenv {
-        write_file(
-            path,
-            &report::dotenv(&plan.images, &outcome, &plan.dotenv_prefix),
-            0o644,
-        )?;
-        info!(path = %path.display(), "dotenv written");
-    }
+    // The dotenv first: a later job must learn which tags moved even if stdout is closed. Then
+    // stdout, whatever became of the dotenv: what moved is always said.
+    let reported = match &dotenv {
+        Some(path) => {
+            let content = report::dotenv(&plan.images, &outcome, &plan.dotenv_prefix);
+            let written = output_file::write(path, &content, 0o644);
+            match &written {
+                Ok(()) => info!(path = %path.display(), "dotenv written"),
+                Err(Error::WriteFile { source, .. }) => {
+                    warn!(path = %path.display(), error = %source, "dotenv not written")
+                }
+                Err(e) => warn!(path = %path.display(), error = %e, "dotenv not written"),
+            }
+            written
+        }
+        None => Ok(()),
+    };
     let text = match (plan.output, plan.dry_run) {
         (Output::Json, _) => report::json(&plan, &outcome),
         (Output::Text, true) => report::plan(&plan, &outcome),
         (Output::Text, false) => report::text(&outcome),
     };
-    write_out(text.as_bytes())?;
-    publish::failed(outcome)
+    let printed = write_out(text.as_bytes());
+    let holding: Vec<String> = outcome.holding().map(ToString::to_string).collect();
+    publish::failed(outcome)?;
+    reported.map_err(|e| match e {
+        Error::WriteFile { path, source } => Error::ReportNotWritten {
+            path,
+            holding,
+            source,
+        },
+        other => other,
+    })?;
+    printed
 }
 
 async fn show(given: &Given, env: &Env) -> Result<(), Error> {
@@ -208,89 +247,6 @@ fn write_out(bytes: &[u8]) -> Result<(), Error> {
         })
 }
 
-/// Checks, before any request, that the dotenv file can be written afterwards: the path is not a
-/// directory and a file can be created next to it (a unique temporary one, removed at once). A
-/// symlink is followed: the file it points to is what gets written. Returns the path to write.
-fn writable(path: &Path) -> Result<PathBuf, Error> {
-    let bad = |reason: String| {
-        Error::invalid(
-            "--dotenv / MULTIARCH_DOTENV",
-            path.display().to_string(),
-            reason,
-            "name a writable file in an existing directory, e.g. multiarch.env",
-        )
-    };
-    let target = match std::fs::canonicalize(path) {
-        Ok(real) => real,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            // A dangling symlink points at where the file will be.
-            match std::fs::read_link(path) {
-                Ok(to) if to.is_absolute() => to,
-                Ok(to) => path.parent().unwrap_or(Path::new(".")).join(to),
-                Err(_) => path.to_path_buf(),
-            }
-        }
-        Err(e) => return Err(bad(format!("it cannot be reached ({e})"))),
-    };
-    if target.is_dir() {
-        return Err(bad("it is a directory".into()));
-    }
-    let probe = temp_beside(&target);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&probe)
-        .map_err(|e| {
-            bad(format!(
-                "no file can be created in {} ({e})",
-                dir_of(&target).display()
-            ))
-        })?;
-    let _ = std::fs::remove_file(&probe);
-    Ok(target)
-}
-
-fn dir_of(path: &Path) -> &Path {
-    match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    }
-}
-
-/// A name in the same directory that nobody else uses: `.multiarch.env.<pid>.<nanos>.tmp`.
-fn temp_beside(path: &Path) -> PathBuf {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "dotenv".into());
-    dir_of(path).join(format!(".{name}.{}.{nanos}.tmp", std::process::id()))
-}
-
-/// Writes through a unique temporary file and a rename, so a reader never sees half a file and no
-/// file of the user's is touched but the one named.
-fn write_file(path: &Path, content: &str, mode: u32) -> Result<(), Error> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let tmp = temp_beside(path);
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(content.as_bytes()).and_then(|()| f.sync_all()))
-        .and_then(|()| std::fs::rename(&tmp, path));
-    written.map_err(|source| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::WriteFile {
-            path: path.to_path_buf(),
-            source,
-        }
-    })
-}
-
 /// GitLab's collapsible sections on stderr.
 struct GitLabSections;
 
@@ -310,54 +266,5 @@ impl Phases for GitLabSections {
     }
     fn end(&self, name: &str) {
         eprint!("{}", report::section_end(unix_now(), name));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_dotenv_path_is_checked_before_anything_is_pushed() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("multiarch.env");
-        assert_eq!(writable(&file).unwrap(), file);
-        assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
-            0,
-            "the probe is removed"
-        );
-        for bad in [
-            dir.path().to_path_buf(),
-            dir.path().join("missing/multiarch.env"),
-            PathBuf::from("/proc/multiarch.env"),
-        ] {
-            let e = writable(&bad).unwrap_err();
-            assert_eq!(e.exit_code(), 2, "{}", bad.display());
-        }
-    }
-
-    #[test]
-    fn writes_through_a_symlink_and_leaves_other_files_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let real = dir.path().join("real.env");
-        let link = dir.path().join("report.env");
-        std::os::unix::fs::symlink(&real, &link).unwrap();
-        let neighbour = dir.path().join("report.tmp");
-        std::fs::write(&neighbour, "mine").unwrap();
-        let target = writable(&link).unwrap();
-        write_file(&target, "A=1\n", 0o644).unwrap();
-        assert_eq!(std::fs::read_to_string(&real).unwrap(), "A=1\n");
-        assert!(std::fs::symlink_metadata(&link)
-            .unwrap()
-            .file_type()
-            .is_symlink());
-        assert_eq!(std::fs::read_to_string(&neighbour).unwrap(), "mine");
-        let left: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.ends_with(".tmp") && n != "report.tmp")
-            .collect();
-        assert!(left.is_empty(), "{left:?}");
     }
 }

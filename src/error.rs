@@ -183,6 +183,20 @@ pub(crate) enum Error {
         failed: Vec<(String, Box<Error>)>,
     },
 
+    /// The push is done but its dotenv report could not be written: later jobs will not see the
+    /// variables, so the run fails, saying what holds the index.
+    #[error(
+        "the index was pushed ({}) but the dotenv {} could not be written; later jobs will not get its MULTIARCH_* variables",
+        if holding.is_empty() { "no tag moved".to_string() } else { format!("these hold it: {}", holding.join(", ")) },
+        path.display()
+    )]
+    ReportNotWritten {
+        path: PathBuf,
+        holding: Vec<String>,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// Writing an output file (dotenv) failed.
     #[error("writing {}", path.display())]
     WriteFile {
@@ -215,7 +229,9 @@ impl Error {
             | Error::EcrDenied { .. }
             | Error::NoAwsCredentials { .. } => exit::AUTH,
             Error::Transient { .. } => exit::TRANSIENT,
-            Error::Registry { .. } | Error::WriteFile { .. } => exit::OTHER,
+            Error::Registry { .. } | Error::WriteFile { .. } | Error::ReportNotWritten { .. } => {
+                exit::OTHER
+            }
             // The first refusal decides: 5 for a protected tag, 4 for an immutable one, 75 …
             Error::PartialPush { failed, .. } => {
                 failed.first().map_or(exit::OTHER, |(_, e)| e.exit_code())

@@ -16,6 +16,7 @@ mod index;
 mod inspect;
 mod manifest;
 mod model;
+mod output_file;
 mod platform;
 mod publish;
 mod reference;

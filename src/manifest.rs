@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::model::Digest;
+use crate::model::{printable, Digest};
 use crate::platform::Platform;
 
 pub(crate) const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -265,7 +265,8 @@ pub(crate) fn config(reference: &str, bytes: &[u8]) -> Result<ImageConfig, Error
         .config
         .and_then(|r| r.labels)
         .and_then(|mut l| l.remove(REVISION))
-        .filter(|r| !r.trim().is_empty());
+        .filter(|r| !r.trim().is_empty())
+        .map(|r| printable(&r));
     Ok(ImageConfig { platform, revision })
 }
 

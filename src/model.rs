@@ -289,6 +289,32 @@ impl Hasher {
     }
 }
 
+/// Text a registry supplied (a revision label, a platform name) made safe to show: control
+/// characters escaped (`\n`, `\u{1b}`) and at most 200 characters, so a label cannot forge log
+/// lines, colour the terminal or close a GitLab log section. Ordinary text is left as it is.
+pub(crate) fn printable(text: &str) -> String {
+    const MAX: usize = 200;
+    if text.len() <= MAX && !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    let mut out: String = text
+        .chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .take(MAX)
+        .collect();
+    if out.chars().count() == MAX {
+        out.push('…');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,5 +373,15 @@ mod tests {
         assert!(serde_json::from_str::<Digest>(&good).is_ok());
         let evil = format!("\"sha256:{}\\nMULTIARCH_REF=evil\"", "b".repeat(64));
         assert!(serde_json::from_str::<Digest>(&evil).is_err());
+    }
+
+    #[test]
+    fn registry_text_is_shown_printable_and_bounded() {
+        assert_eq!(printable("3f2a1c0"), "3f2a1c0");
+        assert_eq!(
+            printable("dead\n\x1b[0Ksection_end:1:x\r"),
+            "dead\\n\\u{1b}[0Ksection_end:1:x\\r"
+        );
+        assert_eq!(printable(&"a".repeat(500)).chars().count(), 201);
     }
 }

@@ -10,6 +10,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::error::Error;
+use crate::model::printable;
 
 /// Every `os/arch` pair Go knows (`go tool dist list`), plus `linux/loong64` and the pairs images
 /// are published for that Go has since dropped.
@@ -122,11 +123,13 @@ impl Platform {
         variant: Option<&str>,
         os_version: Option<&str>,
     ) -> Self {
-        let os = os.to_ascii_lowercase();
-        let arch = arch.to_ascii_lowercase();
+        // Registry text: kept printable (a control character in an architecture must not reach
+        // a log line or an index as it is).
+        let os = printable(os).to_ascii_lowercase();
+        let arch = printable(arch).to_ascii_lowercase();
         let variant = variant
             .filter(|v| !v.is_empty())
-            .map(|v| v.to_ascii_lowercase());
+            .map(|v| printable(v).to_ascii_lowercase());
         let (architecture, variant) = match (arch.as_str(), variant.as_deref()) {
             ("aarch64" | "arm64", v) => (
                 "arm64",
@@ -159,7 +162,7 @@ impl Platform {
             os,
             architecture: architecture.to_string(),
             variant,
-            os_version: os_version.filter(|v| !v.is_empty()).map(str::to_string),
+            os_version: os_version.filter(|v| !v.is_empty()).map(printable),
         }
     }
 

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::fixtures::{push as push_fixture, push_two_arches, Kind};
+use support::fixtures::{push as push_fixture, push_built, push_two_arches, Kind};
 use support::hostile::{Behaviour, Hostile};
 use support::proxy::{Fault, Proxy};
 use support::token::TokenService;
@@ -340,6 +340,98 @@ fn a_hostile_token_service_is_bounded_and_named() {
     assert!(err.contains("the registry's challenge names"), "{err}");
 }
 
+/// Servers that echo the credentials they were sent (in a token service's `details`, in a
+/// registry's error message, base64 or plain): the password and the Authorization value never
+/// reach stderr or stdout, whatever the output format.
+#[test]
+fn credentials_a_server_echoes_back_are_blanked_out() {
+    const PASSWORD: &str = "hunter2-s3cret";
+    const BASIC: &str = "dTpodW50ZXIyLXMzY3JldA=="; // base64("u:hunter2-s3cret")
+    let echo = format!("bad credentials u:{PASSWORD} (Authorization: Basic {BASIC})");
+    let details = format!("{{\"details\":\"{echo}\"}}");
+    let service = Hostile::start(move |_, _| Behaviour::json(401, &details));
+    let realm = format!("http://{}/token", service.host);
+    let token_registry = Hostile::start(move |_, _| Behaviour::challenge(&realm));
+    let envelope = format!("{{\"errors\":[{{\"code\":\"DENIED\",\"message\":\"{echo}\"}}]}}");
+    let denying = Hostile::start(move |_, _| Behaviour::json(403, &envelope));
+    for (registry, args) in [
+        (&token_registry, &["push"][..]),
+        // `plan` reads the sources with GET, whose refusal carries the envelope.
+        (&denying, &["plan", "--output", "json"][..]),
+    ] {
+        let env = vars(&[
+            ("MULTIARCH_IMAGE", &format!("{}/app", registry.host)),
+            ("MULTIARCH_TAGS", "1"),
+            (
+                "MULTIARCH_INSECURE_REGISTRIES",
+                &format!("{},{}", registry.host, service.host),
+            ),
+            ("MULTIARCH_USERNAME", "u"),
+            ("MULTIARCH_PASSWORD", PASSWORD),
+            ("MULTIARCH_TIMEOUT", "0"),
+            ("MULTIARCH_RETRIES", "0"),
+        ]);
+        let work = tempfile::tempdir().unwrap();
+        let out = multiarch(&env, work.path())
+            .args(args)
+            .args(["--log", "trace"])
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(5), "{err}");
+        assert!(err.contains("bad credentials u:<redacted>"), "{err}");
+        for secret in [PASSWORD, BASIC] {
+            assert!(!err.contains(secret), "{secret} on stderr: {err}");
+            assert!(!stdout.contains(secret), "{secret} on stdout: {stdout}");
+        }
+    }
+}
+
+/// A revision label with a newline, ESC and a GitLab section marker (registry-controlled text)
+/// is shown escaped: it cannot forge log lines, close a section or colour the job log.
+#[test]
+fn registry_text_cannot_forge_log_lines() {
+    let reg = Registry::start();
+    let forged = "deadbeef\n\x1b[0Ksection_end:1:multiarch_sources\r\x1b[0K INFO pushed forged";
+    for arch in ["amd64", "arm64"] {
+        push_built(
+            &reg,
+            &format!("app:1-{arch}"),
+            &format!("linux/{arch}"),
+            Kind::Oci,
+            Some(forged),
+        );
+    }
+    let base = [
+        ("MULTIARCH_IMAGE", reg.repo("app")),
+        ("MULTIARCH_TAGS", "1".to_string()),
+        ("MULTIARCH_INSECURE_REGISTRIES", reg.host.clone()),
+        ("MULTIARCH_TIMEOUT", "0".to_string()),
+    ];
+    for (revision, command, code) in [("0123abcd", "push", 3), ("none", "plan", 0)] {
+        let mut env: BTreeMap<String, String> = base
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        env.insert("MULTIARCH_REVISION".into(), revision.into());
+        let work = tempfile::tempdir().unwrap();
+        let out = multiarch(&env, work.path()).arg(command).output().unwrap();
+        let err = stderr_of(&out);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(code), "{err}");
+        for text in [&err[..], &stdout[..]] {
+            assert!(!text.contains('\x1b') && !text.contains('\r'), "{text}");
+            assert!(
+                !text.lines().any(|l| l.starts_with(" INFO pushed forged")),
+                "{text}"
+            );
+        }
+        let shown = if code == 3 { &err[..] } else { &stdout[..] };
+        assert!(shown.contains("deadbeef\\n\\u{1b}[0K"), "{shown}");
+    }
+}
+
 #[test]
 fn pins_of_every_algorithm_are_verified_and_big_push_answers_do_not_fail_a_push() {
     let reg = Registry::start();
@@ -390,7 +482,20 @@ fn the_dotenv_is_checked_before_any_request_and_written_before_stdout() {
         ("MULTIARCH_TAGS", "latest".to_string()),
         ("MULTIARCH_INSECURE_REGISTRIES", proxy.host.clone()),
     ];
-    for path in ["/proc/multiarch.env", "a-directory", "no/such/dir/x.env"] {
+    let made = std::process::Command::new("mkfifo")
+        .arg(work.path().join("a-pipe"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // `/dev/null` is the obvious way to switch the report off: refused, never replaced.
+    for path in [
+        "/proc/multiarch.env",
+        "/dev/null",
+        "/dev/stderr",
+        "a-pipe",
+        "a-directory",
+        "no/such/dir/x.env",
+    ] {
         let mut env: BTreeMap<String, String> = base
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
@@ -424,6 +529,48 @@ fn the_dotenv_is_checked_before_any_request_and_written_before_stdout() {
     assert!(stderr_of(&out).contains("<stdout>"), "{}", stderr_of(&out));
     let dotenv = std::fs::read_to_string(work.path().join("multiarch.env")).unwrap();
     assert!(dotenv.starts_with("MULTIARCH_DIGEST=sha256:"), "{dotenv}");
+    let null = std::fs::metadata("/dev/null").unwrap();
+    assert!(std::os::unix::fs::FileTypeExt::is_char_device(
+        &null.file_type()
+    ));
+}
+
+/// A dotenv file bind-mounted into the job (a container volume, a Kubernetes subPath) cannot be
+/// replaced by a rename (EBUSY): it is rewritten in place, and stdout says what moved.
+#[test]
+fn a_bind_mounted_dotenv_is_rewritten_in_place() {
+    let reg = Registry::start();
+    push_two_arches(&reg, "app", Kind::Oci);
+    let work = tempfile::tempdir().unwrap();
+    let outside = work.path().join("host.env");
+    std::fs::write(&outside, "OLD=1\n").unwrap();
+    let job = work.path().join("job");
+    std::fs::create_dir(&job).unwrap();
+    std::fs::write(job.join("multiarch.env"), "").unwrap();
+    let env = vars(&[
+        ("MULTIARCH_IMAGE", &reg.repo("app")),
+        ("MULTIARCH_TAGS", "latest,1.0"),
+        ("MULTIARCH_INSECURE_REGISTRIES", &reg.host),
+        ("MULTIARCH_DOTENV", "multiarch.env"),
+    ]);
+    let plain = multiarch_process(&env, &job);
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount --bind "$0" multiarch.env && exec "$@""#)
+        .arg(&outside)
+        .arg(plain.get_program())
+        .arg("push")
+        .env_clear()
+        .envs(plain.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .current_dir(&job);
+    let out = cmd.output().unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    let dotenv = std::fs::read_to_string(&outside).unwrap();
+    assert!(dotenv.starts_with("MULTIARCH_DIGEST=sha256:"), "{dotenv}");
+    assert!(dotenv.contains("MULTIARCH_TAGGED="), "{dotenv}");
 }
 
 #[test]

@@ -102,8 +102,10 @@ fn codes(body: &[u8]) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-/// Text a server chose to show, made safe for one line of a log: printable, at most 200 chars.
+/// Text a server chose to show, made safe for one line of a log: printable, without this run's
+/// secrets (servers echo credentials), at most 200 chars.
 pub(crate) fn clean(text: &str) -> String {
+    let text = &crate::secret::redact(text);
     let mut out: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })

@@ -224,6 +224,10 @@ async fn fetch_token(
 
 /// A header value marked sensitive (hyper never logs it).
 fn secret_header(value: &str) -> Result<HeaderValue, Error> {
+    // A server may echo the credential back in an error: it is blanked out of what we show.
+    if let Some((_scheme, credential)) = value.split_once(' ') {
+        crate::secret::remember(credential);
+    }
     let mut h = HeaderValue::from_str(value).map_err(|_| Error::Registry {
         action: "authenticating",
         reference: String::new(),

@@ -202,6 +202,8 @@ pub(crate) fn resolve(given: &Given, env: &Env, spec: Option<&Spec>) -> Result<P
 
     let gitlab = inputs.var("GITLAB_CI") == Some("true");
     let (dotenv, origin) = match inputs.get(&DOTENV) {
+        // The way to write no report in GitLab, where one is written by default.
+        Some(f) if f.text.trim() == "none" => (None, f.origin),
         Some(f) => (Some(PathBuf::from(f.text.trim())), f.origin),
         None if gitlab => (
             Some(PathBuf::from(GITLAB_DOTENV)),

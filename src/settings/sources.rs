@@ -156,7 +156,19 @@ fn tags(inputs: &Inputs) -> Result<(Vec<String>, Origin), Error> {
             }
         }
     };
-    Ok((tag_list(&found)?, found.origin))
+    let tags = tag_list(&found).map_err(|e| match (e, &found.origin) {
+        // A git tag or branch name is not always an image tag (`release/1.0`): say how to choose.
+        (Error::InvalidSetting { setting, value, reason, .. }, Origin::GitLab(_)) => {
+            Error::InvalidSetting {
+                setting,
+                value,
+                reason,
+                hint: "set MULTIARCH_TAGS to the image tags this pipeline publishes, e.g. MULTIARCH_TAGS=1.0 (or semver on a v1.4.2 tag)".into(),
+            }
+        }
+        (e, _) => e,
+    })?;
+    Ok((tags, found.origin))
 }
 
 fn tag_list(f: &Found) -> Result<Vec<String>, Error> {
@@ -234,7 +246,21 @@ fn expand_sources(
             )
         })?;
         // Two platforms may name one reference: a multi-platform index gives each its child.
-        let reference = reference::parse(&setting, &text)?;
+        let reference = reference::parse(&setting, &text).map_err(|e| {
+            // A valid target tag can make a source tag past the 128 characters registries take.
+            match text.rsplit_once(':').map(|(_, t)| t) {
+                Some(t) if !t.contains('/') && t.len() > 128 => Error::invalid(
+                    &setting,
+                    template,
+                    format!(
+                        "the source tag {t} made from the target tag {tag} has {} characters; registries take at most 128",
+                        t.len()
+                    ),
+                    "shorten the target tag (MULTIARCH_TAGS), or set MULTIARCH_SOURCE_TEMPLATE to a shorter source tag",
+                ),
+                _ => e,
+            }
+        })?;
         out.push(Source {
             platform: Some(p.clone()),
             reference,

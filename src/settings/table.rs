@@ -15,6 +15,10 @@ pub(crate) enum Cmd {
 
 /// push, plan and wait resolve the same plan.
 const PUBLISH: &[Cmd] = &[Cmd::Push, Cmd::Plan, Cmd::Wait];
+/// What shapes the index: `wait` builds none, so it does not take these.
+const INDEX: &[Cmd] = &[Cmd::Push, Cmd::Plan];
+/// What only a real push does (a dry run writes no report).
+const PUSH: &[Cmd] = &[Cmd::Push];
 /// Every command that reaches a registry.
 const NETWORK: &[Cmd] = &[Cmd::Push, Cmd::Plan, Cmd::Wait, Cmd::Inspect, Cmd::Login];
 const ALL: &[Cmd] = NETWORK;
@@ -82,23 +86,23 @@ settings! {
         "How long to wait for missing or stale sources, e.g. 90s, 15m (at most 24h); 0 = do not wait";
     ALLOW_MISSING: "allow-missing", "MULTIARCH_ALLOW_MISSING", Switch, "false", PUBLISH,
         "Publish the sources that are ready even if some are missing or stale at the deadline";
-    FORMAT: "format", "MULTIARCH_FORMAT", Value("FORMAT"), "auto", PUBLISH,
+    FORMAT: "format", "MULTIARCH_FORMAT", Value("FORMAT"), "auto", INDEX,
         "auto (Docker list when every child is Docker v2, else OCI index), oci or docker";
-    ANNOTATION: "annotation", "MULTIARCH_ANNOTATIONS", Repeated("KEY=VALUE"), "source, revision, version, created from CI variables", PUBLISH,
+    ANNOTATION: "annotation", "MULTIARCH_ANNOTATIONS", Repeated("KEY=VALUE"), "source, revision, version, created from CI variables", INDEX,
         "Index annotation key=value, repeatable (the variable: one per line, or comma-separated); an empty value removes a default";
-    APPEND: "append", "MULTIARCH_APPEND", Switch, "false", PUBLISH,
+    APPEND: "append", "MULTIARCH_APPEND", Switch, "false", INDEX,
         "Merge into the index the first target tag holds: the platforms given replace theirs, the others are kept";
     REVISION: "revision", "MULTIARCH_REVISION", Value("REVISION"), "$CI_COMMIT_SHA", PUBLISH,
         "Revision the per-architecture images must be labelled with (org.opencontainers.image.revision); sources labelled with another one are stale and waited past; none = no check";
     REQUIRE_REVISION: "require-revision", "MULTIARCH_REQUIRE_REVISION", Switch, "false", PUBLISH,
         "Treat sources without a revision label as stale instead of accepting them with a warning";
-    DOTENV: "dotenv", "MULTIARCH_DOTENV", Value("FILE"), "multiarch.env when GITLAB_CI=true", PUBLISH,
-        "Write MULTIARCH_DIGEST, MULTIARCH_REF and per-platform digests to this dotenv file";
-    DOTENV_PREFIX: "dotenv-prefix", "MULTIARCH_DOTENV_PREFIX", Value("PREFIX"), "none", PUBLISH,
+    DOTENV: "dotenv", "MULTIARCH_DOTENV", Value("FILE"), "multiarch.env when GITLAB_CI=true", PUSH,
+        "Write MULTIARCH_DIGEST, MULTIARCH_REF and per-platform digests to this dotenv file (a regular file); none = no report";
+    DOTENV_PREFIX: "dotenv-prefix", "MULTIARCH_DOTENV_PREFIX", Value("PREFIX"), "none", PUSH,
         "Prefix of every dotenv variable (API_ gives API_MULTIARCH_DIGEST), so two manifest jobs can feed one later job";
-    OUTPUT: "output", "MULTIARCH_OUTPUT", Value("FORMAT"), "text", PUBLISH,
+    OUTPUT: "output", "MULTIARCH_OUTPUT", Value("FORMAT"), "text", INDEX,
         "Result format on stdout: text (one image:tag@digest line per tag) or json";
-    DRY_RUN: "dry-run", "MULTIARCH_DRY_RUN", Switch, "false", PUBLISH,
+    DRY_RUN: "dry-run", "MULTIARCH_DRY_RUN", Switch, "false", PUSH,
         "Resolve and build the index but push nothing (same as `multiarch plan`)";
     RAW: "raw", "MULTIARCH_RAW", Switch, "false", &[Cmd::Inspect],
         "Print the exact manifest bytes as the registry serves them";

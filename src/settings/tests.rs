@@ -250,6 +250,12 @@ fn errors_name_where_the_value_came_from() {
     )
     .unwrap_err();
     assert!(e.to_string().starts_with("CI_COMMIT_TAG"), "{e}");
+    assert!(e.to_string().contains("set MULTIARCH_TAGS"), "{e}");
+    // A valid 128-character tag makes a source tag too long: the message says so.
+    let long = "a".repeat(128);
+    let e = resolve_flags(&[("tags", &long)], &gitlab()).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    assert!(e.to_string().contains("has 134 characters"), "{e}");
     let e = resolve_flags(&[("tags", "-bad")], &gitlab()).unwrap_err();
     assert!(e.to_string().starts_with("--tags"), "{e}");
     let e = log_level(&Given::default(), &env(&[("MULTIARCH_LOG", "verbose")])).unwrap_err();
@@ -348,6 +354,8 @@ fn gitlab_job_writes_dotenv_and_uses_job_credentials() {
     assert!(!format!("{:?}", plan.access).contains("job-token-secret"));
     let plan = resolve_flags(&[], &with(gitlab(), &[("MULTIARCH_DOTENV", "out/m.env")])).unwrap();
     assert_eq!(plan.dotenv, Some(PathBuf::from("out/m.env")));
+    let plan = resolve_flags(&[], &with(gitlab(), &[("MULTIARCH_DOTENV", "none")])).unwrap();
+    assert_eq!(plan.dotenv, None, "none switches the report off");
 }
 
 #[test]

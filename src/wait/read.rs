@@ -7,7 +7,7 @@ use futures_util::future::try_join_all;
 use crate::error::Error;
 use crate::index;
 use crate::manifest::{self, Descriptor, DescriptorPlatform, Fetched, Manifest, REVISION};
-use crate::model::{Resolved, Source, SourceImage};
+use crate::model::{printable, Resolved, Source, SourceImage};
 use crate::registry::Registry;
 use crate::settings::Plan;
 
@@ -26,7 +26,7 @@ pub(super) async fn resolve(
             let revision = config
                 .revision
                 .clone()
-                .or_else(|| fetched.annotations.get(REVISION).cloned());
+                .or_else(|| fetched.annotations.get(REVISION).map(|r| printable(r)));
             Resolved::Image {
                 source: source.clone(),
                 image: Box::new(SourceImage {
@@ -134,8 +134,8 @@ async fn child(
     let revision = config
         .revision
         .clone()
-        .or_else(|| fetched.annotations.get(REVISION).cloned())
-        .or_else(|| parent.annotations.get(REVISION).cloned());
+        .or_else(|| fetched.annotations.get(REVISION).map(|r| printable(r)))
+        .or_else(|| parent.annotations.get(REVISION).map(|r| printable(r)));
     Ok(SourceImage {
         fetched,
         config,
