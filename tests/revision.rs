@@ -431,3 +431,91 @@ fn buildx_indexes_are_checked_on_each_childs_own_config() {
     // Two images and their two attestations.
     assert_eq!(children(&reg, "group/app:latest").len(), 4);
 }
+
+/// Two pipelines of one branch racing, without a resource_group to serialise them: the earlier
+/// one's builds are overwritten under the per-arch tags by the later one's while both manifest
+/// jobs run. Each job publishes its own pipeline's images (handed over by digest) or none, never
+/// the other's; the tag ends holding one complete index.
+#[test]
+fn two_pipelines_racing_each_publish_only_their_own_builds() {
+    let reg = Registry::start();
+    let repo = reg.repo("group/app");
+    let build = |revision: &str| -> (String, String) {
+        // The build jobs push the shared per-arch tags and hand over what they pushed.
+        (
+            push_built(
+                &reg,
+                "group/app:latest-amd64",
+                "linux/amd64",
+                Kind::Oci,
+                Some(revision),
+            ),
+            push_built(
+                &reg,
+                "group/app:latest-arm64",
+                "linux/arm64",
+                Kind::Oci,
+                Some(revision),
+            ),
+        )
+    };
+    let earlier = build(EARLIER);
+    let this = build(THIS);
+    let start = |revision: &str, (amd, arm): &(String, String), hand_off: bool| {
+        let mut extra = vec![
+            ("CI_COMMIT_SHA", revision.to_string()),
+            ("MULTIARCH_TIMEOUT", "3s".to_string()),
+        ];
+        if hand_off {
+            extra.push(("MULTIARCH_SOURCE_LINUX_AMD64", format!("{repo}@{amd}")));
+            extra.push(("MULTIARCH_SOURCE_LINUX_ARM64", format!("{repo}@{arm}")));
+        }
+        let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let work = tempfile::tempdir().unwrap();
+        let child = multiarch_process(&job(&reg, &extra), work.path())
+            .arg("push")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        (child, work)
+    };
+
+    // With the hand-off, both publish at once, each its own images.
+    let (a, _wa) = start(EARLIER, &earlier, true);
+    let (b, _wb) = start(THIS, &this, true);
+    let mut published = Vec::new();
+    for (child, (amd, arm)) in [(a, &earlier), (b, &this)] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let line = String::from_utf8(out.stdout).unwrap();
+        let digest = line.trim().rsplit_once('@').unwrap().1.to_string();
+        assert_eq!(
+            children(&reg, &format!("group/app@{digest}")),
+            [amd.clone(), arm.clone()],
+            "each index holds its own pipeline's builds"
+        );
+        published.push(digest);
+    }
+    let now = support::sha256(&reg.raw("group/app:latest").unwrap());
+    assert!(
+        published.contains(&now),
+        "the tag holds one of the two indexes"
+    );
+
+    // Without the hand-off, the earlier pipeline's job sees only the later builds under the
+    // tags: it publishes nothing (exit 3, naming both revisions), the later one publishes.
+    let (a, _wa) = start(EARLIER, &earlier, false);
+    let (b, _wb) = start(THIS, &this, false);
+    let out = a.wait_with_output().unwrap();
+    let err = plain(&stderr_of(&out));
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains(&format!("built from revision {}", &THIS[..8])),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+    let out = b.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(children(&reg, "group/app:latest"), [this.0, this.1]);
+}
