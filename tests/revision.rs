@@ -28,6 +28,17 @@ fn job(reg: &Registry, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
     env
 }
 
+/// Pushes a `linux/{arch}` image built from `revision` to `group/app:{tag}-{arch}`; its digest.
+fn built(reg: &Registry, tag: &str, arch: &str, kind: Kind, revision: &str) -> String {
+    push_built(
+        reg,
+        &format!("group/app:{tag}-{arch}"),
+        &format!("linux/{arch}"),
+        kind,
+        Some(revision),
+    )
+}
+
 /// The child digests of the index under `path`, in order.
 fn children(reg: &Registry, path: &str) -> Vec<String> {
     let index: Value = serde_json::from_slice(&reg.raw(path).expect("the index exists")).unwrap();
@@ -43,20 +54,8 @@ fn children(reg: &Registry, path: &str) -> Vec<String> {
 fn stale_tags_are_waited_past_until_this_pipelines_builds_land() {
     let reg = Registry::start();
     // The previous pipeline's images sit under the per-arch tags when the job starts.
-    push_built(
-        &reg,
-        "group/app:latest-amd64",
-        "linux/amd64",
-        Kind::Oci,
-        Some(EARLIER),
-    );
-    push_built(
-        &reg,
-        "group/app:latest-arm64",
-        "linux/arm64",
-        Kind::Oci,
-        Some(EARLIER),
-    );
+    built(&reg, "latest", "amd64", Kind::Oci, EARLIER);
+    built(&reg, "latest", "arm64", Kind::Oci, EARLIER);
     let work = tempfile::tempdir().unwrap();
     let env = job(&reg, &[("MULTIARCH_TIMEOUT", "2m")]);
     let mut child = multiarch_process(&env, work.path())
@@ -68,21 +67,9 @@ fn stale_tags_are_waited_past_until_this_pipelines_builds_land() {
     std::thread::sleep(Duration::from_secs(3));
     assert!(child.try_wait().unwrap().is_none(), "push must be waiting");
     // This pipeline's builds land, seconds apart.
-    let amd = push_built(
-        &reg,
-        "group/app:latest-amd64",
-        "linux/amd64",
-        Kind::Oci,
-        Some(THIS),
-    );
+    let amd = built(&reg, "latest", "amd64", Kind::Oci, THIS);
     std::thread::sleep(Duration::from_secs(2));
-    let arm = push_built(
-        &reg,
-        "group/app:latest-arm64",
-        "linux/arm64",
-        Kind::Oci,
-        Some(THIS),
-    );
+    let arm = built(&reg, "latest", "arm64", Kind::Oci, THIS);
     let landed = Instant::now();
     let out = child.wait_with_output().unwrap();
     let err = plain(&stderr_of(&out));
@@ -108,20 +95,8 @@ fn stale_tags_are_waited_past_until_this_pipelines_builds_land() {
 #[test]
 fn a_source_still_stale_at_the_deadline_exits_3_naming_both_revisions_and_pushes_nothing() {
     let reg = Registry::start();
-    push_built(
-        &reg,
-        "group/app:latest-amd64",
-        "linux/amd64",
-        Kind::Oci,
-        Some(THIS),
-    );
-    push_built(
-        &reg,
-        "group/app:latest-arm64",
-        "linux/arm64",
-        Kind::Oci,
-        Some(EARLIER),
-    );
+    built(&reg, "latest", "amd64", Kind::Oci, THIS);
+    built(&reg, "latest", "arm64", Kind::Oci, EARLIER);
     let work = tempfile::tempdir().unwrap();
     let out = multiarch(&job(&reg, &[("MULTIARCH_TIMEOUT", "3s")]), work.path())
         .arg("push")
@@ -167,13 +142,7 @@ fn a_source_still_stale_at_the_deadline_exits_3_naming_both_revisions_and_pushes
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(children(&reg, "group/app:any").len(), 2);
     // A short SHA label matches the full expected SHA.
-    push_built(
-        &reg,
-        "group/app:latest-arm64",
-        "linux/arm64",
-        Kind::Oci,
-        Some(&THIS[..8]),
-    );
+    built(&reg, "latest", "arm64", Kind::Oci, &THIS[..8]);
     let out = multiarch(&job(&reg, &[("MULTIARCH_TIMEOUT", "0")]), work.path())
         .arg("push")
         .output()
@@ -185,34 +154,10 @@ fn a_source_still_stale_at_the_deadline_exits_3_naming_both_revisions_and_pushes
 fn handed_off_digests_beat_the_tags_and_are_still_checked() {
     let reg = Registry::start();
     // This pipeline's builds, handed over by digest; the tags still hold an earlier pipeline's.
-    let amd = push_built(
-        &reg,
-        "group/app:build-amd64",
-        "linux/amd64",
-        Kind::Oci,
-        Some(THIS),
-    );
-    let arm = push_built(
-        &reg,
-        "group/app:build-arm64",
-        "linux/arm64",
-        Kind::Docker,
-        Some(THIS),
-    );
-    push_built(
-        &reg,
-        "group/app:latest-amd64",
-        "linux/amd64",
-        Kind::Oci,
-        Some(EARLIER),
-    );
-    push_built(
-        &reg,
-        "group/app:latest-arm64",
-        "linux/arm64",
-        Kind::Oci,
-        Some(EARLIER),
-    );
+    let amd = built(&reg, "build", "amd64", Kind::Oci, THIS);
+    let arm = built(&reg, "build", "arm64", Kind::Docker, THIS);
+    built(&reg, "latest", "amd64", Kind::Oci, EARLIER);
+    built(&reg, "latest", "arm64", Kind::Oci, EARLIER);
     let repo = reg.repo("group/app");
     let hand_off = |amd: &str, arm: &str| {
         job(
@@ -269,13 +214,7 @@ fn handed_off_digests_beat_the_tags_and_are_still_checked() {
     assert!(reg.raw("group/app:wrong").is_none());
 
     // A handed-off digest of an earlier build is not waited for: exit 3 at once.
-    let old = push_built(
-        &reg,
-        "group/app:old-arm64",
-        "linux/arm64",
-        Kind::Oci,
-        Some(EARLIER),
-    );
+    let old = built(&reg, "old", "arm64", Kind::Oci, EARLIER);
     let started = Instant::now();
     let out = multiarch(
         &job(
@@ -391,20 +330,8 @@ fn unlabelled_images_warn_by_default_and_are_refused_when_a_label_is_required() 
 #[test]
 fn buildx_indexes_are_checked_on_each_childs_own_config() {
     let reg = Registry::start();
-    push_built(
-        &reg,
-        "group/app:latest-amd64",
-        "linux/amd64",
-        Kind::Buildx,
-        Some(THIS),
-    );
-    push_built(
-        &reg,
-        "group/app:latest-arm64",
-        "linux/arm64",
-        Kind::Buildx,
-        Some(EARLIER),
-    );
+    built(&reg, "latest", "amd64", Kind::Buildx, THIS);
+    built(&reg, "latest", "arm64", Kind::Buildx, EARLIER);
     let work = tempfile::tempdir().unwrap();
     let out = multiarch(&job(&reg, &[("MULTIARCH_TIMEOUT", "2s")]), work.path())
         .arg("push")
@@ -416,13 +343,7 @@ fn buildx_indexes_are_checked_on_each_childs_own_config() {
         "{}",
         stderr_of(&out)
     );
-    push_built(
-        &reg,
-        "group/app:latest-arm64",
-        "linux/arm64",
-        Kind::Buildx,
-        Some(THIS),
-    );
+    built(&reg, "latest", "arm64", Kind::Buildx, THIS);
     let out = multiarch(&job(&reg, &[]), work.path())
         .arg("push")
         .output()
@@ -443,20 +364,8 @@ fn two_pipelines_racing_each_publish_only_their_own_builds() {
     let build = |revision: &str| -> (String, String) {
         // The build jobs push the shared per-arch tags and hand over what they pushed.
         (
-            push_built(
-                &reg,
-                "group/app:latest-amd64",
-                "linux/amd64",
-                Kind::Oci,
-                Some(revision),
-            ),
-            push_built(
-                &reg,
-                "group/app:latest-arm64",
-                "linux/arm64",
-                Kind::Oci,
-                Some(revision),
-            ),
+            built(&reg, "latest", "amd64", Kind::Oci, revision),
+            built(&reg, "latest", "arm64", Kind::Oci, revision),
         )
     };
     let earlier = build(EARLIER);
