@@ -85,6 +85,16 @@ pub(crate) enum Error {
         second: String,
     },
 
+    /// One source index lists two different images for one platform: which one was meant cannot
+    /// be told.
+    #[error("the source index {index} lists two different images for {platform}: {first} and {second}\n  hint: a source index may hold one image per platform (repeats of one digest are read as one); push that tag again from a single build")]
+    AmbiguousIndex {
+        index: String,
+        platform: String,
+        first: String,
+        second: String,
+    },
+
     /// A Docker manifest list cannot point at OCI manifests.
     #[error("a Docker manifest list cannot reference {reference} ({media_type})\n  hint: use --format oci (MULTIARCH_FORMAT=oci) or leave the format on auto")]
     MixedFormat {
@@ -218,6 +228,7 @@ impl Error {
             Error::SourcesNotReady { .. } | Error::ManifestNotFound { .. } => exit::MISSING,
             Error::PlatformMismatch { .. }
             | Error::DuplicatePlatform { .. }
+            | Error::AmbiguousIndex { .. }
             | Error::MixedFormat { .. }
             | Error::InvalidManifest { .. }
             | Error::DigestMismatch { .. }

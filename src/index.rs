@@ -22,6 +22,10 @@ use crate::model::{Digest, Resolved, SourceImage};
 use crate::platform::Platform;
 use crate::reference::Repository;
 
+mod source;
+
+pub(crate) use source::{distinct, one_per_platform};
+
 /// Which kind of list to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Format {
@@ -164,10 +168,12 @@ pub(crate) fn build(
     })
 }
 
-/// Checks one source on its own (each image's config against what was promised), so a wrong
-/// image fails as soon as it is seen rather than after waiting for the others.
+/// Checks one source on its own (each image's config against what was promised, one image per
+/// platform), so a wrong image fails as soon as it is seen rather than after waiting for the
+/// others.
 pub(crate) fn check(source: &Resolved) -> Result<(), Error> {
-    entries_of(source).map(|_| ())
+    entries_of(source)?;
+    source::within(source)
 }
 
 /// The index entries one source contributes: its images, each checked on its own config, then

@@ -43,6 +43,12 @@ pub(crate) struct State {
     pub(crate) pushed: Vec<String>,
     /// The deadlines `until` was given.
     pub(crate) deadlines: Vec<Option<Instant>>,
+    /// Manifests and configs served as they are, by reference (`r.example/app:tag`,
+    /// `r.example/app@sha256:…`) or, for configs, by digest, ahead of the scripted sources: an
+    /// index source and its children.
+    pub(crate) raw: BTreeMap<String, Vec<u8>>,
+    /// Every manifest reference fetched, in order.
+    pub(crate) fetched: Vec<String>,
 }
 
 /// Shared by its clones, as a real client's pools and caches are.
@@ -166,6 +172,12 @@ impl Registry for Scripted {
 
     async fn fetch_manifest(&self, at: &Reference) -> Result<Option<Fetched>, Error> {
         self.gets.set(self.gets.get() + 1);
+        self.state.borrow_mut().fetched.push(at.to_string());
+        let raw = self.state.borrow().raw.get(&at.to_string()).cloned();
+        if let Some(bytes) = raw {
+            let digest = Digest::of(&bytes);
+            return Fetched::parse("scripted", bytes, digest).map(Some);
+        }
         let Some((_, bytes)) = self.now(at)? else {
             return Ok(None);
         };
@@ -173,7 +185,10 @@ impl Registry for Scripted {
         Fetched::parse("scripted", bytes, digest).map(Some)
     }
 
-    async fn fetch_config(&self, at: &Reference, _: &Descriptor) -> Result<Vec<u8>, Error> {
+    async fn fetch_config(&self, at: &Reference, config: &Descriptor) -> Result<Vec<u8>, Error> {
+        if let Some(bytes) = self.state.borrow().raw.get(&config.digest.to_string()) {
+            return Ok(bytes.clone());
+        }
         Ok(self.now(at)?.expect("config of a visible source").0)
     }
 

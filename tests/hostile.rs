@@ -1,8 +1,9 @@
 //! Failing fast, failing exactly, never lying: misconfigurations end at once with exit 2 and a
 //! hint; hung or failing registries are bounded by the wait; a refused tag leaves an exact report;
-//! what a malicious registry or token service sends cannot abort the run, exhaust memory or forge
-//! a dotenv line. Real registry, the fault proxy, the token service and a hostile server; time
-//! bounds here are generous sanity limits (speed belongs to ci/bench.sh).
+//! what a malicious registry or token service sends cannot abort the run, exhaust memory, flood
+//! the registry with requests or forge a dotenv line. Real registry, the fault proxy, the token
+//! service and a hostile server; time bounds here are generous sanity limits (speed belongs to
+//! ci/bench.sh).
 
 mod support;
 
@@ -10,7 +11,9 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::fixtures::{push as push_fixture, push_built, push_two_arches, Kind};
+use support::fixtures::{
+    index_of, push as push_fixture, push_built, push_two_arches, put_manifest, Kind,
+};
 use support::hostile::{Behaviour, Hostile};
 use support::proxy::{Fault, Proxy};
 use support::token::TokenService;
@@ -650,4 +653,84 @@ fn unknown_variables_are_named_and_oversized_specs_refused() {
         "{}",
         stderr_of(&out)
     );
+}
+
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+#[test]
+fn a_source_index_repeating_its_child_is_read_once_and_one_that_cannot_be_used_is_named() {
+    let reg = Registry::start();
+    let amd = push_fixture(&reg, "app:build-amd64", "linux/amd64", Kind::Oci);
+    let other = push_built(&reg, "app:old-amd64", "linux/amd64", Kind::Oci, Some("old"));
+    push_fixture(&reg, "app:latest-arm64", "linux/arm64", Kind::Oci);
+    let size = |d: &str| reg.raw(&format!("app@{d}")).unwrap().len();
+    let (amd_size, other_size) = (size(&amd), size(&other));
+    let proxy = Proxy::start(&reg.host, Duration::ZERO, |_, _| Fault::Pass);
+    let env = vars(&[
+        ("MULTIARCH_IMAGE", &format!("{}/app", proxy.host)),
+        ("MULTIARCH_TAGS", "latest"),
+        ("MULTIARCH_INSECURE_REGISTRIES", &proxy.host),
+        ("MULTIARCH_TIMEOUT", "5s"),
+    ]);
+
+    // The most entries accepted, all one child: read once, published once.
+    let index = index_of(&[(&amd, amd_size, "linux/amd64")], 1000);
+    put_manifest(&reg, "app:latest-amd64", OCI_INDEX, &index);
+    let (code, err, took) = run(&env, &["push"]);
+    assert_eq!(code, Some(0), "{err}");
+    let log = proxy.log();
+    let child_gets = log
+        .iter()
+        .filter(|l| l.starts_with(&format!("GET /v2/app/manifests/{amd} ")))
+        .count();
+    assert_eq!(child_gets, 1, "{log:#?}");
+    assert!(proxy.requests() < 20, "{log:#?}");
+    let published: serde_json::Value =
+        serde_json::from_slice(&reg.raw("app:latest").unwrap()).unwrap();
+    let digests: Vec<&str> = published["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(digests.len(), 2, "{published}");
+    assert_eq!(digests[0], amd);
+    eprintln!(
+        "1000 repeats: exit 0 in {:.2} s, {} requests",
+        took.as_secs_f64(),
+        proxy.requests()
+    );
+
+    // Indexes that cannot be used: exit 4 at once, naming the index, no child read.
+    let repo = format!("{}/app", proxy.host);
+    for (index, want) in [
+        (
+            index_of(
+                &[
+                    (&amd, amd_size, "linux/amd64"),
+                    (&other, other_size, "linux/amd64"),
+                ],
+                400,
+            ),
+            format!("the source index {repo}:latest-amd64 lists two different images for linux/amd64: {amd} and {other}"),
+        ),
+        (
+            index_of(&[(&amd, amd_size, "linux/amd64")], 1001),
+            format!("{repo}:latest-amd64 is not a usable source index: it has 1001 entries, more than the 1000 accepted"),
+        ),
+    ] {
+        put_manifest(&reg, "app:latest-amd64", OCI_INDEX, &index);
+        let before = proxy.log().len();
+        let (code, err, took) = run(&env, &["push"]);
+        assert_eq!(code, Some(4), "{err}");
+        assert!(err.contains(&want), "{err}");
+        assert!(!err.contains("MULTIARCH_PLATFORMS"), "{err}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        let children_read: Vec<String> = proxy.log()[before..]
+            .iter()
+            .filter(|l| l.contains(&amd) || l.contains(&other))
+            .cloned()
+            .collect();
+        assert!(children_read.is_empty(), "{children_read:#?}");
+    }
 }

@@ -312,6 +312,45 @@ fn rejects_duplicate_platform() {
 }
 
 #[test]
+fn rejects_two_images_of_one_platform_in_one_source_index_naming_the_index() {
+    // Entries that name no platform: only the children's configs tell, after reading.
+    let (a, b) = (
+        image(OCI_MANIFEST, &"11".repeat(32)),
+        image(OCI_MANIFEST, &"55".repeat(32)),
+    );
+    let entry = |f: &Fetched| Descriptor {
+        platform: None,
+        ..f.descriptor()
+    };
+    let resolved = Resolved::Index {
+        source: Source {
+            platform: None,
+            ..src("multi", "linux/amd64")
+        },
+        fetched: buildx_index(&a, "amd64", ""),
+        images: [&a, &b]
+            .into_iter()
+            .map(|f| SourceImage {
+                fetched: f.clone(),
+                config: config_of("linux/amd64"),
+                revision: None,
+                entry: Some(entry(f)),
+            })
+            .collect(),
+        attestations: Vec::new(),
+    };
+    let e = check(&resolved).unwrap_err();
+    assert_eq!(e.exit_code(), 4);
+    assert_eq!(
+        e.to_string().lines().next().unwrap(),
+        format!(
+            "the source index registry.test/app:multi lists two different images for linux/amd64: {} and {}",
+            a.digest, b.digest
+        )
+    );
+}
+
+#[test]
 fn refuses_docker_list_over_oci_children() {
     let a = source(
         "1-amd64",

@@ -1,6 +1,7 @@
 //! Reading one source: its images with their own configs — for an index, each image child of a
 //! wanted platform and the attestations about them — checked at once, so a wrong image fails as
-//! soon as it is seen.
+//! soon as it is seen. An index is bounded and de-duplicated before its children are read
+//! (`index::distinct`): one request per distinct child, however often the index repeats it.
 
 use futures_util::future::try_join_all;
 
@@ -38,7 +39,12 @@ pub(super) async fn resolve(
             }
         }
         Manifest::Index { manifests } => {
+            // Decided from the index alone, before any child is fetched: each distinct child is
+            // read once, and an index that cannot be used costs no further request.
+            let shown = source.reference.to_string();
+            let manifests = &index::distinct(&shown, manifests)?;
             let wanted = wanted(manifests, source, plan);
+            index::one_per_platform(&shown, &wanted)?;
             let images =
                 try_join_all(wanted.iter().map(|d| child(registry, source, &fetched, d))).await?;
             let all = wanted.len()

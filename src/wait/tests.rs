@@ -188,3 +188,101 @@ async fn the_wait_deadline_bounds_retries_unless_no_wait_was_asked_for() {
     assert_eq!(deadlines[1], None);
     assert_eq!(start.elapsed(), Duration::ZERO);
 }
+
+/// Serves `r.example/app:latest-amd64` as an index of `entries` — `(child, architecture the
+/// entry says)`, child `n` being an image whose config says `linux/amd64` — each entry written
+/// `copies` times; returns the children's references in the order given.
+fn index_source(registry: &Scripted, entries: &[(u8, &str)], copies: usize) -> Vec<String> {
+    let mut state = registry.state.borrow_mut();
+    let mut manifests = Vec::new();
+    let mut children = Vec::new();
+    for (n, arch) in entries {
+        let config = format!(
+            r#"{{"os":"linux","architecture":"amd64","config":{{"Labels":{{"org.opencontainers.image.revision":"new","n":"{n}"}}}}}}"#
+        )
+        .into_bytes();
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[]}}"#,
+            crate::manifest::OCI_MANIFEST,
+            Digest::of(&config),
+            config.len()
+        )
+        .into_bytes();
+        let digest = Digest::of(&manifest);
+        manifests.push(serde_json::json!({
+            "mediaType": crate::manifest::OCI_MANIFEST,
+            "digest": digest.to_string(),
+            "size": manifest.len(),
+            "platform": {"os": "linux", "architecture": arch},
+        }));
+        let child = format!("r.example/app@{digest}");
+        state.raw.insert(Digest::of(&config).to_string(), config);
+        state.raw.insert(child.clone(), manifest);
+        children.push(child);
+    }
+    let all: Vec<&serde_json::Value> = manifests
+        .iter()
+        .flat_map(|m| std::iter::repeat_n(m, copies))
+        .collect();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": crate::manifest::OCI_INDEX,
+        "manifests": all,
+    });
+    state.raw.insert(
+        "r.example/app:latest-amd64".into(),
+        serde_json::to_vec(&index).unwrap(),
+    );
+    children
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_index_repeating_one_child_reads_that_child_once() {
+    let registry = Scripted::new(&[("latest-arm64", 0, "arm64")]);
+    let children = index_source(&registry, &[(1, "amd64")], 900);
+    let got = gather(&plan(&[("MULTIARCH_TIMEOUT", "0")]), &registry)
+        .await
+        .unwrap();
+    assert_eq!(got.resolved.len(), 2);
+    assert_eq!(got.resolved[0].images().len(), 1);
+    let fetched = registry.state.borrow().fetched.clone();
+    assert_eq!(fetched.len(), 3, "{fetched:?}");
+    assert_eq!(fetched.iter().filter(|f| **f == children[0]).count(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_index_that_cannot_be_used_fails_naming_it_before_any_child_is_read() {
+    // (entries, copies of each, the error's start)
+    type Row<'a> = (&'a [(u8, &'a str)], usize, &'a str);
+    let rows: &[Row] = &[
+        (
+            &[(1, "amd64")],
+            1001,
+            "r.example/app:latest-amd64 is not a usable source index: it has 1001 entries, more than the 1000 accepted",
+        ),
+        (
+            &[(1, "amd64"), (2, "amd64")],
+            200,
+            "the source index r.example/app:latest-amd64 lists two different images for linux/amd64: sha256:",
+        ),
+        (
+            &[(1, "amd64"), (2, "x86_64")],
+            1,
+            "the source index r.example/app:latest-amd64 lists two different images for linux/amd64: sha256:",
+        ),
+    ];
+    for (entries, copies, want) in rows {
+        let registry = Scripted::new(&[("latest-arm64", 0, "arm64")]);
+        let children = index_source(&registry, entries, *copies);
+        let e = gather(&plan(&[("MULTIARCH_TIMEOUT", "15m")]), &registry)
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(e.exit_code(), 4, "{e}");
+        let text = e.to_string();
+        assert!(text.starts_with(want), "{text}");
+        assert!(!text.contains("MULTIARCH_PLATFORMS"), "{text}");
+        let fetched = registry.state.borrow().fetched.clone();
+        assert!(!fetched.iter().any(|f| children.contains(f)), "{fetched:?}");
+    }
+}

@@ -1,8 +1,10 @@
 //! Fixture images for any platform: written as OCI layouts (tiny layer, real config), then pushed
 //! with `skopeo copy` — as OCI, as Docker v2 (`--format v2s2`), or as a buildx-style per-arch
-//! index carrying a provenance attestation manifest.
+//! index carrying a provenance attestation manifest. Manifests no builder would write (an index
+//! repeating its entries) are PUT as they are.
 
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
 use std::path::Path;
 
 use serde_json::json;
@@ -274,4 +276,47 @@ pub fn push_big(registry: &Registry, path: &str, platform: &str, size: usize, se
         json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": [layer]});
     let top = layout.descriptor(OCI_MANIFEST, &serde_json::to_vec(&manifest).unwrap());
     layout.publish(top, registry, path, &["--preserve-digests"])
+}
+
+/// PUTs manifest `bytes` as they are under `path` (`app:tag`) of a plain-HTTP registry without
+/// auth (skopeo would rewrite what it copies); returns their digest.
+pub fn put_manifest(registry: &Registry, path: &str, media_type: &str, bytes: &[u8]) -> String {
+    assert!(registry.ca_file.is_none() && registry.user.is_none());
+    let (repo, tag) = path.rsplit_once(':').unwrap();
+    let mut stream = TcpStream::connect(&registry.host).unwrap();
+    write!(
+        stream,
+        "PUT /v2/{repo}/manifests/{tag} HTTP/1.1\r\nHost: {}\r\nContent-Type: {media_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        registry.host,
+        bytes.len()
+    )
+    .unwrap();
+    stream.write_all(bytes).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    sha256(bytes)
+}
+
+/// An OCI index of `entries` (`(digest, size, platform)`, platform `os/arch[@os.version]`), each
+/// written `copies` times.
+pub fn index_of(entries: &[(&str, usize, &str)], copies: usize) -> Vec<u8> {
+    let manifests: Vec<serde_json::Value> = entries
+        .iter()
+        .flat_map(|(digest, size, platform)| {
+            let (plain, os_version) = match platform.split_once('@') {
+                Some((p, v)) => (p, Some(v)),
+                None => (*platform, None),
+            };
+            let (os, arch) = plain.split_once('/').unwrap();
+            let mut d = json!({"mediaType": OCI_MANIFEST, "digest": digest, "size": size,
+                "platform": {"os": os, "architecture": arch}});
+            if let Some(v) = os_version {
+                d["platform"]["os.version"] = json!(v);
+            }
+            std::iter::repeat_n(d, copies)
+        })
+        .collect();
+    serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}))
+        .unwrap()
 }
