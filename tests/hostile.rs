@@ -734,3 +734,51 @@ fn a_source_index_repeating_its_child_is_read_once_and_one_that_cannot_be_used_i
         assert!(children_read.is_empty(), "{children_read:#?}");
     }
 }
+
+#[test]
+fn requests_in_flight_are_bounded_however_many_children_an_index_has() {
+    let reg = Registry::start();
+    // An index of 200 Windows builds of one image, none of them in the registry (which would
+    // refuse such an index, so the proxy serves it): each is asked for.
+    let digests: Vec<String> = (0..200)
+        .map(|n| support::sha256(format!("build {n}").as_bytes()))
+        .collect();
+    let versions: Vec<String> = (0..200)
+        .map(|n| format!("windows/amd64@10.0.{n}"))
+        .collect();
+    let entries: Vec<(&str, usize, &str)> = digests
+        .iter()
+        .zip(&versions)
+        .map(|(d, p)| (d.as_str(), 500, p.as_str()))
+        .collect();
+    let index = String::from_utf8(index_of(&entries, 1)).unwrap();
+    let proxy = Proxy::start(&reg.host, Duration::from_millis(50), move |req, _| {
+        if req.path == "/v2/app/manifests/latest-amd64" {
+            Fault::Json {
+                code: 200,
+                body: index.clone(),
+            }
+        } else {
+            Fault::Pass
+        }
+    });
+    let env = vars(&[
+        ("MULTIARCH_IMAGE", &format!("{}/app", proxy.host)),
+        ("MULTIARCH_TAGS", "latest"),
+        ("MULTIARCH_PLATFORMS", "windows/amd64"),
+        ("MULTIARCH_INSECURE_REGISTRIES", &proxy.host),
+        ("MULTIARCH_TIMEOUT", "5s"),
+    ]);
+    let (code, err, _) = run(&env, &["push"]);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(
+        err.contains("the registry does not have the manifest it points to"),
+        "{err}"
+    );
+    let peak = proxy.peak_in_flight();
+    assert!(
+        (8..=32).contains(&peak),
+        "{peak} requests in flight at once"
+    );
+    eprintln!("{peak} requests in flight at most");
+}

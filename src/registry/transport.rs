@@ -5,7 +5,8 @@
 //! blobs by redirecting to S3) nor travels over plain HTTP to a host not listed as insecure.
 //!
 //! It sends one request and reports what happened as a `Reply` or a `Failure`; deciding what a
-//! failure means (retry, exit 2, …) is `classify`'s job and retrying is `retry`'s.
+//! failure means (retry, exit 2, …) is `classify`'s job and retrying is `retry`'s. At most
+//! `REQUESTS_AT_ONCE` requests of the run are in flight; the others wait for a turn.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -14,6 +15,7 @@ use reqwest::header::{
     HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION,
 };
 use reqwest::{Method, StatusCode, Url};
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tracing::debug;
 
 use super::dns::{DnsFailure, Resolver};
@@ -24,6 +26,11 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Error bodies (envelopes, token-service refusals) are read up to this size.
 pub(crate) const ERROR_BODY_LIMIT: usize = 64 * 1024;
 const MAX_REDIRECTS: usize = 5;
+/// Requests in flight at once for the whole run, token requests included. However many sources
+/// and children a run reads, a registry sees at most this many connections from it (a burst of
+/// thousands exhausted distribution's file descriptors); enough to keep every request of a
+/// normal run (two per platform, two per tag) going at once.
+pub(crate) const REQUESTS_AT_ONCE: usize = 32;
 
 /// A request to send; built afresh for every attempt.
 pub(crate) struct Request {
@@ -163,6 +170,8 @@ pub(crate) struct Transport {
     /// Hosts (`host[:port]`, lowercase) reached over plain HTTP.
     insecure: Vec<String>,
     idle: Duration,
+    /// Turns to have a request in flight (`REQUESTS_AT_ONCE`).
+    in_flight: Semaphore,
 }
 
 impl Transport {
@@ -188,6 +197,7 @@ impl Transport {
             roots,
             insecure,
             idle,
+            in_flight: Semaphore::new(REQUESTS_AT_ONCE),
         })
     }
 
@@ -216,6 +226,17 @@ impl Transport {
         })
     }
 
+    /// Waits for a turn to have a request in flight; the turn ends when the permit drops. Held
+    /// only around one exchange: never across another request (a token fetch comes before, as a
+    /// request of its own) nor while a body handed back unread is streamed, so no turn waits on
+    /// another.
+    async fn turn(&self) -> SemaphorePermit<'_> {
+        self.in_flight
+            .acquire()
+            .await
+            .expect("the semaphore is never closed")
+    }
+
     /// Sends `req` once (following redirects for GET and HEAD) within `timeout`, reading at most
     /// `limit` of the body.
     pub(crate) async fn send(
@@ -225,6 +246,7 @@ impl Transport {
         limit: Limit,
         timeout: Duration,
     ) -> Result<Reply, Failure> {
+        let _turn = self.turn().await;
         let (resp, url) = self.respond(req, auth, timeout).await?;
         let plain = url.scheme() == "http";
         read(resp, plain, limit).await
@@ -239,10 +261,15 @@ impl Transport {
         limit: Option<Limit>,
         timeout: Duration,
     ) -> Result<Opened, Failure> {
+        let turn = self.turn().await;
         let (resp, url) = self.respond(req, auth, timeout).await?;
         let plain = url.scheme() == "http";
         match limit {
-            None if resp.status().is_success() => Ok(Opened::Stream(resp)),
+            None if resp.status().is_success() => {
+                // Streamed by the caller, perhaps into a request of its own: the turn ends here.
+                drop(turn);
+                Ok(Opened::Stream(resp))
+            }
             None => read(
                 resp,
                 plain,

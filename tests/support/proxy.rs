@@ -3,6 +3,7 @@
 //! timeout, and latency (half a round trip each way, one more on connect). It counts requests.
 //!
 //! A rule decides the fate of the n-th request (0-based, in arrival order). Plain HTTP only.
+//! It also records the most requests it ever had in flight at once.
 //! Threads, not async: it must not share a runtime with what it tests.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -59,6 +60,31 @@ pub struct Proxy {
     count: Arc<AtomicUsize>,
     log: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
+    flight: Arc<Flight>,
+}
+
+/// Requests between their arrival and the end of their answer: now, and the most ever.
+#[derive(Default)]
+struct Flight {
+    now: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+/// One request in flight; it lands on drop, however its answer ends.
+struct InFlight<'a>(&'a Flight);
+
+impl<'a> InFlight<'a> {
+    fn start(flight: &'a Flight) -> InFlight<'a> {
+        let now = flight.now.fetch_add(1, Ordering::SeqCst) + 1;
+        flight.peak.fetch_max(now, Ordering::SeqCst);
+        InFlight(flight)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Proxy {
@@ -73,16 +99,18 @@ impl Proxy {
         let count = Arc::new(AtomicUsize::new(0));
         let log = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
+        let flight = Arc::new(Flight::default());
         let rule: Arc<Rule> = Arc::new(rule);
         let shared = (
             count.clone(),
             log.clone(),
             stop.clone(),
             upstream.to_string(),
+            flight.clone(),
         );
         thread::spawn(move || {
             for client in listener.incoming() {
-                let (count, log, stop, upstream) = shared.clone();
+                let (count, log, stop, upstream, flight) = shared.clone();
                 if stop.load(Ordering::SeqCst) {
                     break;
                 }
@@ -90,7 +118,7 @@ impl Proxy {
                 let rule = rule.clone();
                 thread::spawn(move || {
                     thread::sleep(rtt); // the TCP handshake's round trip
-                    let _ = serve(client, &upstream, rtt, &*rule, &count, &log);
+                    let _ = serve(client, &upstream, rtt, &*rule, &count, &log, &flight);
                 });
             }
         });
@@ -99,7 +127,13 @@ impl Proxy {
             count,
             log,
             stop,
+            flight,
         }
+    }
+
+    /// The most requests that were in flight at once so far.
+    pub fn peak_in_flight(&self) -> usize {
+        self.flight.peak.load(Ordering::SeqCst)
     }
 
     /// Requests seen so far.
@@ -142,6 +176,7 @@ fn serve(
     rule: &Rule,
     count: &AtomicUsize,
     log: &Mutex<Vec<String>>,
+    flight: &Flight,
 ) -> std::io::Result<()> {
     client.set_nodelay(true)?; // no Nagle delays: latency is what the rule injects, nothing else
                                // A TLS ClientHello (clients that try HTTPS before plain HTTP): refuse at once, as a plain
@@ -158,6 +193,7 @@ fn serve(
             return Ok(());
         };
         let body = read_request_body(&mut reader, &head)?;
+        let _in_flight = InFlight::start(flight);
         let n = count.fetch_add(1, Ordering::SeqCst);
         let fault = rule(&request, n);
         log.lock()
