@@ -1,9 +1,9 @@
-//! The edge: dispatches a parsed command, reads the files settings name (spec), writes what users
-//! and later jobs read (dotenv, then stdout), reads the clock for GitLab's log sections, and warns
-//! about `MULTIARCH_*` variables nobody reads. Everything it calls is pure or behind the registry
-//! seam.
+//! The edge: dispatches a parsed command, reads the files settings name (spec, through
+//! `user_file`), writes what users and later jobs read (dotenv, then stdout), reads the clock for
+//! GitLab's log sections, and warns about `MULTIARCH_*` variables nobody reads. Everything it
+//! calls is pure or behind the registry seam.
 
-use std::io::{Read as _, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -16,7 +16,7 @@ use crate::publish::{self, NoPhases, Phases};
 use crate::registry::Client;
 use crate::settings::table::Cmd;
 use crate::settings::{self, Env, InspectView, LoginOutput, Output, Plan};
-use crate::{inspect, output_file, reference, report, spec, wait};
+use crate::{inspect, output_file, reference, report, spec, user_file, wait};
 
 /// Runs one command; results go to stdout, logs to stderr through `tracing`.
 pub(crate) async fn run(cmd: Cmd, given: &Given, env: &Env) -> Result<(), Error> {
@@ -91,12 +91,16 @@ fn write_auth(path: &Path, host: &str, username: &str, password: &str) -> Result
             "name a JSON auth file (docker config.json or containers auth.json), or use --password-stdout",
         )
     };
-    let mut doc: serde_json::Value = match std::fs::read_to_string(path) {
-        Ok(text) if text.trim().is_empty() => serde_json::json!({}),
-        Ok(text) => serde_json::from_str(&text)
+    let existing = user_file::read_if_exists(
+        "--auth-file / MULTIARCH_AUTH_FILE",
+        path,
+        user_file::MAX_BYTES,
+    )?;
+    let mut doc: serde_json::Value = match existing {
+        None => serde_json::json!({}),
+        Some(text) if text.trim().is_empty() => serde_json::json!({}),
+        Some(text) => serde_json::from_str(&text)
             .map_err(|_| unusable("it is not JSON (its content is not shown)".into()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::json!({}),
-        Err(e) => return Err(unusable(format!("it cannot be read ({e})"))),
     };
     let key = if matches!(
         host,
@@ -219,20 +223,8 @@ fn resolve(given: &Given, env: &Env) -> Result<Plan, Error> {
     let Some(found) = settings::spec_path(given, env) else {
         return settings::resolve(given, env, None);
     };
-    let setting = found.origin.name();
     let path = PathBuf::from(found.text.trim());
-    let unreadable = |source| Error::UnreadableFile {
-        setting: setting.clone(),
-        path: path.clone(),
-        source,
-    };
-    let mut text = String::new();
-    std::fs::File::open(&path)
-        .and_then(|f| {
-            f.take(spec::MAX_SPEC_BYTES as u64 + 1)
-                .read_to_string(&mut text)
-        })
-        .map_err(unreadable)?;
+    let text = user_file::read(&found.origin.name(), &path, spec::MAX_SPEC_BYTES as u64)?;
     let spec = spec::parse(&path.display().to_string(), &text)?;
     settings::resolve(given, env, Some(&spec))
 }

@@ -4,8 +4,9 @@
 //! error to an exit code. Everything else is a module of this one crate, `pub(crate)` at most,
 //! so the compiler sees dead code. Layers (dependencies point down): the edge (`app`: files,
 //! stdout, clock, GitLab sections) → orchestration (`publish`, `wait`, `inspect`) → I/O
-//! (`registry`, `credentials`, `ecr`) → pure (`cli`, `settings`, `spec`, `reference`, `platform`,
-//! `manifest`, `index`, `report`, `model`, `error`, `secret`, `tag_rule`).
+//! (`registry`, `credentials`, `ecr`, `user_file`) → pure (`cli`, `settings`, `spec`,
+//! `reference`, `platform`, `manifest`, `index`, `report`, `model`, `error`, `secret`,
+//! `tag_rule`).
 
 mod app;
 mod cli;
@@ -28,6 +29,7 @@ mod spec;
 mod tag_rule;
 #[cfg(test)]
 mod testing;
+mod user_file;
 mod wait;
 
 use std::io::IsTerminal;

@@ -782,3 +782,55 @@ fn requests_in_flight_are_bounded_however_many_children_an_index_has() {
     );
     eprintln!("{peak} requests in flight at most");
 }
+
+#[test]
+fn user_named_files_that_are_not_regular_files_exit_2_at_once() {
+    let work = tempfile::tempdir().unwrap();
+    let fifo = work.path().join("fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let docker = work.path().join("docker");
+    std::fs::create_dir(&docker).unwrap();
+    std::os::unix::fs::symlink(&fifo, docker.join("config.json")).unwrap();
+    let fifo = fifo.display().to_string();
+    let docker = docker.display().to_string();
+    let base = [
+        ("MULTIARCH_IMAGE", "r.example/app"),
+        ("MULTIARCH_TAGS", "1"),
+        ("MULTIARCH_TIMEOUT", "5s"),
+    ];
+    for (extra, want) in [
+        (
+            ("MULTIARCH_CA_FILE", fifo.as_str()),
+            format!("MULTIARCH_CA_FILE = {fifo:?} is invalid: it is a FIFO (named pipe), not a regular file"),
+        ),
+        (
+            ("MULTIARCH_CA_FILE", "/dev/zero"),
+            "MULTIARCH_CA_FILE = \"/dev/zero\" is invalid: it is a character device, not a regular file".to_string(),
+        ),
+        (
+            ("MULTIARCH_SPEC", fifo.as_str()),
+            format!("MULTIARCH_SPEC = {fifo:?} is invalid: it is a FIFO (named pipe), not a regular file"),
+        ),
+        (
+            ("DOCKER_CONFIG", docker.as_str()),
+            "config.json\" is invalid: it is a FIFO (named pipe), not a regular file".to_string(),
+        ),
+    ] {
+        let mut env = vars(&base);
+        env.insert(extra.0.into(), extra.1.into());
+        let start = Instant::now();
+        let out = multiarch(&env, work.path())
+            .arg("push")
+            .timeout(Duration::from_secs(20))
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains(&want), "{extra:?}: {err}");
+        assert!(start.elapsed() < Duration::from_secs(5), "{extra:?}");
+    }
+}

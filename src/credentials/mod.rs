@@ -23,6 +23,7 @@ use crate::ecr::Ecr;
 use crate::error::Error;
 use crate::secret::Secret;
 use crate::settings::CredentialInputs;
+use crate::user_file;
 
 /// What to present to one registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,19 +74,11 @@ impl Chain {
         } else {
             let mut found = (None, String::new());
             for path in &inputs.docker_config_files {
-                match std::fs::read_to_string(path) {
-                    Ok(t) => {
-                        found = (Some(t), path.display().to_string());
-                        break;
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(source) => {
-                        return Err(Error::UnreadableFile {
-                            setting: "docker config".into(),
-                            path: path.clone(),
-                            source,
-                        })
-                    }
+                if let Some(t) =
+                    user_file::read_if_exists("docker config", path, user_file::MAX_BYTES)?
+                {
+                    found = (Some(t), path.display().to_string());
+                    break;
                 }
             }
             found

@@ -408,11 +408,7 @@ fn client(
 
 /// Reads a PEM bundle into one PEM per certificate.
 pub(crate) fn read_ca_file(path: &std::path::Path, setting: &str) -> Result<Vec<Vec<u8>>, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::UnreadableFile {
-        setting: setting.into(),
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::user_file::read(setting, path, crate::user_file::MAX_BYTES)?;
     let pems: Vec<Vec<u8>> = text
         .split_inclusive("-----END CERTIFICATE-----")
         .filter_map(|block| {
