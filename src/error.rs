@@ -28,6 +28,11 @@ pub(crate) enum Error {
         hint: String,
     },
 
+    /// A variable multiarch reads holds bytes that are not UTF-8 (its value is never shown: it
+    /// may be a secret).
+    #[error("the environment variable {variable} is not valid UTF-8 (at byte {at} of its value), so it cannot be used\n  hint: set it to UTF-8 text, or unset it (its value is not shown: it may be a secret)")]
+    NotUnicode { variable: String, at: usize },
+
     /// Something the run needs was not given and has no default here.
     #[error("{setting} is not set and has no default here\n  hint: {hint}")]
     MissingSetting { setting: String, hint: String },
@@ -221,6 +226,7 @@ impl Error {
     pub(crate) fn exit_code(&self) -> i32 {
         match self {
             Error::InvalidSetting { .. }
+            | Error::NotUnicode { .. }
             | Error::MissingSetting { .. }
             | Error::UnreadableFile { .. }
             | Error::Unreachable { .. }

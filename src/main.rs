@@ -44,9 +44,10 @@ fn main() -> ExitCode {
         Ok(parsed) => parsed,
         Err(e) => e.exit(), // help, version, usage errors: clap prints them (exit 0 or 2)
     };
-    let env: Env = std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .collect();
+    let env: Env = match settings::snapshot(std::env::vars_os()) {
+        Ok(env) => env,
+        Err(e) => return report_error(&e),
+    };
     let level = match settings::log_level(&given, &env) {
         Ok(l) => l,
         Err(e) => return report_error(&e),

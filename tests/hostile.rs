@@ -17,7 +17,9 @@ use support::fixtures::{
 use support::hostile::{Behaviour, Hostile};
 use support::proxy::{Fault, Proxy};
 use support::token::TokenService;
-use support::{free_port, multiarch, multiarch_process, stderr_of, vars, Options, Registry};
+use support::{
+    free_port, gitlab_env, multiarch, multiarch_process, stderr_of, vars, Options, Registry,
+};
 
 /// Runs `multiarch args` with `env`; returns exit code, stderr and how long it took.
 fn run(env: &BTreeMap<String, String>, args: &[&str]) -> (Option<i32>, String, Duration) {
@@ -833,4 +835,34 @@ fn user_named_files_that_are_not_regular_files_exit_2_at_once() {
         assert!(err.contains(&want), "{extra:?}: {err}");
         assert!(start.elapsed() < Duration::from_secs(5), "{extra:?}");
     }
+}
+
+#[test]
+fn a_variable_that_is_not_utf8_exits_2_naming_it_and_pushes_nothing() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt as _;
+    let reg = Registry::start();
+    push_two_arches(&reg, "app", Kind::Oci);
+    let work = tempfile::tempdir().unwrap();
+    // On the default branch, without MULTIARCH_TAGS, the tag would be `latest`.
+    let mut env = gitlab_env(&reg.repo("app"));
+    env.insert("MULTIARCH_INSECURE_REGISTRIES".into(), reg.host.clone());
+    env.insert("MULTIARCH_TIMEOUT".into(), "5s".into());
+    let out = multiarch_process(&env, work.path())
+        .env("MULTIARCH_TAGS", OsStr::from_bytes(b"release-1.0\xff"))
+        .env("LC_ALL", OsStr::from_bytes(b"C.\xff")) // not read: ignored as before
+        .arg("push")
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "the environment variable MULTIARCH_TAGS is not valid UTF-8 (at byte 11 of its value)"
+        ),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+    assert!(reg.raw("app:latest").is_none());
+    assert!(!work.path().join("multiarch.env").exists());
 }

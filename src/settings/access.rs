@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::environment;
 use super::table::{
     AUTH, CA_FILE, INSECURE_REGISTRY, PASSWORD, REQUEST_TIMEOUT, RETRIES, USERNAME,
 };
@@ -147,9 +148,7 @@ pub(crate) fn access(inputs: &Inputs) -> Result<Access, Error> {
             }
         },
     };
-    let token_var = inputs
-        .var("MULTIARCH_OIDC_TOKEN_VAR")
-        .unwrap_or("GITLAB_OIDC_TOKEN");
+    let token_var = environment::token_var(inputs.env);
     let aws = AwsInputs {
         force_ecr,
         region: inputs

@@ -9,6 +9,7 @@
 //! variable the value came from.
 
 mod access;
+mod environment;
 mod semver;
 mod sources;
 pub(crate) mod table;
@@ -31,6 +32,7 @@ use table::{
 };
 
 pub(crate) use access::{Access, AwsInputs, CredentialInputs};
+pub(crate) use environment::snapshot;
 pub(crate) use values::{unknown_variables, Found, Inputs, Origin};
 
 /// A snapshot of the process environment.

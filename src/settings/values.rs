@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use super::environment;
 use super::table::{Kind, Setting, OTHER_PREFIXES, OTHER_VARIABLES, SETTINGS};
 use super::Env;
 use crate::cli::Given;
@@ -52,6 +53,10 @@ pub(crate) struct Inputs<'a> {
 impl<'a> Inputs<'a> {
     /// A variable's value; empty means unset.
     pub(crate) fn var(&self, name: &str) -> Option<&'a str> {
+        debug_assert!(
+            environment::is_read(name, environment::token_var(self.env)),
+            "{name} is read: list it in settings::environment, so that a value that is not UTF-8 is refused"
+        );
         self.env
             .get(name)
             .map(String::as_str)
