@@ -74,6 +74,16 @@ fn misconfiguration_exits_2_at_once_with_a_hint() {
             "is not trusted",
             "MULTIARCH_CA_FILE",
         ),
+        // An entry that can never match: named, with the forms that do.
+        (
+            vars(&[
+                ("MULTIARCH_IMAGE", &plain.repo("app")),
+                ("MULTIARCH_TAGS", "1"),
+                ("MULTIARCH_INSECURE_REGISTRIES", &format!("127.0.0.1:*,{}", plain.host)),
+            ]),
+            "MULTIARCH_INSECURE_REGISTRIES = \"127.0.0.1:*\" is invalid: wildcards are not supported",
+            "write host or host:port",
+        ),
         (
             vars(&[
                 ("MULTIARCH_IMAGE", "localhost:99999/app"),

@@ -396,3 +396,22 @@ fn a_manifest_tool_spec_publishes_under_every_tag_it_names() {
         stderr_of(&out)
     );
 }
+
+#[test]
+fn an_insecure_registry_written_as_a_url_is_reached_over_plain_http() {
+    let reg = Registry::start();
+    push_two_arches(&reg, "group/app", Kind::Oci);
+    let work = tempfile::tempdir().unwrap();
+    for spelling in [format!("http://{}", reg.host), format!("{}/", reg.host)] {
+        let env = job(
+            &reg,
+            &[
+                ("MULTIARCH_INSECURE_REGISTRIES", &spelling),
+                ("MULTIARCH_TIMEOUT", "5s"),
+            ],
+        );
+        let out = multiarch(&env, work.path()).arg("push").output().unwrap();
+        assert!(out.status.success(), "{spelling}: {}", stderr_of(&out));
+    }
+    assert!(reg.raw("group/app:latest").is_some());
+}

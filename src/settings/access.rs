@@ -5,11 +5,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::environment;
 use super::table::{
     AUTH, CA_FILE, INSECURE_REGISTRY, PASSWORD, REQUEST_TIMEOUT, RETRIES, USERNAME,
 };
 use super::values::{list, parse_duration, Inputs};
+use super::{environment, insecure};
 use crate::error::Error;
 use crate::secret::Secret;
 
@@ -60,12 +60,11 @@ pub(crate) struct AwsInputs {
 
 /// Resolves how to reach registries (shared by every command).
 pub(crate) fn access(inputs: &Inputs) -> Result<Access, Error> {
-    let insecure: Vec<String> = inputs
+    let insecure = inputs
         .each(&INSECURE_REGISTRY)
         .into_iter()
-        .flat_map(|(v, _)| list(v))
-        .map(|h| h.to_ascii_lowercase())
-        .collect();
+        .flat_map(|(v, origin)| list(v).map(move |entry| insecure::host(&origin.name(), entry)))
+        .collect::<Result<Vec<String>, Error>>()?;
     let ca_file = inputs.get(&CA_FILE).map(|f| PathBuf::from(f.text));
 
     let username = inputs.get(&USERNAME).map(|f| f.text);

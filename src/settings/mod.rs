@@ -10,6 +10,7 @@
 
 mod access;
 mod environment;
+mod insecure;
 mod semver;
 mod sources;
 pub(crate) mod table;
