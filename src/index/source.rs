@@ -6,9 +6,11 @@
 //! the same rule on what their configs say, for entries that name no platform.
 //! Pure: no I/O.
 
+use std::collections::HashMap;
+
 use crate::error::Error;
 use crate::manifest::{Descriptor, DescriptorPlatform};
-use crate::model::Resolved;
+use crate::model::{Digest, Resolved};
 use crate::platform::Platform;
 
 /// Most entries a source index may have. A buildx per-architecture index holds an image and its
@@ -32,9 +34,13 @@ pub(crate) fn distinct(index: &str, manifests: &[Descriptor]) -> Result<Vec<Desc
         });
     }
     let mut out: Vec<Descriptor> = Vec::new();
+    let mut seen: HashMap<&Digest, usize> = HashMap::new();
     for d in manifests {
-        match out.iter().find(|kept| kept.digest == d.digest) {
-            None => out.push(d.clone()),
+        match seen.get(&d.digest).map(|&i| &out[i]) {
+            None => {
+                seen.insert(&d.digest, out.len());
+                out.push(d.clone());
+            }
             Some(kept) if said(kept) == said(d) => {}
             Some(kept) => {
                 return Err(Error::InvalidManifest {
@@ -43,8 +49,8 @@ pub(crate) fn distinct(index: &str, manifests: &[Descriptor]) -> Result<Vec<Desc
                     reason: format!(
                         "it lists {} both as {} and as {}",
                         d.digest,
-                        shown(&said(kept)),
-                        shown(&said(d))
+                        shown(said(kept).as_ref()),
+                        shown(said(d).as_ref())
                     ),
                 })
             }
@@ -86,15 +92,10 @@ pub(crate) fn within(resolved: &Resolved) -> Result<(), Error> {
     Ok(())
 }
 
-fn ambiguous(
-    index: &str,
-    platform: &Platform,
-    first: &crate::model::Digest,
-    second: &crate::model::Digest,
-) -> Error {
+fn ambiguous(index: &str, platform: &Platform, first: &Digest, second: &Digest) -> Error {
     Error::AmbiguousIndex {
         index: index.to_string(),
-        platform: shown(&Some(platform.clone())),
+        platform: shown(Some(platform)),
         first: first.to_string(),
         second: second.to_string(),
     }
@@ -107,7 +108,7 @@ fn said(d: &Descriptor) -> Option<Platform> {
     d.platform.as_ref().map(DescriptorPlatform::to_platform)
 }
 
-fn shown(p: &Option<Platform>) -> String {
+fn shown(p: Option<&Platform>) -> String {
     match p {
         Some(p) => match &p.os_version {
             Some(v) => format!("{p} (os.version {v})"),
@@ -120,7 +121,6 @@ fn shown(p: &Option<Platform>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Digest;
 
     fn entry(n: u8, platform: Option<&str>) -> Descriptor {
         let platform = platform.map(|p| {
