@@ -1,7 +1,8 @@
 //! The only way to the network: the OCI distribution API, in layers whose dependencies point
 //! down (after go-containerregistry's transports and regclient's reghttp):
 //!
-//! - `transport`: the HTTP clients, DNS, TLS trust, bounded bodies, redirects without credentials;
+//! - `transport`: the HTTP clients, DNS, TLS trust, bounded bodies, redirects without credentials
+//!   (`redirect`: which to follow, and who failed after one);
 //! - `retry`: one budget (retries, per-request limit, the wait's deadline) and its one loop;
 //! - `token`: challenges, the token exchange (through transport and retry), headers per scope;
 //! - `api`: the distribution calls orchestration uses, behind the `Registry` seam;
@@ -15,6 +16,7 @@ mod blobs;
 mod classify;
 mod client;
 mod dns;
+mod redirect;
 mod retry;
 mod token;
 mod transport;
