@@ -504,3 +504,51 @@ fn unknown_variables_are_named_and_oversized_specs_refused() {
         stderr_of(&out)
     );
 }
+
+#[test]
+fn a_push_answer_whose_digest_header_is_not_a_digest_only_warns_and_another_digest_fails() {
+    let reg = Registry::start();
+    push_two_arches(&reg, "app", Kind::Oci);
+    let other = format!("sha256:{}", "a".repeat(64));
+    for (header, tag, code) in [("sha256:nothex", "moved", 0), (other.as_str(), "other", 4)] {
+        let proxy = Proxy::start(&reg.host, Duration::ZERO, {
+            let header = header.to_string();
+            move |req, _| {
+                if req.method == "PUT" {
+                    Fault::Header("Docker-Content-Digest".into(), header.clone())
+                } else {
+                    Fault::Pass
+                }
+            }
+        });
+        let repo = format!("{}/app", proxy.host);
+        let env = vars(&[
+            ("MULTIARCH_IMAGE", &repo),
+            ("MULTIARCH_TAGS", &format!("latest,{tag}")),
+            ("MULTIARCH_INSECURE_REGISTRIES", &proxy.host),
+            ("MULTIARCH_TIMEOUT", "5s"),
+        ]);
+        let work = tempfile::tempdir().unwrap();
+        let out = multiarch(&env, work.path()).arg("push").output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(code), "{header}: {err}");
+        if code == 0 {
+            let digest = support::sha256(&reg.raw("app:moved").expect("the tag moved"));
+            assert!(
+                err.contains("Docker-Content-Digest header is not a digest; ignored"),
+                "{err}"
+            );
+            assert!(!err.contains("nothex"), "the header is not echoed: {err}");
+            assert_eq!(
+                String::from_utf8(out.stdout).unwrap(),
+                format!("{repo}:latest@{digest}\n{repo}:moved@{digest}\n"),
+                "every tag is reported as moved"
+            );
+        } else {
+            assert!(
+                err.contains(&format!("content digest {other} does not match sha256:")),
+                "{err}"
+            );
+        }
+    }
+}
