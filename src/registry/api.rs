@@ -192,6 +192,13 @@ impl Registry for Client {
         if reply.status != StatusCode::OK {
             return Err(self.refusal(&reply, &op).await);
         }
+        manifest::check_size(
+            &at.to_string(),
+            "image config",
+            &config.digest,
+            config.size,
+            reply.body.len(),
+        )?;
         if !config.digest.verifies(&reply.body) {
             return Err(Error::DigestMismatch {
                 reference: where_,
