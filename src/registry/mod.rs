@@ -3,7 +3,7 @@
 //!
 //! - `transport`: the HTTP clients, DNS, TLS trust, bounded bodies, redirects without credentials
 //!   (`redirect`: which to follow, and who failed after one);
-//! - `retry`: one budget (retries, per-request limit, the wait's deadline) and its one loop;
+//! - `retry`: one budget (retries, per-request limit, a deadline for retries) and its one loop;
 //! - `token`: challenges, the token exchange (through transport and retry), headers per scope;
 //! - `api`: the distribution calls orchestration uses, behind the `Registry` seam;
 //! - `classify`: pure, status + error codes + transport verdicts → `Error`.
