@@ -30,6 +30,7 @@ use crate::reference::{Reference, Repository};
 use crate::tag_rule::TagRule;
 
 pub(crate) use client::Client;
+pub(crate) use dns::{lookup, DnsFailure};
 pub(crate) use retry::first_line;
 
 /// How a blob got into a repository.

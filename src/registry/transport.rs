@@ -444,15 +444,15 @@ pub(crate) fn read_ca_file(path: &std::path::Path, setting: &str) -> Result<Vec<
 /// verdict, rustls' (a certificate refused, a handshake answered in plain text), or the kind
 /// reqwest reports. Nothing here matches message text.
 fn failure(e: &reqwest::Error) -> Failure {
+    if let Some(dns) = DnsFailure::find(e) {
+        return if dns.unknown {
+            Failure::UnknownHost(dns.name.clone())
+        } else {
+            Failure::Transient(dns.to_string())
+        };
+    }
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
-        if let Some(dns) = s.downcast_ref::<DnsFailure>() {
-            return if dns.unknown {
-                Failure::UnknownHost(dns.name.clone())
-            } else {
-                Failure::Transient(dns.to_string())
-            };
-        }
         match s.downcast_ref::<rustls::Error>() {
             Some(tls @ rustls::Error::InvalidCertificate(_)) => {
                 return Failure::Untrusted(tls.to_string())
