@@ -2,15 +2,14 @@
 //! (ECR GetAuthorizationToken through the SDK's default chain, or a GitLab OIDC token exchanged
 //! with STS AssumeRoleWithWebIdentity), and the repository's tag mutability (DescribeRepositories).
 //!
-//! The only user of the AWS SDK. Its errors are converted here, by error code: `AccessDenied*`
-//! names the IAM action that is missing (exit 5); no credentials at all lists what was tried
-//! (exit 5); timeouts and dispatch failures are transient (exit 75). No secret is ever logged.
+//! The only user of the AWS SDK (set up in `sdk`). Its errors are converted there, by error code:
+//! `AccessDenied*` names the IAM action that is missing (exit 5); no credentials at all lists what
+//! was tried (exit 5); an API endpoint that does not exist (a mistyped region) is exit 2 at once,
+//! naming it and where the region came from; timeouts and dispatch failures are transient
+//! (exit 75). No secret is ever logged.
 
 use std::collections::HashMap;
 
-use aws_config::BehaviorVersion;
-use aws_credential_types::provider::error::CredentialsError;
-use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecr::types::ImageTagMutability;
 use base64::Engine as _;
 use tokio::sync::{Mutex, OnceCell};
@@ -20,6 +19,9 @@ use crate::error::Error;
 use crate::secret::Secret;
 use crate::settings::AwsInputs;
 use crate::tag_rule::TagRule;
+use sdk::{convert, Region, UnknownHostIsFinal};
+
+mod sdk;
 
 /// What an ECR registry host says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,8 +65,6 @@ pub struct Ecr {
     oidc: OnceCell<Option<aws_credential_types::Credentials>>,
 }
 
-const NO_CREDENTIALS_TRIED: &str = "environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), shared profile (AWS_PROFILE, ~/.aws), web identity (AWS_ROLE_ARN with AWS_WEB_IDENTITY_TOKEN_FILE or a GitLab id_token in GITLAB_OIDC_TOKEN), container role (ECS/EKS), instance role (IMDS)";
-
 impl Ecr {
     pub fn new(inputs: &AwsInputs) -> Ecr {
         Ecr {
@@ -82,12 +82,13 @@ impl Ecr {
     /// A registry login (`AWS`, token) for `host`, from GetAuthorizationToken.
     #[instrument(skip_all, fields(registry = host))]
     pub async fn login(&self, host: &str) -> Result<(String, Secret), Error> {
-        let client = self.client(host).await?;
+        let region = self.region(host)?;
+        let client = self.client(&region).await?;
         let out = client
             .get_authorization_token()
             .send()
             .await
-            .map_err(|e| convert(e, "ecr:GetAuthorizationToken", host))?;
+            .map_err(|e| convert(e, "ecr:GetAuthorizationToken", host, &region))?;
         let token = out
             .authorization_data()
             .first()
@@ -111,7 +112,8 @@ impl Ecr {
     /// The tag mutability of `repository`. Denied → warn and assume mutable (the registry will
     /// still refuse an immutable tag with `TAG_INVALID`, which is explained the same way).
     pub async fn tag_rule(&self, host: &str, repository: &str) -> Result<TagRule, Error> {
-        let client = self.client(host).await?;
+        let region = self.region(host)?;
+        let client = self.client(&region).await?;
         let mut req = client.describe_repositories().repository_names(repository);
         if let Some(h) = parse_host(host) {
             req = req.registry_id(h.account);
@@ -126,7 +128,7 @@ impl Ecr {
                 return Ok(TagRule::Mutable);
             }
             Err(e) => {
-                return match convert(e, "ecr:DescribeRepositories", repository) {
+                return match convert(e, "ecr:DescribeRepositories", repository, &region) {
                     Error::EcrDenied { .. } => {
                         warn!(repository, "ecr:DescribeRepositories denied: cannot check tag immutability before pushing");
                         Ok(TagRule::Mutable)
@@ -158,22 +160,38 @@ impl Ecr {
         Ok(rule)
     }
 
-    async fn client(&self, host: &str) -> Result<aws_sdk_ecr::Client, Error> {
-        let region = parse_host(host).map(|h| h.region).or_else(|| self.inputs.region.clone()).ok_or_else(|| Error::MissingSetting {
+    /// The region of `host`'s API calls: the one its name says, else (`--auth ecr`)
+    /// `AWS_REGION` / `AWS_DEFAULT_REGION`.
+    fn region(&self, host: &str) -> Result<Region, Error> {
+        if let Some(h) = parse_host(host) {
+            return Ok(Region {
+                name: h.region,
+                from: format!("the registry host {host}"),
+            });
+        }
+        let name = self.inputs.region.clone().ok_or_else(|| Error::MissingSetting {
             setting: "AWS_REGION".into(),
             hint: format!("{host} does not name an AWS region (MULTIARCH_AUTH=ecr); set AWS_REGION, e.g. eu-west-1"),
         })?;
+        Ok(Region {
+            name,
+            from: "AWS_REGION / AWS_DEFAULT_REGION".into(),
+        })
+    }
+
+    async fn client(&self, region: &Region) -> Result<aws_sdk_ecr::Client, Error> {
         let mut clients = self.clients.lock().await;
-        if let Some(c) = clients.get(&region) {
+        if let Some(c) = clients.get(&region.name) {
             return Ok(c.clone());
         }
-        let sdk = sdk_config(&region).await;
-        let mut config = aws_sdk_ecr::config::Builder::from(&sdk);
-        if let Some(credentials) = self.oidc_credentials(&sdk).await? {
+        let sdk = sdk::config(region).await;
+        let mut config =
+            aws_sdk_ecr::config::Builder::from(&sdk).retry_classifier(UnknownHostIsFinal);
+        if let Some(credentials) = self.oidc_credentials(&sdk, region).await? {
             config = config.credentials_provider(credentials);
         }
         let client = aws_sdk_ecr::Client::from_conf(config.build());
-        clients.insert(region, client.clone());
+        clients.insert(region.name.clone(), client.clone());
         Ok(client)
     }
 
@@ -182,6 +200,7 @@ impl Ecr {
     async fn oidc_credentials(
         &self,
         sdk: &aws_config::SdkConfig,
+        region: &Region,
     ) -> Result<Option<aws_credential_types::Credentials>, Error> {
         let (Some(role), Some(token)) = (&self.inputs.role_arn, &self.inputs.web_identity_token)
         else {
@@ -189,14 +208,17 @@ impl Ecr {
         };
         self.oidc
             .get_or_try_init(|| async {
-                let out = aws_sdk_sts::Client::new(sdk)
+                let sts = aws_sdk_sts::config::Builder::from(sdk)
+                    .retry_classifier(UnknownHostIsFinal)
+                    .build();
+                let out = aws_sdk_sts::Client::from_conf(sts)
                     .assume_role_with_web_identity()
                     .role_arn(role)
                     .role_session_name(&self.inputs.session_name)
                     .web_identity_token(token.expose())
                     .send()
                     .await
-                    .map_err(|e| convert(e, "sts:AssumeRoleWithWebIdentity", role))?;
+                    .map_err(|e| convert(e, "sts:AssumeRoleWithWebIdentity", role, region))?;
                 let c = out.credentials().ok_or_else(|| Error::Registry {
                     action: "assuming",
                     reference: role.clone(),
@@ -213,87 +235,6 @@ impl Ecr {
             })
             .await
             .cloned()
-    }
-}
-
-/// SDK configuration from the environment (keys, profiles, web identity, container and
-/// instance roles; `AWS_ENDPOINT_URL_*`), over rustls with ring like the rest of the binary.
-async fn sdk_config(region: &str) -> aws_config::SdkConfig {
-    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
-    aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http)
-        .region(aws_config::Region::new(region.to_string()))
-        .load()
-        .await
-}
-
-/// Converts an SDK error by error code; the message never carries a secret.
-fn convert<E>(
-    e: SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
-    action: &'static str,
-    resource: &str,
-) -> Error
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    let status = e.raw_response().map(|r| r.status().as_u16());
-    if let Some(service) = e.as_service_error() {
-        let code = service.code().unwrap_or("unknown");
-        let message = service.message().unwrap_or("").to_string();
-        let reason = match (service.code(), status) {
-            (Some(c), _) if message.is_empty() => c.to_string(),
-            (Some(c), _) => format!("{c}: {message}"),
-            (None, Some(s)) => format!("HTTP {s}"),
-            (None, None) => "no error code".to_string(),
-        };
-        // Without a code the SDK could parse (some endpoints answer XML), the status decides.
-        if code.starts_with("AccessDenied")
-            || (service.code().is_none() && status == Some(403))
-            || code == "InvalidIdentityToken"
-            || code == "ExpiredToken"
-            || code == "UnrecognizedClientException"
-            || code == "InvalidClientTokenId"
-        {
-            return Error::EcrDenied {
-                action,
-                resource: resource.to_string(),
-                reason,
-            };
-        }
-        if code == "ThrottlingException"
-            || (service.code().is_none() && matches!(status, Some(429 | 500..=599)))
-            || code == "ServiceUnavailableException"
-            || code == "ServerException"
-        {
-            return Error::Transient {
-                action: "calling",
-                reference: action.to_string(),
-                reason,
-            };
-        }
-        return Error::Registry {
-            action: "calling",
-            reference: action.to_string(),
-            reason,
-        };
-    }
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-    while let Some(s) = source {
-        if s.downcast_ref::<CredentialsError>().is_some() {
-            return Error::NoAwsCredentials {
-                action,
-                tried: NO_CREDENTIALS_TRIED.to_string(),
-            };
-        }
-        source = s.source();
-    }
-    Error::Transient {
-        action: "calling",
-        reference: action.to_string(),
-        reason: "the AWS API did not answer".into(),
     }
 }
 

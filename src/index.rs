@@ -59,6 +59,9 @@ pub(crate) struct Child {
     pub(crate) attestation: bool,
     /// The revision the image was built from, when labelled (attestations: none).
     pub(crate) revision: Option<String>,
+    /// The manifest's size as the index says it: a copy checks what it fetches against it.
+    #[serde(skip)]
+    pub(crate) size: u64,
 }
 
 /// The built index: bytes to push as they are, and what they hold.
@@ -185,6 +188,7 @@ fn entries_of(resolved: &Resolved) -> Result<Vec<(Descriptor, Child)>, Error> {
     let child = |platform: Platform,
                  digest: &Digest,
                  media_type: &str,
+                 size: u64,
                  image: Option<&SourceImage>| Child {
         platform,
         digest: digest.clone(),
@@ -193,6 +197,7 @@ fn entries_of(resolved: &Resolved) -> Result<Vec<(Descriptor, Child)>, Error> {
         from: repository.clone(),
         attestation: image.is_none(),
         revision: image.and_then(|i| i.revision.clone()),
+        size,
     };
     let mut out = Vec::new();
     for image in resolved.images() {
@@ -241,6 +246,7 @@ fn entries_of(resolved: &Resolved) -> Result<Vec<(Descriptor, Child)>, Error> {
             actual.clone(),
             &image.fetched.digest,
             &image.fetched.media_type,
+            descriptor.size,
             Some(image),
         );
         out.push((descriptor, c));
@@ -252,7 +258,8 @@ fn entries_of(resolved: &Resolved) -> Result<Vec<(Descriptor, Child)>, Error> {
                 .as_ref()
                 .map(DescriptorPlatform::to_platform)
                 .unwrap_or_else(|| Platform::normalised("unknown", "unknown", None, None));
-            out.push((d.clone(), child(platform, &d.digest, &d.media_type, None)));
+            let c = child(platform, &d.digest, &d.media_type, d.size, None);
+            out.push((d.clone(), c));
         }
     }
     if out.iter().all(|(_, c)| c.attestation) {
@@ -384,6 +391,7 @@ fn merge(base: &Base, new: Vec<(Descriptor, Child)>) -> Result<Vec<(Descriptor, 
                 from: base.repository.clone(),
                 attestation,
                 revision: None,
+                size: d.size,
             },
         ));
     }

@@ -221,6 +221,28 @@ impl Fetched {
     }
 }
 
+/// Checks that content fetched by a descriptor (a config, an index entry) has the size the
+/// descriptor `said`. Clients verify it (containerd refuses to pull such an image), and an index
+/// published with a wrong size would carry the lie on: so `what` of `reference` is refused.
+pub(crate) fn check_size(
+    reference: &str,
+    what: &'static str,
+    digest: &Digest,
+    said: u64,
+    actual: usize,
+) -> Result<(), Error> {
+    if said == actual as u64 {
+        return Ok(());
+    }
+    Err(Error::InvalidManifest {
+        reference: reference.to_string(),
+        what,
+        reason: format!(
+            "its descriptor says {said} bytes but {digest} is {actual} bytes (clients such as containerd refuse it); push the image again with a correct manifest"
+        ),
+    })
+}
+
 #[derive(Deserialize)]
 struct ConfigShape {
     os: Option<String>,
@@ -327,6 +349,21 @@ mod tests {
         let big = vec![b' '; MAX_MANIFEST_BYTES + 1];
         let e = Fetched::parse("r", big, Digest::of(b"d")).unwrap_err();
         assert_eq!(e.exit_code(), 4);
+    }
+
+    #[test]
+    fn content_must_have_the_size_its_descriptor_says() {
+        let digest = Digest::of(b"x");
+        assert!(check_size("r/app:1", "image config", &digest, 191, 191).is_ok());
+        let e = check_size("r/app:1", "image config", &digest, 10, 191).unwrap_err();
+        assert_eq!(e.exit_code(), 4);
+        let text = e.to_string();
+        assert!(
+            text.starts_with("r/app:1 is not a usable image config"),
+            "{text}"
+        );
+        assert!(text.contains("says 10 bytes but sha256:"), "{text}");
+        assert!(text.contains("is 191 bytes"), "{text}");
     }
 
     #[test]

@@ -19,6 +19,7 @@
 mod copy;
 
 use futures_util::future::{join_all, try_join, try_join_all};
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::error::Error;
@@ -56,12 +57,14 @@ pub(crate) async fn run(
         "Waiting for and reading per-architecture sources",
         false,
     );
-    // A dry run touches nothing it could need push credentials for.
+    // A dry run touches nothing it could need push credentials for. The look at the targets
+    // runs during the wait, so its retries end with the wait's.
+    let looking = registry.until(Some(wait::retries_until(plan, Instant::now())));
     let look = async {
         if plan.dry_run {
             Ok(None)
         } else {
-            look_at_targets(plan, registry).await.map(Some)
+            look_at_targets(plan, &looking).await.map(Some)
         }
     };
     let gathered = try_join(wait::gather(plan, registry), look).await;

@@ -126,8 +126,11 @@ impl fmt::Display for Reference {
 }
 
 /// The reference grammar of distribution's `reference` package (Go), whose `\w` is ASCII (a
-/// Unicode `\w` would accept non-ASCII tags and cost about 70 ms per process to build).
-const GRAMMAR: &str = r"^((?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))+)?(?::[0-9]+)?/)?[a-z0-9]+(?:(?:(?:[._]|__|[-]*)[a-z0-9]+)+)?(?:(?:/[a-z0-9]+(?:(?:(?:[._]|__|[-]*)[a-z0-9]+)+)?)+)?)(?::([\w][\w.-]{0,127}))?(?:@([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][[:xdigit:]]{32,}))?$";
+/// Unicode `\w` would accept non-ASCII tags and cost about 70 ms per process to build). Its host
+/// is a domain name, an IPv4 address or, since distribution/reference v0.5, an IPv6 address in
+/// brackets (`[::1]:5000/app`; no zone identifier, no IPv4-mapped form).
+/// <https://github.com/distribution/reference/blob/main/regexp.go>
+const GRAMMAR: &str = r"^((?:(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))+)?|\[(?:[a-fA-F0-9:]+)\])(?::[0-9]+)?/)?[a-z0-9]+(?:(?:(?:[._]|__|[-]*)[a-z0-9]+)+)?(?:(?:/[a-z0-9]+(?:(?:(?:[._]|__|[-]*)[a-z0-9]+)+)?)+)?)(?::([\w][\w.-]{0,127}))?(?:@([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][[:xdigit:]]{32,}))?$";
 
 fn grammar() -> &'static Regex {
     static GRAMMAR_RE: OnceLock<Regex> = OnceLock::new();
@@ -152,7 +155,7 @@ pub(crate) fn parse(setting: &str, text: &str) -> Result<Reference, Error> {
     };
     let caps = grammar()
         .captures(text)
-        .ok_or_else(|| bad("it does not follow registry/path[:tag][@digest]"))?;
+        .ok_or_else(|| bad(mismatch(text)))?;
     let name = &caps[1];
     let tag = caps.get(2).map(|m| m.as_str().to_string());
     let digest = match caps.get(3) {
@@ -167,10 +170,18 @@ pub(crate) fn parse(setting: &str, text: &str) -> Result<Reference, Error> {
     if path.chars().any(|c| c.is_ascii_uppercase()) {
         return Err(bad("the repository path must be lowercase"));
     }
-    if let Some((_, port)) = registry.rsplit_once(':') {
-        if port.parse::<u16>().map_or(true, |p| p == 0) {
-            return Err(bad("the registry port is not a number from 1 to 65535"));
+    let port = match registry.strip_prefix('[') {
+        Some(bracketed) => {
+            let (address, rest) = bracketed.split_once(']').unwrap_or((bracketed, ""));
+            if address.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(bad(&format!("[{address}] is not an IPv6 address")));
+            }
+            rest.strip_prefix(':')
         }
+        None => registry.rsplit_once(':').map(|(_, port)| port),
+    };
+    if port.is_some_and(|port| port.parse::<u16>().map_or(true, |p| p == 0)) {
+        return Err(bad("the registry port is not a number from 1 to 65535"));
     }
     let tag = match (tag, &digest) {
         (None, None) => Some("latest".to_string()),
@@ -181,6 +192,23 @@ pub(crate) fn parse(setting: &str, text: &str) -> Result<Reference, Error> {
         tag,
         digest,
     })
+}
+
+/// Why `text` does not follow the grammar, where a common mistake can be named: an IPv6 address
+/// without brackets or with a zone, an unclosed bracket; else the grammar's shape.
+fn mismatch(text: &str) -> &'static str {
+    let host = text.split('/').next().unwrap_or(text);
+    if host.starts_with('[') && !host.contains(']') {
+        "the IPv6 address has no closing ]"
+    } else if host.starts_with('[') && host.contains('%') {
+        "an IPv6 zone (%eth0) cannot be part of a reference"
+    } else if host.starts_with('[') && host.contains('.') {
+        "an IPv6 address in a reference is hex digits and colons (no IPv4-mapped form)"
+    } else if !host.starts_with('[') && text.contains('/') && host.matches(':').count() > 1 {
+        "an IPv6 registry address goes in brackets, e.g. [::1]:5000/app"
+    } else {
+        "it does not follow registry/path[:tag][@digest]"
+    }
 }
 
 /// Docker's normalisation: a first component with `.` or `:` (or `localhost`) is a registry;
@@ -261,6 +289,8 @@ mod tests {
             ("user/app:1", "docker.io", "user/app", Some("1"), None),
             ("localhost:5000/app", "localhost:5000", "app", Some("latest"), None),
             ("127.0.0.1:5000/g/app:v1-amd64", "127.0.0.1:5000", "g/app", Some("v1-amd64"), None),
+            ("[::1]:5000/app", "[::1]:5000", "app", Some("latest"), None),
+            ("[2001:DB8::1]/g/app:v1", "[2001:DB8::1]", "g/app", Some("v1"), None),
             (
                 "registry.gitlab.com/g/sub/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
                 "registry.gitlab.com",
@@ -325,16 +355,47 @@ mod tests {
     }
 
     #[test]
+    fn names_what_is_wrong_with_an_ipv6_registry() {
+        for (text, reason) in [
+            ("[::1:5000/app", "the IPv6 address has no closing ]"),
+            (
+                "[fe80::1%eth0]:5000/app",
+                "an IPv6 zone (%eth0) cannot be part",
+            ),
+            ("[::ffff:1.2.3.4]/app", "no IPv4-mapped form"),
+            ("::1:5000/app", "goes in brackets, e.g. [::1]:5000/app"),
+            ("fe80::1/app", "goes in brackets"),
+            ("[:::]/app", "[:::] is not an IPv6 address"),
+            (
+                "[::1]:0/app",
+                "the registry port is not a number from 1 to 65535",
+            ),
+            (
+                "[::1]:99999/app",
+                "the registry port is not a number from 1 to 65535",
+            ),
+        ] {
+            let e = parse("REF", text).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{text}");
+            assert!(e.to_string().contains(reason), "{text}: {e}");
+        }
+    }
+
+    #[test]
     fn repository_refuses_tags_but_accepts_ports() {
         let r = Repository::parse("--image", "localhost:5000/app").unwrap();
         assert_eq!(r.to_string(), "localhost:5000/app");
         assert_eq!(r.tag("latest").to_string(), "localhost:5000/app:latest");
+        let r = Repository::parse("--image", "[::1]:5000/app").unwrap();
+        assert_eq!(r.api_host(), "[::1]:5000");
+        assert_eq!(r.tag("1").to_string(), "[::1]:5000/app:1");
         assert_eq!(
             Repository::parse("--image", "app").unwrap().to_string(),
             "docker.io/library/app"
         );
         for bad in [
             "localhost:5000/app:1",
+            "[::1]:5000/app:1",
             "app:1",
             "r.io/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
         ] {

@@ -204,6 +204,7 @@ mod tests {
             from: Repository::parse("t", "r.example/app").unwrap(),
             attestation,
             revision: None,
+            size: 2,
         };
         Index {
             bytes: b"{}".to_vec(),

@@ -13,8 +13,9 @@
 //! Here 404 means "not yet". A registry that fails transiently is polled on, but not forever: if
 //! every request fails for `FAILING_LIMIT`, or it is still failing at the deadline, the run ends
 //! with exit 75 (retry the job), naming the cause, not 3. The deadline also bounds every retry
-//! (`Registry::until`), and progress is logged at least every 30 s even while requests hang, so a
-//! run ends within the deadline plus one request limit. Time comes from `tokio::time` only, so
+//! (`Registry::until`; `NO_WAIT_RETRIES` when no wait was asked for), and progress is logged at
+//! least every 30 s even while requests hang, so a run ends within the deadline plus one request
+//! limit. Time comes from `tokio::time` only, so
 //! tests run on a paused clock.
 
 use std::time::Duration;
@@ -40,6 +41,11 @@ pub(crate) const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 
 /// A registry answering nothing but transient failures for this long ends the wait with 75.
 pub(crate) const FAILING_LIMIT: Duration = Duration::from_secs(120);
+
+/// With `--timeout 0` ("look once, do not wait") retries of the look sleep no further than this:
+/// enough for the default backoff (5 retries, at most about 15 s) to ride out a flaky registry,
+/// while a registry asking (`Retry-After`) to come back later ends the run at once with 75.
+pub(crate) const NO_WAIT_RETRIES: Duration = Duration::from_secs(15);
 
 /// Delays between polls: 0.5 s growing ×1.5 to 2 s, each with up to +100 % jitter, so a source
 /// that lands late is seen within 2–4 s (median lag about 1.5 s) at one HEAD per missing source.
@@ -84,13 +90,23 @@ enum Look {
     Found(Box<Resolved>),
 }
 
+/// The time no retry of a request made while looking for sources (from `start`) sleeps past:
+/// the wait's deadline; with no wait asked for, a short window, so a request still gets its
+/// retries.
+pub(crate) fn retries_until(plan: &Plan, start: Instant) -> Instant {
+    if plan.timeout.is_zero() {
+        start + NO_WAIT_RETRIES
+    } else {
+        start + plan.timeout
+    }
+}
+
 /// Waits for every source of `plan` (up to `plan.timeout`) and resolves each one's platform and
 /// revision.
 pub(crate) async fn gather(plan: &Plan, registry: &impl Registry) -> Result<Gathered, Error> {
     let start = Instant::now();
     let deadline = start + plan.timeout;
-    // With no wait asked for, a request still gets its retries; otherwise none outlives the wait.
-    let registry = &registry.until((!plan.timeout.is_zero()).then_some(deadline));
+    let registry = &registry.until(Some(retries_until(plan, start)));
     let n = plan.sources.len();
     let mut states: Vec<State> = (0..n).map(|_| State::Waiting).collect();
     let mut failing: Vec<Option<Error>> = (0..n).map(|_| None).collect();

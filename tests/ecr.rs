@@ -341,3 +341,73 @@ fn missing_iam_permissions_are_named_and_a_denied_describe_only_warns() {
     assert!(out.status.success(), "{err}");
     assert!(err.contains("ecr:DescribeRepositories denied"), "{err}");
 }
+
+/// An AWS API endpoint that does not exist (a mistyped region, a wrong endpoint override) is a
+/// misconfiguration: exit 2 at once naming the endpoint and where its region came from, not
+/// exit 75 after the SDK's retries. `.invalid` names never resolve.
+#[test]
+fn an_aws_endpoint_that_does_not_resolve_exits_2_at_once_naming_it_and_its_region() {
+    let reg = Registry::start();
+    /// Variables of the case, what the error says, and the region it names.
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: [Case; 3] = [
+        (
+            &[
+                ("MULTIARCH_IMAGE", "123456789012.dkr.ecr.eu-wset-1.amazonaws.com/app"),
+                ("AWS_ENDPOINT_URL_ECR", "https://api.ecr.eu-wset-1.invalid"),
+            ],
+            "cannot reach api.ecr.eu-wset-1.invalid: the name does not resolve",
+            "for ecr:GetAuthorizationToken in region eu-wset-1 (from the registry host 123456789012.dkr.ecr.eu-wset-1.amazonaws.com)",
+        ),
+        (
+            &[
+                ("MULTIARCH_AUTH", "ecr"),
+                ("AWS_REGION", "eu-wset-1"),
+                ("AWS_ENDPOINT_URL", "https://aws.invalid"),
+            ],
+            "cannot reach aws.invalid: the name does not resolve",
+            "in region eu-wset-1 (from AWS_REGION / AWS_DEFAULT_REGION)",
+        ),
+        (
+            &[
+                ("MULTIARCH_AUTH", "ecr"),
+                ("AWS_REGION", "eu-wset-1"),
+                ("AWS_ENDPOINT_URL_STS", "https://sts.eu-wset-1.invalid"),
+                ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/gitlab-publish"),
+                ("GITLAB_OIDC_TOKEN", "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"),
+            ],
+            "cannot reach sts.eu-wset-1.invalid: the name does not resolve",
+            "for sts:AssumeRoleWithWebIdentity in region eu-wset-1",
+        ),
+    ];
+    for (extra, what, region) in cases {
+        let mut env: BTreeMap<String, String> = [
+            ("MULTIARCH_IMAGE", reg.repo("app").as_str()),
+            ("MULTIARCH_TAGS", "latest"),
+            ("MULTIARCH_INSECURE_REGISTRIES", reg.host.as_str()),
+            ("MULTIARCH_TIMEOUT", "10s"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            KEYS[0],
+            KEYS[1],
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in extra {
+            env.insert(k.to_string(), v.to_string());
+        }
+        let work = tempfile::tempdir().unwrap();
+        let start = std::time::Instant::now();
+        let out = multiarch(&env, work.path()).arg("push").output().unwrap();
+        let took = start.elapsed();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains(what), "{extra:?}: {err}");
+        assert!(err.contains(region), "{extra:?}: {err}");
+        assert!(err.contains("AWS_ENDPOINT_URL_ECR"), "{err}");
+        assert!(
+            took < std::time::Duration::from_secs(2),
+            "{extra:?} took {took:?}"
+        );
+    }
+}

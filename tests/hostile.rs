@@ -876,3 +876,131 @@ fn a_variable_that_is_not_utf8_exits_2_naming_it_and_pushes_nothing() {
     assert!(reg.raw("app:latest").is_none());
     assert!(!work.path().join("multiarch.env").exists());
 }
+
+#[test]
+fn a_push_answer_whose_digest_header_is_not_a_digest_only_warns_and_another_digest_fails() {
+    let reg = Registry::start();
+    push_two_arches(&reg, "app", Kind::Oci);
+    let other = format!("sha256:{}", "a".repeat(64));
+    for (header, tag, code) in [("sha256:nothex", "moved", 0), (other.as_str(), "other", 4)] {
+        let proxy = Proxy::start(&reg.host, Duration::ZERO, {
+            let header = header.to_string();
+            move |req, _| {
+                if req.method == "PUT" {
+                    Fault::Header("Docker-Content-Digest".into(), header.clone())
+                } else {
+                    Fault::Pass
+                }
+            }
+        });
+        let repo = format!("{}/app", proxy.host);
+        let env = vars(&[
+            ("MULTIARCH_IMAGE", &repo),
+            ("MULTIARCH_TAGS", &format!("latest,{tag}")),
+            ("MULTIARCH_INSECURE_REGISTRIES", &proxy.host),
+            ("MULTIARCH_TIMEOUT", "5s"),
+        ]);
+        let work = tempfile::tempdir().unwrap();
+        let out = multiarch(&env, work.path()).arg("push").output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(code), "{header}: {err}");
+        if code == 0 {
+            let digest = support::sha256(&reg.raw("app:moved").expect("the tag moved"));
+            assert!(
+                err.contains("Docker-Content-Digest header is not a digest; ignored"),
+                "{err}"
+            );
+            assert!(!err.contains("nothex"), "the header is not echoed: {err}");
+            assert_eq!(
+                String::from_utf8(out.stdout).unwrap(),
+                format!("{repo}:latest@{digest}\n{repo}:moved@{digest}\n"),
+                "every tag is reported as moved"
+            );
+        } else {
+            assert!(
+                err.contains(&format!("content digest {other} does not match sha256:")),
+                "{err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn content_whose_size_differs_from_its_descriptor_is_refused_before_anything_is_pushed() {
+    use support::hostile::Image;
+    // An image whose manifest says its 80-byte config is 10 bytes (the digest is right).
+    let lying = Image::amd64(Some(10));
+    // An index whose entry says the (honest) image manifest is 10 bytes.
+    let honest = Image::amd64(None);
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":10,"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#,
+        honest.manifest_digest
+    );
+    let index_digest = support::sha256(index.as_bytes());
+    for (case, said_by, actual) in [
+        ("config", "image config", lying.config.len()),
+        ("entry", "index entry", honest.manifest.len()),
+    ] {
+        let (lying, honest, index, index_digest) = (
+            Image::amd64(Some(10)),
+            Image::amd64(None),
+            index.clone(),
+            index_digest.clone(),
+        );
+        let puts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = puts.clone();
+        let reg = Hostile::start(move |method, path| {
+            if method == "PUT" {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            match (case, path) {
+                (_, p) if p.ends_with(&honest.manifest_digest) => honest.manifest(),
+                (_, p) if p.contains("/blobs/") => lying.config(),
+                ("config", p) if p.contains("/manifests/1-amd64") => lying.manifest(),
+                ("entry", p) if p.contains("/manifests/1-amd64") => Behaviour::Answer {
+                    status: 200,
+                    headers: vec![
+                        (
+                            "Content-Type".into(),
+                            "application/vnd.oci.image.index.v1+json".into(),
+                        ),
+                        ("Docker-Content-Digest".into(), index_digest.clone()),
+                    ],
+                    body: index.clone().into_bytes(),
+                },
+                _ => Behaviour::json(
+                    404,
+                    r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"no"}]}"#,
+                ),
+            }
+        });
+        let env = vars(&[
+            ("MULTIARCH_IMAGE", &format!("{}/app", reg.host)),
+            ("MULTIARCH_TAGS", "1"),
+            ("MULTIARCH_PLATFORMS", "linux/amd64"),
+            ("MULTIARCH_INSECURE_REGISTRIES", &reg.host),
+            ("MULTIARCH_TIMEOUT", "5s"),
+        ]);
+        let (code, err, took) = run(&env, &["push"]);
+        assert_eq!(code, Some(4), "{case}: {err}");
+        assert!(
+            err.contains(&format!("is not a usable {said_by}")),
+            "{case}: {err}"
+        );
+        assert!(
+            err.contains(&format!("{}/app", reg.host)),
+            "{case}: the image is named: {err}"
+        );
+        assert!(
+            err.contains("says 10 bytes but sha256:")
+                && err.contains(&format!("is {actual} bytes")),
+            "{case}: {err}"
+        );
+        assert_eq!(
+            puts.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "{case}: nothing pushed"
+        );
+        assert!(took < Duration::from_secs(5), "{case}: {took:?}");
+    }
+}

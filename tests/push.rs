@@ -415,3 +415,113 @@ fn an_insecure_registry_written_as_a_url_is_reached_over_plain_http() {
     }
     assert!(reg.raw("group/app:latest").is_some());
 }
+
+/// `GET path` from the registry at `host` (`[::1]:PORT`) with basic auth, over a plain socket:
+/// skopeo cannot name an IPv6 registry, so this checks what landed without our code.
+fn get_over_ipv6(host: &str, path: &str, user: &str, password: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {host}\r\nAuthorization: Basic {auth}\r\nAccept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    s.read_to_end(&mut response).unwrap();
+    let at = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    assert!(
+        response.starts_with(b"HTTP/1.0 200") || response.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
+    response[at + 4..].to_vec()
+}
+
+#[test]
+fn publishes_to_a_registry_named_by_its_ipv6_address() {
+    let port = std::net::TcpListener::bind("[::1]:0")
+        .expect("IPv6 loopback ([::1]) is available")
+        .local_addr()
+        .unwrap()
+        .port();
+    let v6 = Registry::start_with(support::Options {
+        user: Some(("builder".into(), "v6-password".into())),
+        listen: Some((format!("[::1]:{port}"), "localhost".into())),
+        ..Default::default()
+    });
+    assert_eq!(v6.host, format!("[::1]:{port}"));
+    // The builds live on an IPv4 registry (skopeo cannot push to an IPv6 one); publishing copies
+    // them over, so every request kind reaches [::1]: HEAD, GET, blob uploads, manifest PUTs.
+    let source = Registry::start();
+    push_two_arches(&source, "app", Kind::Oci);
+    // The credential is found under the bracketed host in a docker config.
+    let auth = format!(
+        r#"{{"auths":{{"{}":{{"username":"builder","password":"v6-password"}}}}}}"#,
+        v6.host
+    );
+    let mut env: BTreeMap<String, String> = [
+        ("MULTIARCH_IMAGE", v6.repo("app")),
+        ("MULTIARCH_TAGS", "latest".into()),
+        (
+            "MULTIARCH_SOURCE_TEMPLATE",
+            format!("{}:{{tag}}-{{arch}}", source.repo("app")),
+        ),
+        ("MULTIARCH_TIMEOUT", "10s".into()),
+        ("DOCKER_AUTH_CONFIG", auth),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+
+    // Not listed as insecure: TLS is tried, and the bracketed host is named.
+    env.insert("MULTIARCH_INSECURE_REGISTRIES".into(), source.host.clone());
+    let work = tempfile::tempdir().unwrap();
+    let out = multiarch(&env, work.path()).arg("push").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains(&format!(
+            "cannot reach {}: it answered the TLS handshake in plain HTTP",
+            v6.host
+        )),
+        "{}",
+        stderr_of(&out)
+    );
+
+    env.insert(
+        "MULTIARCH_INSECURE_REGISTRIES".into(),
+        format!("{},{}", source.host, v6.host),
+    );
+    let out = multiarch(&env, work.path()).arg("push").output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let raw = get_over_ipv6(
+        &v6.host,
+        "/v2/app/manifests/latest",
+        "builder",
+        "v6-password",
+    );
+    let digest = sha256(&raw);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{}:latest@{digest}\n", v6.repo("app"))
+    );
+    let index: Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 2);
+    for child in index["manifests"].as_array().unwrap() {
+        let path = format!("/v2/app/manifests/{}", child["digest"].as_str().unwrap());
+        let manifest = get_over_ipv6(&v6.host, &path, "builder", "v6-password");
+        assert_eq!(sha256(&manifest), child["digest"].as_str().unwrap());
+    }
+
+    let out = multiarch(&env, work.path())
+        .args(["inspect", &format!("{}:latest", v6.repo("app"))])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("linux/amd64") && shown.contains("linux/arm64"),
+        "{shown}"
+    );
+}

@@ -293,3 +293,74 @@ fn an_unexpected_registry_answer_exits_1_and_a_bad_dotenv_path_exits_2_before_an
         "nothing was asked of the registry"
     );
 }
+
+#[test]
+fn with_no_wait_a_registry_asking_to_come_back_much_later_ends_the_run_at_once() {
+    let reg = Registry::start();
+    push_two_arches(&reg, "app", Kind::Oci);
+    let far =
+        httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(30 * 24 * 3600));
+    for (code, retry_after) in [(429, "999999999".to_string()), (503, far)] {
+        let proxy = Proxy::start(&reg.host, Duration::ZERO, {
+            let retry_after = retry_after.clone();
+            move |_, _| Fault::Status {
+                code,
+                retry_after: Some(retry_after.clone()),
+            }
+        });
+        let work = tempfile::tempdir().unwrap();
+        for command in ["push", "plan"] {
+            let env = vars(&proxy.host, &[("MULTIARCH_TIMEOUT", "0")]);
+            let start = Instant::now();
+            let out = multiarch(&env, work.path()).arg(command).output().unwrap();
+            let err = stderr_of(&out);
+            assert_eq!(out.status.code(), Some(75), "{retry_after}: {err}");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{retry_after}: {command} took {:?}",
+                start.elapsed()
+            );
+            assert!(
+                err.contains("(Retry-After), past the time MULTIARCH_TIMEOUT leaves"),
+                "{err}"
+            );
+            assert!(!err.contains("retrying"), "no sleep was started: {err}");
+        }
+    }
+
+    // The same for the look at the target tag, which runs during the wait.
+    let proxy = Proxy::start(&reg.host, Duration::ZERO, |req, _| {
+        if req.path == "/v2/app/manifests/latest" {
+            Fault::Status {
+                code: 429,
+                retry_after: Some("999999999".into()),
+            }
+        } else {
+            Fault::Pass
+        }
+    });
+    let work = tempfile::tempdir().unwrap();
+    let env = vars(&proxy.host, &[("MULTIARCH_TIMEOUT", "0")]);
+    let start = Instant::now();
+    let out = multiarch(&env, work.path()).arg("push").output().unwrap();
+    assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+
+    // A registry that is only briefly flaky is still ridden out without a wait.
+    let proxy = Proxy::start(&reg.host, Duration::ZERO, |_, n| match n {
+        0 | 1 => Fault::Status {
+            code: 503,
+            retry_after: Some("1".into()),
+        },
+        _ => Fault::Pass,
+    });
+    let work = tempfile::tempdir().unwrap();
+    let env = vars(&proxy.host, &[("MULTIARCH_TIMEOUT", "0")]);
+    let out = multiarch(&env, work.path()).arg("push").output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("retrying"), "{}", stderr_of(&out));
+}

@@ -11,7 +11,7 @@ use tracing::{debug, info};
 
 use crate::error::Error;
 use crate::index::{Child, Index};
-use crate::manifest::Fetched;
+use crate::manifest::{self, Fetched};
 use crate::model::{Digest, Resolved};
 use crate::reference::Repository;
 use crate::registry::{Copied, Registry};
@@ -61,14 +61,25 @@ async fn child(
     }
     let fetched = match known.get(&child.digest) {
         Some(f) => (*f).clone(),
-        None => registry
-            .fetch_manifest(&child.from.digest(&child.digest))
-            .await?
-            .ok_or_else(|| Error::InvalidManifest {
-                reference: format!("{}@{}", child.from, child.digest),
-                what: "index entry",
-                reason: "the registry does not have the manifest it points to".into(),
-            })?,
+        None => {
+            let shown = format!("{}@{}", child.from, child.digest);
+            let fetched = registry
+                .fetch_manifest(&child.from.digest(&child.digest))
+                .await?
+                .ok_or_else(|| Error::InvalidManifest {
+                    reference: shown.clone(),
+                    what: "index entry",
+                    reason: "the registry does not have the manifest it points to".into(),
+                })?;
+            manifest::check_size(
+                &shown,
+                "index entry",
+                &child.digest,
+                child.size,
+                fetched.bytes.len(),
+            )?;
+            fetched
+        }
     };
     let copies = fetched.manifest.blobs().into_iter().map(|blob| async move {
         let _permit = permits.acquire().await.expect("the semaphore stays open");

@@ -2,15 +2,18 @@
 //! (`MANIFEST_UNKNOWN`, `DENIED`, `TOOMANYREQUESTS`, `TAG_INVALID`) and the transport's verdict,
 //! never by message text. Pure: no I/O.
 //!
-//! Three classes: permanent misconfiguration (a host that does not exist, TLS answered in plain
+//! Four classes: permanent misconfiguration (a host that does not exist, TLS answered in plain
 //! HTTP or the reverse, an untrusted certificate, an unusable URL) ends the run at once with
-//! exit 2 and a hint; refusals (401/403) exit 5; 408/429/5xx, refused or reset connections and
-//! timeouts are transient: retried, then exit 75.
+//! exit 2 and a hint; a registry's own broken redirect (an unusable `Location`, a redirect loop,
+//! a downgrade to plain HTTP) ends it at once with exit 1, since neither settings nor a retry fix
+//! it; refusals (401/403) exit 5; 408/429/5xx, refused or reset connections and timeouts are
+//! transient: retried, then exit 75. A failure after a redirect names the host that failed and
+//! the one that redirected there.
 
 use serde::Deserialize;
 
 use super::retry::Attempt;
-use super::transport::{Failure, Reply};
+use super::transport::{Failure, Reply, MAX_REDIRECTS};
 use crate::error::Error;
 
 /// What we were doing; it words messages and tells which credentials were needed.
@@ -200,48 +203,97 @@ pub(crate) fn service_reason(reply: &Reply) -> String {
     reason
 }
 
-/// A request that got no answer: final (misconfiguration, size) or worth another try.
+/// A request that got no answer: final (misconfiguration, size, a registry's broken redirect)
+/// or worth another try. After a redirect, the host that failed is named with the one that sent
+/// the request there.
 pub(crate) fn failure<T>(f: Failure, op: &Op) -> Attempt<T> {
     let done = |e| Attempt::Done(Err(e));
-    let host = op.host.to_string();
-    let where_ = if op.action == Action::Token {
-        format!("the token service {host} of {}", op.registry)
-    } else {
-        host.clone()
+    let (f, via) = match f {
+        Failure::Redirected { via, failure } => (*failure, Some(via)),
+        f => (f, None),
+    };
+    let service = |host: &str| {
+        if op.action == Action::Token {
+            format!("the token service {host} of {}", op.registry)
+        } else {
+            host.to_string()
+        }
+    };
+    // The host that failed as messages name it, and, for hints, what led there.
+    let (host, where_) = match &via {
+        None => (op.host.to_string(), service(op.host)),
+        Some(v) => {
+            let at = format!("{}, where {} redirected", v.to, service(&v.from));
+            (at.clone(), at)
+        }
+    };
+    let registry_fault = |reason: String| Error::Registry {
+        action: op.action.doing(),
+        reference: op.at.to_string(),
+        reason,
     };
     match f {
         Failure::UnknownHost(name) => done(Error::Unreachable {
-            host: name,
+            host: match &via {
+                None => name,
+                Some(v) => format!("{name}, where {} redirected", service(&v.from)),
+            },
             problem: "the name does not resolve (DNS: no such host)".into(),
-            hint: if op.action == Action::Token {
-                format!("{where_} is what the registry's challenge names; check the registry's configuration")
-            } else {
-                "check the registry host in MULTIARCH_IMAGE (--image), the source template or the spec".into()
+            hint: match (&via, op.action) {
+                (Some(v), _) => format!(
+                    "{} sends clients to this address (a storage or CDN URL in its configuration); check that configuration",
+                    v.from
+                ),
+                (None, Action::Token) => format!(
+                    "{where_} is what the registry's challenge names; check the registry's configuration"
+                ),
+                (None, _) => {
+                    "check the registry host in MULTIARCH_IMAGE (--image), the source template or the spec".into()
+                }
             },
         }),
         Failure::NotTls => done(Error::Unreachable {
             host,
             problem: "it answered the TLS handshake in plain HTTP".into(),
-            hint: format!(
-                "if {where_} serves plain HTTP, list it in MULTIARCH_INSECURE_REGISTRIES (host:port)"
-            ),
+            hint: match &via {
+                None => format!(
+                    "if {where_} serves plain HTTP, list it in MULTIARCH_INSECURE_REGISTRIES (host:port)"
+                ),
+                Some(v) => format!(
+                    "{} redirects to HTTPS there, but that server speaks plain HTTP; the registry's redirect URL is misconfigured",
+                    v.from
+                ),
+            },
         }),
         Failure::Untrusted(detail) => done(Error::UntrustedCertificate {
-            registry: host,
+            registry: match &via {
+                None => host,
+                Some(v) => format!("{} (where {} redirected)", v.to, service(&v.from)),
+            },
             detail,
         }),
-        Failure::BadUrl(problem) => done(Error::Unreachable {
-            host,
-            problem,
-            hint: "check the host and port (host:port, port 1 to 65535)".into(),
-        }),
-        Failure::InsecureRedirect(to) => done(Error::Registry {
-            action: op.action.doing(),
-            reference: op.at.to_string(),
-            reason: format!(
-                "it redirected to plain HTTP at {to}, which is not listed in MULTIARCH_INSECURE_REGISTRIES"
-            ),
-        }),
+        Failure::BadUrl(problem) => match &via {
+            None => done(Error::Unreachable {
+                host,
+                problem,
+                hint: "check the host and port (host:port, port 1 to 65535)".into(),
+            }),
+            Some(_) => done(registry_fault(format!(
+                "a redirect to {where_} that cannot be requested ({problem})"
+            ))),
+        },
+        Failure::InsecureRedirect(to) => done(registry_fault(format!(
+            "it redirected to plain HTTP at {to}, which is not listed in MULTIARCH_INSECURE_REGISTRIES"
+        ))),
+        Failure::BadRedirect { by, location } => done(registry_fault(format!(
+            "a redirect from {by} to an unusable location \"{}\"",
+            clean(&location)
+        ))),
+        Failure::TooManyRedirects { from, hops, last } => done(registry_fault(format!(
+            "{hops} redirects in a row from {from}, the last to {last} (at most {MAX_REDIRECTS} are followed): a redirect loop in the registry or a proxy in front of it"
+        ))),
+        // Redirects are unwrapped above; a nested one cannot be built.
+        Failure::Redirected { failure, .. } => self::failure(*failure, op),
         Failure::TooLarge(bound) => done(Error::InvalidManifest {
             reference: op.at.to_string(),
             what: op.action.object(),
@@ -353,6 +405,126 @@ mod tests {
                 );
             }
             _ => panic!("transient"),
+        }
+    }
+
+    fn redirected(to: &str, failure: Failure) -> Failure {
+        Failure::Redirected {
+            via: super::super::redirect::Redirect {
+                from: "r.example".into(),
+                to: to.into(),
+            },
+            failure: Box::new(failure),
+        }
+    }
+
+    #[test]
+    fn failures_after_a_redirect_name_the_host_that_failed_and_who_sent_us_there() {
+        let at = "s3.example:443, where r.example redirected";
+        for (f, code, what, not) in [
+            (
+                redirected("s3.example:443", Failure::Untrusted("UnknownIssuer".into())),
+                2,
+                "TLS connection to s3.example:443 (where r.example redirected) refused".into(),
+                "",
+            ),
+            (
+                redirected("https://r.example", Failure::NotTls),
+                2,
+                "cannot reach https://r.example, where r.example redirected: it answered the TLS handshake in plain HTTP".into(),
+                "list it in MULTIARCH_INSECURE_REGISTRIES",
+            ),
+            (
+                redirected("s3.example:443", Failure::UnknownHost("s3.example".into())),
+                2,
+                "cannot reach s3.example, where r.example redirected: the name does not resolve".into(),
+                "MULTIARCH_IMAGE",
+            ),
+            (
+                redirected("s3.example:443", Failure::BadUrl("bad".into())),
+                1,
+                format!("a redirect to {at} that cannot be requested"),
+                "host:port",
+            ),
+            (
+                redirected("s3.example:443", Failure::TooLarge(10)),
+                4,
+                format!("{at} sent more than the 10 bytes"),
+                "",
+            ),
+        ] {
+            match failure::<()>(f, &op(Action::FetchConfig)) {
+                Attempt::Done(Err(e)) => {
+                    assert_eq!(e.exit_code(), code, "{e}");
+                    assert!(e.to_string().contains(&what), "{e}");
+                    assert!(not.is_empty() || !e.to_string().contains(not), "{e}");
+                }
+                _ => panic!("final"),
+            }
+        }
+        match failure::<()>(
+            redirected(
+                "127.0.0.1:1",
+                Failure::Transient("connection refused".into()),
+            ),
+            &op(Action::FetchBlob),
+        ) {
+            Attempt::Retry { error, .. } => {
+                assert_eq!(error.exit_code(), 75);
+                assert!(
+                    error
+                        .to_string()
+                        .contains("connection refused at 127.0.0.1:1, where r.example redirected"),
+                    "{error}"
+                );
+            }
+            _ => panic!("transient"),
+        }
+        match failure::<()>(
+            redirected("127.0.0.1:1", Failure::Transient("timed out".into())),
+            &op(Action::Token),
+        ) {
+            Attempt::Retry { error, .. } => assert!(
+                error.to_string().contains(
+                    "timed out at 127.0.0.1:1, where the token service r.example of r.example redirected"
+                ),
+                "{error}"
+            ),
+            _ => panic!("transient"),
+        }
+    }
+
+    #[test]
+    fn a_broken_redirect_is_the_registrys_fault_shown_cleaned_and_bounded() {
+        let location = format!("http://[::1:bad\t\u{7f}{}", "x".repeat(500));
+        let cases = [
+            (
+                Failure::BadRedirect {
+                    by: "r.example".into(),
+                    location,
+                },
+                "a redirect from r.example to an unusable location \"http://[::1:bad",
+            ),
+            (
+                Failure::TooManyRedirects {
+                    from: "r.example".into(),
+                    hops: 6,
+                    last: "r.example".into(),
+                },
+                "6 redirects in a row from r.example, the last to r.example (at most 5 are followed)",
+            ),
+        ];
+        for (f, what) in cases {
+            match failure::<()>(f, &op(Action::Fetch)) {
+                Attempt::Done(Err(e)) => {
+                    assert_eq!(e.exit_code(), 1, "{e}");
+                    let text = e.to_string();
+                    assert!(text.contains(what), "{text}");
+                    assert!(!text.contains('\t') && !text.contains('\u{7f}'), "{text}");
+                    assert!(text.len() < 500, "{text}");
+                }
+                _ => panic!("final"),
+            }
         }
     }
 

@@ -1,8 +1,9 @@
 //! The only way to the network: the OCI distribution API, in layers whose dependencies point
 //! down (after go-containerregistry's transports and regclient's reghttp):
 //!
-//! - `transport`: the HTTP clients, DNS, TLS trust, bounded bodies, redirects without credentials;
-//! - `retry`: one budget (retries, per-request limit, the wait's deadline) and its one loop;
+//! - `transport`: the HTTP clients, DNS, TLS trust, bounded bodies, redirects without credentials
+//!   (`redirect`: which to follow, and who failed after one);
+//! - `retry`: one budget (retries, per-request limit, a deadline for retries) and its one loop;
 //! - `token`: challenges, the token exchange (through transport and retry), headers per scope;
 //! - `api`: the distribution calls orchestration uses, behind the `Registry` seam;
 //! - `classify`: pure, status + error codes + transport verdicts → `Error`.
@@ -15,6 +16,7 @@ mod blobs;
 mod classify;
 mod client;
 mod dns;
+mod redirect;
 mod retry;
 mod token;
 mod transport;
@@ -28,6 +30,7 @@ use crate::reference::{Reference, Repository};
 use crate::tag_rule::TagRule;
 
 pub(crate) use client::Client;
+pub(crate) use dns::{lookup, DnsFailure};
 pub(crate) use retry::first_line;
 
 /// How a blob got into a repository.

@@ -1,6 +1,7 @@
 //! The one retry site for registry requests, and the one budget they spend: a number of retries,
-//! a time limit per request, and — while waiting for sources — the wait's deadline, which no retry
-//! sleeps past. Backoff is exponential with jitter (backon); `Retry-After` (seconds or an HTTP
+//! a time limit per request, and — while looking for sources — a deadline no retry sleeps past
+//! (the wait's, or a short window when no wait was asked for); a retry that would sleep past it,
+//! a `Retry-After` included, ends the retries at once. Backoff is exponential with jitter (backon); `Retry-After` (seconds or an HTTP
 //! date) is honoured up to a cap.
 //!
 //! What is worth retrying is decided below (`classify`, `api`): 429, 408, 5xx, refused or reset
@@ -27,8 +28,8 @@ pub(crate) struct Budget {
     pub(crate) retries: u32,
     /// Time limit of one attempt, connection to last body byte.
     pub(crate) request_timeout: Duration,
-    /// No retry sleeps past this (the wait's deadline), so a run ends within the deadline plus
-    /// one request limit.
+    /// No retry sleeps past this (the wait's deadline, or the short window of `--timeout 0`), so
+    /// the look for sources ends within it plus one request limit.
     pub(crate) deadline: Option<Instant>,
 }
 
@@ -74,10 +75,14 @@ where
         };
         let delay = after.map(|a| a.min(MAX_RETRY_AFTER)).unwrap_or(delay);
         if budget.deadline.is_some_and(|d| Instant::now() + delay > d) {
-            return Err(spent(
-                error,
-                format!("after {tries} attempts, at the wait's deadline"),
-            ));
+            let how = match after {
+                Some(asked) => format!(
+                    "after {tries} attempts: it asks to be retried in {} s (Retry-After), past the time MULTIARCH_TIMEOUT leaves",
+                    asked.as_secs()
+                ),
+                None => format!("after {tries} attempts, at the time MULTIARCH_TIMEOUT leaves"),
+            };
+            return Err(spent(error, how));
         }
         warn!(attempt = tries, delay_ms = delay.as_millis() as u64, error = %first_line(&error), "retrying");
         tokio::time::sleep(delay).await;
@@ -104,11 +109,12 @@ pub(crate) fn first_line(e: &Error) -> String {
     e.to_string().lines().next().unwrap_or_default().to_string()
 }
 
-/// `Retry-After` as seconds or an HTTP date (RFC 9110 §10.2.3), relative to `now`.
+/// `Retry-After` as seconds or an HTTP date (RFC 9110 §10.2.3), relative to `now`, as asked
+/// (`retry` caps the sleep, and says what was asked when it gives up on it).
 pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs.min(MAX_RETRY_AFTER.as_secs())));
+        return Some(Duration::from_secs(secs));
     }
     let at = httpdate::parse_http_date(value).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
@@ -152,7 +158,10 @@ mod tests {
             None,
             "not a number we take"
         );
-        assert_eq!(retry_after(&headers("3600"), now), Some(MAX_RETRY_AFTER));
+        assert_eq!(
+            retry_after(&headers("3600"), now),
+            Some(Duration::from_secs(3600))
+        );
         assert_eq!(
             retry_after(&headers("Fri, 27 Nov 2026 04:00:12 GMT"), now),
             Some(Duration::from_secs(12))
@@ -204,8 +213,37 @@ mod tests {
         })
         .await;
         let e = result.unwrap_err();
-        assert!(e.to_string().contains("at the wait's deadline"), "{e}");
+        assert!(
+            e.to_string().contains("the time MULTIARCH_TIMEOUT leaves"),
+            "{e}"
+        );
         assert!(start.elapsed() <= Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_after_past_the_deadline_ends_the_retries_at_once() {
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs(15);
+        let mut calls = 0;
+        let result: Result<(), Error> = retry(&budget(5, Some(deadline)), || {
+            calls += 1;
+            async {
+                Attempt::Retry {
+                    error: unavailable(),
+                    after: Some(Duration::from_secs(999_999_999)),
+                }
+            }
+        })
+        .await;
+        let e = result.unwrap_err();
+        assert_eq!(e.exit_code(), 75);
+        assert_eq!(calls, 1);
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        assert!(
+            e.to_string()
+                .contains("it asks to be retried in 999999999 s (Retry-After)"),
+            "{e}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

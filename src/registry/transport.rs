@@ -19,13 +19,15 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use tracing::debug;
 
 use super::dns::{DnsFailure, Resolver};
+use super::redirect::{is_redirect, next_hop, within, Redirect};
 use crate::error::Error;
 
 const USER_AGENT: &str = concat!("multiarch/", env!("CARGO_PKG_VERSION"));
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Error bodies (envelopes, token-service refusals) are read up to this size.
 pub(crate) const ERROR_BODY_LIMIT: usize = 64 * 1024;
-const MAX_REDIRECTS: usize = 5;
+/// Redirects followed in a row; one more is a loop.
+pub(crate) const MAX_REDIRECTS: usize = 5;
 /// Requests in flight at once for the whole run, token requests included. However many sources
 /// and children a run reads, a registry sees at most this many connections from it (a burst of
 /// thousands exhausted distribution's file descriptors); enough to keep every request of a
@@ -156,6 +158,21 @@ pub(crate) enum Failure {
     BadUrl(String),
     /// A redirect to plain HTTP for a host that is not listed as insecure.
     InsecureRedirect(String),
+    /// A redirect whose `Location` cannot be followed (not a URL, a port out of range, a scheme
+    /// other than HTTP): the fault of the server that sent it (`by`), not of the settings.
+    BadRedirect { by: String, location: String },
+    /// More redirects in a row than `MAX_REDIRECTS`: a loop, which no retry ends.
+    TooManyRedirects {
+        from: String,
+        hops: usize,
+        last: String,
+    },
+    /// `failure` happened at another host than the one asked, which redirected there (ECR
+    /// serves blobs from S3): messages must name the host that failed, not the registry.
+    Redirected {
+        via: Redirect,
+        failure: Box<Failure>,
+    },
     /// The response body was larger than the limit.
     TooLarge(usize),
     /// Worth another try: connection refused or reset, timeout, cut-off body, DNS outage.
@@ -247,9 +264,12 @@ impl Transport {
         timeout: Duration,
     ) -> Result<Reply, Failure> {
         let _turn = self.turn().await;
+        let origin = req.url.clone();
         let (resp, url) = self.respond(req, auth, timeout).await?;
         let plain = url.scheme() == "http";
-        read(resp, plain, limit).await
+        read(resp, plain, limit)
+            .await
+            .map_err(|f| within(f, &origin, &url))
     }
 
     /// Sends `req` once; with `limit`, reads the body like `send`; without, hands back a
@@ -262,17 +282,22 @@ impl Transport {
         timeout: Duration,
     ) -> Result<Opened, Failure> {
         let turn = self.turn().await;
+        let origin = req.url.clone();
         let (resp, url) = self.respond(req, auth, timeout).await?;
         let plain = url.scheme() == "http";
+        let finish = |resp, limit| async move {
+            read(resp, plain, limit)
+                .await
+                .map_err(|f| within(f, &origin, &url))
+        };
         match limit {
             None if resp.status().is_success() => {
                 // Streamed by the caller, perhaps into a request of its own: the turn ends here.
                 drop(turn);
                 Ok(Opened::Stream(resp))
             }
-            None => read(
+            None => finish(
                 resp,
-                plain,
                 Limit {
                     bytes: ERROR_BODY_LIMIT,
                     overflow: Overflow::Ignore,
@@ -280,7 +305,7 @@ impl Transport {
             )
             .await
             .map(Opened::Done),
-            Some(limit) => read(resp, plain, limit).await.map(Opened::Done),
+            Some(limit) => finish(resp, limit).await.map(Opened::Done),
         }
     }
 
@@ -296,7 +321,8 @@ impl Transport {
         let mut auth = auth.cloned();
         let (method, headers) = (req.method, req.headers);
         let mut body = Some(req.body);
-        for _ in 0..=MAX_REDIRECTS {
+        let mut hops = 0;
+        loop {
             let mut b = self
                 .client_for(&url)
                 .request(method.clone(), url.clone())
@@ -316,15 +342,25 @@ impl Transport {
                     .header(CONTENT_LENGTH, length)
                     .body(body),
             };
-            let resp = b.send().await.map_err(|e| failure(&e))?;
+            let resp = b
+                .send()
+                .await
+                .map_err(|e| within(failure(&e), &origin, &url))?;
             let status = resp.status();
-            let location = resp.headers().get(LOCATION).and_then(|l| l.to_str().ok());
-            let (true, true, Some(location)) = (follow, status.is_redirection(), location) else {
+            let (true, true, Some(location)) =
+                (follow, is_redirect(status), resp.headers().get(LOCATION))
+            else {
                 return Ok((resp, url));
             };
-            let next = url
-                .join(location)
-                .map_err(|_| Failure::BadUrl("a redirect to an unusable location".into()))?;
+            let next = next_hop(&url, location)?;
+            hops += 1;
+            if hops > MAX_REDIRECTS {
+                return Err(Failure::TooManyRedirects {
+                    from: authority(&origin),
+                    hops,
+                    last: authority(&next),
+                });
+            }
             if next.scheme() == "http" && !self.is_insecure(&authority(&next)) {
                 return Err(Failure::InsecureRedirect(authority(&next)));
             }
@@ -336,7 +372,6 @@ impl Transport {
             debug!(status = status.as_u16(), to = %authority(&next), "following a redirect");
             url = next;
         }
-        Err(Failure::Transient("too many redirects".into()))
     }
 }
 
@@ -432,15 +467,15 @@ pub(crate) fn read_ca_file(path: &std::path::Path, setting: &str) -> Result<Vec<
 /// verdict, rustls' (a certificate refused, a handshake answered in plain text), or the kind
 /// reqwest reports. Nothing here matches message text.
 fn failure(e: &reqwest::Error) -> Failure {
+    if let Some(dns) = DnsFailure::find(e) {
+        return if dns.unknown {
+            Failure::UnknownHost(dns.name.clone())
+        } else {
+            Failure::Transient(dns.to_string())
+        };
+    }
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
-        if let Some(dns) = s.downcast_ref::<DnsFailure>() {
-            return if dns.unknown {
-                Failure::UnknownHost(dns.name.clone())
-            } else {
-                Failure::Transient(dns.to_string())
-            };
-        }
         match s.downcast_ref::<rustls::Error>() {
             Some(tls @ rustls::Error::InvalidCertificate(_)) => {
                 return Failure::Untrusted(tls.to_string())

@@ -128,6 +128,13 @@ async fn child(
             what: "index entry",
             reason: "the registry does not have the manifest it points to".into(),
         })?;
+    manifest::check_size(
+        &where_,
+        "index entry",
+        &d.digest,
+        d.size,
+        fetched.bytes.len(),
+    )?;
     let Manifest::Image { config, .. } = &fetched.manifest else {
         return Err(Error::InvalidManifest {
             reference: where_,

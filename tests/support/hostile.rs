@@ -49,6 +49,68 @@ impl Behaviour {
     }
 }
 
+/// A linux/amd64 image to serve by hand: its config and a manifest pointing at it.
+pub struct Image {
+    pub config: Vec<u8>,
+    pub config_digest: String,
+    pub manifest: String,
+    pub manifest_digest: String,
+}
+
+impl Image {
+    /// The image, its manifest saying the config is `size` bytes (`None`: the truth).
+    pub fn amd64(size: Option<usize>) -> Image {
+        let config =
+            br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+                .to_vec();
+        let config_digest = super::sha256(&config);
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[]}}"#,
+            size.unwrap_or(config.len())
+        );
+        let manifest_digest = super::sha256(manifest.as_bytes());
+        Image {
+            config,
+            config_digest,
+            manifest,
+            manifest_digest,
+        }
+    }
+
+    /// The answer to a manifest GET or HEAD.
+    pub fn manifest(&self) -> Behaviour {
+        Behaviour::Answer {
+            status: 200,
+            headers: vec![
+                (
+                    "Content-Type".into(),
+                    "application/vnd.oci.image.manifest.v1+json".into(),
+                ),
+                ("Docker-Content-Digest".into(), self.manifest_digest.clone()),
+            ],
+            body: self.manifest.as_bytes().to_vec(),
+        }
+    }
+
+    /// The answer to the config blob's GET.
+    pub fn config(&self) -> Behaviour {
+        Behaviour::Answer {
+            status: 200,
+            headers: vec![("Content-Type".into(), "application/octet-stream".into())],
+            body: self.config.clone(),
+        }
+    }
+}
+
+/// An answer of `status` with a `Location` header.
+pub fn redirect(status: u16, location: &str) -> Behaviour {
+    Behaviour::Answer {
+        status,
+        headers: vec![("Location".into(), location.into())],
+        body: Vec::new(),
+    }
+}
+
 pub struct Hostile {
     /// `127.0.0.1:PORT`
     pub host: String,

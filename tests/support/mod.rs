@@ -203,7 +203,7 @@ fn wait_listening(host: &str, child: &mut Child) -> bool {
 fn write_config(dir: &Path, host: &str, options: &Options) -> (PathBuf, Option<PathBuf>) {
     let storage = dir.join("storage");
     let mut yaml = format!(
-        "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n",
+        "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: \"{host}\"\n",
         storage.display()
     );
     let mut ca_file = None;

@@ -31,6 +31,8 @@ pub enum Fault {
     Stall(Duration),
     /// Forward with this request target instead (a registry that ignores part of a request).
     Retarget(String),
+    /// Forward, and answer with this response header (name, value) instead of the registry's.
+    Header(String, String),
 }
 
 /// A rule that answers every PUT (a manifest push) with `fault` and passes everything else.
@@ -220,7 +222,7 @@ fn serve(
                 let _ = client.shutdown(Shutdown::Both);
                 return Ok(());
             }
-            Fault::Pass | Fault::Cut | Fault::Retarget(_) => {
+            Fault::Pass | Fault::Cut | Fault::Retarget(_) | Fault::Header(..) => {
                 let head = match &fault {
                     Fault::Retarget(target) => String::from_utf8_lossy(&head)
                         .replacen(&request.path, target, 1)
@@ -240,10 +242,35 @@ fn serve(
                     let _ = client.shutdown(Shutdown::Both);
                     return Ok(());
                 }
+                let response = match &fault {
+                    Fault::Header(name, value) => with_header(&response, name, value),
+                    _ => response,
+                };
                 client.write_all(&response)?;
             }
         }
     }
+}
+
+/// `response` with header `name` set to `value` (replacing the registry's).
+fn with_header(response: &[u8], name: &str, value: &str) -> Vec<u8> {
+    let end = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(response.len(), |at| at + 2);
+    let head = String::from_utf8_lossy(&response[..end]);
+    let mut out: String = head
+        .split_inclusive("\r\n")
+        .filter(|line| {
+            !line
+                .split_once(':')
+                .is_some_and(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+        })
+        .collect();
+    out.push_str(&format!("{name}: {value}\r\n"));
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(&response[end..]);
+    bytes
 }
 
 /// Reads a request head; `None` at a clean end of the connection.

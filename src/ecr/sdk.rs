@@ -1,0 +1,215 @@
+//! The AWS SDK as multiarch runs it: one HTTP client over rustls with ring (like the rest of the
+//! binary) whose DNS keeps getaddrinfo's verdict (the registry's resolver), a retry classifier
+//! that never retries a host that does not exist, and SDK errors converted by error code.
+//!
+//! Why the DNS verdict matters: an ECR region comes from the registry host or `AWS_REGION`, and a
+//! typo (`eu-wset-1`) names an API endpoint that does not exist. The SDK would retry that as an
+//! outage and report that "the AWS API did not answer" (exit 75, a job retry); here it ends at
+//! once with exit 2, naming the endpoint and where its region came from. An endpoint override
+//! (`AWS_ENDPOINT_URL_ECR`, `AWS_ENDPOINT_URL`) goes through the same resolver.
+
+use aws_config::BehaviorVersion;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::dns::{DnsFuture, ResolveDns, ResolveDnsError};
+use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
+use aws_smithy_runtime_api::client::retries::classifiers::{
+    ClassifyRetry, RetryAction, RetryClassifierPriority,
+};
+
+use crate::error::Error;
+use crate::registry::{lookup, DnsFailure};
+
+const NO_CREDENTIALS_TRIED: &str = "environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), shared profile (AWS_PROFILE, ~/.aws), web identity (AWS_ROLE_ARN with AWS_WEB_IDENTITY_TOKEN_FILE or a GitLab id_token in GITLAB_OIDC_TOKEN), container role (ECS/EKS), instance role (IMDS)";
+
+/// The AWS region of a call and where it came from, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Region {
+    pub(super) name: String,
+    /// `the registry host …`, or the variables.
+    pub(super) from: String,
+}
+
+/// SDK configuration from the environment (keys, profiles, web identity, container and
+/// instance roles; `AWS_ENDPOINT_URL_*`), over rustls with ring and our resolver.
+pub(super) async fn config(region: &Region) -> aws_config::SdkConfig {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_with_resolver(Resolver);
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
+        .region(aws_config::Region::new(region.name.clone()))
+        .load()
+        .await
+}
+
+/// getaddrinfo with its verdict kept (the registry's resolver), for the SDK's connections.
+#[derive(Debug, Clone)]
+struct Resolver;
+
+impl ResolveDns for Resolver {
+    fn resolve_dns<'a>(&'a self, name: &'a str) -> DnsFuture<'a> {
+        let name = name.to_string();
+        DnsFuture::new(async move {
+            match lookup(name).await {
+                Ok(addrs) => Ok(addrs.into_iter().map(|a| a.ip()).collect()),
+                Err(failure) => Err(ResolveDnsError::new(failure)),
+            }
+        })
+    }
+}
+
+/// Forbids retrying a call whose endpoint does not exist: the SDK counts every DNS failure as a
+/// transient I/O error, but no retry makes a mistyped region exist.
+#[derive(Debug)]
+pub(super) struct UnknownHostIsFinal;
+
+impl ClassifyRetry for UnknownHostIsFinal {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        match ctx.output_or_error() {
+            Some(Err(e)) if unknown_host(e).is_some() => RetryAction::RetryForbidden,
+            _ => RetryAction::NoActionIndicated,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "a host that does not exist is not retried"
+    }
+
+    fn priority(&self) -> RetryClassifierPriority {
+        RetryClassifierPriority::run_after(RetryClassifierPriority::transient_error_classifier())
+    }
+}
+
+/// The name that does not exist, if that is why `error` happened.
+fn unknown_host<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a str> {
+    DnsFailure::find(error)
+        .filter(|dns| dns.unknown)
+        .map(|dns| dns.name.as_str())
+}
+
+/// Converts an SDK error by error code; the message never carries a secret.
+pub(super) fn convert<E>(
+    e: SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+    action: &'static str,
+    resource: &str,
+    region: &Region,
+) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let status = e.raw_response().map(|r| r.status().as_u16());
+    if let Some(service) = e.as_service_error() {
+        let code = service.code().unwrap_or("unknown");
+        let message = service.message().unwrap_or("").to_string();
+        let reason = match (service.code(), status) {
+            (Some(c), _) if message.is_empty() => c.to_string(),
+            (Some(c), _) => format!("{c}: {message}"),
+            (None, Some(s)) => format!("HTTP {s}"),
+            (None, None) => "no error code".to_string(),
+        };
+        // Without a code the SDK could parse (some endpoints answer XML), the status decides.
+        if code.starts_with("AccessDenied")
+            || (service.code().is_none() && status == Some(403))
+            || code == "InvalidIdentityToken"
+            || code == "ExpiredToken"
+            || code == "UnrecognizedClientException"
+            || code == "InvalidClientTokenId"
+        {
+            return Error::EcrDenied {
+                action,
+                resource: resource.to_string(),
+                reason,
+            };
+        }
+        if code == "ThrottlingException"
+            || (service.code().is_none() && matches!(status, Some(429 | 500..=599)))
+            || code == "ServiceUnavailableException"
+            || code == "ServerException"
+        {
+            return Error::Transient {
+                action: "calling",
+                reference: action.to_string(),
+                reason,
+            };
+        }
+        return Error::Registry {
+            action: "calling",
+            reference: action.to_string(),
+            reason,
+        };
+    }
+    if let Some(name) = unknown_host(&e) {
+        return unreachable_endpoint(name, action, region);
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(s) = source {
+        if s.downcast_ref::<CredentialsError>().is_some() {
+            return Error::NoAwsCredentials {
+                action,
+                tried: NO_CREDENTIALS_TRIED.to_string(),
+            };
+        }
+        source = s.source();
+    }
+    Error::Transient {
+        action: "calling",
+        reference: action.to_string(),
+        reason: "the AWS API did not answer".into(),
+    }
+}
+
+/// An AWS API endpoint that does not exist: a misconfiguration (exit 2), named with the region
+/// it was derived from.
+fn unreachable_endpoint(name: &str, action: &str, region: &Region) -> Error {
+    Error::Unreachable {
+        host: name.to_string(),
+        problem: format!("the name does not resolve (DNS: no such host); it is the AWS API endpoint for {action} in region {} (from {})", region.name, region.from),
+        hint: "check the region (e.g. eu-west-1) in the registry host, AWS_REGION or AWS_DEFAULT_REGION, and AWS_ENDPOINT_URL_ECR / AWS_ENDPOINT_URL if one is set".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endpoint_that_does_not_exist_is_named_with_its_region() {
+        let region = Region {
+            name: "eu-wset-1".into(),
+            from: "the registry host 123456789012.dkr.ecr.eu-wset-1.amazonaws.com".into(),
+        };
+        let e = unreachable_endpoint(
+            "api.ecr.eu-wset-1.amazonaws.com",
+            "ecr:GetAuthorizationToken",
+            &region,
+        );
+        assert_eq!(e.exit_code(), 2);
+        let text = e.to_string();
+        assert!(
+            text.starts_with(
+                "cannot reach api.ecr.eu-wset-1.amazonaws.com: the name does not resolve"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("for ecr:GetAuthorizationToken in region eu-wset-1 (from the registry host 123456789012.dkr.ecr.eu-wset-1.amazonaws.com)"), "{text}");
+    }
+
+    #[test]
+    fn only_a_name_that_does_not_exist_is_final() {
+        let unknown = std::io::Error::other(DnsFailure {
+            name: "api.ecr.eu-wset-1.amazonaws.com".into(),
+            unknown: true,
+        });
+        assert_eq!(
+            unknown_host(&unknown),
+            Some("api.ecr.eu-wset-1.amazonaws.com")
+        );
+        let outage = std::io::Error::other(DnsFailure {
+            name: "api.ecr.eu-west-1.amazonaws.com".into(),
+            unknown: false,
+        });
+        assert_eq!(unknown_host(&outage), None);
+    }
+}
