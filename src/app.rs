@@ -62,21 +62,23 @@ async fn login(given: &Given, env: &Env) -> Result<(), Error> {
     }
 }
 
+const AUTH_FILE: &str = "--auth-file / MULTIARCH_AUTH_FILE";
+const AUTH_FILE_HINT: &str =
+    "name a JSON auth file (docker config.json or containers auth.json), or use --password-stdout";
+
 /// The auth file to write, checked before any request (its directory made, as docker login does).
 fn auth_file(path: &Path) -> Result<PathBuf, Error> {
-    const SETTING: &str = "--auth-file / MULTIARCH_AUTH_FILE";
-    const HINT: &str = "name a JSON auth file (docker config.json or containers auth.json), or use --password-stdout";
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| {
             Error::invalid(
-                SETTING,
+                AUTH_FILE,
                 path.display().to_string(),
                 format!("its directory cannot be made ({e})"),
-                HINT,
+                AUTH_FILE_HINT,
             )
         })?;
     }
-    output_file::writable(path, SETTING, HINT)
+    output_file::writable(path, AUTH_FILE, AUTH_FILE_HINT)
 }
 
 /// Adds `host`'s credential to a docker/containers auth file (created 0600 if missing), keeping
@@ -85,31 +87,20 @@ fn write_auth(path: &Path, host: &str, username: &str, password: &str) -> Result
     use base64::Engine as _;
     let unusable = |reason: String| {
         Error::invalid(
-            "--auth-file / MULTIARCH_AUTH_FILE",
+            AUTH_FILE,
             path.display().to_string(),
             reason,
-            "name a JSON auth file (docker config.json or containers auth.json), or use --password-stdout",
+            AUTH_FILE_HINT,
         )
     };
-    let existing = user_file::read_if_exists(
-        "--auth-file / MULTIARCH_AUTH_FILE",
-        path,
-        user_file::MAX_BYTES,
-    )?;
+    let existing = user_file::read_if_exists(AUTH_FILE, path, user_file::MAX_BYTES)?;
     let mut doc: serde_json::Value = match existing {
         None => serde_json::json!({}),
         Some(text) if text.trim().is_empty() => serde_json::json!({}),
         Some(text) => serde_json::from_str(&text)
             .map_err(|_| unusable("it is not JSON (its content is not shown)".into()))?,
     };
-    let key = if matches!(
-        host,
-        "docker.io" | "index.docker.io" | "registry-1.docker.io"
-    ) {
-        "https://index.docker.io/v1/"
-    } else {
-        host
-    };
+    let key = crate::credentials::config_key(host);
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
     let Some(object) = doc.as_object_mut() else {
         return Err(unusable("it is not a JSON object".into()));

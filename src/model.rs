@@ -293,23 +293,27 @@ impl Hasher {
 /// characters escaped (`\n`, `\u{1b}`) and at most 200 characters, so a label cannot forge log
 /// lines, colour the terminal or close a GitLab log section. Ordinary text is left as it is.
 pub(crate) fn printable(text: &str) -> String {
-    const MAX: usize = 200;
-    if text.len() <= MAX && !text.chars().any(char::is_control) {
+    if text.len() <= SHOWN_CHARS && !text.chars().any(char::is_control) {
         return text.to_string();
     }
-    let mut out: String = text
-        .chars()
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            escaped
-        })
-        .take(MAX)
-        .collect();
-    if out.chars().count() == MAX {
+    bounded(text.chars().flat_map(|c| {
+        let escaped: Vec<char> = if c.is_control() {
+            c.escape_default().collect()
+        } else {
+            vec![c]
+        };
+        escaped
+    }))
+}
+
+/// The most characters of registry-supplied text shown in one place.
+pub(crate) const SHOWN_CHARS: usize = 200;
+
+/// The first `SHOWN_CHARS` characters, and `…` when there were more.
+pub(crate) fn bounded(chars: impl Iterator<Item = char>) -> String {
+    let mut chars = chars.peekable();
+    let mut out: String = chars.by_ref().take(SHOWN_CHARS).collect();
+    if chars.peek().is_some() {
         out.push('…');
     }
     out

@@ -6,13 +6,14 @@
 //! `/dev/null` would turn `/dev/null` into a file).
 
 use std::io::Write as _;
-use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::debug;
 
 use crate::error::Error;
+use crate::user_file::irregular;
 
 /// Checks that `path` can be written after the run: not a directory or special file, not in
 /// `/dev` or `/proc`, not our own stdout/stderr, and a file can be created next to it (a unique
@@ -40,7 +41,7 @@ pub(crate) fn writable(path: &Path, setting: &str, hint: &str) -> Result<PathBuf
         }
     }
     if let Ok(meta) = std::fs::metadata(&target) {
-        if let Some(kind) = not_regular(&meta) {
+        if let Some(kind) = irregular(meta.file_type()) {
             return Err(bad(format!("it is {kind}, not a regular file")));
         }
         if let Some(stream) = own_stream(&meta) {
@@ -97,7 +98,7 @@ pub(crate) fn write(path: &Path, content: &str, mode: u32) -> Result<(), Error> 
 /// Rewrites an existing regular file (never creates one, never follows into a special file).
 fn in_place(path: &Path, content: &str, mode: u32) -> std::io::Result<()> {
     let meta = std::fs::metadata(path)?;
-    if not_regular(&meta).is_some() {
+    if irregular(meta.file_type()).is_some() {
         return Err(std::io::Error::other("not a regular file"));
     }
     let mut f = std::fs::OpenOptions::new()
@@ -114,24 +115,6 @@ fn system_dir(path: &Path) -> Option<&'static str> {
     ["/dev", "/proc"]
         .into_iter()
         .find(|dir| path.starts_with(dir))
-}
-
-/// What a non-regular file is, in words.
-fn not_regular(meta: &std::fs::Metadata) -> Option<&'static str> {
-    let t = meta.file_type();
-    if t.is_file() {
-        None
-    } else if t.is_dir() {
-        Some("a directory")
-    } else if t.is_char_device() || t.is_block_device() {
-        Some("a device")
-    } else if t.is_fifo() {
-        Some("a named pipe")
-    } else if t.is_socket() {
-        Some("a socket")
-    } else {
-        Some("not a file")
-    }
 }
 
 /// `"stdout"`/`"stderr"` when `meta` is the very file one of them writes to.
@@ -166,6 +149,8 @@ fn temp_beside(path: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::FileTypeExt as _;
+
     use super::*;
 
     const SETTING: &str = "--dotenv / MULTIARCH_DOTENV";
@@ -213,8 +198,8 @@ mod tests {
             (PathBuf::from("/dev/null"), "in /dev"),
             (PathBuf::from("/dev/stderr"), "in /dev"),
             (link, "in /dev"),
-            (fifo.clone(), "a named pipe"),
-            (fifo_link, "a named pipe"),
+            (fifo.clone(), "named pipe"),
+            (fifo_link, "named pipe"),
         ] {
             let e = check(&bad).unwrap_err();
             assert_eq!(e.exit_code(), 2);

@@ -78,7 +78,7 @@ fn usable(setting: &str, path: &Path, found: &Metadata, limit: u64) -> Result<()
 }
 
 /// What a file that is not a regular one is, in words; `None` for a regular file.
-fn irregular(t: FileType) -> Option<&'static str> {
+pub(crate) fn irregular(t: FileType) -> Option<&'static str> {
     if t.is_file() {
         None
     } else if t.is_dir() {

@@ -18,16 +18,8 @@ use support::hostile::{Behaviour, Hostile};
 use support::proxy::{Fault, Proxy};
 use support::token::TokenService;
 use support::{
-    free_port, gitlab_env, multiarch, multiarch_process, stderr_of, vars, Options, Registry,
+    free_port, gitlab_env, multiarch, multiarch_process, run, stderr_of, vars, Options, Registry,
 };
-
-/// Runs `multiarch args` with `env`; returns exit code, stderr and how long it took.
-fn run(env: &BTreeMap<String, String>, args: &[&str]) -> (Option<i32>, String, Duration) {
-    let work = tempfile::tempdir().unwrap();
-    let start = Instant::now();
-    let out = multiarch(env, work.path()).args(args).output().unwrap();
-    (out.status.code(), stderr_of(&out), start.elapsed())
-}
 
 #[test]
 fn misconfiguration_exits_2_at_once_with_a_hint() {

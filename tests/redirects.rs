@@ -7,10 +7,10 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::hostile::{redirect, Behaviour, Hostile, Image};
-use support::{free_port, multiarch, stderr_of, vars, Options, Registry};
+use support::{free_port, vars, Options, Registry};
 
 /// A registry serving a linux/amd64 image under any tag whose config GET (and, with
 /// `everything`, every request) is answered by `answer`.
@@ -39,10 +39,7 @@ fn run(host: &str, insecure: &[&str], args: &[&str]) -> (Option<i32>, String, Du
         ("MULTIARCH_RETRIES", "1"),
         ("MULTIARCH_TIMEOUT", "20s"),
     ]);
-    let work = tempfile::tempdir().unwrap();
-    let start = Instant::now();
-    let out = multiarch(&env, work.path()).args(args).output().unwrap();
-    (out.status.code(), stderr_of(&out), start.elapsed())
+    support::run(&env, args)
 }
 
 #[test]

@@ -130,11 +130,7 @@ pub(super) fn parse(origin: &str, text: &str) -> Result<DockerConfig, Error> {
 /// `limit`. `None`: the helper has nothing (or failed, which is logged); the next source is tried.
 pub(super) async fn ask_helper(helper: &str, host: &str, limit: Duration) -> Option<Credential> {
     let program = format!("docker-credential-{helper}");
-    let server = if same_host(host, "docker.io") {
-        "https://index.docker.io/v1/"
-    } else {
-        host
-    };
+    let server = config_key(host);
     let mut child = match tokio::process::Command::new(&program)
         .arg("get")
         .stdin(Stdio::piped())
@@ -199,6 +195,16 @@ pub(super) async fn ask_helper(helper: &str, host: &str, limit: Duration) -> Opt
         return None;
     }
     Some(basic(&answer.username, &Secret::new(answer.secret)))
+}
+
+/// The name docker gives `host` in its config's `auths` and to credential helpers: Docker Hub is
+/// `https://index.docker.io/v1/` (under any of its aliases), every other registry its host.
+pub(crate) fn config_key(host: &str) -> &str {
+    if same_host(host, "docker.io") {
+        "https://index.docker.io/v1/"
+    } else {
+        host
+    }
 }
 
 /// `https://index.docker.io/v1/` → `index.docker.io`; `http://h:5000/x` → `h:5000`.

@@ -12,6 +12,8 @@
 
 mod docker;
 
+pub(crate) use docker::config_key;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,25 +1,20 @@
 //! Putting every child of the index into every destination that lacks it, before any tag moves:
 //! a child manifest already there (HEAD by digest) is left alone; otherwise each of its blobs is
 //! mounted, or (when not there yet) streamed, from where the child lives, then the manifest is PUT
-//! by digest with its exact bytes. A failure half-way leaves only untagged content.
+//! by digest with its exact bytes. A failure half-way leaves only untagged content. How many
+//! requests and streams run at once is the registry layer's business (it bounds both per run).
 
 use std::collections::BTreeMap;
 
 use futures_util::future::try_join_all;
-use tokio::sync::Semaphore;
 use tracing::{debug, info};
 
 use crate::error::Error;
 use crate::index::{Child, Index};
-use crate::manifest::{self, Fetched};
+use crate::manifest::Fetched;
 use crate::model::{Digest, Resolved};
 use crate::reference::Repository;
 use crate::registry::{Copied, Registry};
-
-/// Blob copies in flight at once, across children and destinations: mounts are one small request
-/// each (the registry layer bounds the streams among them further), and a bound keeps an index of
-/// many children from opening a connection per blob.
-const BLOBS_AT_ONCE: usize = 16;
 
 /// Copies what each of `destinations` lacks of `index`'s children.
 pub(super) async fn children(
@@ -34,14 +29,13 @@ pub(super) async fn children(
         .flat_map(Resolved::images)
         .map(|i| (&i.fetched.digest, &i.fetched))
         .collect();
-    let permits = Semaphore::new(BLOBS_AT_ONCE);
-    let (known, permits) = (&known, &permits);
+    let known = &known;
     let work = destinations.iter().flat_map(|to| {
         index
             .children
             .iter()
             .filter(move |c| c.from != **to)
-            .map(move |c| child(registry, c, to, known, permits))
+            .map(move |c| child(registry, c, to, known))
     });
     try_join_all(work).await.map(|_| ())
 }
@@ -52,7 +46,6 @@ async fn child(
     child: &Child,
     to: &Repository,
     known: &BTreeMap<&Digest, &Fetched>,
-    permits: &Semaphore,
 ) -> Result<(), Error> {
     let at = to.digest(&child.digest);
     if registry.check_target(&at).await?.is_some() {
@@ -62,29 +55,16 @@ async fn child(
     let fetched = match known.get(&child.digest) {
         Some(f) => (*f).clone(),
         None => {
-            let shown = format!("{}@{}", child.from, child.digest);
-            let fetched = registry
-                .fetch_manifest(&child.from.digest(&child.digest))
+            registry
+                .fetch_entry(&child.from.digest(&child.digest), child.size)
                 .await?
-                .ok_or_else(|| Error::InvalidManifest {
-                    reference: shown.clone(),
-                    what: "index entry",
-                    reason: "the registry does not have the manifest it points to".into(),
-                })?;
-            manifest::check_size(
-                &shown,
-                "index entry",
-                &child.digest,
-                child.size,
-                fetched.bytes.len(),
-            )?;
-            fetched
         }
     };
-    let copies = fetched.manifest.blobs().into_iter().map(|blob| async move {
-        let _permit = permits.acquire().await.expect("the semaphore stays open");
-        registry.copy_blob(&child.from, to, blob).await
-    });
+    let copies = fetched
+        .manifest
+        .blobs()
+        .into_iter()
+        .map(|blob| registry.copy_blob(&child.from, to, blob));
     let done = try_join_all(copies).await?;
     registry
         .push_manifest(&at, &fetched.media_type, &fetched.bytes)

@@ -83,17 +83,9 @@ impl Client {
         let op = self.op(action, &shown, at.repository(), push);
         let url = self.url(at.repository(), "manifests", &at.api_name());
         let reply = self
-            .call(
-                &op,
-                Limit {
-                    bytes: 0,
-                    overflow: Overflow::Ignore,
-                },
-                || {
-                    Request::new(Method::HEAD, url.clone())
-                        .header(ACCEPT, &manifest::ACCEPT.join(", "))
-                },
-            )
+            .call(&op, Limit::NONE, || {
+                Request::new(Method::HEAD, url.clone()).header(ACCEPT, &manifest::ACCEPT.join(", "))
+            })
             .await?;
         match reply.status {
             StatusCode::OK => match reply.header("docker-content-digest") {

@@ -58,12 +58,8 @@ impl Client {
         let shown = format!("{repo}@{digest}");
         let op = self.op(Action::UploadBlob, &shown, repo, true);
         let url = self.url(repo, "blobs", &digest.to_string());
-        let none = Limit {
-            bytes: 0,
-            overflow: Overflow::Ignore,
-        };
         let reply = self
-            .call(&op, none, || Request::new(Method::HEAD, url.clone()))
+            .call(&op, Limit::NONE, || Request::new(Method::HEAD, url.clone()))
             .await?;
         match reply.status {
             StatusCode::OK => Ok(true),

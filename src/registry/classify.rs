@@ -15,6 +15,7 @@ use serde::Deserialize;
 use super::retry::Attempt;
 use super::transport::{Failure, Reply, MAX_REDIRECTS};
 use crate::error::Error;
+use crate::model::bounded;
 
 /// What we were doing; it words messages and tells which credentials were needed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,16 +109,10 @@ fn codes(body: &[u8]) -> Vec<(String, String)> {
 /// Text a server chose to show, made safe for one line of a log: printable, without this run's
 /// secrets (servers echo credentials), at most 200 chars.
 pub(crate) fn clean(text: &str) -> String {
-    let text = &crate::secret::redact(text);
-    let mut out: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(200)
-        .collect();
-    if text.chars().count() > 200 {
-        out.push('…');
-    }
-    out.trim().to_string()
+    let text = crate::secret::redact(text);
+    bounded(text.chars().map(|c| if c.is_control() { ' ' } else { c }))
+        .trim()
+        .to_string()
 }
 
 /// 408, 429 and the 5xx that say "try again".

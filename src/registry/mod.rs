@@ -61,6 +61,27 @@ pub(crate) trait Registry {
     async fn check_target(&self, at: &Reference) -> Result<Option<Digest>, Error>;
     /// A manifest's exact bytes, verified against every digest that names it.
     async fn fetch_manifest(&self, at: &Reference) -> Result<Option<Fetched>, Error>;
+    /// The manifest an index entry points to (`at` = its repository @ its digest), which must be
+    /// there and have the entry's `size`: reading a child, whether to check it or to copy it.
+    async fn fetch_entry(&self, at: &Reference, size: u64) -> Result<Fetched, Error> {
+        let shown = at.to_string();
+        let fetched = self
+            .fetch_manifest(at)
+            .await?
+            .ok_or_else(|| Error::InvalidManifest {
+                reference: shown.clone(),
+                what: "index entry",
+                reason: "the registry does not have the manifest it points to".into(),
+            })?;
+        crate::manifest::check_size(
+            &shown,
+            "index entry",
+            &fetched.digest,
+            size,
+            fetched.bytes.len(),
+        )?;
+        Ok(fetched)
+    }
     /// An image config blob (bounded), verified against its digest.
     async fn fetch_config(&self, at: &Reference, config: &Descriptor) -> Result<Vec<u8>, Error>;
     /// PUTs manifest bytes under `to` (a tag, or their digest).

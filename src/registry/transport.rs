@@ -103,6 +103,14 @@ pub(crate) struct Limit {
     pub(crate) overflow: Overflow,
 }
 
+impl Limit {
+    /// No body wanted (a HEAD's answer).
+    pub(crate) const NONE: Limit = Limit {
+        bytes: 0,
+        overflow: Overflow::Ignore,
+    };
+}
+
 /// A registry's answer: status, headers and the (bounded) body.
 #[derive(Debug)]
 pub(crate) struct Reply {

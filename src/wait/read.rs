@@ -120,21 +120,7 @@ async fn child(
 ) -> Result<SourceImage, Error> {
     let at = source.reference.repository().digest(&d.digest);
     let where_ = format!("{} ({})", source.reference, d.digest);
-    let fetched = registry
-        .fetch_manifest(&at)
-        .await?
-        .ok_or_else(|| Error::InvalidManifest {
-            reference: where_.clone(),
-            what: "index entry",
-            reason: "the registry does not have the manifest it points to".into(),
-        })?;
-    manifest::check_size(
-        &where_,
-        "index entry",
-        &d.digest,
-        d.size,
-        fetched.bytes.len(),
-    )?;
+    let fetched = registry.fetch_entry(&at, d.size).await?;
     let Manifest::Image { config, .. } = &fetched.manifest else {
         return Err(Error::InvalidManifest {
             reference: where_,

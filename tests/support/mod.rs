@@ -300,6 +300,14 @@ pub fn multiarch(env: &BTreeMap<String, String>, cwd: &Path) -> assert_cmd::Comm
     assert_cmd::Command::from_std(multiarch_process(env, cwd))
 }
 
+/// Runs `multiarch args` with `env` in a fresh directory; exit code, stderr and how long it took.
+pub fn run(env: &BTreeMap<String, String>, args: &[&str]) -> (Option<i32>, String, Duration) {
+    let work = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    let out = multiarch(env, work.path()).args(args).output().unwrap();
+    (out.status.code(), stderr_of(&out), start.elapsed())
+}
+
 /// Variables of a GitLab job on the default branch whose project registry image is `image`.
 pub fn gitlab_env(image: &str) -> BTreeMap<String, String> {
     [
