@@ -109,38 +109,35 @@ fn buildah(args: &[&str]) -> Command {
     cmd
 }
 
-/// `buildah manifest create`, one `add` per source, `push` of the list: the common hand-written flow.
-fn buildah_publish(host: &str, platforms: &[&str], target: &str) -> Duration {
-    let list = format!("bench-list-{target}");
-    let _ = buildah(&["manifest", "rm", &list])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+/// `buildah manifest create` of list `list`, one `add` per source, `push` of the list to `dest`
+/// (with `--all` when the images must be copied too): the common hand-written flow.
+fn buildah_publish(list: &str, sources: &[String], dest: &str, all: bool) -> Duration {
+    let remove = || {
+        let _ = buildah(&["manifest", "rm", list])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    };
+    remove();
     let start = Instant::now();
-    measure(&mut buildah(&["manifest", "create", &list]));
-    for p in platforms {
-        let src = format!("docker://{host}/bench:src-{}", suffix(p));
+    measure(&mut buildah(&["manifest", "create", list]));
+    for src in sources {
         measure(&mut buildah(&[
             "manifest",
             "add",
             "--tls-verify=false",
-            &list,
-            &src,
+            list,
+            src,
         ]));
     }
-    let dest = format!("docker://{host}/bench:{target}");
-    measure(&mut buildah(&[
-        "manifest",
-        "push",
-        "--tls-verify=false",
-        &list,
-        &dest,
-    ]));
+    let mut push = vec!["manifest", "push", "--tls-verify=false"];
+    if all {
+        push.push("--all");
+    }
+    push.extend([list, dest]);
+    measure(&mut buildah(&push));
     let elapsed = start.elapsed();
-    let _ = buildah(&["manifest", "rm", &list])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+    remove();
     elapsed
 }
 
@@ -192,12 +189,16 @@ fn main() {
                 let before = count();
                 btimes.push(
                     buildah_publish(
-                        &host,
-                        platforms,
+                        &format!("bench-list-{n}-{run}"),
+                        &platforms
+                            .iter()
+                            .map(|p| format!("docker://{host}/bench:src-{}", suffix(p)))
+                            .collect::<Vec<_>>(),
                         &format!(
-                            "bh-{}-{n}-{run}",
+                            "docker://{host}/bench:bh-{}-{n}-{run}",
                             rtt.map_or("direct".into(), |r| r.to_string())
                         ),
+                        false,
                     )
                     .as_secs_f64(),
                 );
@@ -265,37 +266,18 @@ fn cross_repository(bin: &str, reg: &Registry, runs: usize) {
         rss = rss.max(r);
         // buildah, the peer present here, doing the same: a list of the eight, pushed with
         // every image into a fresh repository.
-        let list = format!("bench-copy-{run}");
-        let _ = buildah(&["manifest", "rm", &list])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let start = Instant::now();
-        measure(&mut buildah(&["manifest", "create", &list]));
-        for p in platforms {
-            let src = format!("docker://{}/benchsrc/{}:1", proxy.host, suffix(p));
-            measure(&mut buildah(&[
-                "manifest",
-                "add",
-                "--tls-verify=false",
-                &list,
-                &src,
-            ]));
-        }
-        let dest = format!("docker://{}/benchbh-{run}:1", proxy.host);
-        measure(&mut buildah(&[
-            "manifest",
-            "push",
-            "--all",
-            "--tls-verify=false",
-            &list,
-            &dest,
-        ]));
-        btimes.push(start.elapsed().as_secs_f64());
-        let _ = buildah(&["manifest", "rm", &list])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        btimes.push(
+            buildah_publish(
+                &format!("bench-copy-{run}"),
+                &platforms
+                    .iter()
+                    .map(|p| format!("docker://{}/benchsrc/{}:1", proxy.host, suffix(p)))
+                    .collect::<Vec<_>>(),
+                &format!("docker://{}/benchbh-{run}:1", proxy.host),
+                true,
+            )
+            .as_secs_f64(),
+        );
     }
     requests.sort();
     let (ours, theirs) = (median(times), median(btimes));
