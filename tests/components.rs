@@ -8,108 +8,11 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_norway::{Mapping, Value};
+use serde_norway::Value;
 use support::require;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn components() -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(root().join("templates"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path().join("template.yml"))
-        .filter(|p| p.is_file())
-        .collect();
-    out.sort();
-    assert!(out.len() >= 3, "{out:?}");
-    out
-}
-
-/// Splits a component into its `spec` and body documents.
-fn documents(path: &Path) -> (Value, String) {
-    let text = std::fs::read_to_string(path).unwrap();
-    let (spec, body) = text
-        .split_once("\n---\n")
-        .unwrap_or_else(|| panic!("{}: no --- between spec and body", path.display()));
-    (serde_norway::from_str(spec).unwrap(), body.to_string())
-}
-
-/// Renders a component body with its defaults plus `given` inputs, as GitLab interpolates it.
-pub fn render(path: &Path, given: &[(&str, Value)]) -> Value {
-    let (spec, body) = documents(path);
-    let mut inputs = Mapping::new();
-    for (name, input) in spec["spec"]["inputs"].as_mapping().unwrap() {
-        let value = given
-            .iter()
-            .find(|(n, _)| name.as_str() == Some(*n))
-            .map(|(_, v)| v.clone())
-            .or_else(|| input.get("default").cloned())
-            .unwrap_or_else(|| {
-                panic!(
-                    "{}: input {name:?} has no default and was not given",
-                    path.display()
-                )
-            });
-        if let Some(options) = input.get("options").and_then(Value::as_sequence) {
-            assert!(
-                options.contains(&value),
-                "{}: {name:?} = {value:?} is not one of {options:?}",
-                path.display()
-            );
-        }
-        inputs.insert(name.clone(), value);
-    }
-    let body: Value = serde_norway::from_str(&body).unwrap();
-    interpolate(&body, &inputs)
-}
-
-fn scalar(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        other => panic!("{other:?} cannot be interpolated into text"),
-    }
-}
-
-fn interpolate(v: &Value, inputs: &Mapping) -> Value {
-    match v {
-        Value::String(s) => {
-            let trimmed = s.trim();
-            if let Some(name) = trimmed
-                .strip_prefix("$[[ inputs.")
-                .and_then(|r| r.strip_suffix(" ]]"))
-            {
-                if !name.contains("]]") {
-                    return inputs
-                        .get(name)
-                        .unwrap_or_else(|| panic!("unknown input {name}"))
-                        .clone();
-                }
-            }
-            let mut out = s.clone();
-            for (name, value) in inputs {
-                let placeholder = format!("$[[ inputs.{} ]]", name.as_str().unwrap());
-                if out.contains(&placeholder) {
-                    out = out.replace(&placeholder, &scalar(value));
-                }
-            }
-            assert!(!out.contains("$[["), "unresolved interpolation in {out:?}");
-            Value::String(out)
-        }
-        Value::Sequence(items) => {
-            Value::Sequence(items.iter().map(|i| interpolate(i, inputs)).collect())
-        }
-        Value::Mapping(m) => Value::Mapping(
-            m.iter()
-                .map(|(k, v)| (interpolate(k, inputs), interpolate(v, inputs)))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
+use support::template::{
+    component, components, destination_block, documents, flat_rules, render, root,
+};
 
 /// Validates YAML/JSON files against GitLab's CI schema.
 fn check_schema(files: &[PathBuf]) {
@@ -150,8 +53,18 @@ fn every_component_renders_to_a_valid_gitlab_job_with_default_and_custom_inputs(
             ("stage", "deploy".into()),
             ("oidc", Value::Bool(true)),
         ]);
+        if path.ends_with("manifest/template.yml") {
+            custom.push(("order", "needs".into()));
+        }
         for (j, given) in [required(&path), custom].into_iter().enumerate() {
-            let body = render(&path, &given);
+            let mut body = render(&path, &given);
+            // GitLab flattens a list placed in `rules` (an array input, or `!reference`) before
+            // it reads the rules; its schema describes the flattened form.
+            for (_, job) in body.as_mapping_mut().unwrap().iter_mut() {
+                if job.get("rules").is_some() {
+                    job["rules"] = Value::Sequence(flat_rules(job));
+                }
+            }
             let jobs = body.as_mapping().unwrap();
             for key in [
                 "default",
@@ -249,28 +162,46 @@ fn headers_use_only_what_gitlab_17_0_accepts_and_pass_its_schema() {
     check_schema(&headers);
 }
 
+fn yaml(text: &str) -> Value {
+    serde_norway::from_str(text).unwrap()
+}
+
+/// A job as GitLab sees it after `extends`: the hidden jobs it names merged under its own keys.
+fn extended(body: &Value, job: &str) -> Value {
+    let mut merged = serde_norway::Mapping::new();
+    let own = body[job].as_mapping().unwrap();
+    let parents: Vec<Value> = match &own["extends"] {
+        Value::Sequence(names) => names.clone(),
+        name => vec![name.clone()],
+    };
+    for parent in parents {
+        let hidden = body[parent.as_str().unwrap()]
+            .as_mapping()
+            .unwrap_or_else(|| panic!("{job} extends {parent:?}, which is not in the component"));
+        merged.extend(hidden.clone());
+    }
+    merged.extend(own.clone());
+    merged.remove("extends");
+    Value::Mapping(merged)
+}
+
 #[test]
 fn manifest_component_passes_inputs_as_flags_and_shadows_no_variable() {
-    let path = root().join("templates/manifest/template.yml");
+    let path = component("manifest");
     let mut given = required(&path);
     given.extend([
-        ("needs", serde_norway::from_str("[build]").unwrap()),
         ("allow-missing", Value::Bool(true)),
         ("format", "oci".into()),
         ("tags", "semver".into()),
     ]);
     let body = render(&path, &given);
-    let job = &body["manifest"];
-    assert_eq!(
-        job["needs"],
-        serde_norway::from_str::<Value>("[build]").unwrap()
-    );
-    assert_eq!(
-        job["image"]["entrypoint"],
-        serde_norway::from_str::<Value>("['']").unwrap()
-    );
+    let job = extended(&body, "manifest");
+    assert_eq!(job["image"]["entrypoint"], yaml("['']"));
     // No job variable: a project's own AWS_*/MULTIARCH_* variables reach multiarch.
-    assert!(job.get("variables").is_none(), "{job:?}");
+    assert!(
+        job.get("variables").is_none_or(|v| v == &yaml("{}")),
+        "{job:?}"
+    );
     let script = job["script"][0].as_str().unwrap();
     for expected in [
         r#"--tags "semver""#,
@@ -279,49 +210,74 @@ fn manifest_component_passes_inputs_as_flags_and_shadows_no_variable() {
         "--allow-missing",
         r#"[ -z "" ] || export AWS_ROLE_ARN="""#,
         "multiarch push \"$@\"",
+        "notice: MULTIARCH_DOTENV=",
     ] {
         assert!(script.contains(expected), "{expected}: {script}");
     }
-    assert_eq!(
-        job["retry"]["exit_codes"],
-        serde_norway::from_str::<Value>("[75]").unwrap()
-    );
+    assert_eq!(job["retry"]["exit_codes"], yaml("[75]"));
     assert_eq!(
         job["artifacts"]["reports"]["dotenv"],
         Value::from("multiarch.env")
     );
-    // Safe defaults: after the build components' jobs (if any), one publisher per ref at a time.
+}
+
+/// The manifest job starts after every job of earlier stages unless asked otherwise: by default
+/// it has no `needs` key at all (GitLab's stage order, dotenv reports included); `order: needs`
+/// is the one setting for the shortcut, with the build components' jobs as its default list.
+#[test]
+fn manifest_job_follows_the_stage_order_unless_order_is_needs() {
+    let path = component("manifest");
     let body = render(&path, &required(&path));
-    let job = &body["manifest"];
+    let job = extended(&body, "manifest");
     assert_eq!(job["stage"], Value::from("deploy"));
-    assert_eq!(
-        job["needs"],
-        serde_norway::from_str::<Value>("[{job: multiarch-build, optional: true}]").unwrap()
-    );
+    assert!(job.get("needs").is_none(), "a default needs key: {job:?}");
     assert_eq!(
         job["resource_group"],
         Value::from("multiarch-$CI_PROJECT_PATH_SLUG-$CI_COMMIT_REF_SLUG")
     );
     // The id_token is asked for only with oidc.
-    assert_eq!(job["extends"], Value::from(".manifest-oidc-false"));
-    assert!(body[".manifest-oidc-false"].get("id_tokens").is_none());
-    assert!(body[".manifest-oidc-true"]["id_tokens"]["GITLAB_OIDC_TOKEN"].is_mapping());
+    assert!(job.get("id_tokens").is_none());
+    assert_eq!(
+        flat_rules(&job),
+        [yaml(
+            r#"{if: '$CI_PIPELINE_SOURCE != "merge_request_event"'}"#
+        )],
+        "as a job without rules: not in merge request pipelines"
+    );
+
+    let mut given = required(&path);
+    given.push(("order", "needs".into()));
+    let job = extended(&render(&path, &given), "manifest");
+    assert_eq!(
+        job["needs"],
+        yaml("[{job: multiarch-build, optional: true}]")
+    );
+    given.extend([
+        ("needs", yaml("[build-amd64, build-arm64]")),
+        ("oidc", Value::Bool(true)),
+    ]);
+    let job = extended(&render(&path, &given), "manifest");
+    assert_eq!(job["needs"], yaml("[build-amd64, build-arm64]"));
+    assert!(job["id_tokens"]["GITLAB_OIDC_TOKEN"].is_mapping());
 }
 
 #[test]
 fn build_components_run_one_job_per_arch_on_that_arch_runner() {
     for name in ["build-buildah", "build-kaniko"] {
         let body = render(
-            &root().join(format!("templates/{name}/template.yml")),
-            &[(
-                "archs",
-                serde_norway::from_str("[amd64, arm64, arm/v7]").unwrap(),
-            )],
+            &component(name),
+            &[
+                ("archs", yaml("[amd64, arm64, arm/v7]")),
+                ("tls-verify", Value::Bool(false)),
+            ]
+            .into_iter()
+            .filter(|(k, _)| name == "build-buildah" || *k != "tls-verify")
+            .collect::<Vec<_>>(),
         );
-        let job = &body["multiarch-build"];
+        let job = extended(&body, "multiarch-build");
         assert_eq!(
             job["parallel"]["matrix"][0]["ARCH"],
-            serde_norway::from_str::<Value>("[amd64, arm64, arm/v7]").unwrap(),
+            yaml("[amd64, arm64, arm/v7]"),
             "{name}"
         );
         assert_eq!(
@@ -330,103 +286,65 @@ fn build_components_run_one_job_per_arch_on_that_arch_runner() {
             "{name}"
         );
         assert_eq!(job["interruptible"], Value::Bool(true), "{name}");
-        let script = job["script"][0].as_str().unwrap();
+        // No job variable: a project's own (MULTIARCH_*, STORAGE_DRIVER, …) reach the script.
         assert!(
-            script.contains(r#"dest="$image:$tag-$(printf %s "$ARCH" | tr -d /)""#),
-            "{name}: pushes {{image}}:{{tag}}-{{arch}}"
-        );
-        assert!(
-            script.contains("org.opencontainers.image.revision=$CI_COMMIT_SHA"),
+            job.get("variables").is_none_or(|v| v == &yaml("{}")),
             "{name}"
         );
-        assert!(script.contains("MULTIARCH_SOURCE_LINUX_"), "{name}");
-    }
-}
-
-/// GitLab's ref variables for a pipeline of `git_tag` (if any) on `branch`.
-fn gitlab_refs(git_tag: &str, branch: &str) -> [(&'static str, String); 3] {
-    let slug = if git_tag.is_empty() {
-        branch.replace('/', "-")
-    } else {
-        git_tag.to_string()
-    };
-    [
-        ("CI_COMMIT_BRANCH", branch.to_string()),
-        ("CI_DEFAULT_BRANCH", "main".to_string()),
-        ("CI_COMMIT_REF_SLUG", slug),
-    ]
-}
-
-/// The build components compute the source tag exactly as `multiarch push` does, semver included:
-/// their shell is run here for each case and compared with the binary's own plan.
-#[test]
-fn build_components_compute_the_tag_multiarch_expects() {
-    for name in ["build-buildah", "build-kaniko"] {
-        for (tag_input, git_tag, branch) in [
-            ("semver", "v1.4.2", ""),
-            ("semver", "1.5.0-rc.1", ""),
-            ("semver", "1.2.3+build.7", ""),
-            ("semver", "release-42", ""),
-            ("semver", "", "main"),
-            ("semver", "", "feature/x"),
-            ("", "v1.4.2", ""),
-            ("", "", "main"),
-            ("", "", "feature/x"),
-        ] {
-            let body = render(
-                &root().join(format!("templates/{name}/template.yml")),
-                &[("tag", tag_input.into())],
-            );
-            let script = body["multiarch-build"]["script"][0].as_str().unwrap();
-            let start = script.find("image=").unwrap();
-            let end = script.find("dest=").unwrap();
-            let snippet = format!("{}printf %s \"$tag\"", &script[start..end]);
-            let out = Command::new("sh")
-                .args(["-eu", "-c", &snippet])
-                .env("CI_REGISTRY_IMAGE", "r.example/app")
-                .env("CI_COMMIT_TAG", git_tag)
-                .envs(gitlab_refs(git_tag, branch))
-                .output()
-                .unwrap();
+        // Platforms MULTIARCH_PLATFORMS leaves out get no job; then the input's rules, whose
+        // default keeps the job out of merge request pipelines as a job without rules is.
+        let rules = flat_rules(&job);
+        let (skips, given) = rules.split_at(rules.len() - 1);
+        assert!(skips.len() >= 7, "{name}: {rules:?}");
+        for rule in skips {
+            assert_eq!(rule["when"], Value::from("never"), "{name}: {rule:?}");
+            let condition = rule["if"].as_str().unwrap();
             assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let built = String::from_utf8(out.stdout).unwrap();
-            // What multiarch plans for the same job: the first target tag fills {tag}.
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_multiarch"));
-            cmd.env_clear()
-                .args([
-                    "plan",
-                    "--timeout",
-                    "0",
-                    "--retries",
-                    "0",
-                    "--image",
-                    "127.0.0.1:9/app",
-                ])
-                .envs(gitlab_refs(git_tag, branch));
-            if !tag_input.is_empty() {
-                cmd.env("MULTIARCH_TAGS", tag_input);
-            }
-            if !git_tag.is_empty() {
-                cmd.env("CI_COMMIT_TAG", git_tag);
-            }
-            let plan = cmd.output().unwrap();
-            let stderr = String::from_utf8_lossy(&plan.stderr);
-            let expected = stderr
-                .lines()
-                .find_map(|l| l.split(" tags=").nth(1))
-                .and_then(|rest| rest.split([' ', ',']).next())
-                .unwrap_or_else(|| panic!("no plan line: {stderr}"))
-                .to_string();
-            assert_eq!(
-                built, expected,
-                "{name}: tag input {tag_input:?}, git tag {git_tag:?}, branch {branch:?}"
+                condition.starts_with(r"$MULTIARCH_PLATFORMS && $MULTIARCH_PLATFORMS !~ /\$/ && ")
+                    && condition.contains("$ARCH == "),
+                "{name}: {rule:?}"
             );
         }
+        assert_eq!(
+            given,
+            [yaml(
+                r#"{if: '$CI_PIPELINE_SOURCE != "merge_request_event"'}"#
+            )],
+            "{name}"
+        );
+        let script = job["script"][0].as_str().unwrap();
+        for expected in [
+            "org.opencontainers.image.revision=$CI_COMMIT_SHA",
+            r#"printf '%s=%s@%s\n' "$handoff" "$repo""#,
+            "the build component's archs input",
+        ] {
+            assert!(script.contains(expected), "{name}: {expected}");
+        }
+        if name == "build-buildah" {
+            // The pushed image is the one this build made (its id), not a local name; and
+            // tls-verify reaches the login too.
+            for expected in [
+                r#"--iidfile "$work/image-id""#,
+                r#""$(cat "$work/image-id")" "docker://$dest""#,
+                "buildah login --tls-verify=false",
+                "buildah push --tls-verify=false",
+            ] {
+                assert!(script.contains(expected), "{name}: {expected}");
+            }
+        } else {
+            assert!(script.contains(r#"--digest-file "$digest_file""#));
+        }
     }
+}
+
+/// The build components read MULTIARCH_* variables with one block of shell, the same in both.
+#[test]
+fn build_components_share_one_destination_block() {
+    let blocks: Vec<String> = ["build-buildah", "build-kaniko"]
+        .iter()
+        .map(|name| destination_block(&component(name), &[]))
+        .collect();
+    assert_eq!(blocks[0], blocks[1]);
 }
 
 #[test]

@@ -15,10 +15,12 @@ use sha2::{Digest as _, Sha256};
 use tempfile::TempDir;
 
 pub mod fixtures;
+pub mod glci;
 pub mod hostile;
 pub mod moto;
 pub mod proxy;
 pub mod stub;
+pub mod template;
 pub mod token;
 
 /// Fails the test with the install step when a tool is missing (never a silent skip).
