@@ -283,3 +283,25 @@ fn documented_own_builds_pipeline_publishes_its_builds() {
         );
     }
 }
+
+/// The shortcut: `order: needs` with the project's build jobs starts the manifest job as soon as
+/// they pass, before a slow job of a later stage, and still publishes their images.
+#[test]
+fn the_needs_shortcut_starts_the_manifest_job_right_after_the_named_builds() {
+    let reg = Registry::start();
+    let pipeline = format!(
+        "stages: [build, test, deploy]\n{}\ntests:\n  stage: test\n  script: [sleep 6, echo tested]\n",
+        OWN_BUILDS.replace(
+            "      job-image: registry.example.com/multiarch/multiarch:1.0.0\n",
+            "      job-image: registry.example.com/multiarch/multiarch:1.0.0\n      order: needs\n      needs: [build-amd64, build-arm64]\n",
+        )
+    );
+    let repo = project(&pipeline);
+    let (ok, log) = run(repo.path(), &variables(&reg, &[("ARM64_DELAY", "2")]));
+    assert!(ok, "{log}");
+    assert_passed(&log, &["build-amd64", "build-arm64", "tests", "manifest"]);
+    let started = when(&log, "manifest", "starting");
+    assert!(started > when(&log, "build-arm64", "finished"), "{log}");
+    assert!(started < when(&log, "tests", "finished"), "{log}");
+    assert_eq!(held(&reg, "latest").1, pushed(&log));
+}
