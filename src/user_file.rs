@@ -7,6 +7,9 @@
 //! The type is looked at before the file is opened, because `open(2)` itself blocks on a FIFO;
 //! it is looked at again on the open file, and the read stops one byte past the bound, so a file
 //! swapped or grown in between is still refused rather than read without end.
+//!
+//! A leading UTF-8 byte order mark is dropped: Windows editors write one, and neither YAML
+//! parsers (serde_norway reads it as part of the first key) nor JSON (RFC 8259 §8.1) want it.
 
 use std::fs::{File, FileType, Metadata};
 use std::io::Read as _;
@@ -19,7 +22,11 @@ use crate::error::Error;
 /// 220 KiB, a docker config a few hundred bytes per registry.
 pub(crate) const MAX_BYTES: u64 = 1024 * 1024;
 
-/// The text of the file at `path` that `setting` names, at most `limit` bytes.
+/// The byte order mark some editors put at the start of a UTF-8 file.
+const BOM: char = '\u{feff}';
+
+/// The text of the file at `path` that `setting` names, at most `limit` bytes, without a leading
+/// byte order mark.
 pub(crate) fn read(setting: &str, path: &Path, limit: u64) -> Result<String, Error> {
     let found = std::fs::metadata(path).map_err(|e| unreadable(setting, path, e))?;
     read_checked(setting, path, &found, limit)
@@ -51,13 +58,17 @@ fn read_checked(setting: &str, path: &Path, found: &Metadata, limit: u64) -> Res
     if bytes.len() as u64 > limit {
         return Err(too_large(setting, path, None, limit));
     }
-    String::from_utf8(bytes).map_err(|_| {
+    let text = String::from_utf8(bytes).map_err(|_| {
         Error::invalid(
             setting,
             path.display().to_string(),
             "it is not UTF-8 text",
             "name a text file",
         )
+    })?;
+    Ok(match text.strip_prefix(BOM) {
+        Some(rest) => rest.to_string(),
+        None => text,
     })
 }
 
@@ -201,6 +212,19 @@ mod tests {
                 )
             );
         }
+    }
+
+    /// A Windows editor's byte order mark is not part of the text; one inside the text is.
+    #[test]
+    fn a_leading_byte_order_mark_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("spec.yml");
+        std::fs::write(&file, "\u{feff}image: a\n\u{feff}").unwrap();
+        assert_eq!(read_within(&file, 100).unwrap(), "image: a\n\u{feff}");
+        assert_eq!(
+            read_if_exists("s", &file, 100).unwrap().as_deref(),
+            Some("image: a\n\u{feff}")
+        );
     }
 
     #[test]

@@ -467,7 +467,9 @@ manifests:
         "image: {r}/mine:1\nmanifests:\n  - image: {r}/upstream/base:3\n",
         r = reg.host
     );
-    std::fs::write(work.path().join("base.yaml"), spec).unwrap();
+    // Saved by a Windows editor: a byte order mark and CRLF line ends.
+    let windows = format!("\u{feff}{}", spec.replace('\n', "\r\n"));
+    std::fs::write(work.path().join("base.yaml"), windows).unwrap();
     let out = multiarch(&env, work.path())
         .args([
             "push",
