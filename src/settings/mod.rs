@@ -40,6 +40,7 @@ pub(crate) use values::{unknown_variables, Found, Inputs, Origin};
 pub(crate) type Env = BTreeMap<String, String>;
 
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
 pub(crate) const GITLAB_DOTENV: &str = "multiarch.env";
 
 /// How results are printed on stdout.
@@ -254,6 +255,7 @@ pub(crate) fn resolve(given: &Given, env: &Env, spec: Option<&Spec>) -> Result<P
     };
     let (dry_run, _) = inputs.switch(&DRY_RUN)?;
 
+    sources::within_target_limit(images.len(), &tags, &origins)?;
     let targets = images
         .iter()
         .flat_map(|image| tags.iter().map(|t| image.tag(t)))

@@ -14,6 +14,13 @@ use crate::spec::Spec;
 pub(crate) const DEFAULT_PLATFORMS: &str = "linux/amd64,linux/arm64";
 pub(crate) const DEFAULT_TEMPLATE: &str = "{image}:{tag}-{arch}{variant}";
 
+/// The most target tags (destinations × tags) one run publishes. Real pipelines publish a
+/// handful — `semver` fans a release out to four tags, pushed to two or three registries — so no
+/// real pipeline comes near 64; a list that long is a variable gone wrong (a file of tags, a
+/// loop's output), which would send a PUT per entry and make a dotenv report that GitLab, which
+/// caps a report at 5 KiB, refuses: at about 70 bytes a reference, 64 tags already fill it.
+pub(crate) const MAX_TARGETS: usize = 64;
+
 /// Destinations, tags, sources, and (with a spec) the platforms to take from platform-less entries.
 type Resolved = (
     Vec<Repository>,
@@ -182,6 +189,45 @@ fn tag_list(f: &Found) -> Result<Vec<String>, Error> {
         ));
     }
     Ok(tags)
+}
+
+/// Refuses more than `MAX_TARGETS` target tags, naming the settings they came from.
+pub(super) fn within_target_limit(
+    images: usize,
+    tags: &[String],
+    origins: &[(&'static str, Origin)],
+) -> Result<(), Error> {
+    let targets = images * tags.len();
+    if targets <= MAX_TARGETS {
+        return Ok(());
+    }
+    let named = |key: &str| {
+        origins
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or_else(String::new, |(_, o)| o.name())
+    };
+    let (setting, reason) = if images > 1 {
+        (
+            format!("{} with {}", named("tags"), named("image")),
+            format!(
+                "{} tags for {images} images are {targets} target tags",
+                tags.len()
+            ),
+        )
+    } else {
+        (named("tags"), format!("{targets} target tags"))
+    };
+    let shown = match tags {
+        [a, b, c, _, ..] => format!("{a},{b},{c},…"),
+        _ => tags.join(","),
+    };
+    Err(Error::invalid(
+        setting,
+        shown,
+        format!("{reason}, more than the {MAX_TARGETS} one run publishes"),
+        "list the tags this pipeline publishes (a handful: semver gives four); if that many are really meant, publish them from several jobs",
+    ))
 }
 
 fn platforms(origin: &Origin, text: &str) -> Result<Vec<Platform>, Error> {
@@ -365,4 +411,63 @@ pub(super) fn revision(inputs: &Inputs) -> Result<(Option<String>, Origin), Erro
         ));
     }
     Ok((Some(text.to_string()), f.origin))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Given;
+    use crate::settings::{resolve, Env};
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn tags(n: usize) -> String {
+        (0..n)
+            .map(|i| format!("t{i}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// 64 target tags are published; one more is refused before anything is asked of a registry,
+    /// naming the settings, the count and the limit.
+    #[test]
+    fn more_target_tags_than_the_limit_exit_2() {
+        let at_limit = tags(MAX_TARGETS);
+        let vars = env(&[
+            ("MULTIARCH_IMAGE", "r.example/app"),
+            ("MULTIARCH_TAGS", &at_limit),
+        ]);
+        let plan = resolve(&Given::default(), &vars, None).unwrap();
+        assert_eq!(plan.targets.len(), 64);
+
+        let over = tags(MAX_TARGETS + 1);
+        let vars = env(&[
+            ("MULTIARCH_IMAGE", "r.example/app"),
+            ("MULTIARCH_TAGS", &over),
+        ]);
+        let e = resolve(&Given::default(), &vars, None).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert_eq!(
+            e.to_string().lines().next().unwrap(),
+            "MULTIARCH_TAGS = \"t0,t1,t2,…\" is invalid: 65 target tags, more than the 64 one run publishes"
+        );
+
+        // Destinations multiply: 3 × 22 = 66.
+        let vars = env(&[
+            ("MULTIARCH_IMAGE", "r.example/a,r.example/b,q.example/c"),
+            ("MULTIARCH_TAGS", &tags(22)),
+        ]);
+        let e = resolve(&Given::of(&[("tags", "x")]), &vars, None).unwrap();
+        assert_eq!(e.targets.len(), 3, "the flag beats the variable");
+        let e = resolve(&Given::default(), &vars, None).unwrap_err();
+        assert_eq!(
+            e.to_string().lines().next().unwrap(),
+            "MULTIARCH_TAGS with MULTIARCH_IMAGE = \"t0,t1,t2,…\" is invalid: 22 tags for 3 images are 66 target tags, more than the 64 one run publishes"
+        );
+    }
 }
