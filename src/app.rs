@@ -18,6 +18,8 @@ use crate::settings::table::Cmd;
 use crate::settings::{self, Env, InspectView, LoginOutput, Output, Plan};
 use crate::{inspect, output_file, reference, report, spec, user_file, wait};
 
+mod auth_file;
+
 /// Runs one command; results go to stdout, logs to stderr through `tracing`.
 pub(crate) async fn run(cmd: Cmd, given: &Given, env: &Env) -> Result<(), Error> {
     for (name, closest) in settings::unknown_variables(env) {
@@ -41,7 +43,7 @@ async fn login(given: &Given, env: &Env) -> Result<(), Error> {
     let (output, access) = settings::login(given, env)?;
     let host = given.positional.as_deref().unwrap_or_default().trim();
     let output = match output {
-        LoginOutput::AuthFile(path) => LoginOutput::AuthFile(auth_file(&path)?),
+        LoginOutput::AuthFile(path) => LoginOutput::AuthFile(checked_auth_file(&path)?),
         other => other,
     };
     let registry = Client::connect(&access)?;
@@ -55,66 +57,35 @@ async fn login(given: &Given, env: &Env) -> Result<(), Error> {
             write_out(format!("{}\n", password.expose()).as_bytes())
         }
         LoginOutput::AuthFile(path) => {
-            write_auth(&path, host, username, password.expose())?;
+            write_auth(&path, host, username, password.expose()).await?;
             info!(registry = host, username = %username, source = %found.origin, file = %path.display(), "logged in");
             Ok(())
         }
     }
 }
 
-const AUTH_FILE: &str = "--auth-file / MULTIARCH_AUTH_FILE";
-const AUTH_FILE_HINT: &str =
-    "name a JSON auth file (docker config.json or containers auth.json), or use --password-stdout";
-
 /// The auth file to write, checked before any request (its directory made, as docker login does).
-fn auth_file(path: &Path) -> Result<PathBuf, Error> {
+fn checked_auth_file(path: &Path) -> Result<PathBuf, Error> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| {
             Error::invalid(
-                AUTH_FILE,
+                auth_file::SETTING,
                 path.display().to_string(),
                 format!("its directory cannot be made ({e})"),
-                AUTH_FILE_HINT,
+                auth_file::HINT,
             )
         })?;
     }
-    output_file::writable(path, AUTH_FILE, AUTH_FILE_HINT)
+    output_file::writable(path, auth_file::SETTING, auth_file::HINT)
 }
 
-/// Adds `host`'s credential to a docker/containers auth file (created 0600 if missing), keeping
-/// every other entry; written through a temporary file and a rename.
-fn write_auth(path: &Path, host: &str, username: &str, password: &str) -> Result<(), Error> {
+/// Sets `host`'s credential in a docker/containers auth file (created 0600 if missing), keeping
+/// every other byte of it.
+async fn write_auth(path: &Path, host: &str, username: &str, password: &str) -> Result<(), Error> {
     use base64::Engine as _;
-    let unusable = |reason: String| {
-        Error::invalid(
-            AUTH_FILE,
-            path.display().to_string(),
-            reason,
-            AUTH_FILE_HINT,
-        )
-    };
-    let existing = user_file::read_if_exists(AUTH_FILE, path, user_file::MAX_BYTES)?;
-    let mut doc: serde_json::Value = match existing {
-        None => serde_json::json!({}),
-        Some(text) if text.trim().is_empty() => serde_json::json!({}),
-        Some(text) => serde_json::from_str(&text)
-            .map_err(|_| unusable("it is not JSON (its content is not shown)".into()))?,
-    };
     let key = crate::credentials::config_key(host);
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
-    let Some(object) = doc.as_object_mut() else {
-        return Err(unusable("it is not a JSON object".into()));
-    };
-    let auths = object
-        .entry("auths")
-        .or_insert_with(|| serde_json::json!({}));
-    let Some(auths) = auths.as_object_mut() else {
-        return Err(unusable("its \"auths\" is not an object".into()));
-    };
-    auths.insert(key.to_string(), serde_json::json!({ "auth": auth }));
-    let text = serde_json::to_string_pretty(&doc).expect("JSON values serialise") + "\n";
-    // Owner-only: it holds a secret.
-    output_file::write(path, &text, 0o600)
+    auth_file::set(path, key, &auth).await
 }
 
 /// `multiarch wait`: the waiting phase alone; prints one `reference@digest` line per source.

@@ -212,6 +212,14 @@ pub(crate) enum Error {
         source: std::io::Error,
     },
 
+    /// Another process holds the lock of a file we must change (a login's auth file).
+    #[error("another process has held the lock {} on {} for {} s; nothing was written\n  hint: another multiarch login into this file is still running, or was stopped; run again once it has ended (a lock is released by the system when its holder ends: the lock file needs no removing)", lock.display(), path.display(), waited.as_secs())]
+    FileLocked {
+        path: PathBuf,
+        lock: PathBuf,
+        waited: std::time::Duration,
+    },
+
     /// Writing an output file (dotenv) failed.
     #[error("writing {}", path.display())]
     WriteFile {
@@ -246,9 +254,10 @@ impl Error {
             | Error::EcrDenied { .. }
             | Error::NoAwsCredentials { .. } => exit::AUTH,
             Error::Transient { .. } => exit::TRANSIENT,
-            Error::Registry { .. } | Error::WriteFile { .. } | Error::ReportNotWritten { .. } => {
-                exit::OTHER
-            }
+            Error::Registry { .. }
+            | Error::WriteFile { .. }
+            | Error::ReportNotWritten { .. }
+            | Error::FileLocked { .. } => exit::OTHER,
             // The first refusal decides: 5 for a protected tag, 4 for an immutable one, 75 …
             Error::PartialPush { failed, .. } => {
                 failed.first().map_or(exit::OTHER, |(_, e)| e.exit_code())

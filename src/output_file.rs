@@ -6,7 +6,7 @@
 //! `/dev/null` would turn `/dev/null` into a file).
 
 use std::io::Write as _;
-use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -68,7 +68,9 @@ pub(crate) fn writable(path: &Path, setting: &str, hint: &str) -> Result<PathBuf
 /// Writes through a unique temporary file and a rename, so a reader never sees half a file and no
 /// file of the user's is touched but the one named. Where the rename cannot replace the file (a
 /// bind-mounted file, as containers and Kubernetes subPaths mount them: EBUSY; another file
-/// system), the file is rewritten in place instead.
+/// system), the file is rewritten in place instead, its mode first set to `mode`. A `mode` that
+/// gives nothing to group and others marks the content as a secret: if the file cannot be made
+/// so and others could read it, nothing is written.
 pub(crate) fn write(path: &Path, content: &str, mode: u32) -> Result<(), Error> {
     let failed = |source| Error::WriteFile {
         path: path.to_path_buf(),
@@ -90,22 +92,35 @@ pub(crate) fn write(path: &Path, content: &str, mode: u32) -> Result<(), Error> 
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
             debug!(path = %path.display(), error = %e, "cannot replace the file; rewriting it in place");
-            in_place(path, content, mode).map_err(|_| failed(e))
+            in_place(path, content, mode).map_err(|inner| {
+                failed(std::io::Error::new(
+                    inner.kind(),
+                    format!("it cannot be replaced ({e}) and was rewritten in place: {inner}"),
+                ))
+            })
         }
     }
 }
 
-/// Rewrites an existing regular file (never creates one, never follows into a special file).
+/// Rewrites an existing regular file (never creates one, never follows into a special file),
+/// with `mode` set on it before anything is written (see `write` for secrets).
 fn in_place(path: &Path, content: &str, mode: u32) -> std::io::Result<()> {
     let meta = std::fs::metadata(path)?;
     if irregular(meta.file_type()).is_some() {
         return Err(std::io::Error::other("not a regular file"));
     }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .mode(mode)
-        .open(path)?;
+    let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
+    if let Err(e) = f.set_permissions(std::fs::Permissions::from_mode(mode)) {
+        let now = f.metadata()?.permissions().mode() & 0o7777;
+        if mode & 0o077 == 0 && now & 0o077 != 0 {
+            return Err(std::io::Error::new(
+                e.kind(),
+                format!("its mode {now:04o} lets others read it and it cannot be made {mode:04o} ({e}), so the secret was not written"),
+            ));
+        }
+        debug!(path = %path.display(), error = %e, "mode not changed");
+    }
+    f.set_len(0)?;
     f.write_all(content.as_bytes())?;
     f.sync_all()
 }
@@ -209,6 +224,22 @@ mod tests {
             .unwrap()
             .file_type()
             .is_fifo());
+    }
+
+    /// The path a bind-mounted file takes: the file keeps its inode, gets the mode asked for
+    /// before the content, and loses what it held before.
+    #[test]
+    fn a_file_rewritten_in_place_gets_the_mode_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("auth.json");
+        std::fs::write(&file, "a longer old content\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let inode = std::fs::metadata(&file).unwrap().ino();
+        in_place(&file, "{}\n", 0o600).unwrap();
+        let meta = std::fs::metadata(&file).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(meta.ino(), inode);
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "{}\n");
     }
 
     #[test]

@@ -4,9 +4,13 @@
 mod support;
 
 use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
 
 use support::moto::{ecr_password, Moto};
-use support::{multiarch, stderr_of, vars, Options, Registry};
+use support::proxy::{Fault, Proxy};
+use support::{multiarch, multiarch_process, stderr_of, vars, Options, Registry};
 
 #[test]
 fn writes_the_job_credential_into_an_auth_file_that_skopeo_can_use() {
@@ -134,4 +138,150 @@ fn an_ecr_token_from_a_gitlab_oidc_role() {
         "{}",
         stderr_of(&out)
     );
+}
+
+/// What a login leaves in a file others wrote: eight logins at once into one file (parallel
+/// build jobs sharing a home) keep every entry, and every other value keeps its bytes.
+#[test]
+fn concurrent_logins_keep_every_entry_and_every_other_byte() {
+    let reg = Registry::start_with(Options {
+        user: Some(("builder".into(), "s3cret-pw".into())),
+        ..Default::default()
+    });
+    // Eight registry hosts: proxies in front of the one registry, each on its own port.
+    let hosts: Vec<Proxy> = (0..8)
+        .map(|_| Proxy::start(&reg.host, Duration::ZERO, |_, _| Fault::Pass))
+        .collect();
+    let names: Vec<&str> = hosts.iter().map(|p| p.host.as_str()).collect();
+    let work = tempfile::tempdir().unwrap();
+    let auth = work.path().join("auth.json");
+    let before = "{\n  \"x\": 12345678901234567890123,\n  \"y\": 1.0e3,\n  \"auths\": {\n    \"other.example\": {\"auth\": \"eDp5\"}\n  }\n}\n";
+    std::fs::write(&auth, before).unwrap();
+    let env = vars(&[
+        ("MULTIARCH_USERNAME", "builder"),
+        ("MULTIARCH_PASSWORD", "s3cret-pw"),
+        ("MULTIARCH_INSECURE_REGISTRIES", &names.join(",")),
+        ("REGISTRY_AUTH_FILE", auth.to_str().unwrap()),
+    ]);
+    let children: Vec<_> = names
+        .iter()
+        .map(|host| {
+            multiarch_process(&env, work.path())
+                .args(["login", host])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+    }
+    let text = std::fs::read_to_string(&auth).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let auths = doc["auths"].as_object().unwrap();
+    assert_eq!(auths.len(), 9, "{text}");
+    for host in &names {
+        assert!(auths[*host]["auth"].is_string(), "{host}: {text}");
+    }
+    assert_eq!(auths["other.example"]["auth"], "eDp5");
+    assert!(
+        text.starts_with("{\n  \"x\": 12345678901234567890123,\n  \"y\": 1.0e3,\n  \"auths\": {\n"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("    \"other.example\": {\"auth\": \"eDp5\"}\n  }\n}\n"),
+        "{text}"
+    );
+    let mode = std::fs::metadata(&auth).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // skopeo, another client, reads it.
+    let login = std::process::Command::new("skopeo")
+        .args(["login", "--get-login", "--authfile"])
+        .arg(&auth)
+        .arg(names[7])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&login.stdout).trim(), "builder");
+}
+
+/// Runs `multiarch login HOST` in a private mount namespace where `inside` (in `job`) is
+/// `outside` bind-mounted, as a container volume or a Kubernetes subPath mounts a file; `prefix`
+/// comes before the binary (`setpriv …` to run it as another user).
+fn login_through_a_bind_mount(
+    env: &std::collections::BTreeMap<String, String>,
+    job: &Path,
+    outside: &Path,
+    host: &str,
+    prefix: &[&str],
+) -> std::process::Output {
+    support::require("unshare", "apt-get install util-linux");
+    let plain = multiarch_process(env, job);
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount --bind "$0" auth.json && exec "$@""#)
+        .arg(outside)
+        .args(prefix)
+        .arg(plain.get_program())
+        .args(["login", host])
+        .env_clear()
+        .envs(plain.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .current_dir(job);
+    cmd.output().unwrap()
+}
+
+/// A bind-mounted auth file cannot be replaced by a rename: it is rewritten in place, made
+/// owner-only before the secret goes in — and where it cannot be made so (a file of another
+/// user that others may read), the secret is not written at all.
+#[test]
+fn a_bind_mounted_auth_file_is_made_owner_only_or_left_alone() {
+    let reg = Registry::start_with(Options {
+        user: Some(("builder".into(), "s3cret-pw".into())),
+        ..Default::default()
+    });
+    let work = tempfile::tempdir().unwrap();
+    let outside = work.path().join("host-auth.json");
+    std::fs::write(&outside, "{\"n\": 1.0e3}\n").unwrap();
+    std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let job = work.path().join("job");
+    std::fs::create_dir(&job).unwrap();
+    std::fs::write(job.join("auth.json"), "").unwrap();
+    let env = vars(&[
+        ("MULTIARCH_USERNAME", "builder"),
+        ("MULTIARCH_PASSWORD", "s3cret-pw"),
+        ("MULTIARCH_INSECURE_REGISTRIES", &reg.host),
+        ("MULTIARCH_AUTH_FILE", "auth.json"),
+    ]);
+    let out = login_through_a_bind_mount(&env, &job, &outside, &reg.host, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let meta = std::fs::metadata(&outside).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let text = std::fs::read_to_string(&outside).unwrap();
+    assert!(text.starts_with("{\"auths\": {\""), "{text}");
+    assert!(text.ends_with("\"n\": 1.0e3}\n"), "{text}");
+
+    // Root's file, readable by all, and a job running as another user: fchmod is refused, so
+    // the secret stays out (exit 1, saying why), and the file is as it was.
+    support::require("setpriv", "apt-get install util-linux");
+    std::fs::write(&outside, "{}\n").unwrap();
+    std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&job, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let nobody = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+    ];
+    let out = login_through_a_bind_mount(&env, &job, &outside, &reg.host, &nobody);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("its mode 0666 lets others read it and it cannot be made 0600")
+            && err.contains("so the secret was not written"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret-pw"), "{err}");
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "{}\n");
 }
