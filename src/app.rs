@@ -1,7 +1,7 @@
 //! The edge: dispatches a parsed command, reads the files settings name (spec, through
 //! `user_file`), writes what users and later jobs read (dotenv, then stdout), reads the clock for
-//! GitLab's log sections, and warns about `MULTIARCH_*` variables nobody reads. Everything it
-//! calls is pure or behind the registry seam.
+//! GitLab's log sections, listens for the signals that cancel a run (`signals`), and warns about
+//! `MULTIARCH_*` variables nobody reads. Everything it calls is pure or behind the registry seam.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::{debug, info, warn};
 
+use crate::cancel::{self, Cancel};
 use crate::cli::Given;
 use crate::credentials::Credential;
 use crate::error::Error;
@@ -19,6 +20,7 @@ use crate::settings::{self, Env, InspectView, LoginOutput, Output, Plan};
 use crate::{inspect, output_file, reference, report, spec, user_file, wait};
 
 mod auth_file;
+mod signals;
 
 /// Runs one command; results go to stdout, logs to stderr through `tracing`.
 pub(crate) async fn run(cmd: Cmd, given: &Given, env: &Env) -> Result<(), Error> {
@@ -28,25 +30,39 @@ pub(crate) async fn run(cmd: Cmd, given: &Given, env: &Env) -> Result<(), Error>
             None => warn!(variable = %name, "unknown MULTIARCH_ variable, ignored"),
         }
     }
-    match cmd {
-        Cmd::Push => push(given, env, false).await,
-        Cmd::Plan => push(given, env, true).await,
-        Cmd::Wait => wait_only(given, env).await,
-        Cmd::Inspect => show(given, env).await,
-        Cmd::Login => login(given, env).await,
+    let cancel = Cancel::default();
+    signals::listen(&cancel);
+    let work = async {
+        match cmd {
+            Cmd::Push => push(given, env, false, &cancel).await,
+            Cmd::Plan => push(given, env, true, &cancel).await,
+            Cmd::Wait => wait_only(given, env, &cancel).await,
+            Cmd::Inspect => show(given, env, &cancel).await,
+            Cmd::Login => login(given, env, &cancel).await,
+        }
+    };
+    // A run that has changed nothing is simply dropped on a signal; one that has winds down
+    // and reports (`push`), unless it takes too long.
+    tokio::select! {
+        biased;
+        done = work => done,
+        signal = cancel.dropped() => Err(Error::Cancelled {
+            signal,
+            progress: cancel.progress_when_dropped(),
+        }),
     }
 }
 
 /// `multiarch login HOST`: the credential `push` would use for HOST, checked against the
 /// registry, written into an auth file (or printed alone for `--password-stdin`).
-async fn login(given: &Given, env: &Env) -> Result<(), Error> {
+async fn login(given: &Given, env: &Env, cancel: &Cancel) -> Result<(), Error> {
     let (output, access) = settings::login(given, env)?;
     let host = given.positional.as_deref().unwrap_or_default().trim();
     let output = match output {
         LoginOutput::AuthFile(path) => LoginOutput::AuthFile(checked_auth_file(&path)?),
         other => other,
     };
-    let registry = Client::connect(&access)?;
+    let registry = Client::connect(&access, cancel)?;
     let found = registry.login(host).await?;
     let Credential::Basic { username, password } = &found.credential else {
         unreachable!("login refuses anonymous access")
@@ -89,9 +105,9 @@ async fn write_auth(path: &Path, host: &str, username: &str, password: &str) -> 
 }
 
 /// `multiarch wait`: the waiting phase alone; prints one `reference@digest` line per source.
-async fn wait_only(given: &Given, env: &Env) -> Result<(), Error> {
+async fn wait_only(given: &Given, env: &Env, cancel: &Cancel) -> Result<(), Error> {
     let plan = resolve(given, env)?;
-    let registry = Client::connect(&plan.access)?;
+    let registry = Client::connect(&plan.access, cancel)?;
     let gathered = wait::gather(&plan, &registry).await?;
     let text: String = gathered
         .resolved
@@ -101,7 +117,7 @@ async fn wait_only(given: &Given, env: &Env) -> Result<(), Error> {
     write_out(text.as_bytes())
 }
 
-async fn push(given: &Given, env: &Env, plan_only: bool) -> Result<(), Error> {
+async fn push(given: &Given, env: &Env, plan_only: bool, cancel: &Cancel) -> Result<(), Error> {
     let mut plan = resolve(given, env)?;
     plan.dry_run |= plan_only;
     for (setting, origin) in &plan.origins {
@@ -122,13 +138,21 @@ async fn push(given: &Given, env: &Env, plan_only: bool) -> Result<(), Error> {
         )?),
         _ => None,
     };
-    let registry = Client::connect(&plan.access)?;
+    let registry = Client::connect(&plan.access, cancel)?;
     let phases: &dyn Phases = if plan.gitlab {
         &GitLabSections
     } else {
         &NoPhases
     };
-    let outcome = publish::run(&plan, &registry, phases).await?;
+    let outcome = match (
+        publish::run(&plan, &registry, phases).await,
+        cancel.signal(),
+    ) {
+        (Ok(outcome), _) => outcome,
+        (Err(e), None) => return Err(e),
+        // Cancelled before the tags: nothing to report but what the error says.
+        (Err(_), Some(signal)) => return Err(cancel::before_tags(signal, cancel)),
+    };
 
     // The dotenv first: a later job must learn which tags moved even if stdout is closed. Then
     // stdout, whatever became of the dotenv: what moved is always said.
@@ -153,6 +177,9 @@ async fn push(given: &Given, env: &Env, plan_only: bool) -> Result<(), Error> {
         (Output::Text, false) => report::text(&outcome),
     };
     let printed = write_out(text.as_bytes());
+    if let Some(signal) = cancel.signal() {
+        return Err(cancel::with_outcome(signal, &outcome));
+    }
     let holding: Vec<String> = outcome.holding().map(ToString::to_string).collect();
     publish::failed(outcome)?;
     reported.map_err(|e| match e {
@@ -166,11 +193,11 @@ async fn push(given: &Given, env: &Env, plan_only: bool) -> Result<(), Error> {
     printed
 }
 
-async fn show(given: &Given, env: &Env) -> Result<(), Error> {
+async fn show(given: &Given, env: &Env, cancel: &Cancel) -> Result<(), Error> {
     let (view, access) = settings::inspect(given, env)?;
     let text = given.positional.as_deref().unwrap_or_default();
     let at = reference::parse("REFERENCE", text)?;
-    let registry = Client::connect(&access)?;
+    let registry = Client::connect(&access, cancel)?;
     let (fetched, entries) = inspect::run(&at, &registry).await?;
     let shown = at.to_string();
     match view {

@@ -15,6 +15,55 @@ pub(crate) mod exit {
     pub(crate) const VALIDATION: i32 = 4;
     pub(crate) const AUTH: i32 = 5;
     pub(crate) const TRANSIENT: i32 = 75;
+    /// Cancelled by SIGINT (Ctrl-C): 128 + 2, as shells report it.
+    pub(crate) const INTERRUPTED: i32 = 130;
+    /// Cancelled by SIGTERM (GitLab's cancel and job timeout): 128 + 15.
+    pub(crate) const TERMINATED: i32 = 143;
+}
+
+/// A signal that cancels a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Signal {
+    /// SIGTERM: GitLab's cancel button and job timeout, `docker stop`, Kubernetes.
+    Term,
+    /// SIGINT: Ctrl-C.
+    Int,
+}
+
+impl Signal {
+    pub(crate) fn exit_code(self) -> i32 {
+        match self {
+            Signal::Term => exit::TERMINATED,
+            Signal::Int => exit::INTERRUPTED,
+        }
+    }
+}
+
+impl std::fmt::Display for Signal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Signal::Term => "SIGTERM",
+            Signal::Int => "SIGINT",
+        })
+    }
+}
+
+/// How far a cancelled run had got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Progress {
+    /// Nothing that changes a registry had been sent.
+    NothingPushed,
+    /// Children were being copied or the index pushed by digest: no tag had been asked to move.
+    Untagged,
+    /// The tags were moving: those that hold the index, those whose PUT was cut off in flight
+    /// (they may or may not hold it), and those that did not move with why.
+    Tags {
+        holding: Vec<String>,
+        unsure: Vec<String>,
+        not_moved: Vec<(String, String)>,
+    },
+    /// The run did not wind down in time after writing: what moved is not known.
+    Unknown,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -212,6 +261,19 @@ pub(crate) enum Error {
         source: std::io::Error,
     },
 
+    /// The run was cancelled by a signal; the message says what it leaves behind.
+    #[error("{}", cancelled(*signal, progress))]
+    Cancelled { signal: Signal, progress: Progress },
+
+    /// A request not sent, or cut off in flight, because the run is being cancelled.
+    #[error("{action} {reference}: {}", if *in_flight { "cut off in flight by the cancellation: the registry may or may not have done it" } else { "not sent: the run is being cancelled" })]
+    RequestCancelled {
+        signal: Signal,
+        action: &'static str,
+        reference: String,
+        in_flight: bool,
+    },
+
     /// Another process holds the lock of a file we must change (a login's auth file).
     #[error("another process has held the lock {} on {} for {} s; nothing was written\n  hint: another multiarch login into this file is still running, or was stopped; run again once it has ended (a lock is released by the system when its holder ends: the lock file needs no removing)", lock.display(), path.display(), waited.as_secs())]
     FileLocked {
@@ -258,6 +320,9 @@ impl Error {
             | Error::WriteFile { .. }
             | Error::ReportNotWritten { .. }
             | Error::FileLocked { .. } => exit::OTHER,
+            Error::Cancelled { signal, .. } | Error::RequestCancelled { signal, .. } => {
+                signal.exit_code()
+            }
             // The first refusal decides: 5 for a protected tag, 4 for an immutable one, 75 …
             Error::PartialPush { failed, .. } => {
                 failed.first().map_or(exit::OTHER, |(_, e)| e.exit_code())
@@ -297,6 +362,52 @@ fn partial(digest: &str, moved: &[String], failed: &[(String, Box<Error>)]) -> S
         out.push_str(&format!("\n  - {tag}: {text}"));
     }
     out
+}
+
+fn cancelled(signal: Signal, progress: &Progress) -> String {
+    let rerun = "\n  hint: re-run the job: tags that already hold the index are left alone, the others move";
+    match progress {
+        Progress::NothingPushed => format!("cancelled by {signal} before anything was pushed"),
+        Progress::Untagged => format!(
+            "cancelled by {signal} while children were copied into the destinations: no tag moved; untagged content may have been added (a re-run reuses it){rerun}"
+        ),
+        Progress::Tags {
+            holding,
+            unsure,
+            not_moved,
+        } if unsure.is_empty() && not_moved.is_empty() => format!(
+            "cancelled by {signal} as the push ended: every target tag holds the index ({})",
+            holding.join(", ")
+        ),
+        Progress::Tags {
+            holding,
+            unsure,
+            not_moved,
+        } => {
+            let all = holding.len() + unsure.len() + not_moved.len();
+            let mut out = format!(
+                "cancelled by {signal} while tags were moving: {} of {all} target tag(s) hold the index",
+                holding.len()
+            );
+            if !holding.is_empty() {
+                out.push_str(&format!(
+                    " (stdout and the dotenv name them): {}",
+                    holding.join(", ")
+                ));
+            }
+            for tag in unsure {
+                out.push_str(&format!("\n  - {tag}: its push was cut off in flight; it may or may not hold the index (look before relying on it)"));
+            }
+            for (tag, why) in not_moved {
+                out.push_str(&format!("\n  - {tag}: did not move ({why})"));
+            }
+            out.push_str(rerun);
+            out
+        }
+        Progress::Unknown => format!(
+            "cancelled by {signal}: the run did not wind down in time and was stopped; target tags may have moved: look at them before relying on them{rerun}"
+        ),
+    }
 }
 
 fn verb(push: &bool) -> &'static str {

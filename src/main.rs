@@ -3,12 +3,14 @@
 //! The entry: parse the command line, snapshot the environment, install logging, run, map the
 //! error to an exit code. Everything else is a module of this one crate, `pub(crate)` at most,
 //! so the compiler sees dead code. Layers (dependencies point down): the edge (`app`: files,
-//! stdout, clock, GitLab sections) → orchestration (`publish`, `wait`, `inspect`) → I/O
-//! (`registry`, `credentials`, `ecr`, `user_file`) → pure (`cli`, `settings`, `spec`,
+//! stdout, clock, GitLab sections, signals) → orchestration (`publish`, `wait`, `inspect`) → I/O
+//! (`registry`, `credentials`, `ecr`, `user_file`, and `cancel`, the run's cancellation state
+//! they share with the edge) → pure (`cli`, `settings`, `spec`,
 //! `reference`, `platform`, `manifest`, `index`, `report`, `model`, `error`, `secret`,
 //! `tag_rule`).
 
 mod app;
+mod cancel;
 mod cli;
 mod credentials;
 mod ecr;

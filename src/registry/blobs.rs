@@ -11,6 +11,7 @@
 //! A failed copy is retried as a whole, from a fresh upload session: a stream cannot be replayed.
 //! Spec: <https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pushing-blobs>.
 
+use std::cell::Cell;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -78,7 +79,10 @@ impl Client {
     ) -> Result<Copied, Error> {
         let same_registry = from.api_host() == to.api_host();
         let once = self.once();
-        retry(self.budget(), || async {
+        let shown = format!("{to}@{}", blob.digest);
+        let op = self.op(Action::UploadBlob, &shown, to, true);
+        // The streamed upload is sent outside the request loop: bounded here, as a whole.
+        let copy = retry(self.budget(), || async {
             let session = if same_registry {
                 match once.mount(from, to, blob).await {
                     Ok(Mount::Done) => return Attempt::Done(Ok(Copied::Mounted)),
@@ -104,8 +108,8 @@ impl Client {
                 Ok(()) => Attempt::Done(Ok(Copied::Streamed)),
                 Err(e) => retry_if_transient(e),
             }
-        })
-        .await
+        });
+        self.bounded(&op, &Cell::new(false), copy).await
     }
 
     /// Gives back an upload session we will not use (best effort: sessions expire anyway).
@@ -204,6 +208,7 @@ impl Client {
             .append_pair("digest", &blob.digest.to_string());
         let op = self.op(Action::UploadBlob, &shown, to, true);
         let header = self.header(&op).await?;
+        self.admit(&op, Some(&Method::PUT))?;
         let verdict: Arc<Mutex<Option<String>>> = Arc::default();
         let body = verified(response, blob.digest.clone(), blob.size, verdict.clone());
         let timeout =

@@ -2,12 +2,17 @@
 //! its host and scope), sent once, learns the challenge and is authorized afresh once on a 401, is
 //! retried when transient within the budget, and comes back as the final answer for the caller
 //! to read by status.
+//!
+//! It is also where a cancelled run stops talking (`cancel`): no request starts once the run is
+//! stopping, and what is still in flight when the grace ends is cut off, reported as such.
 
+use std::cell::Cell;
+use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use reqwest::{StatusCode, Url};
+use reqwest::{Method, StatusCode, Url};
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 use tracing::debug;
@@ -16,6 +21,7 @@ use super::classify::{self, Action, Op};
 use super::retry::{retry, retry_after, Attempt, Budget};
 use super::token::Auth;
 use super::transport::{read_ca_file, Limit, Opened, Reply, Request, Transport};
+use crate::cancel::{Cancel, Stage};
 use crate::credentials::{Chain, Credentials, Found};
 use crate::ecr::Ecr;
 use crate::error::Error;
@@ -36,11 +42,12 @@ struct Shared {
     ecr: Arc<Ecr>,
     /// Turns to stream a blob (`blobs::STREAMS_AT_ONCE`), shared by every copy of the run.
     streams: Semaphore,
+    cancel: Cancel,
 }
 
 impl Client {
-    /// Reads the CA file and the docker config; nothing is sent yet.
-    pub(crate) fn connect(access: &Access) -> Result<Client, Error> {
+    /// Reads the CA file and the docker config; nothing is sent yet. Requests stop with `cancel`.
+    pub(crate) fn connect(access: &Access, cancel: &Cancel) -> Result<Client, Error> {
         let setting = "--ca-file / MULTIARCH_CA_FILE";
         let pems = match &access.ca_file {
             Some(path) => read_ca_file(path, setting)?,
@@ -68,6 +75,7 @@ impl Client {
                 credentials: Box::new(credentials),
                 ecr,
                 streams: Semaphore::new(super::blobs::STREAMS_AT_ONCE),
+                cancel: cancel.clone(),
             }),
             budget: Budget {
                 retries: access.retries,
@@ -126,9 +134,13 @@ impl Client {
         build: impl Fn() -> Request,
     ) -> Result<Opened, Error> {
         let shared = &*self.shared;
-        retry(&self.budget, || async {
+        let in_flight = Cell::new(false);
+        let requests = retry(&self.budget, || async {
             let mut refused = None;
             loop {
+                if let Err(e) = self.admit(op, None) {
+                    return Attempt::Done(Err(e));
+                }
                 let header = match shared
                     .auth
                     .header(
@@ -143,11 +155,17 @@ impl Client {
                     Ok(h) => h,
                     Err(e) => return Attempt::Done(Err(e)),
                 };
-                let answer = match shared
+                let request = build();
+                if let Err(e) = self.admit(op, Some(&request.method)) {
+                    return Attempt::Done(Err(e));
+                }
+                in_flight.set(true);
+                let answer = shared
                     .transport
-                    .exchange(build(), header.as_ref(), limit, self.budget.request_timeout)
-                    .await
-                {
+                    .exchange(request, header.as_ref(), limit, self.budget.request_timeout)
+                    .await;
+                in_flight.set(false);
+                let answer = match answer {
                     Ok(r) => r,
                     Err(f) => return classify::failure(f, op),
                 };
@@ -174,8 +192,44 @@ impl Client {
                 }
                 return Attempt::Done(Ok(answer));
             }
-        })
-        .await
+        });
+        self.bounded(op, &in_flight, requests).await
+    }
+
+    /// Refuses to start a request once the run is being cancelled; notes one that changes a
+    /// registry (`method` other than GET and HEAD).
+    pub(super) fn admit(&self, op: &Op<'_>, method: Option<&Method>) -> Result<(), Error> {
+        let cancel = &self.shared.cancel;
+        cancel.gate().map_err(|signal| Error::RequestCancelled {
+            signal,
+            action: op.action.doing(),
+            reference: op.at.to_string(),
+            in_flight: false,
+        })?;
+        if method.is_some_and(|m| m != Method::GET && m != Method::HEAD) {
+            cancel.wrote();
+        }
+        Ok(())
+    }
+
+    /// `work` (the requests of one operation, retries and their sleeps included), cut off when
+    /// a cancellation's grace ends; `in_flight` says whether a request was on the wire then.
+    pub(super) async fn bounded<T>(
+        &self,
+        op: &Op<'_>,
+        in_flight: &Cell<bool>,
+        work: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        tokio::select! {
+            biased;
+            done = work => done,
+            signal = self.shared.cancel.reached(Stage::Aborted) => Err(Error::RequestCancelled {
+                signal,
+                action: op.action.doing(),
+                reference: op.at.to_string(),
+                in_flight: in_flight.get(),
+            }),
+        }
     }
 
     /// The Authorization header `op` would carry now (cached), for a request that can only be
