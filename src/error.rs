@@ -491,6 +491,30 @@ mod tests {
         assert_eq!(e.exit_code(), 3);
     }
 
+    /// What each stage of a cancelled run says, and its exit code (128 + the signal).
+    #[test]
+    fn a_cancelled_run_says_what_it_leaves_behind() {
+        let tags = |unsure: &[&str], not_moved: &[(&str, &str)]| Progress::Tags {
+            holding: vec!["r/app:latest".into()],
+            unsure: unsure.iter().map(|t| t.to_string()).collect(),
+            not_moved: not_moved
+                .iter()
+                .map(|(t, w)| (t.to_string(), w.to_string()))
+                .collect(),
+        };
+        for (signal, progress, text) in [
+            (Signal::Int, Progress::NothingPushed, "cancelled by SIGINT before anything was pushed"),
+            (Signal::Term, Progress::Untagged, "cancelled by SIGTERM while children were copied into the destinations: no tag moved; untagged content may have been added (a re-run reuses it)\n  hint: re-run the job: tags that already hold the index are left alone, the others move"),
+            (Signal::Term, tags(&[], &[]), "cancelled by SIGTERM as the push ended: every target tag holds the index (r/app:latest)"),
+            (Signal::Term, tags(&["r/app:1"], &[("r/app:1.0", "not sent")]), "cancelled by SIGTERM while tags were moving: 1 of 3 target tag(s) hold the index (stdout and the dotenv name them): r/app:latest\n  - r/app:1: its push was cut off in flight; it may or may not hold the index (look before relying on it)\n  - r/app:1.0: did not move (not sent)\n  hint: re-run the job: tags that already hold the index are left alone, the others move"),
+            (Signal::Term, Progress::Unknown, "cancelled by SIGTERM: the run did not wind down in time and was stopped; target tags may have moved: look at them before relying on them\n  hint: re-run the job: tags that already hold the index are left alone, the others move"),
+        ] {
+            let e = Error::Cancelled { signal, progress };
+            assert_eq!(e.to_string(), text);
+            assert_eq!(e.exit_code(), if signal == Signal::Term { 143 } else { 130 });
+        }
+    }
+
     #[test]
     fn validation_errors_exit_4() {
         let e = Error::PlatformMismatch {
