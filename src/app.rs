@@ -194,11 +194,13 @@ async fn push(given: &Given, env: &Env, plan_only: bool, cancel: &Cancel) -> Res
 }
 
 async fn show(given: &Given, env: &Env, cancel: &Cancel) -> Result<(), Error> {
-    let (view, access) = settings::inspect(given, env)?;
+    let (view, content, access) = settings::inspect(given, env)?;
     let text = given.positional.as_deref().unwrap_or_default();
     let at = reference::parse("REFERENCE", text)?;
     let registry = Client::connect(&access, cancel)?;
-    let (fetched, entries) = inspect::run(&at, &registry).await?;
+    // The exact bytes are all --raw shows: nothing else is read.
+    let check = (view != InspectView::Raw).then_some(&content);
+    let (fetched, entries) = inspect::run(&at, &registry, check).await?;
     let shown = at.to_string();
     match view {
         InspectView::Raw => write_out(&fetched.bytes),

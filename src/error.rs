@@ -131,6 +131,17 @@ pub(crate) enum Error {
         said_by: &'static str,
     },
 
+    /// The program an image starts is machine code of another platform than its config says.
+    #[error("{image} is {platform}, but the program it starts is not: {found}\n  found: {trail}\n  hint: the {platform} build put a program built for another machine into the image: download or copy artifacts for the target platform (…-${{TARGETARCH}}, not …-amd64), and cross-compile in stages built FROM --platform=$BUILDPLATFORM (for $TARGETPLATFORM) or build them for the target; MULTIARCH_CONTENT_CHECK=off publishes without this check")]
+    MachineMismatch {
+        image: String,
+        platform: String,
+        /// `/usr/local/bin/app is ELF 64-bit LSB x86-64 (machine code for linux/amd64)`.
+        found: String,
+        /// How the file was found: `entrypoint "app" → PATH … → … in layer 2/2 (…)`.
+        trail: String,
+    },
+
     /// Two sources claim the same platform.
     #[error("platform {platform} is provided by both {first} and {second}\n  hint: each platform may appear once; drop one of them from MULTIARCH_PLATFORMS or the spec")]
     DuplicatePlatform {
@@ -303,6 +314,7 @@ impl Error {
             | Error::UntrustedCertificate { .. } => exit::USAGE,
             Error::SourcesNotReady { .. } | Error::ManifestNotFound { .. } => exit::MISSING,
             Error::PlatformMismatch { .. }
+            | Error::MachineMismatch { .. }
             | Error::DuplicatePlatform { .. }
             | Error::AmbiguousIndex { .. }
             | Error::MixedFormat { .. }

@@ -62,6 +62,9 @@ pub(crate) struct Child {
     /// The manifest's size as the index says it: a copy checks what it fetches against it.
     #[serde(skip)]
     pub(crate) size: u64,
+    /// What the content check found (images of this run's sources).
+    #[serde(skip)]
+    pub(crate) content: Option<crate::content::Checked>,
 }
 
 /// The built index: bytes to push as they are, and what they hold.
@@ -198,6 +201,7 @@ fn entries_of(resolved: &Resolved) -> Result<Vec<(Descriptor, Child)>, Error> {
         attestation: image.is_none(),
         revision: image.and_then(|i| i.revision.clone()),
         size,
+        content: image.map(|i| i.content.clone()),
     };
     let mut out = Vec::new();
     for image in resolved.images() {
@@ -235,6 +239,13 @@ fn entries_of(resolved: &Resolved) -> Result<Vec<(Descriptor, Child)>, Error> {
                 let mut d = image.fetched.descriptor();
                 let mut platform = DescriptorPlatform::from_platform(actual);
                 platform.os_features = source.os_features.clone();
+                // The variant as the config (else the spec entry) writes it, not as matching
+                // normalises it: `arm64` `v8` stays, and none is invented.
+                platform.variant = image
+                    .config
+                    .entry_variant
+                    .clone()
+                    .or_else(|| source.entry_variant.clone());
                 d.platform = Some(platform);
                 if !source.annotations.is_empty() {
                     d.annotations = Some(source.annotations.clone());
@@ -392,6 +403,7 @@ fn merge(base: &Base, new: Vec<(Descriptor, Child)>) -> Result<Vec<(Descriptor, 
                 attestation,
                 revision: None,
                 size: d.size,
+                content: None,
             },
         ));
     }

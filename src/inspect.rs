@@ -1,14 +1,26 @@
 //! The inspect command's orchestration: fetch one manifest and describe it. For an image the
 //! platform comes from its config (one more request); an index lists its entries as they are.
+//! Unless `content` is off, each image (each image child of an index) is read for the machine
+//! code of its entrypoint, shown beside its platform: inspect shows, it does not fail on it.
 
+use futures_util::future::join_all;
+
+use crate::content::{self, Checked};
 use crate::error::Error;
-use crate::manifest::{self, Fetched, Manifest};
+use crate::manifest::{self, Descriptor, Fetched, Manifest};
+use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::registry::Registry;
 use crate::report::Entry;
+use crate::settings::ContentCheck;
 
-/// Fetches `at` and the entries `report` shows for it.
-pub async fn run(at: &Reference, registry: &impl Registry) -> Result<(Fetched, Vec<Entry>), Error> {
+/// Fetches `at` and the entries `report` shows for it (with their content checked as `check`
+/// says; `None`: not looked at, for `--raw`).
+pub async fn run(
+    at: &Reference,
+    registry: &impl Registry,
+    check: Option<&ContentCheck>,
+) -> Result<(Fetched, Vec<Entry>), Error> {
     let fetched = registry
         .fetch_manifest(at)
         .await?
@@ -16,38 +28,104 @@ pub async fn run(at: &Reference, registry: &impl Registry) -> Result<(Fetched, V
             reference: at.to_string(),
         })?;
     let entries = match &fetched.manifest {
-        Manifest::Index { manifests } => manifests
-            .iter()
-            .map(|d| {
-                let platform = d
-                    .platform
-                    .as_ref()
-                    .map(manifest::DescriptorPlatform::to_platform)
-                    .unwrap_or_else(|| {
-                        crate::platform::Platform::normalised("unknown", "unknown", None, None)
-                    });
-                Entry {
-                    attestation: platform.is_unknown()
-                        || d.annotations
-                            .as_ref()
-                            .is_some_and(|a| a.contains_key("vnd.docker.reference.type")),
-                    platform,
-                    digest: d.digest.clone(),
-                    media_type: d.media_type.clone(),
-                    size: d.size,
-                }
-            })
-            .collect(),
+        Manifest::Index { manifests } => {
+            join_all(manifests.iter().map(|d| entry(registry, at, d, check))).await
+        }
         Manifest::Image { config, .. } => {
             let bytes = registry.fetch_config(at, config).await?;
+            let platform = manifest::config(&at.to_string(), &bytes)?.platform;
+            let content = match check {
+                Some(c) => Some(
+                    content::check(registry, c, at.repository(), &fetched, &bytes, &platform).await,
+                ),
+                None => None,
+            };
             vec![Entry {
-                platform: manifest::config(&at.to_string(), &bytes)?.platform,
+                platform,
                 digest: fetched.digest.clone(),
                 media_type: fetched.media_type.clone(),
                 size: fetched.bytes.len() as u64,
                 attestation: false,
+                content,
             }]
         }
     };
     Ok((fetched, entries))
+}
+
+/// One entry of an index; an image child is read (manifest, config, layers) for its content.
+async fn entry(
+    registry: &impl Registry,
+    at: &Reference,
+    d: &Descriptor,
+    check: Option<&ContentCheck>,
+) -> Entry {
+    let platform = d
+        .platform
+        .as_ref()
+        .map(manifest::DescriptorPlatform::to_platform)
+        .unwrap_or_else(|| Platform::normalised("unknown", "unknown", None, None));
+    let attestation = platform.is_unknown()
+        || d.annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key("vnd.docker.reference.type"));
+    let content = match check {
+        Some(c) if !attestation => Some(child(registry, at, d, c, &platform).await),
+        _ => None,
+    };
+    Entry {
+        attestation,
+        platform,
+        digest: d.digest.clone(),
+        media_type: d.media_type.clone(),
+        size: d.size,
+        content,
+    }
+}
+
+/// The content check of an index's child; what keeps it from being read is its verdict.
+async fn child(
+    registry: &impl Registry,
+    at: &Reference,
+    d: &Descriptor,
+    check: &ContentCheck,
+    platform: &Platform,
+) -> Checked {
+    let not = |e: Error| {
+        Checked::unread(content::Verdict::NotChecked {
+            reason: crate::registry::first_line(&e),
+            warn: true,
+        })
+    };
+    if !check.enabled {
+        return Checked::unread(content::Verdict::Off);
+    }
+    let child_at = at.repository().digest(&d.digest);
+    let fetched = match registry.fetch_entry(&child_at, d.size).await {
+        Ok(f) => f,
+        Err(e) => return not(e),
+    };
+    let Manifest::Image { config, .. } = &fetched.manifest else {
+        return Checked::unread(content::Verdict::NotChecked {
+            reason: "a nested index".into(),
+            warn: false,
+        });
+    };
+    let bytes = match registry.fetch_config(&child_at, config).await {
+        Ok(b) => b,
+        Err(e) => return not(e),
+    };
+    // The config's platform is what the code is held against (the entry's may differ).
+    let platform = manifest::config(&child_at.to_string(), &bytes)
+        .map(|c| c.platform)
+        .unwrap_or_else(|_| platform.clone());
+    content::check(
+        registry,
+        check,
+        at.repository(),
+        &fetched,
+        &bytes,
+        &platform,
+    )
+    .await
 }

@@ -12,6 +12,7 @@
 mod app;
 mod cancel;
 mod cli;
+mod content;
 mod credentials;
 mod ecr;
 mod error;

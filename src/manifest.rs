@@ -92,6 +92,8 @@ pub(crate) enum Manifest {
     Image {
         config: Box<Descriptor>,
         layers: Vec<Descriptor>,
+        /// Every layer in order, base first, foreign ones included: the file system.
+        rootfs: Vec<RootLayer>,
     },
     /// An index / manifest list: each entry carries its own platform.
     Index { manifests: Vec<Descriptor> },
@@ -121,6 +123,14 @@ struct Layer {
     urls: Option<Vec<String>>,
 }
 
+/// A layer of an image's file system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RootLayer {
+    pub(crate) descriptor: Descriptor,
+    /// It lives elsewhere (`urls`, a foreign media type), not in the registry.
+    pub(crate) foreign: bool,
+}
+
 /// The annotation (and config label) that says which source revision an image was built from.
 pub(crate) const REVISION: &str = "org.opencontainers.image.revision";
 
@@ -139,7 +149,7 @@ impl Manifest {
     /// The blobs an image needs in a repository (config first); none for an index.
     pub(crate) fn blobs(&self) -> Vec<&Descriptor> {
         match self {
-            Manifest::Image { config, layers } => {
+            Manifest::Image { config, layers, .. } => {
                 std::iter::once(config.as_ref()).chain(layers).collect()
             }
             Manifest::Index { .. } => Vec::new(),
@@ -183,20 +193,30 @@ impl Fetched {
                     .manifests
                     .ok_or_else(|| bad("index without manifests".into()))?,
             },
-            OCI_MANIFEST | DOCKER_MANIFEST => Manifest::Image {
-                config: Box::new(
-                    shape
-                        .config
-                        .ok_or_else(|| bad("image manifest without config".into()))?,
-                ),
-                layers: shape
+            OCI_MANIFEST | DOCKER_MANIFEST => {
+                let rootfs: Vec<RootLayer> = shape
                     .layers
                     .into_iter()
-                    .filter(|l| l.urls.as_ref().is_none_or(Vec::is_empty))
-                    .filter(|l| !l.descriptor.media_type.contains(".foreign."))
-                    .map(|l| l.descriptor)
-                    .collect(),
-            },
+                    .map(|l| RootLayer {
+                        foreign: !l.urls.as_ref().is_none_or(Vec::is_empty)
+                            || l.descriptor.media_type.contains(".foreign."),
+                        descriptor: l.descriptor,
+                    })
+                    .collect();
+                Manifest::Image {
+                    config: Box::new(
+                        shape
+                            .config
+                            .ok_or_else(|| bad("image manifest without config".into()))?,
+                    ),
+                    layers: rootfs
+                        .iter()
+                        .filter(|l| !l.foreign)
+                        .map(|l| l.descriptor.clone())
+                        .collect(),
+                    rootfs,
+                }
+            }
             other => return Err(bad(format!("unsupported media type {other}"))),
         };
         Ok(Fetched {
@@ -264,6 +284,9 @@ struct RunConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ImageConfig {
     pub(crate) platform: Platform,
+    /// The variant its index entry carries: as the config writes it (`arm64` with `v8` keeps
+    /// `v8`, which matching ignores), none when it writes none.
+    pub(crate) entry_variant: Option<String>,
     /// The `org.opencontainers.image.revision` label, when the build set one.
     pub(crate) revision: Option<String>,
 }
@@ -277,19 +300,50 @@ pub(crate) fn config(reference: &str, bytes: &[u8]) -> Result<ImageConfig, Error
     };
     let c: ConfigShape =
         serde_json::from_slice(bytes).map_err(|e| bad(format!("not config JSON ({e})")))?;
-    let platform = match (c.os, c.architecture) {
+    let platform = match (&c.os, &c.architecture) {
         (Some(os), Some(arch)) if !os.is_empty() && !arch.is_empty() => {
-            Platform::normalised(&os, &arch, c.variant.as_deref(), c.os_version.as_deref())
+            Platform::normalised(os, arch, c.variant.as_deref(), c.os_version.as_deref())
         }
         _ => return Err(bad("it does not say os and architecture".into())),
     };
+    let entry_variant = entry_variant(&platform, c.architecture.as_deref(), c.variant.as_deref());
     let revision = c
         .config
         .and_then(|r| r.labels)
         .and_then(|mut l| l.remove(REVISION))
         .filter(|r| !r.trim().is_empty())
         .map(|r| printable(&r));
-    Ok(ImageConfig { platform, revision })
+    Ok(ImageConfig {
+        platform,
+        entry_variant,
+        revision,
+    })
+}
+
+/// The variant an index entry carries for a config that says `architecture` and `variant`
+/// (normalised to `platform`): what it writes (`7` as `v7`); with none written, the one its
+/// architecture's name implies (`armhf`: `v7`), else none — never one invented for matching.
+pub(crate) fn entry_variant(
+    platform: &Platform,
+    architecture: Option<&str>,
+    variant: Option<&str>,
+) -> Option<String> {
+    match variant.filter(|v| !v.trim().is_empty()) {
+        Some(v) => {
+            let v = printable(v.trim()).to_ascii_lowercase();
+            Some(if v.starts_with(|c: char| c.is_ascii_digit()) {
+                format!("v{v}")
+            } else {
+                v
+            })
+        }
+        None => {
+            let arch = architecture.unwrap_or_default().to_ascii_lowercase();
+            matches!(arch.as_str(), "armhf" | "armel")
+                .then(|| platform.variant.clone())
+                .flatten()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -370,10 +424,46 @@ mod tests {
     fn reads_platform_from_config() {
         let c = br#"{"architecture":"arm","os":"linux","variant":"v7","rootfs":{}}"#;
         assert_eq!(config("r", c).unwrap().platform.to_string(), "linux/arm/v7");
+        assert_eq!(config("r", c).unwrap().entry_variant.as_deref(), Some("v7"));
         let c = br#"{"architecture":"amd64","os":"windows","os.version":"10.0.20348.1"}"#;
         let p = config("r", c).unwrap().platform;
         assert_eq!(p.os_version.as_deref(), Some("10.0.20348.1"));
         assert!(config("r", br#"{"os":"linux"}"#).is_err());
+    }
+
+    #[test]
+    fn the_index_entry_keeps_the_variant_the_config_writes_and_invents_none() {
+        for (c, platform, entry) in [
+            (
+                r#"{"architecture":"arm64","os":"linux","variant":"v8"}"#,
+                "linux/arm64",
+                Some("v8"),
+            ),
+            (
+                r#"{"architecture":"arm64","os":"linux"}"#,
+                "linux/arm64",
+                None,
+            ),
+            (
+                r#"{"architecture":"arm","os":"linux"}"#,
+                "linux/arm/v7",
+                None,
+            ),
+            (
+                r#"{"architecture":"arm","os":"linux","variant":"6"}"#,
+                "linux/arm/v6",
+                Some("v6"),
+            ),
+            (
+                r#"{"architecture":"armhf","os":"linux"}"#,
+                "linux/arm/v7",
+                Some("v7"),
+            ),
+        ] {
+            let read = config("r", c.as_bytes()).unwrap();
+            assert_eq!(read.platform.to_string(), platform, "{c}");
+            assert_eq!(read.entry_variant.as_deref(), entry, "{c}");
+        }
     }
 
     #[test]

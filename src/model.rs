@@ -28,6 +28,9 @@ pub(crate) struct Source {
     pub(crate) annotations: BTreeMap<String, String>,
     /// `os.features` a spec entry gives for its index entry.
     pub(crate) os_features: Option<Vec<String>>,
+    /// The variant a spec entry writes (`v8` for arm64, which matching ignores), for the index
+    /// entry.
+    pub(crate) entry_variant: Option<String>,
 }
 
 impl Source {
@@ -50,6 +53,8 @@ pub(crate) struct SourceImage {
     pub(crate) revision: Option<String>,
     /// Its entry in the source's index, when it came from one (kept as written).
     pub(crate) entry: Option<Descriptor>,
+    /// Whether its entrypoint is machine code of its platform.
+    pub(crate) content: crate::content::Checked,
 }
 
 /// A source, fetched and checked: what it contributes to the index.

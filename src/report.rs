@@ -4,6 +4,7 @@
 
 use serde_json::json;
 
+use crate::content::{Checked, Verdict};
 use crate::index::Child;
 use crate::manifest::Fetched;
 #[cfg(test)]
@@ -40,13 +41,44 @@ pub(crate) fn json(plan: &Plan, outcome: &Outcome) -> String {
 }
 
 fn child_json(c: &Child) -> serde_json::Value {
-    json!({
+    let mut v = json!({
         "platform": c.platform.to_string(),
         "digest": c.digest,
         "mediaType": c.media_type,
         "source": c.source,
         "attestation": c.attestation,
-    })
+    });
+    if let Some(checked) = &c.content {
+        v["entrypoint"] = content_json(checked);
+    }
+    v
+}
+
+/// The content check of one image: `result` (`matched`, `mismatch`, `not checked`, `off`), the
+/// file and its machine, how it was found, or why it was not checked; layers and bytes read.
+fn content_json(c: &Checked) -> serde_json::Value {
+    let mut v = match &c.verdict {
+        Verdict::Off => json!({"result": "off"}),
+        Verdict::Matched {
+            file,
+            machine,
+            trail,
+        } => json!({"result": "matched", "file": file, "machine": machine, "found": trail}),
+        Verdict::Mismatch {
+            file,
+            found,
+            found_platform,
+            trail,
+        } => {
+            json!({"result": "mismatch", "file": file, "machine": found, "machinePlatform": found_platform, "found": trail})
+        }
+        Verdict::NotChecked { reason, warn } => {
+            json!({"result": "not checked", "reason": reason, "warning": warn})
+        }
+    };
+    v["layersRead"] = json!(c.layers_read);
+    v["bytesRead"] = json!(c.bytes_read);
+    v
 }
 
 /// The dotenv file: `MULTIARCH_DIGEST`, `MULTIARCH_REF` (the first destination's
@@ -96,13 +128,18 @@ pub(crate) fn plan(plan: &Plan, outcome: &Outcome) -> String {
             SourceOrigin::HandOff(variable) => variable.clone(),
         };
         match found {
-            Some(c) => out.push_str(&format!(
-                "  {:<16} {} {} (from {from}, revision {})\n",
-                s.platform_text(),
-                s.reference,
-                c.digest,
-                c.revision.as_deref().unwrap_or("unlabelled")
-            )),
+            Some(c) => {
+                out.push_str(&format!(
+                    "  {:<16} {} {} (from {from}, revision {})\n",
+                    s.platform_text(),
+                    s.reference,
+                    c.digest,
+                    c.revision.as_deref().unwrap_or("unlabelled")
+                ));
+                if let Some(checked) = &c.content {
+                    out.push_str(&format!("  {:<16} entrypoint {}\n", "", checked.summary()));
+                }
+            }
             None => out.push_str(&format!(
                 "  {:<16} {} (from {from}; missing)\n",
                 s.platform_text(),
@@ -131,6 +168,8 @@ pub(crate) struct Entry {
     pub(crate) media_type: String,
     pub(crate) size: u64,
     pub(crate) attestation: bool,
+    /// The content check of an image (`None`: an attestation, or not asked for).
+    pub(crate) content: Option<Checked>,
 }
 
 /// `inspect` as text: media type, digest, size, then one line per platform.
@@ -149,6 +188,9 @@ pub(crate) fn inspect_text(reference: &str, fetched: &Fetched, entries: &[Entry]
             e.platform.to_string(),
             e.digest
         ));
+        if let Some(checked) = &e.content {
+            out.push_str(&format!("  {:<16} entrypoint {}\n", "", checked.summary()));
+        }
     }
     out
 }
@@ -166,6 +208,7 @@ pub(crate) fn inspect_json(reference: &str, fetched: &Fetched, entries: &[Entry]
             "mediaType": e.media_type,
             "size": e.size,
             "attestation": e.attestation,
+            "entrypoint": e.content.as_ref().map(content_json),
         })).collect::<Vec<_>>(),
     });
     format!(
@@ -205,6 +248,7 @@ mod tests {
             attestation,
             revision: None,
             size: 2,
+            content: None,
         };
         Index {
             bytes: b"{}".to_vec(),

@@ -208,12 +208,17 @@ pub(crate) fn parse(origin: &str, text: &str) -> Result<Spec, Error> {
                 });
             }
         }
+        let entry_variant = platform.as_ref().and_then(|p| {
+            let written = entry.platform.as_ref()?.variant.as_ref()?.text();
+            crate::manifest::entry_variant(p, None, Some(&written))
+        });
         sources.push(Source {
             platform,
             reference: reference::parse(&format!("{at}.image"), &entry.image)?,
             origin: SourceOrigin::Spec,
             annotations: entry.annotations.clone(),
             os_features: entry.platform.as_ref().and_then(|p| p.os_features.clone()),
+            entry_variant,
         });
     }
     Ok(Spec {

@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::manifest::{self, Descriptor, Fetched};
 use crate::model::Digest;
 use crate::reference::{Reference, Repository};
-use crate::registry::{Copied, Registry};
+use crate::registry::{Blob, Copied, Registry};
 use crate::settings::{self, Env, Plan};
 use crate::tag_rule::TagRule;
 
@@ -190,6 +190,31 @@ impl Registry for Scripted {
             return Ok(bytes.clone());
         }
         Ok(self.now(at)?.expect("config of a visible source").0)
+    }
+
+    /// Blobs are served from `raw` by digest, whole.
+    async fn open_blob(
+        &self,
+        repo: &Repository,
+        blob: &Descriptor,
+        _: u64,
+    ) -> Result<Blob<'_>, Error> {
+        let bytes = self
+            .state
+            .borrow()
+            .raw
+            .get(&blob.digest.to_string())
+            .cloned();
+        match bytes {
+            Some(b) => Ok(Blob::new(futures_util::stream::iter([Ok(
+                bytes::Bytes::from(b),
+            )]))),
+            None => Err(Error::Registry {
+                action: "reading",
+                reference: format!("{repo}@{}", blob.digest),
+                reason: "HTTP 404 (BLOB_UNKNOWN)".into(),
+            }),
+        }
     }
 
     async fn push_manifest(&self, to: &Reference, _: &str, bytes: &[u8]) -> Result<(), Error> {

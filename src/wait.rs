@@ -150,6 +150,9 @@ pub(crate) async fn gather(plan: &Plan, registry: &impl Registry) -> Result<Gath
                 Ok(Look::Found(r)) => {
                     changed = true;
                     states[i] = judge(plan, source, r, first_round)?;
+                    if let State::Ready(r) = &states[i] {
+                        crate::content::enforce(r)?;
+                    }
                 }
                 Ok(Look::Absent) if source.origin.is_hand_off() => {
                     return Err(hand_off_error(source, None));
@@ -197,14 +200,16 @@ pub(crate) async fn gather(plan: &Plan, registry: &impl Registry) -> Result<Gath
         let delay = delays.next().unwrap_or(Duration::from_secs(2));
         tokio::time::sleep(delay.min(deadline - now)).await;
     }
+    let resolved: Vec<Resolved> = states
+        .into_iter()
+        .filter_map(|s| match s {
+            State::Ready(r) => Some(*r),
+            _ => None,
+        })
+        .collect();
+    crate::content::summary(&resolved);
     Ok(Gathered {
-        resolved: states
-            .into_iter()
-            .filter_map(|s| match s {
-                State::Ready(r) => Some(*r),
-                _ => None,
-            })
-            .collect(),
+        resolved,
         missing: Vec::new(),
         waited: rounds > 1,
     })
@@ -325,6 +330,7 @@ fn at_deadline(
     }
     let missing: Vec<String> = not_ready.into_iter().map(|(r, _)| r).collect();
     warn!(missing = %missing.join(", "), "publishing without the sources that are missing or stale (--allow-missing)");
+    crate::content::summary(&resolved);
     Ok(Gathered {
         resolved,
         missing,

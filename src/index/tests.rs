@@ -21,6 +21,7 @@ fn image(media_type: &str, layer: &str) -> Fetched {
 fn config_of(platform: &str) -> ImageConfig {
     ImageConfig {
         platform: Platform::parse("test", platform).unwrap(),
+        entry_variant: Platform::parse("test", platform).unwrap().variant,
         revision: None,
     }
 }
@@ -32,6 +33,7 @@ fn src(tag: &str, expected: &str) -> Source {
         origin: SourceOrigin::Template,
         annotations: BTreeMap::new(),
         os_features: None,
+        entry_variant: None,
     }
 }
 
@@ -44,6 +46,7 @@ fn source(tag: &str, expected: &str, fetched: Fetched, config: Option<&str>) -> 
             config: config_of(config.unwrap_or(expected)),
             revision: None,
             entry: None,
+            content: crate::content::Checked::unread(crate::content::Verdict::Off),
         }),
     }
 }
@@ -70,6 +73,7 @@ fn indexed(
             config: config_of(config),
             revision: None,
             entry: Some(d.clone()),
+            content: crate::content::Checked::unread(crate::content::Verdict::Off),
         })
         .collect();
     let attestations = manifests
@@ -335,6 +339,7 @@ fn rejects_two_images_of_one_platform_in_one_source_index_naming_the_index() {
                 config: config_of("linux/amd64"),
                 revision: None,
                 entry: Some(entry(f)),
+                content: crate::content::Checked::unread(crate::content::Verdict::Off),
             })
             .collect(),
         attestations: Vec::new(),

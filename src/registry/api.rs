@@ -12,7 +12,7 @@ use tracing::{debug, warn};
 use super::classify::{Action, Op};
 use super::client::Client;
 use super::transport::{Limit, Overflow, Request};
-use super::{Copied, Registry};
+use super::{Blob, Copied, Registry};
 use crate::credentials::{Credential, Found};
 use crate::error::Error;
 use crate::manifest::{self, Descriptor, Fetched, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES};
@@ -199,6 +199,15 @@ impl Registry for Client {
             });
         }
         Ok(reply.body)
+    }
+
+    async fn open_blob(
+        &self,
+        repo: &Repository,
+        blob: &Descriptor,
+        up_to: u64,
+    ) -> Result<Blob<'_>, Error> {
+        self.read_blob(repo, blob, up_to).await
     }
 
     async fn push_manifest(

@@ -15,7 +15,7 @@ use std::cell::Cell;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::StreamExt as _;
+use futures_util::{Stream, StreamExt as _};
 use reqwest::header::{ACCEPT, CONTENT_LENGTH};
 use reqwest::{Method, StatusCode, Url};
 use tracing::debug;
@@ -24,7 +24,7 @@ use super::classify::{self, Action};
 use super::client::Client;
 use super::retry::{retry, Attempt};
 use super::transport::{Limit, Opened, Overflow, Request};
-use super::Copied;
+use super::{Blob, Copied};
 use crate::error::Error;
 use crate::manifest::Descriptor;
 use crate::model::Digest;
@@ -266,79 +266,158 @@ fn bad_location(shown: &str) -> Error {
     }
 }
 
-/// The source's body as an upload body, hashed on the way: past `size` bytes, or at the end
-/// with another digest, the stream fails (the upload is aborted, never committed) and `verdict`
-/// says why.
-fn verified(
-    response: reqwest::Response,
+/// What was wrong with a blob's bytes.
+enum Bad {
+    /// More than the size announced.
+    Long,
+    /// The stream ended short: bytes seen.
+    Short(u64),
+    /// It hashed to this other digest.
+    Digest(Digest),
+    /// The download failed.
+    Transport(reqwest::Error),
+}
+
+impl Bad {
+    fn reason(&self, size: u64) -> String {
+        match self {
+            Bad::Long => format!("more than the {size} bytes announced"),
+            Bad::Short(seen) => format!("{seen} bytes, not the {size} announced"),
+            Bad::Digest(d) => d.to_string(),
+            Bad::Transport(_) => "the download was cut off".into(),
+        }
+    }
+}
+
+/// A blob's body, hashed on the way: past `size` bytes, short of it at the end, or at the end
+/// with another digest, the stream ends with an error. The last piece is held back until the
+/// whole blob hashes right, so no consumer ever takes wrong content for complete.
+fn checked<S>(
+    inner: S,
     expected: Digest,
     size: u64,
-    verdict: Arc<Mutex<Option<String>>>,
-) -> reqwest::Body {
-    struct State {
-        inner: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+) -> impl Stream<Item = Result<bytes::Bytes, Bad>>
+where
+    S: Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin,
+{
+    struct State<S> {
+        inner: S,
         hasher: crate::model::Hasher,
         expected: Digest,
         size: u64,
         seen: u64,
-        verdict: Arc<Mutex<Option<String>>>,
     }
-    let refuse = |st: &State, why: String| {
-        *st.verdict.lock().expect("verdict") = Some(why.clone());
-        std::io::Error::other(why)
-    };
     let state = State {
-        inner: response.bytes_stream().boxed(),
+        inner,
         hasher: expected.hasher(),
         expected,
         size,
         seen: 0,
-        verdict,
     };
-    let stream = futures_util::stream::unfold(Some(state), move |state| async move {
+    futures_util::stream::unfold(Some(state), move |state| async move {
         let mut st = state?;
         match st.inner.next().await {
             Some(Ok(chunk)) => {
                 st.seen += chunk.len() as u64;
                 if st.seen > st.size {
-                    let e = refuse(&st, format!("more than the {} bytes announced", st.size));
-                    return Some((Err(e), None));
+                    return Some((Err(Bad::Long), None));
                 }
                 st.hasher.update(&chunk);
                 if st.seen < st.size {
                     return Some((Ok(chunk), Some(st)));
                 }
-                // The last piece is held back until the whole blob hashes right: the upload
-                // never completes with wrong content (the client stops reading at the length).
-                let State {
-                    hasher,
-                    expected,
-                    verdict,
-                    ..
-                } = st;
-                let actual = hasher.finish();
-                if actual != expected {
-                    *verdict.lock().expect("verdict") = Some(actual.to_string());
-                    return Some((Err(std::io::Error::other("digest mismatch")), None));
+                let actual = st.hasher.finish();
+                if actual != st.expected {
+                    return Some((Err(Bad::Digest(actual)), None));
                 }
                 Some((Ok(chunk), None))
             }
-            Some(Err(e)) => Some((Err(std::io::Error::other(e)), None)),
+            Some(Err(e)) => Some((Err(Bad::Transport(e)), None)),
             None if st.seen == st.size => {
                 // An empty blob: nothing was held back, only the hash is left to check.
                 let actual = std::mem::replace(&mut st.hasher, st.expected.hasher()).finish();
                 if actual == st.expected {
                     return None;
                 }
-                let e = refuse(&st, actual.to_string());
-                Some((Err(e), None))
+                Some((Err(Bad::Digest(actual)), None))
             }
-            None => {
-                let why = format!("{} bytes, not the {} announced", st.seen, st.size);
-                let e = refuse(&st, why);
-                Some((Err(e), None))
-            }
+            None => Some((Err(Bad::Short(st.seen)), None)),
         }
+    })
+}
+
+/// The source's body as an upload body (`checked`): a failure aborts the upload, never
+/// committed, and `verdict` says why.
+fn verified(
+    response: reqwest::Response,
+    expected: Digest,
+    size: u64,
+    verdict: Arc<Mutex<Option<String>>>,
+) -> reqwest::Body {
+    let stream = checked(response.bytes_stream().boxed(), expected, size).map(move |r| {
+        r.map_err(|bad| {
+            let why = bad.reason(size);
+            *verdict.lock().expect("verdict") = Some(why.clone());
+            match bad {
+                Bad::Transport(e) => std::io::Error::other(e),
+                _ => std::io::Error::other(why),
+            }
+        })
     });
     reqwest::Body::wrap_stream(stream)
+}
+
+/// Blobs up to this size are read like a config (their body follows at once); larger ones take
+/// one of the run's stream turns while open.
+pub(crate) const SMALL_BLOB: u64 = 1024 * 1024;
+
+impl Client {
+    /// Opens `blob` of `repo` to read, hashed on the way (`checked`); the time allowed grows by
+    /// one second per MiB of the `up_to` bytes wanted, as for copies.
+    pub(super) async fn read_blob(
+        &self,
+        repo: &Repository,
+        blob: &Descriptor,
+        up_to: u64,
+    ) -> Result<Blob<'_>, Error> {
+        let turn = if blob.size > SMALL_BLOB {
+            Some(self.stream_turn().await)
+        } else {
+            None
+        };
+        let shown = format!("{repo}@{}", blob.digest);
+        let op = self.op(Action::FetchBlob, &shown, repo, false);
+        let url = self.url(repo, "blobs", &blob.digest.to_string());
+        let timeout = self.budget().request_timeout
+            + Duration::from_secs(up_to.min(blob.size) / MIB_PER_SECOND);
+        debug!(blob = %blob.digest, size = blob.size, from = %repo, "reading");
+        let response = match self
+            .with_request_timeout(timeout)
+            .exchange(&op, None, || {
+                Request::new(Method::GET, url.clone()).header(ACCEPT, "*/*")
+            })
+            .await?
+        {
+            Opened::Stream(r) => r,
+            Opened::Done(reply) => return Err(self.refusal(&reply, &op).await),
+        };
+        let (expected, size) = (blob.digest.clone(), blob.size);
+        let stream =
+            checked(response.bytes_stream().boxed(), expected.clone(), size).map(move |r| {
+                let _turn = &turn;
+                r.map_err(|bad| match bad {
+                    Bad::Transport(_) => Error::Transient {
+                        action: "reading",
+                        reference: shown.clone(),
+                        reason: "the download was cut off".into(),
+                    },
+                    bad => Error::DigestMismatch {
+                        reference: shown.clone(),
+                        expected: expected.to_string(),
+                        actual: bad.reason(size),
+                    },
+                })
+            });
+        Ok(Blob::new(stream))
+    }
 }

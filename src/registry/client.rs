@@ -295,6 +295,17 @@ impl Client {
         classify::reply(reply, op, origin.as_deref())
     }
 
+    /// The same access with another time limit per request (a long read).
+    pub(super) fn with_request_timeout(&self, request_timeout: std::time::Duration) -> Client {
+        Client {
+            shared: self.shared.clone(),
+            budget: Budget {
+                request_timeout,
+                ..self.budget
+            },
+        }
+    }
+
     /// The same access whose retries never sleep past `deadline`.
     pub(super) fn with_deadline(&self, deadline: Option<Instant>) -> Client {
         Client {

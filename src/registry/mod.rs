@@ -21,6 +21,8 @@ mod retry;
 mod token;
 mod transport;
 
+use bytes::Bytes;
+use futures_util::stream::{LocalBoxStream, Stream, StreamExt as _};
 use tokio::time::Instant;
 
 use crate::error::Error;
@@ -42,6 +44,25 @@ pub(crate) enum Copied {
     Streamed,
     /// The destination had it already.
     Present,
+}
+
+/// A blob being read: its bytes as they arrive, never more than its descriptor says and, read to
+/// its end, hashing to its digest (else the last item is an error). Dropping it ends the download.
+pub(crate) struct Blob<'a> {
+    inner: LocalBoxStream<'a, Result<Bytes, Error>>,
+}
+
+impl<'a> Blob<'a> {
+    pub(crate) fn new(inner: impl Stream<Item = Result<Bytes, Error>> + 'a) -> Self {
+        Blob {
+            inner: inner.boxed_local(),
+        }
+    }
+
+    /// The next piece; `None` at the end.
+    pub(crate) async fn next(&mut self) -> Option<Result<Bytes, Error>> {
+        self.inner.next().await
+    }
 }
 
 /// The only way orchestration reaches a registry. `Ok(None)` = not there (yet): an answer, not
@@ -84,6 +105,15 @@ pub(crate) trait Registry {
     }
     /// An image config blob (bounded), verified against its digest.
     async fn fetch_config(&self, at: &Reference, config: &Descriptor) -> Result<Vec<u8>, Error>;
+    /// Opens a blob of `repo` for reading, of which at most `up_to` bytes are wanted (the time
+    /// the read may take grows with it). A blob larger than `blobs::SMALL_BLOB` takes one of the
+    /// run's stream turns while it is open.
+    async fn open_blob(
+        &self,
+        repo: &Repository,
+        blob: &Descriptor,
+        up_to: u64,
+    ) -> Result<Blob<'_>, Error>;
     /// PUTs manifest bytes under `to` (a tag, or their digest).
     async fn push_manifest(
         &self,

@@ -9,6 +9,7 @@
 //! variable the value came from.
 
 mod access;
+mod content;
 mod environment;
 mod insecure;
 mod semver;
@@ -33,6 +34,7 @@ use table::{
 };
 
 pub(crate) use access::{Access, AwsInputs, CredentialInputs};
+pub(crate) use content::ContentCheck;
 pub(crate) use environment::snapshot;
 pub(crate) use values::{unknown_variables, Found, Inputs, Origin};
 
@@ -78,6 +80,8 @@ pub(crate) struct Plan {
     pub(crate) revision: Option<String>,
     /// Unlabelled sources are stale rather than accepted with a warning.
     pub(crate) require_revision: bool,
+    /// Whether and how far each image's entrypoint is held against its platform.
+    pub(crate) content: ContentCheck,
     pub(crate) access: Access,
     /// Where each setting came from, for `debug` logs.
     pub(crate) origins: Vec<(&'static str, Origin)>,
@@ -118,8 +122,12 @@ pub(crate) enum InspectView {
     Json,
 }
 
-/// `inspect`'s own settings: how to show it, and how to reach the registry.
-pub(crate) fn inspect(given: &Given, env: &Env) -> Result<(InspectView, Access), Error> {
+/// `inspect`'s own settings: how to show it, how far to read each image's content, and how to
+/// reach the registry.
+pub(crate) fn inspect(
+    given: &Given,
+    env: &Env,
+) -> Result<(InspectView, ContentCheck, Access), Error> {
     let inputs = Inputs { given, env };
     let (raw, raw_origin) = inputs.switch(&RAW)?;
     let (json, json_origin) = inputs.switch(&JSON)?;
@@ -136,7 +144,8 @@ pub(crate) fn inspect(given: &Given, env: &Env) -> Result<(InspectView, Access),
         (false, true) => InspectView::Json,
         (false, false) => InspectView::Text,
     };
-    Ok((view, access::access(&inputs)?))
+    let content = content::resolve(&inputs, &mut Vec::new())?;
+    Ok((view, content, access::access(&inputs)?))
 }
 
 /// What `login` does with the credential.
@@ -254,6 +263,7 @@ pub(crate) fn resolve(given: &Given, env: &Env, spec: Option<&Spec>) -> Result<P
         },
     };
     let (dry_run, _) = inputs.switch(&DRY_RUN)?;
+    let content = content::resolve(&inputs, &mut origins)?;
 
     sources::within_target_limit(images.len(), &tags, &origins)?;
     let targets = images
@@ -278,6 +288,7 @@ pub(crate) fn resolve(given: &Given, env: &Env, spec: Option<&Spec>) -> Result<P
         dry_run,
         revision,
         require_revision,
+        content,
         access: access::access(&inputs)?,
         origins,
     })

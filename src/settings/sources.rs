@@ -313,6 +313,7 @@ fn expand_sources(
             origin: SourceOrigin::Template,
             annotations: Default::default(),
             os_features: None,
+            entry_variant: None,
         });
     }
     Ok(out)

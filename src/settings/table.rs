@@ -19,6 +19,8 @@ const PUBLISH: &[Cmd] = &[Cmd::Push, Cmd::Plan, Cmd::Wait];
 const INDEX: &[Cmd] = &[Cmd::Push, Cmd::Plan];
 /// What only a real push does (a dry run writes no report).
 const PUSH: &[Cmd] = &[Cmd::Push];
+/// What reads images' content: the commands that read sources, and inspect.
+const CONTENT: &[Cmd] = &[Cmd::Push, Cmd::Plan, Cmd::Wait, Cmd::Inspect];
 /// Every command that reaches a registry.
 const NETWORK: &[Cmd] = &[Cmd::Push, Cmd::Plan, Cmd::Wait, Cmd::Inspect, Cmd::Login];
 const ALL: &[Cmd] = NETWORK;
@@ -96,6 +98,10 @@ settings! {
         "Revision the per-architecture images must be labelled with (org.opencontainers.image.revision); sources labelled with another one are stale and waited past; none = no check";
     REQUIRE_REVISION: "require-revision", "MULTIARCH_REQUIRE_REVISION", Switch, "false", PUBLISH,
         "Treat sources without a revision label as stale instead of accepting them with a warning";
+    CONTENT_CHECK: "content-check", "MULTIARCH_CONTENT_CHECK", Value("MODE"), "entrypoint", CONTENT,
+        "entrypoint: hold the machine code of each image's entrypoint (else cmd; through PATH, symbolic links, layers and a script's interpreter) against its platform, a mismatch fails; off: skip";
+    CONTENT_BUDGET: "content-budget", "MULTIARCH_CONTENT_BUDGET", Value("SIZE"), "256MiB", CONTENT,
+        "Layer bytes the content check may download per image, e.g. 256MiB, 1GiB; past it the image is not checked (a warning)";
     DOTENV: "dotenv", "MULTIARCH_DOTENV", Value("FILE"), "multiarch.env when GITLAB_CI=true", PUSH,
         "Write MULTIARCH_DIGEST, MULTIARCH_REF and per-platform digests to this dotenv file (a regular file); none = no report";
     DOTENV_PREFIX: "dotenv-prefix", "MULTIARCH_DOTENV_PREFIX", Value("PREFIX"), "none", PUSH,

@@ -269,9 +269,9 @@ fn errors_name_where_the_value_came_from() {
 
 #[test]
 fn inspect_views_come_from_flags_or_variables() {
-    let (view, _) = inspect(&Given::default(), &env(&[("MULTIARCH_RAW", "true")])).unwrap();
+    let (view, _, _) = inspect(&Given::default(), &env(&[("MULTIARCH_RAW", "true")])).unwrap();
     assert_eq!(view, InspectView::Raw);
-    let (view, _) = inspect(&Given::of(&[("json", "true")]), &Env::new()).unwrap();
+    let (view, _, _) = inspect(&Given::of(&[("json", "true")]), &Env::new()).unwrap();
     assert_eq!(view, InspectView::Json);
     let e = inspect(
         &Given::of(&[("json", "true")]),

@@ -35,7 +35,7 @@ pub(super) fn provenance(r: &Resolved, expected: &str) -> Provenance {
 
 /// Equal, or (commit SHAs) one an abbreviation of the other: builds labelled with
 /// `$CI_COMMIT_SHORT_SHA` match a pipeline expecting `$CI_COMMIT_SHA`.
-fn same_revision(held: &str, expected: &str) -> bool {
+pub(super) fn same_revision(held: &str, expected: &str) -> bool {
     let (a, b) = (held.trim(), expected.trim());
     if a == b {
         return true;

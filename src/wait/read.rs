@@ -2,13 +2,19 @@
 //! wanted platform and the attestations about them — checked at once, so a wrong image fails as
 //! soon as it is seen. An index is bounded and de-duplicated before its children are read
 //! (`index::distinct`): one request per distinct child, however often the index repeats it.
+//! Each image's content check starts as soon as its config is read (`content::check`); its
+//! verdict is held until the source is judged this pipeline's build.
 
 use futures_util::future::try_join_all;
 
+use crate::content::{self, Checked, Verdict};
 use crate::error::Error;
 use crate::index;
-use crate::manifest::{self, Descriptor, DescriptorPlatform, Fetched, Manifest, REVISION};
+use crate::manifest::{
+    self, Descriptor, DescriptorPlatform, Fetched, ImageConfig, Manifest, REVISION,
+};
 use crate::model::{printable, Resolved, Source, SourceImage};
+use crate::reference::Reference;
 use crate::registry::Registry;
 use crate::settings::Plan;
 
@@ -28,6 +34,17 @@ pub(super) async fn resolve(
                 .revision
                 .clone()
                 .or_else(|| fetched.annotations.get(REVISION).map(|r| printable(r)));
+            let content = content_of(
+                registry,
+                plan,
+                source,
+                &source.reference,
+                &fetched,
+                &bytes,
+                &config,
+                &revision,
+            )
+            .await;
             Resolved::Image {
                 source: source.clone(),
                 image: Box::new(SourceImage {
@@ -35,6 +52,7 @@ pub(super) async fn resolve(
                     config,
                     revision,
                     entry: None,
+                    content,
                 }),
             }
         }
@@ -45,8 +63,12 @@ pub(super) async fn resolve(
             let manifests = &index::distinct(&shown, manifests)?;
             let wanted = wanted(manifests, source, plan);
             index::one_per_platform(&shown, &wanted)?;
-            let images =
-                try_join_all(wanted.iter().map(|d| child(registry, source, &fetched, d))).await?;
+            let images = try_join_all(
+                wanted
+                    .iter()
+                    .map(|d| child(registry, plan, source, &fetched, d)),
+            )
+            .await?;
             let all = wanted.len()
                 == manifests
                     .iter()
@@ -114,6 +136,7 @@ fn wanted(manifests: &[Descriptor], source: &Source, plan: &Plan) -> Vec<Descrip
 /// One image child of an index source: its manifest (by digest), then its config.
 async fn child(
     registry: &impl Registry,
+    plan: &Plan,
     source: &Source,
     parent: &Fetched,
     d: &Descriptor,
@@ -135,10 +158,51 @@ async fn child(
         .clone()
         .or_else(|| fetched.annotations.get(REVISION).map(|r| printable(r)))
         .or_else(|| parent.annotations.get(REVISION).map(|r| printable(r)));
+    let content = content_of(
+        registry, plan, source, &at, &fetched, &bytes, &config, &revision,
+    )
+    .await;
     Ok(SourceImage {
         fetched,
         config,
         revision,
         entry: Some(d.clone()),
+        content,
     })
+}
+
+/// The content check of one image, unless its config already rules it out: another platform
+/// than promised (that error comes next) or another revision's build (waited past, never used).
+#[allow(clippy::too_many_arguments)]
+async fn content_of(
+    registry: &impl Registry,
+    plan: &Plan,
+    source: &Source,
+    at: &Reference,
+    fetched: &Fetched,
+    config_bytes: &[u8],
+    config: &ImageConfig,
+    revision: &Option<String>,
+) -> Checked {
+    let other_platform = source
+        .platform
+        .as_ref()
+        .is_some_and(|p| !p.matches(&config.platform));
+    let other_revision = matches!((plan.revision.as_deref(), revision.as_deref()),
+        (Some(want), Some(held)) if !super::provenance::same_revision(held, want));
+    if other_platform || other_revision {
+        return Checked::unread(Verdict::NotChecked {
+            reason: "not this pipeline's image".into(),
+            warn: false,
+        });
+    }
+    content::check(
+        registry,
+        &plan.content,
+        at.repository(),
+        fetched,
+        config_bytes,
+        &config.platform,
+    )
+    .await
 }

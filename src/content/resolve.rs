@@ -1,0 +1,445 @@
+//! Finding the program in the layers read so far, as the runtime would in the merged file
+//! system: component by component, symbolic links followed (absolute ones from the root, at
+//! most 40, as the kernel allows), hard links to their file, the top-most layer's entry winning,
+//! whiteouts and opaque directories hiding what lies below; a bare name through `PATH` (the
+//! first executable match); a script's `#!` interpreter (one level; `/usr/bin/env NAME` looks
+//! NAME up in `PATH`).
+//!
+//! Layers are read from the top down, and this is asked again as entries arrive: an answer comes
+//! as soon as the entries read decide it, or it names the path it waits for in the layer being
+//! read. One shortcut, so that a program in the top layer never costs the layers below: a name
+//! found in `PATH` in a layer above is taken without waiting to see whether a lower layer holds
+//! the same name in a directory listed earlier in `PATH`. Pure.
+
+use super::machine::{self, Expected, Head, Judgement};
+use super::program::{self, Program};
+use super::tree::{components, Key, Keys, Node, Tree};
+
+/// The kernel's bound on symbolic links followed in one lookup (`MAXSYMLINKS`).
+pub(crate) const MAX_LINKS: usize = 40;
+
+/// How far a layer has been read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    Unread,
+    Reading,
+    Read,
+    /// Cannot be read (foreign, or an unknown media type): what it holds is unknown.
+    Skipped,
+}
+
+/// The layers, top first, and how far each has been read.
+pub(crate) struct View<'a> {
+    pub(crate) trees: &'a [Tree],
+    pub(crate) states: &'a [State],
+    pub(crate) keys: &'a Keys,
+}
+
+/// Either an answer, or what is needed to give one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Progress<T> {
+    Done(T),
+    /// Decided by whether the layer being read (or the next) has this path.
+    Pending(Key),
+    /// Decided by a layer that cannot be read.
+    Hidden {
+        layer: usize,
+        path: String,
+    },
+}
+
+macro_rules! ready {
+    ($e:expr) => {
+        match $e {
+            Progress::Done(v) => v,
+            Progress::Pending(k) => return Progress::Pending(k),
+            Progress::Hidden { layer, path } => return Progress::Hidden { layer, path },
+        }
+    };
+}
+
+/// A step of how the file was found, for the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// `entrypoint "app"`.
+    Start(String),
+    /// A `PATH` directory held it: the path.
+    Path(String),
+    Symlink {
+        from: String,
+        to: String,
+        layer: usize,
+    },
+    Hardlink {
+        from: String,
+        to: String,
+    },
+    /// A script and its `#!` line.
+    Script {
+        path: String,
+        line: String,
+    },
+    /// `/usr/bin/env NAME`: NAME.
+    Env(String),
+}
+
+/// A file found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Located {
+    /// Absolute, as the container sees it.
+    pub(crate) path: String,
+    /// Top first.
+    pub(crate) layer: usize,
+    pub(crate) mode: u32,
+    pub(crate) head: Head,
+}
+
+/// What finding and judging the program came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Finding {
+    Judged {
+        file: Located,
+        steps: Vec<Step>,
+        judgement: Judgement,
+    },
+    /// Not there: what was looked for.
+    Missing { what: String, steps: Vec<Step> },
+    /// More symbolic links than the kernel follows.
+    Loop { path: String },
+}
+
+/// Why a path does not lead to a file.
+type Miss = String;
+
+enum Look<'a> {
+    Found(usize, &'a Node),
+    Absent,
+}
+
+impl View<'_> {
+    /// The first layer not read to its end (where a pending answer waits).
+    fn current(&self) -> usize {
+        self.states
+            .iter()
+            .position(|s| matches!(s, State::Unread | State::Reading))
+            .unwrap_or(self.states.len())
+    }
+
+    /// What the merged file system has at `path` (its ancestors already resolved).
+    fn lookup(&self, path: &[String]) -> Progress<Look<'_>> {
+        let keys = self.keys.prefixes(path);
+        let key = *keys.last().expect("never the root");
+        for (i, (tree, state)) in self.trees.iter().zip(self.states).enumerate() {
+            match state {
+                State::Unread => return Progress::Pending(key),
+                State::Skipped => {
+                    return Progress::Hidden {
+                        layer: i,
+                        path: shown(path),
+                    }
+                }
+                State::Reading => {
+                    return match tree.get(key) {
+                        Some(node) => Progress::Done(Look::Found(i, node)),
+                        None => Progress::Pending(key),
+                    }
+                }
+                State::Read => {
+                    if let Some(node) = tree.get(key) {
+                        return Progress::Done(Look::Found(i, node));
+                    }
+                    if tree.cuts(&keys) {
+                        return Progress::Done(Look::Absent);
+                    }
+                }
+            }
+        }
+        Progress::Done(Look::Absent)
+    }
+
+    /// Resolves an absolute path (in the layers' form) to a file.
+    fn resolve(
+        &self,
+        path: &str,
+        steps: &mut Vec<Step>,
+    ) -> Progress<Result<Located, Result<Miss, String>>> {
+        let mut todo: std::collections::VecDeque<String> =
+            path.split('/').map(str::to_string).collect();
+        let mut done: Vec<String> = Vec::new();
+        let mut links = 0;
+        while let Some(c) = todo.pop_front() {
+            match c.as_str() {
+                "" | "." => continue,
+                ".." => {
+                    done.pop();
+                    continue;
+                }
+                _ => done.push(c),
+            }
+            let last = !todo.iter().any(|c| !c.is_empty() && c != ".");
+            let (layer, node) = match ready!(self.lookup(&done)) {
+                Look::Absent => {
+                    return Progress::Done(Err(Ok(format!("{} does not exist", shown(&done)))))
+                }
+                Look::Found(i, node) => (i, node),
+            };
+            match node {
+                Node::Dir if last => {
+                    return Progress::Done(Err(Ok(format!("{} is a directory", shown(&done)))))
+                }
+                Node::Dir => {}
+                Node::Symlink(to) => {
+                    links += 1;
+                    if links > MAX_LINKS {
+                        return Progress::Done(Err(Err(shown(&done))));
+                    }
+                    steps.push(Step::Symlink {
+                        from: shown(&done),
+                        to: to.to_string(),
+                        layer,
+                    });
+                    done.pop();
+                    if to.starts_with('/') {
+                        done.clear();
+                    }
+                    for c in to.rsplit('/') {
+                        todo.push_front(c.to_string());
+                    }
+                }
+                Node::File { mode, head } if last => {
+                    return Progress::Done(Ok(Located {
+                        path: shown(&done),
+                        layer,
+                        mode: *mode,
+                        head: head.clone(),
+                    }))
+                }
+                Node::Hardlink(to) if last => {
+                    // The file a hard link names is in the same layer (it came earlier in it).
+                    let target = components(to);
+                    let key = *self.keys.prefixes(&target).last().unwrap_or(&0);
+                    steps.push(Step::Hardlink {
+                        from: shown(&done),
+                        to: format!("/{}", target.join("/")),
+                    });
+                    return match self.trees[layer].get(key) {
+                        Some(Node::File { mode, head }) => Progress::Done(Ok(Located {
+                            path: shown(&done),
+                            layer,
+                            mode: *mode,
+                            head: head.clone(),
+                        })),
+                        _ => Progress::Done(Err(Ok(format!(
+                            "{} is a hard link to {to}, which its layer does not hold",
+                            shown(&done)
+                        )))),
+                    };
+                }
+                Node::File { .. } | Node::Hardlink(_) | Node::Other => {
+                    let what = if last {
+                        "not a regular file"
+                    } else {
+                        "not a directory"
+                    };
+                    return Progress::Done(Err(Ok(format!("{} is {what}", shown(&done)))));
+                }
+            }
+        }
+        Progress::Done(Err(Ok("the root is a directory".into())))
+    }
+
+    /// Finds a program as the runtime does: a path as it is (relative to the working
+    /// directory), a name through `PATH` (Windows: the working directory first, `.exe` added).
+    fn find(
+        &self,
+        name: &str,
+        program: &Program,
+        steps: &mut Vec<Step>,
+    ) -> Progress<Result<Located, Result<Miss, String>>> {
+        let windows = program.windows;
+        if program::is_path(name, windows) {
+            let path = if program::is_absolute(name, windows) {
+                program::layer_path(name, windows)
+            } else {
+                format!("{}/{}", program.workdir, program::layer_path(name, windows))
+            };
+            return self.resolve(&path, steps);
+        }
+        let name = if windows {
+            let lower = name.to_lowercase();
+            if lower.contains('.') {
+                lower
+            } else {
+                format!("{lower}.exe")
+            }
+        } else {
+            name.to_string()
+        };
+        let dirs: Vec<&str> = if windows {
+            std::iter::once(program.workdir.as_str())
+                .chain(program.path.iter().map(String::as_str))
+                .collect()
+        } else {
+            program.path.iter().map(String::as_str).collect()
+        };
+        let current = self.current();
+        let mut blocked: Option<Progress<()>> = None;
+        for dir in dirs {
+            let candidate = format!("{dir}/{name}");
+            let mut more = Vec::new();
+            match self.resolve(&candidate, &mut more) {
+                Progress::Done(Ok(file)) if windows || file.mode & 0o111 != 0 => {
+                    // An earlier directory still undecided wins if it is decided in the same
+                    // layer or above; one found in a layer above wins over it (the shortcut).
+                    let before = match &blocked {
+                        None => false,
+                        Some(Progress::Hidden { layer, .. }) => file.layer >= *layer,
+                        Some(_) => file.layer >= current,
+                    };
+                    if before {
+                        break;
+                    }
+                    steps.push(Step::Path(format!(
+                        "/{}",
+                        candidate.trim_start_matches('/')
+                    )));
+                    steps.extend(more);
+                    return Progress::Done(Ok(file));
+                }
+                Progress::Done(Ok(_)) | Progress::Done(Err(Ok(_))) => {}
+                Progress::Done(Err(Err(looped))) => {
+                    if blocked.is_none() {
+                        return Progress::Done(Err(Err(looped)));
+                    }
+                }
+                Progress::Pending(k) => {
+                    blocked.get_or_insert(Progress::Pending(k));
+                }
+                Progress::Hidden { layer, path } => {
+                    blocked.get_or_insert(Progress::Hidden { layer, path });
+                }
+            }
+        }
+        match blocked {
+            Some(Progress::Pending(k)) => Progress::Pending(k),
+            Some(Progress::Hidden { layer, path }) => Progress::Hidden { layer, path },
+            _ => Progress::Done(Err(Ok(format!(
+                "{name:?} is in no directory of PATH ({})",
+                program
+                    .path
+                    .iter()
+                    .map(|d| format!("/{d}"))
+                    .collect::<Vec<_>>()
+                    .join(if windows { ";" } else { ":" })
+            )))),
+        }
+    }
+
+    /// Finds the program, follows a script to its interpreter, and judges what it finds.
+    pub(crate) fn evaluate(&self, program: &Program, expected: Expected) -> Progress<Finding> {
+        let mut steps = vec![Step::Start(format!("{} {:?}", program.from, program.name))];
+        let file = match ready!(self.find(&program.name, program, &mut steps)) {
+            Ok(file) => file,
+            Err(miss) => return Progress::Done(missing(miss, steps)),
+        };
+        let Head::Script(line) = &file.head else {
+            return Progress::Done(judged(file, steps, expected, program));
+        };
+        steps.push(Step::Script {
+            path: file.path.clone(),
+            line: line.to_string(),
+        });
+        let mut words = line.split_whitespace();
+        let Some(interpreter) = words.next() else {
+            return Progress::Done(Finding::Judged {
+                file,
+                steps,
+                judgement: Judgement::Unjudged(
+                    "a script whose #! line names no interpreter".into(),
+                ),
+            });
+        };
+        let rest: Vec<&str> = words.collect();
+        let found = if interpreter.rsplit('/').next() == Some("env") {
+            let Some(name) = env_program(&rest) else {
+                return Progress::Done(Finding::Judged {
+                    file,
+                    steps,
+                    judgement: Judgement::Unjudged(
+                        "a script run by env without a program name".into(),
+                    ),
+                });
+            };
+            steps.push(Step::Env(name.to_string()));
+            ready!(self.find(name, program, &mut steps))
+        } else {
+            let path = if program::is_absolute(interpreter, program.windows) {
+                program::layer_path(interpreter, program.windows)
+            } else {
+                format!("{}/{interpreter}", program.workdir)
+            };
+            ready!(self.resolve(&path, &mut steps))
+        };
+        let interpreter = match found {
+            Ok(f) => f,
+            Err(miss) => return Progress::Done(missing(miss, steps)),
+        };
+        if let Head::Script(_) = interpreter.head {
+            let path = interpreter.path.clone();
+            return Progress::Done(Finding::Judged {
+                file: interpreter,
+                steps,
+                judgement: Judgement::Unjudged(format!(
+                    "the script's interpreter {path} is itself a script (one level is followed)"
+                )),
+            });
+        }
+        Progress::Done(judged(interpreter, steps, expected, program))
+    }
+}
+
+fn judged(file: Located, steps: Vec<Step>, expected: Expected, program: &Program) -> Finding {
+    let os = if program.windows { "windows" } else { "linux" };
+    let judgement = machine::judge(&file.head, expected, os);
+    Finding::Judged {
+        file,
+        steps,
+        judgement,
+    }
+}
+
+fn missing(miss: Result<Miss, String>, steps: Vec<Step>) -> Finding {
+    match miss {
+        Ok(what) => Finding::Missing { what, steps },
+        Err(path) => Finding::Loop { path },
+    }
+}
+
+/// The program `env` runs, from what follows `env` on a `#!` line: options (`-i`, `-S`, `-u
+/// NAME`) and `NAME=value` assignments skipped.
+fn env_program<'a>(args: &[&'a str]) -> Option<&'a str> {
+    let mut args = args.iter();
+    while let Some(a) = args.next() {
+        match *a {
+            "-u" | "--unset" | "-C" | "--chdir" => {
+                args.next();
+            }
+            a if a.starts_with('-') => {
+                // `-S` may carry the program glued on (`-Spython3`).
+                if let Some(glued) = a.strip_prefix("-S").filter(|g| !g.is_empty()) {
+                    return Some(glued);
+                }
+            }
+            a if a.contains('=') => {}
+            a => return Some(a),
+        }
+    }
+    None
+}
+
+fn shown(path: &[String]) -> String {
+    format!("/{}", path.join("/"))
+}
+
+#[cfg(test)]
+mod tests;

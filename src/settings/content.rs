@@ -1,0 +1,121 @@
+//! The content check's settings: whether each image's entrypoint is held against its platform
+//! (`--content-check` / `MULTIARCH_CONTENT_CHECK`: `entrypoint` or `off`), and how many layer
+//! bytes one image may cost (`--content-budget` / `MULTIARCH_CONTENT_BUDGET`: `256MiB`, `1GiB`,
+//! `500MB`, plain bytes). Pure.
+
+use super::table::{CONTENT_BUDGET, CONTENT_CHECK};
+use super::values::{Inputs, Origin};
+use crate::error::Error;
+
+/// The default budget: layer bytes downloaded per image.
+pub(crate) const DEFAULT_BUDGET: u64 = 256 << 20;
+
+/// What the content check may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ContentCheck {
+    pub(crate) enabled: bool,
+    /// Layer bytes (as downloaded) read per image at most.
+    pub(crate) budget: u64,
+}
+
+impl Default for ContentCheck {
+    fn default() -> Self {
+        ContentCheck {
+            enabled: true,
+            budget: DEFAULT_BUDGET,
+        }
+    }
+}
+
+const BUDGET_HINT: &str = "a size such as 256MiB, 1GiB, 500MB or 1048576 (bytes), more than 0; to skip the check set MULTIARCH_CONTENT_CHECK=off";
+
+/// Resolves both settings, with their origins for the debug log.
+pub(crate) fn resolve(
+    inputs: &Inputs,
+    origins: &mut Vec<(&'static str, Origin)>,
+) -> Result<ContentCheck, Error> {
+    let mut check = ContentCheck::default();
+    if let Some(f) = inputs.get(&CONTENT_CHECK) {
+        check.enabled = match f.text.trim().to_ascii_lowercase().as_str() {
+            "entrypoint" => true,
+            "off" => false,
+            _ => {
+                return Err(Error::invalid(
+                    f.origin.name(),
+                    f.text,
+                    "not a content check",
+                    "use entrypoint (hold each image's entrypoint against its platform) or off",
+                ))
+            }
+        };
+        origins.push(("content-check", f.origin));
+    }
+    if let Some(f) = inputs.get(&CONTENT_BUDGET) {
+        check.budget = parse_size(f.text)
+            .ok_or_else(|| Error::invalid(f.origin.name(), f.text, "not a size", BUDGET_HINT))?;
+        if check.budget == 0 {
+            return Err(Error::invalid(
+                f.origin.name(),
+                f.text,
+                "a budget of 0 bytes can read nothing",
+                BUDGET_HINT,
+            ));
+        }
+        origins.push(("content-budget", f.origin));
+    }
+    Ok(check)
+}
+
+/// `256MiB`, `1GiB`, `1.5GiB`, `500MB`, `512kB`, `1048576`, `100B` (case-insensitive, a space
+/// allowed before the unit).
+pub(crate) fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = (&text[..split], text[split..].trim());
+    let factor: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        _ => return None,
+    };
+    if let Ok(whole) = number.parse::<u64>() {
+        return whole.checked_mul(factor);
+    }
+    let value: f64 = number.parse().ok().filter(|v: &f64| v.is_finite())?;
+    let bytes = value * factor as f64;
+    (bytes < u64::MAX as f64 && factor > 1).then_some(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_in_the_units_people_write() {
+        for (text, bytes) in [
+            ("256MiB", Some(256 << 20)),
+            ("1GiB", Some(1 << 30)),
+            ("1.5 GiB", Some(3 << 29)),
+            ("500MB", Some(500_000_000)),
+            ("64kib", Some(64 << 10)),
+            ("1048576", Some(1 << 20)),
+            ("100B", Some(100)),
+            ("0", Some(0)),
+            ("1.5", None),
+            ("lots", None),
+            ("12 parsecs", None),
+            ("-1MiB", None),
+            ("99999999999TiB", None),
+        ] {
+            assert_eq!(parse_size(text), bytes, "{text}");
+        }
+    }
+}
