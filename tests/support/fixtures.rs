@@ -320,3 +320,144 @@ pub fn index_of(entries: &[(&str, usize, &str)], copies: usize) -> Vec<u8> {
     serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}))
         .unwrap()
 }
+
+/// One entry of a fixture layer.
+pub enum Item {
+    /// Path, mode, content.
+    File(&'static str, u32, Vec<u8>),
+    Dir(&'static str),
+    /// Path, target.
+    Symlink(&'static str, &'static str),
+    /// Path, target (an earlier path of the same layer).
+    Hardlink(&'static str, &'static str),
+}
+
+/// How a content fixture's layers are compressed on the way to the registry.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    Gzip,
+    /// Written uncompressed, compressed by skopeo on push (`--dest-compress-format zstd`).
+    Zstd,
+}
+
+/// A 64-byte ELF header: the start of a program for a machine (`e_machine`), all a check needs.
+pub fn elf(bits64: bool, little: bool, machine: u16) -> Vec<u8> {
+    let mut h = vec![0u8; 64];
+    h[..4].copy_from_slice(b"\x7fELF");
+    h[4] = if bits64 { 2 } else { 1 };
+    h[5] = if little { 1 } else { 2 };
+    h[6] = 1;
+    let two = |n: u16| {
+        if little {
+            n.to_le_bytes()
+        } else {
+            n.to_be_bytes()
+        }
+    };
+    h[16..18].copy_from_slice(&two(2));
+    h[18..20].copy_from_slice(&two(machine));
+    h
+}
+
+/// ELF headers of common platforms.
+pub fn amd64() -> Vec<u8> {
+    elf(true, true, 62)
+}
+pub fn arm64() -> Vec<u8> {
+    elf(true, true, 183)
+}
+
+/// A PE header (MZ stub, `PE\0\0` at 0x80, `Machine`): the start of a Windows program.
+pub fn pe(machine: u16) -> Vec<u8> {
+    let mut h = vec![0u8; 0x80 + 24];
+    h[..2].copy_from_slice(b"MZ");
+    h[0x3c..0x40].copy_from_slice(&0x80u32.to_le_bytes());
+    h[0x80..0x84].copy_from_slice(b"PE\0\0");
+    h[0x84..0x86].copy_from_slice(&machine.to_le_bytes());
+    h
+}
+
+/// A tar archive of `items`, written by the `tar` crate.
+pub fn tar_of(items: &[Item]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for item in items {
+        let mut h = tar::Header::new_gnu();
+        match item {
+            Item::File(path, mode, data) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(*mode);
+                h.set_size(data.len() as u64);
+                b.append_data(&mut h, path, &data[..]).unwrap();
+            }
+            Item::Dir(path) => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+                h.set_size(0);
+                b.append_data(&mut h, path, &[][..]).unwrap();
+            }
+            Item::Symlink(path, target) | Item::Hardlink(path, target) => {
+                let kind = match item {
+                    Item::Symlink(..) => tar::EntryType::Symlink,
+                    _ => tar::EntryType::Link,
+                };
+                h.set_entry_type(kind);
+                h.set_mode(0o777);
+                h.set_size(0);
+                b.append_link(&mut h, path, target).unwrap();
+            }
+        }
+    }
+    b.into_inner().unwrap()
+}
+
+/// Pushes an image for `platform` whose config's `config` object is `run` (Entrypoint, Cmd,
+/// Env, WorkingDir) and whose layers (base first) hold `layers`; returns its digest.
+pub fn push_content(
+    registry: &Registry,
+    path: &str,
+    platform: &str,
+    run: serde_json::Value,
+    layers: &[Vec<Item>],
+    compression: Compression,
+) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::create(dir.path());
+    let parts: Vec<&str> = platform.split('/').collect();
+    let mut diff_ids = Vec::new();
+    let mut descriptors = Vec::new();
+    for items in layers {
+        let tar = tar_of(items);
+        diff_ids.push(sha256(&tar));
+        descriptors.push(match compression {
+            Compression::Gzip => {
+                let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                gz.write_all(&tar).unwrap();
+                layout.descriptor(
+                    "application/vnd.oci.image.layer.v1.tar+gzip",
+                    &gz.finish().unwrap(),
+                )
+            }
+            Compression::Zstd => layout.descriptor("application/vnd.oci.image.layer.v1.tar", &tar),
+        });
+    }
+    let mut config = json!({
+        "architecture": parts[1],
+        "os": parts[0],
+        "config": run,
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    });
+    if let Some(v) = parts.get(2) {
+        config["variant"] = json!(v);
+    }
+    let config = layout.descriptor(
+        "application/vnd.oci.image.config.v1+json",
+        &serde_json::to_vec(&config).unwrap(),
+    );
+    let manifest = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": descriptors});
+    let top = layout.descriptor(OCI_MANIFEST, &serde_json::to_vec(&manifest).unwrap());
+    let flags: &[&str] = match compression {
+        Compression::Gzip => &["--preserve-digests"],
+        Compression::Zstd => &["--dest-compress-format=zstd"],
+    };
+    layout.publish(top, registry, path, flags)
+}
