@@ -5,7 +5,10 @@
 //! release `multiarch push` (median of BENCH_RUNS runs, a fresh target tag each run), the
 //! requests per run counted at the proxy, and the peak RSS; the same with `buildah manifest
 //! create/add/push` on the same fixtures; the start-up time; and the lag from the last source
-//! landing to the index being pushed while `multiarch push` waits. Prints a markdown report.
+//! landing to the index being pushed while `multiarch push` waits. Each fixture's entrypoint
+//! (in its layer, machine code of its platform) is read by the content check, as in a real run;
+//! a last row measures what the check costs on an image with a 1 GiB base layer and the
+//! entrypoint on top. Prints a markdown report.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -13,7 +16,9 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::fixtures::{push as push_fixture, push_big, Kind};
+use support::fixtures::{
+    elf, push as push_fixture, push_big, push_big_base, push_content, Compression, Item, Kind,
+};
 use support::proxy::{Fault, Proxy};
 use support::Registry;
 
@@ -34,6 +39,28 @@ const PLATFORMS: [&str; 15] = [
     "linux/ppc64",
     "linux/arm/v5",
 ];
+
+/// The ELF header of `platform`'s programs (bits, byte order, machine).
+fn program_for(platform: &str) -> Vec<u8> {
+    let arch = platform.split('/').nth(1).unwrap();
+    let (bits64, little, machine) = match arch {
+        "amd64" => (true, true, 62),
+        "arm64" => (true, true, 183),
+        "arm" => (false, true, 40),
+        "386" => (false, true, 3),
+        "ppc64le" => (true, true, 21),
+        "ppc64" => (true, false, 21),
+        "s390x" => (true, false, 22),
+        "riscv64" => (true, true, 243),
+        "mips64le" => (true, true, 8),
+        "mips64" => (true, false, 8),
+        "mipsle" => (false, true, 8),
+        "mips" => (false, false, 8),
+        "loong64" => (true, true, 258),
+        other => panic!("no ELF machine for {other}"),
+    };
+    elf(bits64, little, machine)
+}
 
 /// `arm/v7` → `armv7`: the `{arch}{variant}` of the default source template.
 fn suffix(platform: &str) -> String {
@@ -150,7 +177,17 @@ fn main() {
     let reg = Registry::start();
     eprintln!("pushing {} fixture images to {}", PLATFORMS.len(), reg.host);
     for p in PLATFORMS {
-        push_fixture(&reg, &format!("bench:src-{}", suffix(p)), p, Kind::Oci);
+        push_content(
+            &reg,
+            &format!("bench:src-{}", suffix(p)),
+            p,
+            serde_json::json!({"Entrypoint": ["/usr/local/bin/app"]}),
+            &[vec![
+                Item::File("etc/os-release", 0o644, b"ID=bench\n".to_vec()),
+                Item::File("usr/local/bin/app", 0o755, program_for(p)),
+            ]],
+            Compression::Gzip,
+        );
     }
 
     let mut rows = Vec::new();
@@ -235,6 +272,7 @@ fn main() {
     let lags = wait_lags(&bin, &reg, runs);
     let size = std::fs::metadata(&bin).map(|m| m.len()).unwrap_or(0);
     print_report(&rows, startup, &lags, size);
+    big_base(&bin, &reg, runs);
     cross_repository(&bin, &reg, runs);
     cross_registry(&bin, runs);
 }
@@ -452,7 +490,7 @@ fn wait_lags(bin: &str, reg: &Registry, runs: usize) -> Vec<f64> {
 
 fn print_report(rows: &[Row], startup: f64, lags: &[f64], size: u64) {
     const T: usize = 1; // one target tag per run
-    println!("| N | RTT | multiarch push (median) | requests | 2N+2T+2 | peak RSS | buildah manifest create/add/push | buildah requests | multiarch faster by |");
+    println!("| N | RTT | multiarch push (median) | requests | 3N+2T+2 | peak RSS | buildah manifest create/add/push | buildah requests | multiarch faster by |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let (rtt, requests, bound, breqs) = match r.rtt {
@@ -465,7 +503,7 @@ fn print_report(rows: &[Row], startup: f64, lags: &[f64], size: u64) {
             Some(ms) => (
                 format!("{ms} ms"),
                 r.requests.to_string(),
-                (2 * r.n + 2 * T + 2).to_string(),
+                (3 * r.n + 2 * T + 2).to_string(),
                 r.buildah_requests.to_string(),
             ),
         };
@@ -521,9 +559,9 @@ fn print_report(rows: &[Row], startup: f64, lags: &[f64], size: u64) {
     let within = rows
         .iter()
         .filter(|r| r.rtt.is_some())
-        .all(|r| r.requests <= 2 * r.n + 2 * T + 2);
+        .all(|r| r.requests <= 3 * r.n + 2 * T + 2);
     println!(
-        "- requests ≤ 2N + 2T + 2 (per source a manifest and a config, per tag a look and the PUT, the index by digest when several tags move): {}",
+        "- requests ≤ 3N + 2T + 2 (per source a manifest, a config and the layer holding its entrypoint, per tag a look and the PUT, the index by digest when several tags move): {}",
         verdict(within)
     );
     let rss15 = rows
@@ -552,5 +590,75 @@ fn print_report(rows: &[Row], startup: f64, lags: &[f64], size: u64) {
         "- waiting: lag from the last source landing to the index pushed: median {:.2} s (runs: {})",
         median(lags.to_vec()),
         sorted.iter().map(|l| format!("{l:.2}")).collect::<Vec<_>>().join(", ")
+    );
+}
+
+/// What the content check costs on an image with a 1 GiB base layer and its entrypoint in the
+/// top layer: `multiarch push` of it with the check on and off, straight to the registry and at
+/// 20 ms RTT. The base is never read: the difference is one small layer's request.
+fn big_base(bin: &str, reg: &Registry, runs: usize) {
+    const BASE: usize = 1 << 30;
+    eprintln!("pushing an image with a 1 GiB base layer");
+    push_big_base(
+        reg,
+        "bigbase:1-amd64",
+        "linux/amd64",
+        BASE,
+        program_for("linux/amd64"),
+    );
+    let proxy = Proxy::start(&reg.host, Duration::from_millis(20), |_, _| Fault::Pass);
+    println!();
+    println!("The content check on an image with a 1 GiB base layer and the entrypoint in the top layer (N = 1):");
+    println!();
+    println!("| RTT | check on (median) | check off (median) | cost of the check | requests on / off | peak RSS on |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    let mut worst = 0f64;
+    for (label, host, counted) in [
+        ("direct", reg.host.clone(), None),
+        ("20 ms", proxy.host.clone(), Some(&proxy)),
+    ] {
+        let mut times = [Vec::new(), Vec::new()];
+        let mut requests = [0usize, 0usize];
+        let mut rss = 0;
+        for run in 0..runs {
+            for (i, check) in ["entrypoint", "off"].iter().enumerate() {
+                let env = vec![
+                    ("MULTIARCH_IMAGE", format!("{host}/bigbase")),
+                    (
+                        "MULTIARCH_TAGS",
+                        format!("{label}-{check}-{run}").replace(' ', ""),
+                    ),
+                    ("MULTIARCH_PLATFORMS", "linux/amd64".to_string()),
+                    ("MULTIARCH_SOURCE_TEMPLATE", "{image}:1-{arch}".to_string()),
+                    ("MULTIARCH_TIMEOUT", "0".to_string()),
+                    ("MULTIARCH_CONTENT_CHECK", check.to_string()),
+                ];
+                let before = counted.map_or(0, |p| p.requests());
+                let (t, r) = measure(&mut multiarch(bin, &host, &env));
+                times[i].push(t.as_secs_f64());
+                requests[i] = counted.map_or(0, |p| p.requests()) - before;
+                if i == 0 {
+                    rss = rss.max(r);
+                }
+            }
+        }
+        let on = median(times[0].clone());
+        let off = median(times[1].clone());
+        worst = worst.max(on - off);
+        let reqs = match counted {
+            Some(_) => format!("{} / {}", requests[0], requests[1]),
+            None => "–".into(),
+        };
+        println!(
+            "| {label} | {on:.3} s | {off:.3} s | {:+.3} s | {reqs} | {:.1} MiB |",
+            on - off,
+            rss as f64 / 1024.0
+        );
+    }
+    println!();
+    println!(
+        "- the check's cost with a 1 GiB base < 0.5 s: {:+.3} s at most, {} (the base layer is never requested)",
+        worst,
+        if worst < 0.5 { "met" } else { "missed" }
     );
 }

@@ -199,7 +199,7 @@ fn a_script_is_judged_by_its_interpreter() {
     );
     assert!(
         stderr
-            .contains("script /docker-entrypoint.sh #!/bin/sh → symlink /bin → usr/bin (layer 1/2"),
+            .contains("script /docker-entrypoint.sh #!/bin/sh → symlink /bin to usr/bin in layer 1/2 (sha256:"),
         "{stderr}"
     );
 }

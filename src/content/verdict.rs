@@ -154,9 +154,9 @@ fn step(s: &Step, digests: &[String]) -> String {
         Step::Start(what) => what.clone(),
         Step::Path(p) => format!("PATH {p}"),
         Step::Symlink { from, to, layer } => {
-            format!("symlink {from} → {to} ({})", layer_name(*layer, digests))
+            format!("symlink {from} to {to} in {}", layer_name(*layer, digests))
         }
-        Step::Hardlink { from, to } => format!("hard link {from} → {to}"),
+        Step::Hardlink { from, to } => format!("hard link {from} to {to}"),
         Step::Script { path, line } => format!("script {path} #!{line}"),
         Step::Env(name) => format!("env {name:?}"),
     }

@@ -9,6 +9,11 @@
 //! its size or hashes wrong. At most `STREAMS_AT_ONCE` blobs stream at a time per run.
 //!
 //! A failed copy is retried as a whole, from a fresh upload session: a stream cannot be replayed.
+//!
+//! Blobs are also read (`read_blob`: the content check's layers) through the same verified
+//! stream: bounded by the descriptor's size, hashed on the way, its last piece held back until
+//! the digest is right; the reader drops it to stop the download. A read over `SMALL_BLOB` takes
+//! a stream turn like a copy; a smaller one is over in about a round trip, like a config.
 //! Spec: <https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pushing-blobs>.
 
 use std::cell::Cell;

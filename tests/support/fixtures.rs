@@ -461,3 +461,62 @@ pub fn push_content(
     };
     layout.publish(top, registry, path, flags)
 }
+
+/// Pushes a `platform` image of two layers: a base of one `size`-byte file of incompressible
+/// data (uncompressed, as a real base's size on the wire) and a small top layer holding the
+/// entrypoint `/usr/local/bin/app` (`program`); returns its digest. What the content check
+/// costs on a big image whose program is on top.
+pub fn push_big_base(
+    registry: &Registry,
+    path: &str,
+    platform: &str,
+    size: usize,
+    program: Vec<u8>,
+) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::create(dir.path());
+    let mut base = tar::Builder::new(Vec::with_capacity(size + 4096));
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_size(size as u64);
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut data = Vec::with_capacity(size);
+    while data.len() < size {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        data.extend_from_slice(&x.to_le_bytes());
+    }
+    data.truncate(size);
+    base.append_data(&mut h, "usr/share/big.bin", &data[..])
+        .unwrap();
+    drop(data);
+    let base = base.into_inner().unwrap();
+    let top = tar_of(&[Item::File("usr/local/bin/app", 0o755, program)]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&top).unwrap();
+    let parts: Vec<&str> = platform.split('/').collect();
+    let config = json!({
+        "architecture": parts[1],
+        "os": parts[0],
+        "config": {"Entrypoint": ["/usr/local/bin/app"]},
+        "rootfs": {"type": "layers", "diff_ids": [sha256(&base), sha256(&top)]},
+    });
+    let config = layout.descriptor(
+        "application/vnd.oci.image.config.v1+json",
+        &serde_json::to_vec(&config).unwrap(),
+    );
+    let layers = [
+        layout.descriptor("application/vnd.oci.image.layer.v1.tar", &base),
+        layout.descriptor(
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            &gz.finish().unwrap(),
+        ),
+    ];
+    drop(base);
+    let manifest =
+        json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": layers});
+    let top = layout.descriptor(OCI_MANIFEST, &serde_json::to_vec(&manifest).unwrap());
+    layout.publish(top, registry, path, &["--preserve-digests"])
+}
