@@ -14,7 +14,6 @@ use crate::manifest::{
     self, Descriptor, DescriptorPlatform, Fetched, ImageConfig, Manifest, REVISION,
 };
 use crate::model::{printable, Resolved, Source, SourceImage};
-use crate::reference::Reference;
 use crate::registry::Registry;
 use crate::settings::Plan;
 
@@ -34,17 +33,21 @@ pub(super) async fn resolve(
                 .revision
                 .clone()
                 .or_else(|| fetched.annotations.get(REVISION).map(|r| printable(r)));
-            let content = content_of(
-                registry,
-                plan,
-                source,
-                &source.reference,
-                &fetched,
-                &bytes,
-                &config,
-                &revision,
-            )
-            .await;
+            let content = match ruled_out(plan, source, &config, revision.as_deref()) {
+                Some(verdict) => verdict,
+                None => {
+                    let repo = source.reference.repository();
+                    content::check(
+                        registry,
+                        &plan.content,
+                        repo,
+                        &fetched,
+                        &bytes,
+                        &config.platform,
+                    )
+                    .await
+                }
+            };
             Resolved::Image {
                 source: source.clone(),
                 image: Box::new(SourceImage {
@@ -158,10 +161,21 @@ async fn child(
         .clone()
         .or_else(|| fetched.annotations.get(REVISION).map(|r| printable(r)))
         .or_else(|| parent.annotations.get(REVISION).map(|r| printable(r)));
-    let content = content_of(
-        registry, plan, source, &at, &fetched, &bytes, &config, &revision,
-    )
-    .await;
+    let content = match ruled_out(plan, source, &config, revision.as_deref()) {
+        Some(verdict) => verdict,
+        None => {
+            let repo = at.repository();
+            content::check(
+                registry,
+                &plan.content,
+                repo,
+                &fetched,
+                &bytes,
+                &config.platform,
+            )
+            .await
+        }
+    };
     Ok(SourceImage {
         fetched,
         config,
@@ -171,38 +185,25 @@ async fn child(
     })
 }
 
-/// The content check of one image, unless its config already rules it out: another platform
-/// than promised (that error comes next) or another revision's build (waited past, never used).
-#[allow(clippy::too_many_arguments)]
-async fn content_of(
-    registry: &impl Registry,
+/// A verdict without reading, when the config already rules the content check out: another
+/// platform than promised (that error comes next) or another revision's build (waited past,
+/// never published).
+fn ruled_out(
     plan: &Plan,
     source: &Source,
-    at: &Reference,
-    fetched: &Fetched,
-    config_bytes: &[u8],
     config: &ImageConfig,
-    revision: &Option<String>,
-) -> Checked {
+    revision: Option<&str>,
+) -> Option<Checked> {
     let other_platform = source
         .platform
         .as_ref()
         .is_some_and(|p| !p.matches(&config.platform));
-    let other_revision = matches!((plan.revision.as_deref(), revision.as_deref()),
+    let other_revision = matches!((plan.revision.as_deref(), revision),
         (Some(want), Some(held)) if !super::provenance::same_revision(held, want));
-    if other_platform || other_revision {
-        return Checked::unread(Verdict::NotChecked {
+    (other_platform || other_revision).then(|| {
+        Checked::unread(Verdict::NotChecked {
             reason: "not this pipeline's image".into(),
             warn: false,
-        });
-    }
-    content::check(
-        registry,
-        &plan.content,
-        at.repository(),
-        fetched,
-        config_bytes,
-        &config.platform,
-    )
-    .await
+        })
+    })
 }
