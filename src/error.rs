@@ -7,6 +7,10 @@
 
 use std::path::PathBuf;
 
+mod not_ready;
+
+pub(crate) use not_ready::{NotReady, Stale};
+
 /// The documented exit codes; users' pipelines match on these numbers.
 pub(crate) mod exit {
     pub(crate) const OTHER: i32 = 1;
@@ -110,7 +114,7 @@ pub(crate) enum Error {
     UntrustedCertificate { registry: String, detail: String },
 
     /// Per-architecture sources that do not exist (yet), or hold an earlier pipeline's build.
-    #[error("{}", not_ready(sources, expected.as_deref()))]
+    #[error("{}", not_ready::describe(sources, expected.as_deref()))]
     SourcesNotReady {
         sources: Vec<(String, NotReady)>,
         /// The revision this pipeline expects, when checked.
@@ -438,44 +442,6 @@ fn protected(push: &bool) -> &'static str {
     }
 }
 
-/// Why a source is not ready.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum NotReady {
-    Missing,
-    /// Built from another revision (`held`), or without a revision label (`None`) while one is
-    /// required.
-    Stale {
-        held: Option<String>,
-    },
-}
-
-fn not_ready(sources: &[(String, NotReady)], expected: Option<&str>) -> String {
-    let mut out = format!("{} source(s) not ready, nothing was pushed:", sources.len());
-    for (reference, why) in sources {
-        let why = match (why, expected) {
-            (NotReady::Missing, _) => "missing".to_string(),
-            (NotReady::Stale { held: Some(h) }, Some(want)) => {
-                format!("stale: built from revision {h}, this pipeline is {want}")
-            }
-            (NotReady::Stale { held: Some(h) }, None) => {
-                format!("stale: built from revision {h}")
-            }
-            (NotReady::Stale { held: None }, _) => {
-                "no org.opencontainers.image.revision label (MULTIARCH_REQUIRE_REVISION is on)"
-                    .to_string()
-            }
-        };
-        out.push_str(&format!("\n  - {reference}: {why}"));
-    }
-    if sources.iter().any(|(_, w)| *w == NotReady::Missing) {
-        out.push_str("\n  hint: check that every per-architecture build job pushed its tag, or set MULTIARCH_TIMEOUT to wait for late builds");
-    }
-    if sources.iter().any(|(_, w)| *w != NotReady::Missing) {
-        out.push_str("\n  hint: this pipeline's build did not land under the tag in time (an earlier pipeline's image is still there): check that the build jobs of this commit ran and label their images with org.opencontainers.image.revision=$CI_COMMIT_SHA; MULTIARCH_REVISION=none turns the check off");
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -488,7 +454,9 @@ mod tests {
                 (
                     "r/app:latest-arm64".into(),
                     NotReady::Stale {
-                        held: Some("1a2b3c4".into()),
+                        why: Stale::Revision("1a2b3c4".into()),
+                        builder: None,
+                        hand_off: None,
                     },
                 ),
             ],

@@ -4,14 +4,15 @@
 //! against what the tag, the spec or the index entry says), flattening of per-arch indexes
 //! (buildx with provenance) with their attestation manifests kept, one image per platform (Windows
 //! images told apart by `os.version`), the `auto|oci|docker` format rule (annotations asked for
-//! make an OCI index; a Docker list never drops them silently), `--append`'s merge into what a
+//! make an OCI index, and so does the pipeline id that orders publishers; a Docker list never
+//! drops them silently), `--append`'s merge into what a
 //! tag already holds, and deterministic bytes (same inputs → same bytes → same digest, so a re-run
 //! is a no-op). Pure: no I/O, no clock.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::error::Error;
 use crate::manifest::{
@@ -117,8 +118,13 @@ pub(crate) fn build(
         .any(|(d, c)| !c.attestation && d.annotations.as_ref().is_some_and(|a| !a.is_empty()));
     let docker = match format {
         Format::Auto => {
-            let docker = all_docker && !annotations.asked && !entry_annotations;
-            if all_docker && !docker {
+            // The pipeline that publishes is recorded so tags never move backwards: worth an
+            // OCI index, which every current client and registry reads.
+            let ordered = annotations.values.contains_key(crate::manifest::PIPELINE);
+            let docker = all_docker && !annotations.asked && !entry_annotations && !ordered;
+            if all_docker && !docker && !annotations.asked && !entry_annotations {
+                info!("OCI index rather than a Docker manifest list: the index records the pipeline that published it (so no older pipeline moves its tags back), and a Docker list cannot carry annotations");
+            } else if all_docker && !docker {
                 info!("OCI index rather than a Docker manifest list: annotations were asked for, and a Docker list cannot carry them");
             }
             docker
@@ -140,7 +146,9 @@ pub(crate) fn build(
 
     let (media_type, descriptors, annotations) = if docker {
         // Docker manifest lists have no annotations, on the list or on its entries.
-        if !annotations.values.is_empty() {
+        if annotations.values.contains_key(crate::manifest::PIPELINE) {
+            warn!("MULTIARCH_FORMAT=docker: a Docker manifest list cannot record the pipeline that published it, so an older pipeline finishing later may move these tags back (MULTIARCH_FORMAT=auto or oci records it)");
+        } else if !annotations.values.is_empty() {
             info!(
                 left_out = %annotations.values.keys().cloned().collect::<Vec<_>>().join(","),
                 "Docker manifest list: the CI annotations are left out (a Docker list cannot carry them; MULTIARCH_FORMAT=oci keeps them)"

@@ -7,9 +7,10 @@
 //! (`registry`, `credentials`, `ecr`, `user_file`, and `cancel`, the run's cancellation state
 //! they share with the edge) → pure (`cli`, `settings`, `spec`,
 //! `reference`, `platform`, `manifest`, `index`, `report`, `model`, `error`, `secret`,
-//! `tag_rule`).
+//! `tag_rule`, `timestamp`, `builder`, `order`).
 
 mod app;
+mod builder;
 mod cancel;
 mod cli;
 mod content;
@@ -20,6 +21,7 @@ mod index;
 mod inspect;
 mod manifest;
 mod model;
+mod order;
 mod output_file;
 mod platform;
 mod publish;
@@ -32,6 +34,7 @@ mod spec;
 mod tag_rule;
 #[cfg(test)]
 mod testing;
+mod timestamp;
 mod user_file;
 mod wait;
 

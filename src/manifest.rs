@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::builder::{Builder, Traces};
 use crate::error::Error;
 use crate::model::{printable, Digest};
 use crate::platform::Platform;
@@ -133,6 +134,14 @@ pub(crate) struct RootLayer {
 
 /// The annotation (and config label) that says which source revision an image was built from.
 pub(crate) const REVISION: &str = "org.opencontainers.image.revision";
+/// The annotation that says which version (`CI_COMMIT_TAG`) an index publishes.
+pub(crate) const VERSION: &str = "org.opencontainers.image.version";
+/// Our annotation: the GitLab project id (`CI_PROJECT_ID`) of the pipeline that published an
+/// index (what orders publishers, with `PIPELINE`; see `order`).
+pub(crate) const PROJECT: &str = "com.gitlab.multiarch.project.id";
+/// Our annotation: the GitLab pipeline id (`CI_PIPELINE_ID`, instance-wide and increasing) that
+/// published an index.
+pub(crate) const PIPELINE: &str = "com.gitlab.multiarch.pipeline.id";
 
 /// A manifest as fetched: the exact bytes, their verified digest and the media type they declare.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -271,6 +280,13 @@ struct ConfigShape {
     #[serde(rename = "os.version")]
     os_version: Option<String>,
     config: Option<RunConfig>,
+    /// Read leniently (any JSON): a `created` or `history` of another shape means "unknown",
+    /// never an unusable image.
+    created: Option<serde_json::Value>,
+    history: Option<serde_json::Value>,
+    /// Older BuildKit versions recorded their build here.
+    #[serde(rename = "moby.buildkit.buildinfo.v1")]
+    buildkit_info: Option<serde::de::IgnoredAny>,
 }
 
 /// The `config` object of an image config, of which only the labels matter here.
@@ -280,7 +296,8 @@ struct RunConfig {
     labels: Option<BTreeMap<String, String>>,
 }
 
-/// What an image config says that multiarch checks: the platform, and the revision label.
+/// What an image config says that multiarch checks: the platform, the revision label, when it
+/// was built and by what.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ImageConfig {
     pub(crate) platform: Platform,
@@ -289,6 +306,10 @@ pub(crate) struct ImageConfig {
     pub(crate) entry_variant: Option<String>,
     /// The `org.opencontainers.image.revision` label, when the build set one.
     pub(crate) revision: Option<String>,
+    /// The config's `created`, as written (shown printable), when it is a string.
+    pub(crate) created: Option<String>,
+    /// The tool that built it, when its traces say so.
+    pub(crate) builder: Option<Builder>,
 }
 
 /// Reads an image config.
@@ -307,16 +328,37 @@ pub(crate) fn config(reference: &str, bytes: &[u8]) -> Result<ImageConfig, Error
         _ => return Err(bad("it does not say os and architecture".into())),
     };
     let entry_variant = entry_variant(&platform, c.architecture.as_deref(), c.variant.as_deref());
-    let revision = c
-        .config
-        .and_then(|r| r.labels)
-        .and_then(|mut l| l.remove(REVISION))
+    let mut labels = c.config.and_then(|r| r.labels).unwrap_or_default();
+    let revision = labels
+        .remove(REVISION)
         .filter(|r| !r.trim().is_empty())
         .map(|r| printable(&r));
+    let last = c
+        .history
+        .as_ref()
+        .and_then(serde_json::Value::as_array)
+        .and_then(|h| h.last());
+    let text = |key: &str| {
+        last.and_then(|e| e.get(key))
+            .and_then(serde_json::Value::as_str)
+    };
+    let builder = Builder::detect(&Traces {
+        buildah_label: labels.contains_key("io.buildah.version"),
+        last_author: text("author"),
+        last_comment: text("comment"),
+        buildkit_info: c.buildkit_info.is_some(),
+    });
+    let created = c
+        .created
+        .as_ref()
+        .and_then(serde_json::Value::as_str)
+        .map(printable);
     Ok(ImageConfig {
         platform,
         entry_variant,
         revision,
+        created,
+        builder,
     })
 }
 
@@ -464,6 +506,25 @@ mod tests {
             assert_eq!(read.platform.to_string(), platform, "{c}");
             assert_eq!(read.entry_variant.as_deref(), entry, "{c}");
         }
+    }
+
+    #[test]
+    fn reads_when_and_by_what_an_image_was_built() {
+        let c = br#"{"architecture":"amd64","os":"linux","created":"2026-12-04T12:07:14.123456789Z",
+            "config":{"Labels":{"io.buildah.version":"1.28.2"}},
+            "history":[{"comment":"buildkit.dockerfile.v0"},{"created_by":"/bin/sh -c #(nop) LABEL x=y"}]}"#;
+        let c = config("r", c).unwrap();
+        assert_eq!(c.created.as_deref(), Some("2026-12-04T12:07:14.123456789Z"));
+        assert_eq!(c.builder, Some(Builder::Buildah));
+        let c = br#"{"architecture":"amd64","os":"linux","history":[{"author":"kaniko","created_by":"COPY a /a"}]}"#;
+        let c = config("r", c).unwrap();
+        assert_eq!((c.created, c.builder), (None, Some(Builder::Kaniko)));
+        // Shapes no builder writes are "unknown", never an unusable image.
+        let c = br#"{"architecture":"amd64","os":"linux","created":12,"history":{"x":1}}"#;
+        let c = config("r", c).unwrap();
+        assert_eq!((c.created, c.builder), (None, None));
+        let c = br#"{"architecture":"amd64","os":"linux","moby.buildkit.buildinfo.v1":"e30="}"#;
+        assert_eq!(config("r", c).unwrap().builder, Some(Builder::BuildKit));
     }
 
     #[test]

@@ -128,6 +128,18 @@ pub(crate) enum Status {
     Planned,
     /// The registry refused to move the tag (the error is in `Outcome::failures`).
     Failed,
+    /// Not moved: it holds a newer pipeline's index or a higher version (`Outcome::kept`).
+    Kept,
+}
+
+/// A target tag left where it is because what it holds is newer than this run's index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Kept {
+    pub(crate) reference: Reference,
+    /// The digest it still holds.
+    pub(crate) holds: Digest,
+    /// Why, naming both publishers.
+    pub(crate) why: String,
 }
 
 /// The result of a run, for `report`: the index, what happened to each target tag (in plan
@@ -139,6 +151,8 @@ pub(crate) struct Outcome {
     /// Sources missing or stale and left out (only with `--allow-missing`).
     pub(crate) missing: Vec<String>,
     pub(crate) failures: Vec<(Reference, crate::error::Error)>,
+    /// Tags not moved because they hold something newer (exit 0).
+    pub(crate) kept: Vec<Kept>,
 }
 
 impl Outcome {

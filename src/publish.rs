@@ -4,7 +4,11 @@
 //!    every destination looked at with push credentials — a refused push credential ends the run
 //!    now, with exit 5, whatever the sources are doing.
 //! 2. Build the index (with `--append`, merged into what the first target tag holds).
-//! 3. Refuse, before anything is pushed anywhere, to move a tag a destination keeps immutable.
+//! 3. Read what each target tag holds when it is another index, and settle which tags move
+//!    (`targets`, by the rules of `order`): a tag holding a newer pipeline's index or a higher
+//!    version is kept; an index that is this run's content published by another run is adopted.
+//!    Then refuse, before anything is pushed anywhere, to move a tag a destination keeps
+//!    immutable.
 //! 4. Copy the children each destination lacks (mounted or streamed), untagged.
 //! 5. PUT the index by digest into each destination with several tags to move; a failure here
 //!    moves no tag. (With one tag, its own PUT is all or nothing.)
@@ -17,19 +21,21 @@
 //! within it.
 
 mod copy;
+mod targets;
 
 use futures_util::future::{join_all, try_join, try_join_all};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::error::Error;
-use crate::index::{self, Base, Index};
+use crate::index::{self, Base};
 use crate::manifest::Fetched;
 use crate::model::{Digest, Outcome, Resolved, Status};
 use crate::reference::{Reference, Repository};
 use crate::registry::{first_line, Registry};
 use crate::settings::Plan;
 use crate::wait::{self, Gathered};
+use targets::{Settled, Step};
 
 /// Marks the phases of a run, for GitLab's collapsible log sections.
 pub(crate) trait Phases {
@@ -101,6 +107,7 @@ pub(crate) async fn run(
             targets,
             missing,
             failures: Vec::new(),
+            kept: Vec::new(),
         });
     };
     phases.start("multiarch_push", "Pushing the index", true);
@@ -110,17 +117,29 @@ pub(crate) async fn run(
     } else {
         Ok(looked)
     };
-    let pushed = match current {
-        Ok(current) => push_all(plan, registry, &index, &resolved, current).await,
-        Err(e) => Err(e),
-    };
+    let pushed = async {
+        let current = current?;
+        let settled =
+            targets::settle(plan, registry, &resolved, base.as_ref(), index, &current).await?;
+        let pushed = push_all(plan, registry, &settled, &resolved, &current).await?;
+        Ok::<_, Error>((settled, pushed))
+    }
+    .await;
     phases.end("multiarch_push");
-    let (targets, failures) = pushed?;
+    let (Settled { index, steps }, (targets, failures)) = pushed?;
+    let kept = steps
+        .into_iter()
+        .filter_map(|s| match s {
+            Step::Keep(k) => Some(k),
+            _ => None,
+        })
+        .collect();
     Ok(Outcome {
         index,
         targets,
         missing,
         failures,
+        kept,
     })
 }
 
@@ -171,19 +190,23 @@ async fn look_at_targets(
 
 type Pushed = (Vec<(Reference, Status)>, Vec<(Reference, Error)>);
 
-/// Steps 3 to 7, given what every target tag holds.
+/// Steps 3 to 7, given what every target tag holds and what becomes of it.
 async fn push_all(
     plan: &Plan,
     registry: &impl Registry,
-    index: &Index,
+    settled: &Settled,
     resolved: &[Resolved],
-    current: Vec<Option<Digest>>,
+    current: &[Option<Digest>],
 ) -> Result<Pushed, Error> {
+    let index = &settled.index;
+    let moves = |i: usize| settled.steps[i] == Step::Move;
     let moving: Vec<(&Reference, &Digest)> = plan
         .targets
         .iter()
-        .zip(&current)
-        .filter_map(|(t, c)| c.as_ref().filter(|d| **d != index.digest).map(|d| (t, d)))
+        .zip(current)
+        .enumerate()
+        .filter(|(i, _)| moves(*i))
+        .filter_map(|(_, (t, c))| c.as_ref().map(|d| (t, d)))
         .collect();
     // Every destination's rule before anything is pushed anywhere.
     let mut checked: Vec<&Repository> = Vec::new();
@@ -208,8 +231,8 @@ async fn push_all(
     }
     // The destinations with a tag to move get the children they lack, then the index by digest.
     let mut destinations: Vec<&Repository> = Vec::new();
-    for (t, c) in plan.targets.iter().zip(&current) {
-        if c.as_ref() != Some(&index.digest) && !destinations.contains(&t.repository()) {
+    for (i, t) in plan.targets.iter().enumerate() {
+        if moves(i) && !destinations.contains(&t.repository()) {
             destinations.push(t.repository());
         }
     }
@@ -220,8 +243,8 @@ async fn push_all(
         let to_move = plan
             .targets
             .iter()
-            .zip(&current)
-            .filter(|(t, c)| t.repository() == *repo && c.as_ref() != Some(&index.digest))
+            .enumerate()
+            .filter(|(i, t)| t.repository() == *repo && moves(*i))
             .count();
         if to_move > 1 {
             registry
@@ -229,17 +252,26 @@ async fn push_all(
                 .await?;
         }
     }
-    let results = join_all(plan.targets.iter().zip(&current).map(|(t, c)| async move {
-        if c.as_ref() == Some(&index.digest) {
-            info!(reference = %t, digest = %index.digest, "unchanged");
-            return Ok(Status::Unchanged);
-        }
-        registry
-            .push_manifest(t, index.media_type, &index.bytes)
-            .await?;
-        info!(reference = %t, digest = %index.digest, "pushed");
-        Ok(Status::Pushed)
-    }))
+    let results = join_all(
+        plan.targets
+            .iter()
+            .zip(&settled.steps)
+            .map(|(t, step)| async move {
+                match step {
+                    Step::Unchanged => {
+                        info!(reference = %t, digest = %index.digest, "unchanged");
+                        return Ok(Status::Unchanged);
+                    }
+                    Step::Keep(_) => return Ok(Status::Kept),
+                    Step::Move => {}
+                }
+                registry
+                    .push_manifest(t, index.media_type, &index.bytes)
+                    .await?;
+                info!(reference = %t, digest = %index.digest, "pushed");
+                Ok(Status::Pushed)
+            }),
+    )
     .await;
     let mut targets = Vec::new();
     let mut failures = Vec::new();

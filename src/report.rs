@@ -7,18 +7,29 @@ use serde_json::json;
 use crate::content::{Checked, Verdict};
 use crate::index::Child;
 use crate::manifest::Fetched;
-#[cfg(test)]
-use crate::model::Status;
-use crate::model::{Digest, Outcome, SourceOrigin};
+use crate::model::{Digest, Outcome, SourceOrigin, Status};
 use crate::platform::Platform;
 use crate::reference::Repository;
 use crate::settings::Plan;
 
-/// One `registry/app:tag@sha256:…` line per target tag that holds the index now.
+/// One `registry/app:tag@sha256:…` line per target tag that holds the index now, in plan order;
+/// a tag kept because it holds something newer gets a line naming what it holds, followed by a
+/// space and `kept` (the first field of every line is a reference to what the tag holds).
 pub(crate) fn text(outcome: &Outcome) -> String {
     outcome
-        .holding()
-        .map(|t| format!("{t}@{}\n", outcome.index.digest))
+        .targets
+        .iter()
+        .filter_map(|(t, s)| match s {
+            Status::Pushed | Status::Unchanged | Status::Planned => {
+                Some(format!("{t}@{}\n", outcome.index.digest))
+            }
+            Status::Kept => outcome
+                .kept
+                .iter()
+                .find(|k| k.reference == *t)
+                .map(|k| format!("{t}@{} kept\n", k.holds)),
+            Status::Failed => None,
+        })
         .collect()
 }
 
@@ -29,7 +40,14 @@ pub(crate) fn json(plan: &Plan, outcome: &Outcome) -> String {
         "mediaType": outcome.index.media_type,
         "ref": format!("{}@{}", plan.images[0], outcome.index.digest),
         "refs": plan.images.iter().map(|i| format!("{i}@{}", outcome.index.digest)).collect::<Vec<_>>(),
-        "targets": outcome.targets.iter().map(|(t, s)| json!({"reference": t.to_string(), "status": s})).collect::<Vec<_>>(),
+        "targets": outcome.targets.iter().map(|(t, s)| {
+            let mut v = json!({"reference": t.to_string(), "status": s});
+            if let Some(k) = outcome.kept.iter().find(|k| k.reference == *t) {
+                v["holds"] = json!(k.holds);
+                v["reason"] = json!(k.why);
+            }
+            v
+        }).collect::<Vec<_>>(),
         "failures": outcome.failures.iter().map(|(t, e)| json!({"reference": t.to_string(), "error": e.to_string()})).collect::<Vec<_>>(),
         "manifests": outcome.index.children.iter().map(child_json).collect::<Vec<_>>(),
         "missing": outcome.missing,
@@ -83,12 +101,18 @@ fn content_json(c: &Checked) -> serde_json::Value {
 
 /// The dotenv file: `MULTIARCH_DIGEST`, `MULTIARCH_REF` (the first destination's
 /// `image@digest`), `MULTIARCH_REFS` (every destination's), `MULTIARCH_TAGGED` (the target tags
-/// that hold the index, `image:tag` comma-separated) and one `MULTIARCH_DIGEST_<OS>_<ARCH>[_<VARIANT>]` per image platform
+/// that hold the index, `image:tag` comma-separated), `MULTIARCH_KEPT` (those left holding a
+/// newer index, the same way; empty when none) and one `MULTIARCH_DIGEST_<OS>_<ARCH>[_<VARIANT>]` per image platform
 /// (attestations have none). Every value is a digest (checked grammar), a reference or a tag: no
 /// value can carry a newline or a control character, so no line can be forged.
 pub(crate) fn dotenv(images: &[Repository], outcome: &Outcome, prefix: &str) -> String {
     let index = &outcome.index;
     let tagged: Vec<String> = outcome.holding().map(ToString::to_string).collect();
+    let kept: Vec<String> = outcome
+        .kept
+        .iter()
+        .map(|k| k.reference.to_string())
+        .collect();
     let refs: Vec<String> = images
         .iter()
         .map(|i| format!("{i}@{}", index.digest))
@@ -98,6 +122,7 @@ pub(crate) fn dotenv(images: &[Repository], outcome: &Outcome, prefix: &str) -> 
         ("MULTIARCH_REF".to_string(), refs[0].clone()),
         ("MULTIARCH_REFS".to_string(), refs.join(",")),
         ("MULTIARCH_TAGGED".to_string(), tagged.join(",")),
+        ("MULTIARCH_KEPT".to_string(), kept.join(",")),
     ];
     for c in index.children.iter().filter(|c| !c.attestation) {
         lines.push((
@@ -272,7 +297,18 @@ mod tests {
             targets,
             missing: vec![],
             failures: vec![],
+            kept: vec![],
         }
+    }
+
+    fn with_kept(mut o: Outcome, tag: &Reference, holds: Digest) -> Outcome {
+        o.targets.push((tag.clone(), Status::Kept));
+        o.kept.push(crate::model::Kept {
+            reference: tag.clone(),
+            holds,
+            why: "it holds the index of a newer pipeline".into(),
+        });
+        o
     }
 
     #[test]
@@ -290,10 +326,37 @@ mod tests {
                  MULTIARCH_REF=r.example/g/app@{i}\n\
                  MULTIARCH_REFS=r.example/g/app@{i}\n\
                  MULTIARCH_TAGGED=r.example/g/app:latest\n\
+                 MULTIARCH_KEPT=\n\
                  MULTIARCH_DIGEST_LINUX_AMD64={a}\n\
                  MULTIARCH_DIGEST_LINUX_ARM_V7={b}\n"
             )
         );
+    }
+
+    #[test]
+    fn kept_tags_are_named_on_stdout_with_what_they_hold_and_in_the_dotenv() {
+        let image = Repository::parse("t", "r.example/g/app").unwrap();
+        let o = outcome(vec![
+            (image.tag("1.9.1"), Status::Pushed),
+            (image.tag("1.9"), Status::Unchanged),
+        ]);
+        let o = with_kept(o, &image.tag("latest"), d('f'));
+        let (i, f) = (d('0'), d('f'));
+        assert_eq!(
+            text(&o),
+            format!(
+                "r.example/g/app:1.9.1@{i}\nr.example/g/app:1.9@{i}\nr.example/g/app:latest@{f} kept\n"
+            )
+        );
+        let env = dotenv(std::slice::from_ref(&image), &o, "");
+        assert!(
+            env.contains("MULTIARCH_TAGGED=r.example/g/app:1.9.1,r.example/g/app:1.9\nMULTIARCH_KEPT=r.example/g/app:latest\n"),
+            "{env}"
+        );
+        let j: serde_json::Value =
+            serde_json::from_str(&json(&crate::testing::plan(&[]), &o)).unwrap();
+        assert_eq!(j["targets"][2]["status"], "kept");
+        assert_eq!(j["targets"][2]["holds"], f.to_string());
     }
 
     #[test]

@@ -224,7 +224,12 @@ impl Registry for Scripted {
             return Err(refuse(&key));
         }
         state.pushed.push(key.clone());
-        state.tags.insert(key, Digest::of(bytes));
+        let digest = Digest::of(bytes);
+        // Served back by digest, as a registry does.
+        state
+            .raw
+            .insert(to.repository().digest(&digest).to_string(), bytes.to_vec());
+        state.tags.insert(key, digest);
         Ok(())
     }
 

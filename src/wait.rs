@@ -5,7 +5,8 @@
 //! deadline.
 //!
 //! A source built from another revision than this pipeline's (its `org.opencontainers.image.
-//! revision` label says so) is **stale**: an earlier pipeline's image still under the tag. It is
+//! revision` label says so), or unlabelled and created before this pipeline started, is
+//! **stale**: an earlier pipeline's image still under the tag (`provenance` decides). It is
 //! waited past exactly like a missing one; HEAD polling sees when the tag moves, and only then is
 //! it read again. A build job's digest hand-off (`MULTIARCH_SOURCE_*`) is exact: it is read once
 //! and never waited for.
@@ -25,12 +26,13 @@ use futures_util::future::join_all;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::error::{Error, NotReady};
+use crate::builder::Builder;
+use crate::error::{Error, NotReady, Stale};
 use crate::manifest::REVISION;
-use crate::model::{Digest, Resolved, Source, SourceOrigin};
+use crate::model::{Digest, Resolved, Source, SourceOrigin, HAND_OFF_PREFIX};
 use crate::registry::{first_line, Registry};
 use crate::settings::Plan;
-use provenance::{provenance, short, Provenance};
+use provenance::{builder, provenance, short, Provenance};
 use read::resolve;
 
 mod provenance;
@@ -72,11 +74,12 @@ pub(crate) struct Gathered {
 enum State {
     /// Not seen yet (or not there).
     Waiting,
-    /// Seen under `digest`, but built from another revision (`held`), or unlabelled (`None`)
-    /// while a label is required. Read again only when the tag's digest changes.
+    /// Seen under `digest`, but an earlier build (`why`). Read again only when the tag's digest
+    /// changes.
     Stale {
         digest: Digest,
-        held: Option<String>,
+        why: Stale,
+        builder: Option<Builder>,
     },
     Ready(Box<Resolved>),
 }
@@ -171,8 +174,10 @@ pub(crate) async fn gather(plan: &Plan, registry: &impl Registry) -> Result<Gath
                 }
                 Err(e) => return Err(e),
             }
-            if let (State::Stale { held, .. }, true) = (&states[i], source.origin.is_hand_off()) {
-                return Err(hand_off_error(source, Some(held.clone())));
+            if let (State::Stale { why, builder, .. }, true) =
+                (&states[i], source.origin.is_hand_off())
+            {
+                return Err(hand_off_error(source, Some((why.clone(), *builder))));
             }
         }
         rounds += 1;
@@ -226,32 +231,48 @@ fn judge(
         found(&r, first_round);
         return Ok(State::Ready(r));
     };
-    match provenance(&r, expected) {
+    let reference = &source.reference;
+    let digest = r.fetched().digest.clone();
+    let builder = builder(&r);
+    let label = Builder::label_lines(builder);
+    let stale = |why: Stale| State::Stale {
+        digest: digest.clone(),
+        why,
+        builder,
+    };
+    match provenance(&r, expected, &plan.times) {
         Provenance::Built => {
             found(&r, first_round);
             Ok(State::Ready(r))
         }
-        Provenance::Unlabelled if !plan.require_revision => {
+        Provenance::CreatedAfter { created, started } if !plan.require_revision => {
             warn!(
-                reference = %source.reference,
-                "the image has no {REVISION} label, so it cannot be told apart from an earlier pipeline's build; label it with the commit (buildah/docker build --label {REVISION}=$CI_COMMIT_SHA, kaniko --label), or set MULTIARCH_REQUIRE_REVISION=true to refuse unlabelled images"
+                %reference,
+                "the image has no {REVISION} label; created {created}, after this pipeline started at {started}, so it is taken as this pipeline's build (a later pipeline's would pass too); label it to be exact: {label}"
             );
             found(&r, first_round);
             Ok(State::Ready(r))
         }
-        Provenance::Unlabelled => {
-            info!(reference = %source.reference, digest = %r.fetched().digest, "unlabelled (MULTIARCH_REQUIRE_REVISION): waiting for a labelled build");
-            Ok(State::Stale {
-                digest: r.fetched().digest.clone(),
-                held: None,
-            })
+        Provenance::Unlabelled(undated) if !plan.require_revision => {
+            warn!(
+                %reference,
+                "the image has no {REVISION} label and cannot be dated ({}), so it cannot be told apart from an earlier pipeline's build; label it with the commit: {label}; or set MULTIARCH_REQUIRE_REVISION=true to refuse unlabelled images",
+                undated.reason()
+            );
+            found(&r, first_round);
+            Ok(State::Ready(r))
+        }
+        Provenance::CreatedAfter { .. } | Provenance::Unlabelled(_) => {
+            info!(%reference, %digest, "unlabelled (MULTIARCH_REQUIRE_REVISION): waiting for a labelled build");
+            Ok(stale(Stale::Unlabelled))
+        }
+        Provenance::CreatedBefore { created, started } => {
+            info!(%reference, %digest, %created, %started, "stale: unlabelled and created before this pipeline started; waiting for this pipeline's build");
+            Ok(stale(Stale::CreatedBefore { created, started }))
         }
         Provenance::Other(held) => {
-            info!(reference = %source.reference, holds = %short(&held), want = %short(expected), digest = %r.fetched().digest, "stale: an earlier build; waiting for this pipeline's");
-            Ok(State::Stale {
-                digest: r.fetched().digest.clone(),
-                held: Some(held),
-            })
+            info!(%reference, holds = %short(&held), want = %short(expected), %digest, "stale: an earlier build; waiting for this pipeline's");
+            Ok(stale(Stale::Revision(held)))
         }
     }
 }
@@ -277,19 +298,31 @@ fn found(r: &Resolved, first_round: bool) {
 }
 
 /// A handed-off digest that is missing or stale will not change by waiting: fail at once.
-fn hand_off_error(source: &Source, stale: Option<Option<String>>) -> Error {
+fn hand_off_error(source: &Source, stale: Option<(Stale, Option<Builder>)>) -> Error {
     let variable = match &source.origin {
         SourceOrigin::HandOff(v) => v.clone(),
         _ => String::new(),
     };
     let state = match stale {
         None => NotReady::Missing,
-        Some(held) => NotReady::Stale { held },
+        Some((why, builder)) => NotReady::Stale {
+            why,
+            builder,
+            hand_off: None,
+        },
     };
     Error::SourcesNotReady {
         sources: vec![(format!("{} (from {variable})", source.reference), state)],
         expected: None,
     }
+}
+
+/// The variable that would hand a source's platform over by digest.
+fn hand_off_variable(source: &Source) -> Option<String> {
+    source
+        .platform
+        .as_ref()
+        .map(|p| format!("{HAND_OFF_PREFIX}{}", p.env_suffix()))
 }
 
 /// The deadline passed with sources not ready: 75 if the registry was still failing, else 3 —
@@ -302,6 +335,8 @@ fn at_deadline(
     if let Some(e) = failing.into_iter().flatten().next() {
         return Err(e);
     }
+    // Build jobs that hand over some platforms but not others build another platform list.
+    let handing_off = plan.sources.iter().any(|s| s.origin.is_hand_off());
     let not_ready: Vec<(String, NotReady)> = plan
         .sources
         .iter()
@@ -309,8 +344,15 @@ fn at_deadline(
         .filter_map(|(s, state)| {
             let why = match state {
                 State::Ready(_) => return None,
-                State::Waiting => NotReady::Missing,
-                State::Stale { held, .. } => NotReady::Stale { held: held.clone() },
+                State::Waiting => match hand_off_variable(s) {
+                    Some(variable) if handing_off => NotReady::NotHandedOff { variable },
+                    _ => NotReady::Missing,
+                },
+                State::Stale { why, builder, .. } => NotReady::Stale {
+                    why: why.clone(),
+                    builder: *builder,
+                    hand_off: hand_off_variable(s),
+                },
             };
             Some((s.reference.to_string(), why))
         })
@@ -376,11 +418,13 @@ fn progress(plan: &Plan, states: &[State], elapsed: Duration, remaining: Duratio
     let ready = list(&|s| matches!(s, State::Ready(_)).then(String::new));
     let missing = list(&|s| matches!(s, State::Waiting).then(String::new));
     let stale = list(&|s| match s {
-        State::Stale { held, .. } => Some(format!(
-            " holds {}",
-            held.as_deref()
-                .map_or_else(|| "no revision label".to_string(), short)
-        )),
+        State::Stale { why, .. } => Some(match why {
+            Stale::Revision(held) => format!(" holds {}", short(held)),
+            Stale::Unlabelled => " holds no revision label".to_string(),
+            Stale::CreatedBefore { created, .. } => {
+                format!(" holds an unlabelled image created {created}")
+            }
+        }),
         _ => None,
     });
     let want = plan.revision.as_deref().map(short).unwrap_or_default();

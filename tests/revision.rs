@@ -1,6 +1,7 @@
 //! Publishing exactly this pipeline's images: sources labelled with another revision than
-//! `CI_COMMIT_SHA` are stale and waited past, unlabelled ones are accepted with a warning (or
-//! refused on request), and a build job's digest hand-off (`MULTIARCH_SOURCE_*`) beats the tags.
+//! `CI_COMMIT_SHA` are stale and waited past, unlabelled ones created before the pipeline started
+//! too; unlabelled ones that cannot be dated are accepted with a warning (or refused on request),
+//! and a build job's digest hand-off (`MULTIARCH_SOURCE_*`) beats the tags.
 //! Real registry, real binary, skopeo to check what landed.
 
 mod support;
@@ -10,7 +11,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::fixtures::{push as push_fixture, push_built, Kind};
+use support::fixtures::{push as push_fixture, push_built, push_config, Kind};
 use support::{gitlab_env, multiarch, multiarch_process, plain, stderr_of, Registry};
 
 /// This pipeline's commit (the one `gitlab_env` sets) and an earlier one.
@@ -427,4 +428,190 @@ fn two_pipelines_racing_each_publish_only_their_own_builds() {
     let out = b.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(children(&reg, "group/app:latest"), [this.0, this.1]);
+}
+
+/// When GitLab created this pipeline, and images made before it, during it, and reproducibly.
+const STARTED: &str = "2026-12-04T12:07:14Z";
+const EARLIER_BUILD: &str = "2026-12-04T11:02:00.5Z";
+const THIS_BUILD: &str = "2026-12-04T12:09:41.123456789Z";
+
+/// An unlabelled `linux/{arch}` image under `group/app:latest-{arch}`, created at `created`, by
+/// kaniko (its history says so); its digest.
+fn unlabelled(reg: &Registry, arch: &str, created: &str) -> String {
+    push_config(
+        reg,
+        &format!("group/app:latest-{arch}"),
+        &format!("linux/{arch}"),
+        serde_json::json!({
+            "created": created,
+            "history": [{"created": created, "author": "kaniko", "created_by": "COPY app /app"}],
+        }),
+    )
+}
+
+#[test]
+fn unlabelled_images_created_before_the_pipeline_started_are_stale_and_waited_past() {
+    let reg = Registry::start();
+    let repo = reg.repo("group/app");
+    unlabelled(&reg, "amd64", THIS_BUILD);
+    unlabelled(&reg, "arm64", EARLIER_BUILD);
+    let work = tempfile::tempdir().unwrap();
+    let started = [("CI_PIPELINE_CREATED_AT", STARTED)];
+
+    // At the deadline: exit 3, naming what the tag holds; the fix before the switch.
+    let out = multiarch(
+        &job(&reg, &[("MULTIARCH_TIMEOUT", "2s"), started[0]]),
+        work.path(),
+    )
+    .arg("push")
+    .output()
+    .unwrap();
+    let err = plain(&stderr_of(&out));
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        err.contains(&format!(
+            "  - {repo}:latest-arm64: stale: unlabelled, created 2026-12-04T11:02:00.5Z, before this pipeline started at 2026-12-04T12:07:14Z"
+        )),
+        "{err}"
+    );
+    let label = err
+        .find("/kaniko/executor --label org.opencontainers.image.revision=$CI_COMMIT_SHA")
+        .expect("kaniko's own line");
+    let hand_off = err
+        .find("MULTIARCH_SOURCE_LINUX_ARM64=<repository>@sha256:")
+        .expect("the hand-off");
+    let off = err
+        .find("MULTIARCH_REVISION=none")
+        .expect("the switch, last");
+    assert!(label < hand_off && hand_off < off, "{err}");
+    assert!(!err.contains("buildah build"), "{err}");
+    assert!(
+        err.contains("holds an unlabelled image created 2026-12-04T11:02:00.5Z"),
+        "{err}"
+    );
+    assert!(reg.raw("group/app:latest").is_none(), "nothing pushed");
+    eprintln!("{err}");
+
+    // This pipeline's arm64 build lands while the job waits: HEAD polling sees the tag move.
+    let mut child = multiarch_process(
+        &job(&reg, &[("MULTIARCH_TIMEOUT", "2m"), started[0]]),
+        work.path(),
+    )
+    .arg("push")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(child.try_wait().unwrap().is_none(), "push must be waiting");
+    let arm = unlabelled(&reg, "arm64", THIS_BUILD);
+    let out = child.wait_with_output().unwrap();
+    let err = plain(&stderr_of(&out));
+    assert!(out.status.success(), "{err}");
+    assert_eq!(children(&reg, "group/app:latest")[1], arm);
+    assert!(
+        err.contains("stale: unlabelled and created before this pipeline started"),
+        "{err}"
+    );
+    assert!(
+        err.contains("created 2026-12-04T12:09:41.123456789Z, after this pipeline started at 2026-12-04T12:07:14Z, so it is taken as this pipeline's build"),
+        "{err}"
+    );
+
+    // MULTIARCH_REQUIRE_REVISION refuses even images made during the pipeline.
+    let out = multiarch(
+        &job(
+            &reg,
+            &[
+                ("MULTIARCH_TIMEOUT", "1s"),
+                ("MULTIARCH_REQUIRE_REVISION", "true"),
+                started[0],
+            ],
+        ),
+        work.path(),
+    )
+    .args(["push", "--tags", "strict"])
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
+}
+
+#[test]
+fn unlabelled_images_that_cannot_be_dated_fall_back_to_the_label_rule() {
+    let reg = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    // The commit's time (SOURCE_DATE_EPOCH), epoch 0, no created at all: not build times.
+    for (amd, arm, why) in [
+        (
+            Some("2026-11-27T03:38:34Z"),
+            Some("1970-01-01T00:00:00Z"),
+            [
+                "is the commit's time (a reproducible build)",
+                "is a fixed placeholder",
+            ],
+        ),
+        (
+            None,
+            Some("not a date"),
+            ["its config has no created time", "is not a date"],
+        ),
+    ] {
+        for (arch, created) in [("amd64", amd), ("arm64", arm)] {
+            let mut extra = serde_json::json!({});
+            if let Some(c) = created {
+                extra["created"] = serde_json::json!(c);
+            }
+            push_config(
+                &reg,
+                &format!("group/app:latest-{arch}"),
+                &format!("linux/{arch}"),
+                extra,
+            );
+        }
+        let started = ("CI_PIPELINE_CREATED_AT", STARTED);
+        let out = multiarch(&job(&reg, &[started]), work.path())
+            .arg("push")
+            .output()
+            .unwrap();
+        let err = plain(&stderr_of(&out));
+        assert!(out.status.success(), "{err}");
+        for w in why {
+            assert!(err.contains(w), "{w}: {err}");
+        }
+        // No builder trace: every builder's line.
+        assert!(err.contains("buildah build --label"), "{err}");
+        assert!(err.contains("docker buildx build --label"), "{err}");
+        assert!(err.contains("/kaniko/executor --label"), "{err}");
+        let out = multiarch(
+            &job(
+                &reg,
+                &[
+                    started,
+                    ("MULTIARCH_REQUIRE_REVISION", "true"),
+                    ("MULTIARCH_TIMEOUT", "1s"),
+                ],
+            ),
+            work.path(),
+        )
+        .args(["push", "--tags", "strict"])
+        .output()
+        .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
+    }
+
+    // A pipeline start GitLab would never write: exit 2 naming it, before any request.
+    let out = multiarch(
+        &job(&reg, &[("CI_PIPELINE_CREATED_AT", "04/12/2026 12:07")]),
+        work.path(),
+    )
+    .arg("push")
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("CI_PIPELINE_CREATED_AT = \"04/12/2026 12:07\" is invalid"),
+        "{}",
+        stderr_of(&out)
+    );
 }

@@ -23,6 +23,8 @@ fn config_of(platform: &str) -> ImageConfig {
         platform: Platform::parse("test", platform).unwrap(),
         entry_variant: Platform::parse("test", platform).unwrap().variant,
         revision: None,
+        created: None,
+        builder: None,
     }
 }
 

@@ -100,3 +100,173 @@ async fn a_dry_run_pushes_nothing_and_needs_no_push_credentials() {
     assert_eq!(outcome.targets[0].1, Status::Planned);
     assert!(registry.state.borrow().pushed.is_empty());
 }
+
+/// Makes `tag` of `r.example/app` hold an index recording `annotations`; its digest.
+fn holds(registry: &Scripted, tag: &str, annotations: &[(&str, &str)]) -> Digest {
+    let a: serde_json::Map<String, serde_json::Value> = annotations
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
+        .collect();
+    let bytes = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": crate::manifest::OCI_INDEX,
+        "manifests": [],
+        "annotations": a,
+    }))
+    .unwrap();
+    let digest = Digest::of(&bytes);
+    let mut state = registry.state.borrow_mut();
+    state.raw.insert(format!("r.example/app@{digest}"), bytes);
+    state
+        .tags
+        .insert(format!("r.example/app:{tag}"), digest.clone());
+    digest
+}
+
+const PROJECT: &str = crate::manifest::PROJECT;
+const PIPELINE: &str = crate::manifest::PIPELINE;
+const VERSION: &str = crate::manifest::VERSION;
+
+fn pipeline(id: &'static str, extra: &[(&'static str, &'static str)]) -> Plan {
+    let mut vars = vec![("CI_PROJECT_ID", "42"), ("CI_PIPELINE_ID", id)];
+    vars.extend_from_slice(extra);
+    plan(&vars)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tag_holding_a_newer_pipelines_index_is_kept_unless_rollback_is_allowed() {
+    let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
+    let newer = holds(
+        &registry,
+        "latest",
+        &[
+            (PROJECT, "42"),
+            (PIPELINE, "101"),
+            ("org.opencontainers.image.revision", "other"),
+        ],
+    );
+    let outcome = run(&pipeline("100", &[]), &registry, &NoPhases)
+        .await
+        .unwrap();
+    assert_eq!(outcome.targets[0].1, Status::Kept);
+    assert_eq!(outcome.kept[0].holds, newer);
+    assert!(
+        outcome.kept[0]
+            .why
+            .contains("pipeline 101 (revision other)"),
+        "{}",
+        outcome.kept[0].why
+    );
+    assert!(
+        outcome.kept[0].why.contains("this pipeline 100"),
+        "{}",
+        outcome.kept[0].why
+    );
+    assert!(registry.state.borrow().pushed.is_empty());
+    assert!(failed(outcome).is_ok(), "kept tags are exit 0");
+
+    let outcome = run(
+        &pipeline("100", &[("MULTIARCH_ROLLBACK", "allow")]),
+        &registry,
+        &NoPhases,
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.targets[0].1, Status::Pushed);
+    assert!(outcome.kept.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_index_recording_no_order_or_an_older_pipeline_is_moved_as_before() {
+    for recorded in [
+        &[("org.opencontainers.image.revision", "other")][..],
+        &[(PROJECT, "7"), (PIPELINE, "900")],
+        &[(PROJECT, "42"), (PIPELINE, "99")],
+    ] {
+        let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
+        holds(&registry, "latest", recorded);
+        let outcome = run(&pipeline("100", &[]), &registry, &NoPhases)
+            .await
+            .unwrap();
+        assert_eq!(outcome.targets[0].1, Status::Pushed, "{recorded:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn floating_tags_never_move_to_a_lower_version() {
+    let registry = Scripted::new(&[("1.9.1-amd64", 0, "amd64"), ("1.9.1-arm64", 0, "arm64")]);
+    let release = |version| [(PROJECT, "42"), (PIPELINE, "200"), (VERSION, version)];
+    let two = holds(&registry, "latest", &release("v2.0.1"));
+    holds(&registry, "1", &release("v1.9.0"));
+    holds(&registry, "1.9", &release("v1.9.0"));
+    let plan = pipeline(
+        "201",
+        &[("MULTIARCH_TAGS", "semver"), ("CI_COMMIT_TAG", "v1.9.1")],
+    );
+    let outcome = run(&plan, &registry, &NoPhases).await.unwrap();
+    let statuses: Vec<(String, Status)> = outcome
+        .targets
+        .iter()
+        .map(|(t, s)| (t.tag().unwrap().to_string(), *s))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("1.9.1".into(), Status::Pushed),
+            ("1.9".into(), Status::Pushed),
+            ("1".into(), Status::Pushed),
+            ("latest".into(), Status::Kept),
+        ]
+    );
+    assert_eq!(registry.state.borrow().tags["r.example/app:latest"], two);
+    assert!(
+        outcome.kept[0].why.contains("it holds version v2.0.1"),
+        "{}",
+        outcome.kept[0].why
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_pipeline_of_the_same_content_adopts_the_index_the_tags_hold() {
+    let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
+    let tags = [("MULTIARCH_TAGS", "latest,1.4")];
+    let first = run(&pipeline("100", &tags), &registry, &NoPhases)
+        .await
+        .unwrap();
+    let pushed = registry.state.borrow().pushed.len();
+    // A new pipeline for the same commit: same children, same revision, another pipeline id.
+    let again = run(&pipeline("105", &tags), &registry, &NoPhases)
+        .await
+        .unwrap();
+    assert_eq!(again.index.digest, first.index.digest);
+    assert_eq!(again.index.bytes, first.index.bytes);
+    assert!(again.targets.iter().all(|(_, s)| *s == Status::Unchanged));
+    assert_eq!(
+        registry.state.borrow().pushed.len(),
+        pushed,
+        "nothing pushed"
+    );
+    // An older pipeline of the same content, finishing last: also a no-op.
+    let older = run(&pipeline("99", &tags), &registry, &NoPhases)
+        .await
+        .unwrap();
+    assert_eq!(older.index.digest, first.index.digest);
+    assert!(older.kept.is_empty());
+
+    // One tag at the equivalent index, another at a later pipeline's other content that this
+    // run moves: adopting 100's bytes would lower what that tag records, so this run's own.
+    holds(
+        &registry,
+        "1.4",
+        &[
+            (PROJECT, "42"),
+            (PIPELINE, "103"),
+            ("org.opencontainers.image.revision", "x"),
+        ],
+    );
+    let own = run(&pipeline("105", &tags), &registry, &NoPhases)
+        .await
+        .unwrap();
+    assert_ne!(own.index.digest, first.index.digest);
+    assert!(own.targets.iter().all(|(_, s)| *s == Status::Pushed));
+}

@@ -12,7 +12,8 @@ mod access;
 mod content;
 mod environment;
 mod insecure;
-mod semver;
+mod pipeline;
+pub(crate) mod semver;
 mod sources;
 pub(crate) mod table;
 mod values;
@@ -36,6 +37,7 @@ use table::{
 pub(crate) use access::{Access, AwsInputs, CredentialInputs};
 pub(crate) use content::ContentCheck;
 pub(crate) use environment::snapshot;
+pub(crate) use pipeline::Times;
 pub(crate) use values::{unknown_variables, Found, Inputs, Origin};
 
 /// A snapshot of the process environment.
@@ -82,6 +84,10 @@ pub(crate) struct Plan {
     pub(crate) require_revision: bool,
     /// Whether and how far each image's entrypoint is held against its platform.
     pub(crate) content: ContentCheck,
+    /// The pipeline's start and commit time, to date unlabelled sources (only with a revision).
+    pub(crate) times: Times,
+    /// Move target tags that hold a newer pipeline's index or a higher version.
+    pub(crate) rollback: bool,
     pub(crate) access: Access,
     /// Where each setting came from, for `debug` logs.
     pub(crate) origins: Vec<(&'static str, Origin)>,
@@ -193,6 +199,9 @@ pub(crate) fn resolve(given: &Given, env: &Env, spec: Option<&Spec>) -> Result<P
     origins.push(("revision", origin));
     let (require_revision, origin) = inputs.switch(&REQUIRE_REVISION)?;
     origins.push(("require-revision", origin));
+    let times = pipeline::times(&inputs, revision.is_some())?;
+    let (rollback, origin) = pipeline::rollback(&inputs)?;
+    origins.push(("rollback", origin));
 
     let (timeout, origin) = match inputs.get(&TIMEOUT) {
         Some(f) => (values::parse_duration(&f.origin.name(), f.text)?, f.origin),
@@ -289,6 +298,8 @@ pub(crate) fn resolve(given: &Given, env: &Env, spec: Option<&Spec>) -> Result<P
         revision,
         require_revision,
         content,
+        times,
+        rollback,
         access: access::access(&inputs)?,
         origins,
     })
@@ -311,7 +322,8 @@ fn parse_format(f: &Found) -> Result<Format, Error> {
 /// Index annotations: CI defaults, then the spec's, then `MULTIARCH_ANNOTATIONS`, then
 /// `--annotation`, per key. An empty value removes the key. `created` comes from
 /// `CI_COMMIT_TIMESTAMP`, never the clock, so a re-run produces the same bytes; `revision` is the
-/// revision the sources were checked for.
+/// revision the sources were checked for; the project and pipeline ids order publishers (a new
+/// pipeline of a commit already published adopts the index it finds, see `order`).
 fn annotations(
     inputs: &Inputs,
     spec: Option<&Spec>,
@@ -322,7 +334,7 @@ fn annotations(
     for (key, variable) in [
         ("org.opencontainers.image.source", "CI_PROJECT_URL"),
         ("org.opencontainers.image.revision", "CI_COMMIT_SHA"),
-        ("org.opencontainers.image.version", "CI_COMMIT_TAG"),
+        (crate::manifest::VERSION, "CI_COMMIT_TAG"),
         ("org.opencontainers.image.created", "CI_COMMIT_TIMESTAMP"),
     ] {
         if let Some(v) = inputs.var(variable) {
@@ -331,6 +343,16 @@ fn annotations(
     }
     if let Some(r) = revision {
         out.insert(crate::manifest::REVISION.to_string(), r.to_string());
+    }
+    // Who publishes, so that tags never move backwards (an index of a later pipeline of the
+    // project, or of a higher version, keeps its tags).
+    for (key, variable) in [
+        (crate::manifest::PROJECT, "CI_PROJECT_ID"),
+        (crate::manifest::PIPELINE, "CI_PIPELINE_ID"),
+    ] {
+        if let Some(id) = pipeline::id(inputs, variable)? {
+            out.insert(key.to_string(), id);
+        }
     }
     if let Some(spec) = spec {
         asked |= !spec.annotations.is_empty();

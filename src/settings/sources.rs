@@ -361,7 +361,7 @@ pub(super) fn hand_offs(inputs: &Inputs, sources: &mut [Source]) -> Result<(), E
                 name.as_str(),
                 value.as_str(),
                 format!("no platform in the list ({listed}) has the suffix {suffix}"),
-                "add the platform to MULTIARCH_PLATFORMS (the suffix is OS_ARCH[_VARIANT] in upper case, e.g. MULTIARCH_SOURCE_LINUX_ARM_V7), or do not hand this build over to this job",
+                "a build job built a platform this job does not publish: list the same platforms in MULTIARCH_PLATFORMS and in the build component's `archs` input (or your build jobs), e.g. MULTIARCH_PLATFORMS=linux/amd64,linux/arm64 with archs [amd64, arm64]; the suffix is OS_ARCH[_VARIANT] in upper case, e.g. MULTIARCH_SOURCE_LINUX_ARM_V7",
             ));
         };
         let reference = reference::parse(name, value)?;

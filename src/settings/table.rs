@@ -102,6 +102,8 @@ settings! {
         "entrypoint: hold the machine code of each image's entrypoint (else cmd; through PATH, symbolic links, layers and a script's interpreter) against its platform, a mismatch fails; off: skip";
     CONTENT_BUDGET: "content-budget", "MULTIARCH_CONTENT_BUDGET", Value("SIZE"), "256MiB", CONTENT,
         "Layer bytes the content check may download per image, e.g. 256MiB, 1GiB; past it the image is not checked (a warning)";
+    ROLLBACK: "rollback", "MULTIARCH_ROLLBACK", Value("MODE"), "refuse", PUSH,
+        "refuse: keep a target tag that holds a newer pipeline's index of this project, or a higher version (exit 0, said on stderr and in the report); allow: move it back deliberately";
     DOTENV: "dotenv", "MULTIARCH_DOTENV", Value("FILE"), "multiarch.env when GITLAB_CI=true", PUSH,
         "Write MULTIARCH_DIGEST, MULTIARCH_REF and per-platform digests to this dotenv file (a regular file); none = no report";
     DOTENV_PREFIX: "dotenv-prefix", "MULTIARCH_DOTENV_PREFIX", Value("PREFIX"), "none", PUSH,
@@ -144,6 +146,7 @@ pub(crate) const OTHER_VARIABLES: &[&str] = &[
     "MULTIARCH_REF",
     "MULTIARCH_REFS",
     "MULTIARCH_TAGGED",
+    "MULTIARCH_KEPT",
 ];
 
 /// Prefixes of variable families: build jobs' hand-offs, and per-platform digests of a dotenv.

@@ -1,35 +1,149 @@
-//! Whether a source is this pipeline's build: every image it contributes must carry the expected
-//! revision (its config's `org.opencontainers.image.revision` label, else its manifest's
-//! annotation); a commit SHA matches its abbreviations. Pure.
+//! Whether a source is this pipeline's build. Pure.
+//!
+//! An image labelled with a revision (its config's `org.opencontainers.image.revision` label, else
+//! its manifest's annotation) is judged by it: the expected revision (a commit SHA matches its
+//! abbreviations) or another, stale one. An unlabelled image is judged by time: its config's
+//! `created` earlier than this pipeline's start (`CI_PIPELINE_CREATED_AT`) is an earlier
+//! pipeline's build, stale like another revision. It cannot be dated — and today's rule
+//! (`MULTIARCH_REQUIRE_REVISION`) applies — when `created` is missing or unreadable, a
+//! placeholder (before 2000: epoch 0 of jib, ko, bazel, kaniko `--reproducible`; nix's
+//! 1970-01-01T00:00:01Z; buildpacks' 1980-01-01T00:00:01Z), or exactly the commit's time
+//! (`CI_COMMIT_TIMESTAMP`, what `SOURCE_DATE_EPOCH` builds write), or when the pipeline's clocks
+//! are unknown (outside GitLab).
+//!
+//! Clock skew: `created` comes from the build's clock, the pipeline start from GitLab's, and no
+//! tolerance is granted. A build job starts after its pipeline, and builders write `created` at
+//! the end of the build, so a fresh image is normally minutes younger than the pipeline; only a
+//! runner clock behind GitLab's by more than that dates a fresh image too early — and then the
+//! job waits and fails naming both times (exit 3), which labelling fixes. A tolerance would
+//! instead silently accept the previous pipeline's image whenever it finished within the
+//! tolerance before this pipeline started: two quick pushes to one branch, the exact case this
+//! check exists for. GitLab gives the start to the second; `created` is compared with it as is.
 
-use crate::model::Resolved;
+use crate::builder::Builder;
+use crate::model::{Resolved, SourceImage};
+use crate::settings::Times;
+use crate::timestamp::Timestamp;
 
-/// Whether a source was built from the expected revision.
-#[derive(Debug, PartialEq, Eq)]
+/// `created` before this is a placeholder, not a build time: 2000-01-01T00:00:00Z.
+const PLACEHOLDER_BEFORE: Timestamp = Timestamp::from_unix(946_684_800);
+
+/// Whether a source was built by this pipeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Provenance {
+    /// Labelled with the expected revision.
     Built,
-    Unlabelled,
+    /// Unlabelled, created after this pipeline started: taken as its build (a later pipeline's
+    /// would pass too; only a label tells them apart).
+    CreatedAfter {
+        created: Timestamp,
+        started: Timestamp,
+    },
+    /// Unlabelled and not datable: today's rule (`MULTIARCH_REQUIRE_REVISION`) decides.
+    Unlabelled(Undated),
+    /// Unlabelled, created before this pipeline started: an earlier pipeline's build.
+    CreatedBefore {
+        created: Timestamp,
+        started: Timestamp,
+    },
     /// Built from this other revision.
     Other(String),
 }
 
-/// Every image of the source must carry the expected revision; one from another revision makes
-/// the whole source stale.
-pub(super) fn provenance(r: &Resolved, expected: &str) -> Provenance {
-    let mut unlabelled = false;
-    for image in r.images() {
-        match image.revision.as_deref() {
-            None => unlabelled = true,
-            Some(held) if !same_revision(held, expected) => {
-                return Provenance::Other(held.to_string())
+/// Why an unlabelled image cannot be dated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Undated {
+    /// `CI_PIPELINE_CREATED_AT` or `CI_COMMIT_TIMESTAMP` is not set.
+    NoClock,
+    /// The config has no `created`.
+    NoCreated,
+    /// `created` is not a date-time.
+    Unreadable(String),
+    /// `created` is a fixed time before 2000.
+    Placeholder(Timestamp),
+    /// `created` is the commit's time (a reproducible build).
+    CommitTime(Timestamp),
+}
+
+impl Undated {
+    /// Why, for the warning.
+    pub(super) fn reason(&self) -> String {
+        match self {
+            Undated::NoClock => {
+                "the pipeline's start is not known (CI_PIPELINE_CREATED_AT, CI_COMMIT_TIMESTAMP)"
+                    .into()
             }
-            Some(_) => {}
+            Undated::NoCreated => "its config has no created time".into(),
+            Undated::Unreadable(text) => format!("its created time {text:?} is not a date"),
+            Undated::Placeholder(t) => {
+                format!("its created time {t} is a fixed placeholder, not a build time")
+            }
+            Undated::CommitTime(t) => {
+                format!("its created time {t} is the commit's time (a reproducible build)")
+            }
         }
     }
-    if unlabelled || r.images().is_empty() {
-        Provenance::Unlabelled
+}
+
+impl Provenance {
+    /// How bad it is: the worst image of a source decides for the whole source.
+    fn rank(&self) -> u8 {
+        match self {
+            Provenance::Built => 0,
+            Provenance::CreatedAfter { .. } => 1,
+            Provenance::Unlabelled(_) => 2,
+            Provenance::CreatedBefore { .. } => 3,
+            Provenance::Other(_) => 4,
+        }
+    }
+}
+
+/// Every image of the source must be this pipeline's; the worst one decides (one of another
+/// revision makes the whole source stale).
+pub(super) fn provenance(r: &Resolved, expected: &str, times: &Times) -> Provenance {
+    r.images()
+        .iter()
+        .map(|image| of_image(image, expected, times))
+        .max_by_key(Provenance::rank)
+        .unwrap_or(Provenance::Unlabelled(Undated::NoCreated))
+}
+
+/// The builder of a source's images, when they agree on one.
+pub(super) fn builder(r: &Resolved) -> Option<Builder> {
+    let mut builders = r.images().iter().map(|i| i.config.builder);
+    let first = builders.next().flatten()?;
+    builders.all(|b| b == Some(first)).then_some(first)
+}
+
+fn of_image(image: &SourceImage, expected: &str, times: &Times) -> Provenance {
+    match image.revision.as_deref() {
+        Some(held) if same_revision(held, expected) => Provenance::Built,
+        Some(held) => Provenance::Other(held.to_string()),
+        None => dated(image.config.created.as_deref(), times),
+    }
+}
+
+/// An unlabelled image judged by its `created`.
+fn dated(created: Option<&str>, times: &Times) -> Provenance {
+    let (Some(started), Some(commit)) = (times.started, times.commit) else {
+        return Provenance::Unlabelled(Undated::NoClock);
+    };
+    let Some(text) = created else {
+        return Provenance::Unlabelled(Undated::NoCreated);
+    };
+    let Ok(created) = Timestamp::parse(text) else {
+        return Provenance::Unlabelled(Undated::Unreadable(text.to_string()));
+    };
+    if created < PLACEHOLDER_BEFORE {
+        return Provenance::Unlabelled(Undated::Placeholder(created));
+    }
+    if created.unix() == commit.unix() {
+        return Provenance::Unlabelled(Undated::CommitTime(created));
+    }
+    if created < started {
+        Provenance::CreatedBefore { created, started }
     } else {
-        Provenance::Built
+        Provenance::CreatedAfter { created, started }
     }
 }
 
@@ -74,5 +188,117 @@ mod tests {
         ] {
             assert_eq!(same_revision(held, expected), same, "{held} vs {expected}");
         }
+    }
+
+    #[test]
+    fn unlabelled_images_are_judged_by_their_created_time() {
+        let t = |s: &str| Timestamp::parse(s).unwrap();
+        let started = t("2026-12-04T12:07:14Z");
+        let commit = t("2026-12-04T11:58:02+00:00");
+        let gitlab = Times {
+            started: Some(started),
+            commit: Some(commit),
+        };
+        let before = |c: &str| Provenance::CreatedBefore {
+            created: t(c),
+            started,
+        };
+        let after = |c: &str| Provenance::CreatedAfter {
+            created: t(c),
+            started,
+        };
+        // (created, pipeline clocks, provenance)
+        let rows = [
+            (
+                Some("2026-12-04T11:02:00Z"),
+                gitlab,
+                before("2026-12-04T11:02:00Z"),
+            ),
+            (
+                Some("2026-12-04T12:07:13.999999999Z"),
+                gitlab,
+                before("2026-12-04T12:07:13.999999999Z"),
+            ),
+            (
+                Some("2026-12-04T12:07:14Z"),
+                gitlab,
+                after("2026-12-04T12:07:14Z"),
+            ),
+            (
+                Some("2026-12-04T12:09:41.123456789Z"),
+                gitlab,
+                after("2026-12-04T12:09:41.123456789Z"),
+            ),
+            (
+                Some("2026-12-04T13:09:41+01:00"),
+                gitlab,
+                after("2026-12-04T12:09:41Z"),
+            ),
+            // Reproducible builds: the commit's time, to the second, or a placeholder.
+            (
+                Some("2026-12-04T11:58:02Z"),
+                gitlab,
+                Provenance::Unlabelled(Undated::CommitTime(commit)),
+            ),
+            (
+                Some("1970-01-01T00:00:00Z"),
+                gitlab,
+                Provenance::Unlabelled(Undated::Placeholder(t("1970-01-01T00:00:00Z"))),
+            ),
+            (
+                Some("1980-01-01T00:00:01Z"),
+                gitlab,
+                Provenance::Unlabelled(Undated::Placeholder(t("1980-01-01T00:00:01Z"))),
+            ),
+            (
+                Some("0001-01-01T00:00:00Z"),
+                gitlab,
+                Provenance::Unlabelled(Undated::Placeholder(t("0001-01-01T00:00:00Z"))),
+            ),
+            (
+                Some("yesterday"),
+                gitlab,
+                Provenance::Unlabelled(Undated::Unreadable("yesterday".into())),
+            ),
+            (None, gitlab, Provenance::Unlabelled(Undated::NoCreated)),
+            // Outside GitLab nothing is dated.
+            (
+                Some("2026-12-04T11:02:00Z"),
+                Times::default(),
+                Provenance::Unlabelled(Undated::NoClock),
+            ),
+            (
+                Some("2026-12-04T11:02:00Z"),
+                Times {
+                    started: Some(started),
+                    commit: None,
+                },
+                Provenance::Unlabelled(Undated::NoClock),
+            ),
+        ];
+        for (created, times, want) in rows {
+            assert_eq!(dated(created, &times), want, "{created:?}");
+        }
+    }
+
+    #[test]
+    fn the_worst_image_of_a_source_decides() {
+        let ranks: Vec<u8> = [
+            Provenance::Built,
+            Provenance::CreatedAfter {
+                created: Timestamp::from_unix(2),
+                started: Timestamp::from_unix(1),
+            },
+            Provenance::Unlabelled(Undated::NoCreated),
+            Provenance::CreatedBefore {
+                created: Timestamp::from_unix(1),
+                started: Timestamp::from_unix(2),
+            },
+            Provenance::Other("1a2b3c4d".into()),
+        ]
+        .iter()
+        .map(Provenance::rank)
+        .collect();
+        assert!(ranks.windows(2).all(|w| w[0] < w[1]), "{ranks:?}");
     }
 }

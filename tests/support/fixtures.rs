@@ -111,14 +111,29 @@ fn layer(platform: &str) -> (Vec<u8>, String) {
 /// `revision` if given; returns its manifest descriptor (without platform). The layer's content
 /// names the platform and the revision, so each build has its own digest.
 fn write_image(layout: &Layout, platform: &str, revision: Option<&str>) -> serde_json::Value {
+    write_image_with(layout, platform, revision, &json!({}))
+}
+
+/// The same, with `extra` keys set at the top of the config (`created`, `history`, …).
+fn write_image_with(
+    layout: &Layout,
+    platform: &str,
+    revision: Option<&str>,
+    extra: &serde_json::Value,
+) -> serde_json::Value {
     let (plain, os_version) = match platform.split_once('@') {
         Some((p, v)) => (p, Some(v)),
         None => (platform, None),
     };
     let parts: Vec<&str> = plain.split('/').collect();
+    // Each build its own layer: the platform, the revision and what else the config says.
+    let note = match extra.as_object() {
+        Some(o) if !o.is_empty() => format!(" {extra}"),
+        _ => String::new(),
+    };
     let (gz, diff_id) = layer(&match revision {
-        Some(r) => format!("{platform} at {r}"),
-        None => platform.to_string(),
+        Some(r) => format!("{platform} at {r}{note}"),
+        None => format!("{platform}{note}"),
     });
     let mut config = json!({
         "architecture": parts[1],
@@ -135,6 +150,9 @@ fn write_image(layout: &Layout, platform: &str, revision: Option<&str>) -> serde
     }
     if let Some(v) = os_version {
         config["os.version"] = json!(v);
+    }
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        config[k] = v.clone();
     }
     let config = layout.descriptor(
         "application/vnd.oci.image.config.v1+json",
@@ -201,6 +219,20 @@ pub fn push_built(
         Kind::Oci => &["--preserve-digests"],
     };
     layout.publish(top, registry, path, flags)
+}
+
+/// Pushes an unlabelled OCI image for `platform` to `path` whose config also has the `extra`
+/// keys (`created`, `history`: what a builder writes); returns its digest.
+pub fn push_config(
+    registry: &Registry,
+    path: &str,
+    platform: &str,
+    extra: serde_json::Value,
+) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::create(dir.path());
+    let image = write_image_with(&layout, platform, None, &extra);
+    layout.publish(image, registry, path, &["--preserve-digests"])
 }
 
 /// Pushes `{repo}:latest-amd64` and `{repo}:latest-arm64`, the names `multiarch push` looks for

@@ -1,0 +1,185 @@
+//! Before any tag moves: what each target tag holds, read once, and which tags move to which
+//! index — by the pure rules of `order` (tags never move backwards; a held index that differs
+//! from this run's only in who published it is adopted as this run's index).
+//!
+//! Only tags that hold another digest than this run's index are read (one GET per distinct
+//! digest and repository, bounded like every manifest). What cannot be read as a manifest is
+//! "records no order" and moves as before.
+
+use std::collections::BTreeMap;
+
+use futures_util::future::try_join_all;
+use tracing::{debug, info, warn};
+
+use crate::error::Error;
+use crate::index::{self, Annotations, Base, Index};
+use crate::model::{Digest, Kept, Resolved};
+use crate::order::{self, Held, Recorded, Verdict};
+use crate::reference::Reference;
+use crate::registry::Registry;
+use crate::settings::Plan;
+
+/// What to do with one target tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Step {
+    /// It holds the index already.
+    Unchanged,
+    /// Move it to the index.
+    Move,
+    /// Leave it: it holds something newer.
+    Keep(Kept),
+}
+
+/// The index to publish (this run's, or an equivalent one a tag holds) and a step per target.
+pub(super) struct Settled {
+    pub(super) index: Index,
+    pub(super) steps: Vec<Step>,
+}
+
+/// Reads what the target tags hold (`current`: each one's digest) and settles what moves.
+pub(super) async fn settle(
+    plan: &Plan,
+    registry: &impl Registry,
+    resolved: &[Resolved],
+    base: Option<&Base<'_>>,
+    index: Index,
+    current: &[Option<Digest>],
+) -> Result<Settled, Error> {
+    let ours = Recorded::from_annotations(&plan.annotations.values);
+    let mut reads: Vec<Reference> = Vec::new();
+    for (t, c) in plan.targets.iter().zip(current) {
+        if let Some(d) = c.as_ref().filter(|d| **d != index.digest) {
+            let at = t.repository().digest(d);
+            if !reads.contains(&at) {
+                reads.push(at);
+            }
+        }
+    }
+    let annotations = try_join_all(reads.iter().map(|at| read(registry, at))).await?;
+    let read: BTreeMap<String, BTreeMap<String, String>> = reads
+        .iter()
+        .map(ToString::to_string)
+        .zip(annotations)
+        .collect();
+    let held: Vec<Option<(Held, &BTreeMap<String, String>)>> = plan
+        .targets
+        .iter()
+        .zip(current)
+        .map(|(t, c)| {
+            let d = c.as_ref().filter(|d| **d != index.digest)?;
+            let a = &read[&t.repository().digest(d).to_string()];
+            let recorded = Recorded::from_annotations(a);
+            Some((
+                Held {
+                    digest: d.clone(),
+                    recorded,
+                },
+                a,
+            ))
+        })
+        .collect();
+    let verdicts: Vec<Option<Verdict>> = held
+        .iter()
+        .map(|h| {
+            h.as_ref()
+                .map(|(h, _)| order::decide(&ours, &h.recorded, plan.rollback))
+        })
+        .collect();
+
+    // A held index that is this run's content published by another run: adopt its bytes.
+    let mut candidates: Vec<(&Held, Index)> = Vec::new();
+    for (h, a) in held.iter().flatten() {
+        // (A Docker manifest list records no revision: it may still be this content.)
+        let other_revision = h.recorded.revision.is_some() && h.recorded.revision != ours.revision;
+        if other_revision || candidates.iter().any(|(c, _)| c.digest == h.digest) {
+            continue;
+        }
+        let values = order::equivalent(&plan.annotations.values, a);
+        let again = Annotations {
+            values,
+            asked: plan.annotations.asked,
+        };
+        // Said once already for this run's index: rebuilt without logging.
+        let rebuilt = tracing::subscriber::with_default(
+            tracing::subscriber::NoSubscriber::default(),
+            || index::build(resolved, plan.format, &again, base),
+        )?;
+        if rebuilt.digest == h.digest {
+            candidates.push((h, rebuilt));
+        }
+    }
+    let moving: Vec<&Held> = held
+        .iter()
+        .zip(&verdicts)
+        .filter(|(_, v)| matches!(v, Some(Verdict::Move | Verdict::RollBack(_))))
+        .filter_map(|(h, _)| h.as_ref().map(|(h, _)| h))
+        .collect();
+    let heads: Vec<&Held> = candidates.iter().map(|(h, _)| *h).collect();
+    let index = match order::adopt(&heads, &moving) {
+        Some(chosen) => {
+            let (h, rebuilt) = candidates
+                .into_iter()
+                .find(|(h, _)| h.digest == chosen.digest)
+                .expect("the adopted index is a candidate");
+            info!(
+                digest = %rebuilt.digest,
+                published_by = %h.recorded,
+                "a target tag already holds this content, published by another run: publishing that exact index, so re-runs change nothing and every tag holds one digest"
+            );
+            rebuilt
+        }
+        None => index,
+    };
+
+    let steps = plan
+        .targets
+        .iter()
+        .zip(current)
+        .zip(held.iter().zip(verdicts))
+        .map(|((t, c), (h, verdict))| {
+            if c.as_ref() == Some(&index.digest) {
+                return Step::Unchanged;
+            }
+            let (Some((h, _)), Some(verdict)) = (h, verdict) else {
+                return Step::Move;
+            };
+            match verdict {
+                Verdict::Move => {
+                    if !h.recorded.is_ordered() {
+                        debug!(reference = %t, holds = %h.digest, "it records no order (another tool's or an older multiarch's index): moved as before");
+                    }
+                    Step::Move
+                }
+                Verdict::RollBack(newer) => {
+                    let why = order::explain(&newer, &ours, &h.recorded);
+                    warn!(reference = %t, holds = %h.digest, "rolling back (MULTIARCH_ROLLBACK=allow): {why}");
+                    Step::Move
+                }
+                Verdict::Keep(newer) => {
+                    let why = order::explain(&newer, &ours, &h.recorded);
+                    warn!(reference = %t, holds = %h.digest, "kept, not moved back: {why}; MULTIARCH_ROLLBACK=allow moves it");
+                    Step::Keep(Kept {
+                        reference: t.clone(),
+                        holds: h.digest.clone(),
+                        why,
+                    })
+                }
+            }
+        })
+        .collect();
+    Ok(Settled { index, steps })
+}
+
+/// The annotations of the manifest at `at` (what a target tag holds): empty when it is gone or
+/// is not a manifest multiarch reads (it then records no order).
+async fn read(registry: &impl Registry, at: &Reference) -> Result<BTreeMap<String, String>, Error> {
+    match registry.fetch_manifest(at).await {
+        Ok(Some(f)) => Ok(f.annotations),
+        Ok(None) => Ok(BTreeMap::new()),
+        Err(Error::InvalidManifest { reason, .. }) => {
+            debug!(reference = %at, %reason, "what the tag holds is not a manifest multiarch reads: it records no order");
+            Ok(BTreeMap::new())
+        }
+        Err(e) => Err(e),
+    }
+}
