@@ -2,7 +2,7 @@
 //!
 //! 1. Sources (wait for all, read every manifest and config) and, alongside, each target tag of
 //!    every destination looked at with push credentials — a refused push credential ends the run
-//!    now, with exit 5, whatever the sources are doing.
+//!    now, with exit 5, whatever the sources are doing — and what each holds read.
 //! 2. Build the index (with `--append`, merged into what the first target tag holds).
 //! 3. Read what each target tag holds when it is another index, and settle which tags move
 //!    (`targets`, by the rules of `order`): a tag holding a newer pipeline's index or a higher
@@ -64,14 +64,16 @@ pub(crate) async fn run(
         false,
     );
     // A dry run touches nothing it could need push credentials for. The look at the targets
-    // runs during the wait, so its retries end with the wait's.
+    // (and at what they hold) runs during the wait, so its retries end with the wait's.
     let looking = registry.until(Some(wait::retries_until(plan, Instant::now())));
     let look = async {
         if plan.dry_run {
-            Ok(None)
-        } else {
-            look_at_targets(plan, &looking).await.map(Some)
+            return Ok(None);
         }
+        let current = look_at_targets(plan, &looking).await?;
+        let mut read = targets::Read::new();
+        targets::read_held(&looking, plan, &current, None, &mut read).await?;
+        Ok(Some((current, read)))
     };
     let gathered = try_join(wait::gather(plan, registry), look).await;
     phases.end("multiarch_sources");
@@ -96,7 +98,7 @@ pub(crate) async fn run(
     let index = index::build(&resolved, plan.format, &plan.annotations, base.as_ref())?;
     info!(digest = %index.digest, media_type = index.media_type, children = index.children.len(), "index built");
 
-    let Some(looked) = looked else {
+    let Some((looked, read)) = looked else {
         let targets = plan
             .targets
             .iter()
@@ -119,8 +121,16 @@ pub(crate) async fn run(
     };
     let pushed = async {
         let current = current?;
-        let settled =
-            targets::settle(plan, registry, &resolved, base.as_ref(), index, &current).await?;
+        let settled = targets::settle(
+            plan,
+            registry,
+            &resolved,
+            base.as_ref(),
+            index,
+            &current,
+            read,
+        )
+        .await?;
         let pushed = push_all(plan, registry, &settled, &resolved, &current).await?;
         Ok::<_, Error>((settled, pushed))
     }

@@ -28,13 +28,14 @@ use tracing::{info, warn};
 
 use crate::builder::Builder;
 use crate::error::{Error, NotReady, Stale};
-use crate::manifest::REVISION;
 use crate::model::{Digest, Resolved, Source, SourceOrigin, HAND_OFF_PREFIX};
 use crate::registry::{first_line, Registry};
 use crate::settings::Plan;
-use provenance::{builder, provenance, short, Provenance};
+use judge::judge;
+use provenance::short;
 use read::resolve;
 
+mod judge;
 mod provenance;
 mod read;
 
@@ -218,83 +219,6 @@ pub(crate) async fn gather(plan: &Plan, registry: &impl Registry) -> Result<Gath
         missing: Vec::new(),
         waited: rounds > 1,
     })
-}
-
-/// Decides whether a source just read is this pipeline's build.
-fn judge(
-    plan: &Plan,
-    source: &Source,
-    r: Box<Resolved>,
-    first_round: bool,
-) -> Result<State, Error> {
-    let Some(expected) = plan.revision.as_deref() else {
-        found(&r, first_round);
-        return Ok(State::Ready(r));
-    };
-    let reference = &source.reference;
-    let digest = r.fetched().digest.clone();
-    let builder = builder(&r);
-    let label = Builder::label_lines(builder);
-    let stale = |why: Stale| State::Stale {
-        digest: digest.clone(),
-        why,
-        builder,
-    };
-    match provenance(&r, expected, &plan.times) {
-        Provenance::Built => {
-            found(&r, first_round);
-            Ok(State::Ready(r))
-        }
-        Provenance::CreatedAfter { created, started } if !plan.require_revision => {
-            warn!(
-                %reference,
-                "the image has no {REVISION} label; created {created}, after this pipeline started at {started}, so it is taken as this pipeline's build (a later pipeline's would pass too); label it to be exact: {label}"
-            );
-            found(&r, first_round);
-            Ok(State::Ready(r))
-        }
-        Provenance::Unlabelled(undated) if !plan.require_revision => {
-            warn!(
-                %reference,
-                "the image has no {REVISION} label and cannot be dated ({}), so it cannot be told apart from an earlier pipeline's build; label it with the commit: {label}; or set MULTIARCH_REQUIRE_REVISION=true to refuse unlabelled images",
-                undated.reason()
-            );
-            found(&r, first_round);
-            Ok(State::Ready(r))
-        }
-        Provenance::CreatedAfter { .. } | Provenance::Unlabelled(_) => {
-            info!(%reference, %digest, "unlabelled (MULTIARCH_REQUIRE_REVISION): waiting for a labelled build");
-            Ok(stale(Stale::Unlabelled))
-        }
-        Provenance::CreatedBefore { created, started } => {
-            info!(%reference, %digest, %created, %started, "stale: unlabelled and created before this pipeline started; waiting for this pipeline's build");
-            Ok(stale(Stale::CreatedBefore { created, started }))
-        }
-        Provenance::Other(held) => {
-            info!(%reference, holds = %short(&held), want = %short(expected), %digest, "stale: an earlier build; waiting for this pipeline's");
-            Ok(stale(Stale::Revision(held)))
-        }
-    }
-}
-
-fn found(r: &Resolved, first_round: bool) {
-    let platform = r
-        .images()
-        .iter()
-        .map(|i| i.config.platform.to_string())
-        .collect::<Vec<_>>()
-        .join(",");
-    let revision = r
-        .images()
-        .first()
-        .and_then(|i| i.revision.as_deref())
-        .map_or_else(|| "unlabelled".to_string(), short);
-    let (reference, digest) = (&r.source().reference, &r.fetched().digest);
-    if first_round {
-        info!(%reference, %digest, %platform, %revision, "source found");
-    } else {
-        info!(%reference, %digest, %platform, %revision, "source appeared");
-    }
 }
 
 /// A handed-off digest that is missing or stale will not change by waiting: fail at once.

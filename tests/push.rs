@@ -122,7 +122,7 @@ fn publishes_an_index_that_skopeo_resolves_per_architecture() {
     assert_eq!(
         dotenv,
         format!(
-            "MULTIARCH_DIGEST={digest}\nMULTIARCH_REF={repo}@{digest}\nMULTIARCH_REFS={repo}@{digest}\nMULTIARCH_TAGGED={repo}:latest\nMULTIARCH_DIGEST_LINUX_AMD64={amd}\nMULTIARCH_DIGEST_LINUX_ARM64={arm64}\nMULTIARCH_DIGEST_LINUX_ARM_V7={armv7}\n",
+            "MULTIARCH_DIGEST={digest}\nMULTIARCH_REF={repo}@{digest}\nMULTIARCH_REFS={repo}@{digest}\nMULTIARCH_TAGGED={repo}:latest\nMULTIARCH_KEPT=\nMULTIARCH_DIGEST_LINUX_AMD64={amd}\nMULTIARCH_DIGEST_LINUX_ARM64={arm64}\nMULTIARCH_DIGEST_LINUX_ARM_V7={armv7}\n",
             repo = reg.repo("group/app")
         )
     );

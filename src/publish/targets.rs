@@ -2,9 +2,10 @@
 //! index — by the pure rules of `order` (tags never move backwards; a held index that differs
 //! from this run's only in who published it is adopted as this run's index).
 //!
-//! Only tags that hold another digest than this run's index are read (one GET per distinct
-//! digest and repository, bounded like every manifest). What cannot be read as a manifest is
-//! "records no order" and moves as before.
+//! What the tags hold is read while the sources are awaited (one GET per distinct digest and
+//! repository, bounded like every manifest), so it costs no time on the way to the push; after a
+//! wait, only what changed meanwhile is read again. What cannot be read as a manifest "records
+//! no order" and moves as before.
 
 use std::collections::BTreeMap;
 
@@ -36,7 +37,35 @@ pub(super) struct Settled {
     pub(super) steps: Vec<Step>,
 }
 
-/// Reads what the target tags hold (`current`: each one's digest) and settles what moves.
+/// The annotations of what target tags hold, by `repository@digest`.
+pub(super) type Read = BTreeMap<String, BTreeMap<String, String>>;
+
+/// Reads the annotations of what each target tag holds (`current`: each one's digest), except
+/// `skip` (this run's index) and what `known` has already.
+pub(super) async fn read_held(
+    registry: &impl Registry,
+    plan: &Plan,
+    current: &[Option<Digest>],
+    skip: Option<&Digest>,
+    known: &mut Read,
+) -> Result<(), Error> {
+    let mut reads: Vec<Reference> = Vec::new();
+    for (t, c) in plan.targets.iter().zip(current) {
+        if let Some(d) = c.as_ref().filter(|d| Some(*d) != skip) {
+            let at = t.repository().digest(d);
+            if !reads.contains(&at) && !known.contains_key(&at.to_string()) {
+                reads.push(at);
+            }
+        }
+    }
+    let annotations = try_join_all(reads.iter().map(|at| read(registry, at))).await?;
+    known.extend(reads.iter().map(ToString::to_string).zip(annotations));
+    Ok(())
+}
+
+/// Settles what moves, given what the target tags hold (`current`: each one's digest; `read`:
+/// what is known of them already). With `--append`, the tag the index was merged into moves
+/// whatever it records: the new index holds what it held.
 pub(super) async fn settle(
     plan: &Plan,
     registry: &impl Registry,
@@ -44,23 +73,11 @@ pub(super) async fn settle(
     base: Option<&Base<'_>>,
     index: Index,
     current: &[Option<Digest>],
+    mut read: Read,
 ) -> Result<Settled, Error> {
     let ours = Recorded::from_annotations(&plan.annotations.values);
-    let mut reads: Vec<Reference> = Vec::new();
-    for (t, c) in plan.targets.iter().zip(current) {
-        if let Some(d) = c.as_ref().filter(|d| **d != index.digest) {
-            let at = t.repository().digest(d);
-            if !reads.contains(&at) {
-                reads.push(at);
-            }
-        }
-    }
-    let annotations = try_join_all(reads.iter().map(|at| read(registry, at))).await?;
-    let read: BTreeMap<String, BTreeMap<String, String>> = reads
-        .iter()
-        .map(ToString::to_string)
-        .zip(annotations)
-        .collect();
+    read_held(registry, plan, current, Some(&index.digest), &mut read).await?;
+    let merged_into = base.map(|b| &b.fetched.digest);
     let held: Vec<Option<(Held, &BTreeMap<String, String>)>> = plan
         .targets
         .iter()
@@ -81,8 +98,10 @@ pub(super) async fn settle(
     let verdicts: Vec<Option<Verdict>> = held
         .iter()
         .map(|h| {
-            h.as_ref()
-                .map(|(h, _)| order::decide(&ours, &h.recorded, plan.rollback))
+            h.as_ref().map(|(h, _)| match merged_into {
+                Some(d) if *d == h.digest => Verdict::Move,
+                _ => order::decide(&ours, &h.recorded, plan.rollback),
+            })
         })
         .collect();
 

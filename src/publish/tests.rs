@@ -116,7 +116,10 @@ fn holds(registry: &Scripted, tag: &str, annotations: &[(&str, &str)]) -> Digest
     .unwrap();
     let digest = Digest::of(&bytes);
     let mut state = registry.state.borrow_mut();
-    state.raw.insert(format!("r.example/app@{digest}"), bytes);
+    state
+        .raw
+        .insert(format!("r.example/app@{digest}"), bytes.clone());
+    state.raw.insert(format!("r.example/app:{tag}"), bytes);
     state
         .tags
         .insert(format!("r.example/app:{tag}"), digest.clone());
@@ -269,4 +272,18 @@ async fn a_new_pipeline_of_the_same_content_adopts_the_index_the_tags_hold() {
         .unwrap();
     assert_ne!(own.index.digest, first.index.digest);
     assert!(own.targets.iter().all(|(_, s)| *s == Status::Pushed));
+}
+
+#[tokio::test(start_paused = true)]
+async fn appending_moves_the_tag_it_merged_into_whoever_published_it() {
+    let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
+    holds(&registry, "latest", &[(PROJECT, "42"), (PIPELINE, "101")]);
+    let outcome = run(
+        &pipeline("100", &[("MULTIARCH_APPEND", "true")]),
+        &registry,
+        &NoPhases,
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.targets[0].1, Status::Pushed);
 }

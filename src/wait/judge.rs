@@ -1,0 +1,90 @@
+//! Judging a source just read: this pipeline's build (ready), or an earlier one (stale, waited
+//! past), by the pure rules of `provenance`, with the warning or progress line each verdict owes
+//! the user (an unlabelled image's warning shows its builder's label line).
+
+use tracing::{info, warn};
+
+use super::provenance::{builder, provenance, short, Provenance};
+use super::State;
+use crate::builder::Builder;
+use crate::error::{Error, Stale};
+use crate::manifest::REVISION;
+use crate::model::{Resolved, Source};
+use crate::settings::Plan;
+
+/// Decides whether a source just read is this pipeline's build.
+pub(super) fn judge(
+    plan: &Plan,
+    source: &Source,
+    r: Box<Resolved>,
+    first_round: bool,
+) -> Result<State, Error> {
+    let Some(expected) = plan.revision.as_deref() else {
+        found(&r, first_round);
+        return Ok(State::Ready(r));
+    };
+    let reference = &source.reference;
+    let digest = r.fetched().digest.clone();
+    let builder = builder(&r);
+    let label = Builder::label_lines(builder);
+    let stale = |why: Stale| State::Stale {
+        digest: digest.clone(),
+        why,
+        builder,
+    };
+    match provenance(&r, expected, &plan.times) {
+        Provenance::Built => {
+            found(&r, first_round);
+            Ok(State::Ready(r))
+        }
+        Provenance::CreatedAfter { created, started } if !plan.require_revision => {
+            warn!(
+                %reference,
+                "the image has no {REVISION} label; created {created}, after this pipeline started at {started}, so it is taken as this pipeline's build (a later pipeline's would pass too); label it to be exact: {label}"
+            );
+            found(&r, first_round);
+            Ok(State::Ready(r))
+        }
+        Provenance::Unlabelled(undated) if !plan.require_revision => {
+            warn!(
+                %reference,
+                "the image has no {REVISION} label and cannot be dated ({}), so it cannot be told apart from an earlier pipeline's build; label it with the commit: {label}; or set MULTIARCH_REQUIRE_REVISION=true to refuse unlabelled images",
+                undated.reason()
+            );
+            found(&r, first_round);
+            Ok(State::Ready(r))
+        }
+        Provenance::CreatedAfter { .. } | Provenance::Unlabelled(_) => {
+            info!(%reference, %digest, "unlabelled (MULTIARCH_REQUIRE_REVISION): waiting for a labelled build");
+            Ok(stale(Stale::Unlabelled))
+        }
+        Provenance::CreatedBefore { created, started } => {
+            info!(%reference, %digest, %created, %started, "stale: unlabelled and created before this pipeline started; waiting for this pipeline's build");
+            Ok(stale(Stale::CreatedBefore { created, started }))
+        }
+        Provenance::Other(held) => {
+            info!(%reference, holds = %short(&held), want = %short(expected), %digest, "stale: an earlier build; waiting for this pipeline's");
+            Ok(stale(Stale::Revision(held)))
+        }
+    }
+}
+
+fn found(r: &Resolved, first_round: bool) {
+    let platform = r
+        .images()
+        .iter()
+        .map(|i| i.config.platform.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let revision = r
+        .images()
+        .first()
+        .and_then(|i| i.revision.as_deref())
+        .map_or_else(|| "unlabelled".to_string(), short);
+    let (reference, digest) = (&r.source().reference, &r.fetched().digest);
+    if first_round {
+        info!(%reference, %digest, %platform, %revision, "source found");
+    } else {
+        info!(%reference, %digest, %platform, %revision, "source appeared");
+    }
+}
