@@ -374,3 +374,80 @@ fn a_new_pipeline_of_the_same_commit_reruns_against_immutable_ecr_tags() {
     assert_eq!(reg.raw("app:latest").unwrap(), first);
     assert!(err.contains("unchanged"), "{err}");
 }
+
+#[test]
+fn docker_children_get_an_oci_index_that_records_the_pipeline_and_a_docker_list_of_the_same_content_is_kept(
+) {
+    let reg = Registry::start();
+    let repo = reg.repo("group/app");
+    let hand_off: Vec<(String, String)> = ["amd64", "arm64"]
+        .iter()
+        .map(|arch| {
+            let d = push_built(
+                &reg,
+                &format!("group/app:b-{arch}"),
+                &format!("linux/{arch}"),
+                Kind::Docker,
+                Some(B),
+            );
+            (
+                format!("MULTIARCH_SOURCE_LINUX_{}", arch.to_uppercase()),
+                format!("{repo}@{d}"),
+            )
+        })
+        .collect();
+    let work = tempfile::tempdir().unwrap();
+    // As a multiarch before this rule published it (no pipeline recorded): a Docker list.
+    let mut env = job(
+        &reg,
+        "101",
+        B,
+        &with(&hand_off, &[("MULTIARCH_TAGS", "old")]),
+    );
+    env.remove("CI_PIPELINE_ID");
+    env.remove("CI_PROJECT_ID");
+    let (code, _, err, _) = push(&env, work.path(), &[]);
+    assert_eq!(code, 0, "{err}");
+    let list = reg.raw("group/app:old").unwrap();
+    let v: Value = serde_json::from_slice(&list).unwrap();
+    assert_eq!(
+        v["mediaType"],
+        "application/vnd.docker.distribution.manifest.list.v2+json"
+    );
+
+    // In a pipeline: an OCI index over the same Docker children, recording it.
+    let (code, _, err, _) = push(
+        &job(
+            &reg,
+            "102",
+            B,
+            &with(&hand_off, &[("MULTIARCH_TAGS", "new")]),
+        ),
+        work.path(),
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (_, recorded) = holds(&reg, "new");
+    assert_eq!(recorded[PIPELINE], "102");
+    assert!(
+        err.contains("the index records the pipeline that published it"),
+        "{err}"
+    );
+
+    // The tag that holds the Docker list of this very content is left as it is (immutable tags
+    // stay re-runnable across the upgrade).
+    let (code, out, err, _) = push(
+        &job(
+            &reg,
+            "103",
+            B,
+            &with(&hand_off, &[("MULTIARCH_TAGS", "old")]),
+        ),
+        work.path(),
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(reg.raw("group/app:old").unwrap(), list);
+    assert_eq!(out, format!("{repo}:old@{}\n", sha256(&list)));
+    assert!(err.contains("already holds this content"), "{err}");
+}

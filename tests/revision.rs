@@ -615,3 +615,37 @@ fn unlabelled_images_that_cannot_be_dated_fall_back_to_the_label_rule() {
         stderr_of(&out)
     );
 }
+
+#[test]
+fn a_platform_no_build_job_handed_over_names_the_build_components_archs() {
+    let reg = Registry::start();
+    let repo = reg.repo("group/app");
+    // The build jobs build amd64 only (archs: [amd64]); this job awaits amd64 and arm64.
+    let amd = built(&reg, "build", "amd64", Kind::Oci, THIS);
+    let work = tempfile::tempdir().unwrap();
+    let out = multiarch(
+        &job(
+            &reg,
+            &[
+                ("MULTIARCH_SOURCE_LINUX_AMD64", &format!("{repo}@{amd}")),
+                ("MULTIARCH_TIMEOUT", "1s"),
+            ],
+        ),
+        work.path(),
+    )
+    .arg("push")
+    .output()
+    .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains(&format!(
+            "  - {repo}:latest-arm64: missing, and no build job handed over MULTIARCH_SOURCE_LINUX_ARM64 (others were)"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("the build component's `archs` input and MULTIARCH_PLATFORMS must list the same platforms"),
+        "{err}"
+    );
+}

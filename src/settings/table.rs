@@ -103,7 +103,7 @@ settings! {
     CONTENT_BUDGET: "content-budget", "MULTIARCH_CONTENT_BUDGET", Value("SIZE"), "256MiB", CONTENT,
         "Layer bytes the content check may download per image, e.g. 256MiB, 1GiB; past it the image is not checked (a warning)";
     ROLLBACK: "rollback", "MULTIARCH_ROLLBACK", Value("MODE"), "refuse", PUSH,
-        "refuse: keep a target tag that holds a newer pipeline's index of this project, or a higher version (exit 0, said on stderr and in the report); allow: move it back deliberately";
+        "Whether a target tag holding a newer pipeline's index of this project, or a higher version, moves back: refuse (keep it: exit 0, said on stderr, stdout and in the dotenv) or allow";
     DOTENV: "dotenv", "MULTIARCH_DOTENV", Value("FILE"), "multiarch.env when GITLAB_CI=true", PUSH,
         "Write MULTIARCH_DIGEST, MULTIARCH_REF and per-platform digests to this dotenv file (a regular file); none = no report";
     DOTENV_PREFIX: "dotenv-prefix", "MULTIARCH_DOTENV_PREFIX", Value("PREFIX"), "none", PUSH,
