@@ -108,9 +108,11 @@ pub(super) async fn settle(
     // A held index that is this run's content published by another run: adopt its bytes.
     let mut candidates: Vec<(&Held, Index)> = Vec::new();
     for (h, a) in held.iter().flatten() {
-        // (A Docker manifest list records no revision: it may still be this content.)
+        // (A Docker manifest list records no revision: it may still be this content. Another
+        // project's index stays another project's.)
         let other_revision = h.recorded.revision.is_some() && h.recorded.revision != ours.revision;
-        if other_revision || candidates.iter().any(|(c, _)| c.digest == h.digest) {
+        let other_project = h.recorded.project.is_some() && h.recorded.project != ours.project;
+        if other_revision || other_project || candidates.iter().any(|(c, _)| c.digest == h.digest) {
             continue;
         }
         let values = order::equivalent(&plan.annotations.values, a);
