@@ -116,10 +116,35 @@ pub(super) fn builder(r: &Resolved) -> Option<Builder> {
 }
 
 fn of_image(image: &SourceImage, expected: &str, times: &Times) -> Provenance {
-    match image.revision.as_deref() {
+    judge_image(
+        image.revision.as_deref(),
+        image.config.created.as_deref(),
+        expected,
+        times,
+    )
+}
+
+/// One image, from its revision (label or annotation) and its config's `created`.
+pub(super) fn judge_image(
+    revision: Option<&str>,
+    created: Option<&str>,
+    expected: &str,
+    times: &Times,
+) -> Provenance {
+    match revision {
         Some(held) if same_revision(held, expected) => Provenance::Built,
         Some(held) => Provenance::Other(held.to_string()),
-        None => dated(image.config.created.as_deref(), times),
+        None => dated(created, times),
+    }
+}
+
+impl Provenance {
+    /// True for an earlier pipeline's build, whatever the settings: waited past, never published.
+    pub(super) fn is_earlier(&self) -> bool {
+        matches!(
+            self,
+            Provenance::Other(_) | Provenance::CreatedBefore { .. }
+        )
     }
 }
 
@@ -149,7 +174,7 @@ fn dated(created: Option<&str>, times: &Times) -> Provenance {
 
 /// Equal, or (commit SHAs) one an abbreviation of the other: builds labelled with
 /// `$CI_COMMIT_SHORT_SHA` match a pipeline expecting `$CI_COMMIT_SHA`.
-pub(super) fn same_revision(held: &str, expected: &str) -> bool {
+fn same_revision(held: &str, expected: &str) -> bool {
     let (a, b) = (held.trim(), expected.trim());
     if a == b {
         return true;

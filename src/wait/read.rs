@@ -186,8 +186,8 @@ async fn child(
 }
 
 /// A verdict without reading, when the config already rules the content check out: another
-/// platform than promised (that error comes next) or another revision's build (waited past,
-/// never published).
+/// platform than promised (that error comes next) or an earlier pipeline's build (another
+/// revision, or unlabelled and created before this pipeline: waited past, never published).
 fn ruled_out(
     plan: &Plan,
     source: &Source,
@@ -198,9 +198,11 @@ fn ruled_out(
         .platform
         .as_ref()
         .is_some_and(|p| !p.matches(&config.platform));
-    let other_revision = matches!((plan.revision.as_deref(), revision),
-        (Some(want), Some(held)) if !super::provenance::same_revision(held, want));
-    (other_platform || other_revision).then(|| {
+    let earlier = plan.revision.as_deref().is_some_and(|want| {
+        super::provenance::judge_image(revision, config.created.as_deref(), want, &plan.times)
+            .is_earlier()
+    });
+    (other_platform || earlier).then(|| {
         Checked::unread(Verdict::NotChecked {
             reason: "not this pipeline's image".into(),
             warn: false,
