@@ -233,21 +233,31 @@ pub(crate) enum Error {
     #[error("no AWS credentials for {action}; tried: {tried}\n  hint: in GitLab set AWS_ROLE_ARN and an id_tokens variable GITLAB_OIDC_TOKEN (see the README), or give AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")]
     NoAwsCredentials { action: &'static str, tried: String },
 
-    /// A failure worth retrying the job for: 429, 5xx, connection or timeout.
-    #[error("{action} {reference}: the registry is unavailable ({reason})\n  hint: this is usually temporary; retry the job (exit code 75)")]
+    /// A failure worth retrying the job for: 429, 5xx, connection or timeout. `reason` says
+    /// what failed where (`r.example answered HTTP 503 Service Unavailable`); `gave_up`, how the
+    /// retries ended — said once, however many retry loops the failure passed through.
+    #[error("{action} {reference}: {reason}{gave_up}\n  hint: this is usually temporary; retry the job (exit code 75)")]
     Transient {
         action: &'static str,
         reference: String,
         reason: String,
+        gave_up: GaveUp,
     },
 
-    /// A registry answer we cannot classify as anything above.
-    #[error("{action} {reference}: the registry answered {reason}")]
+    /// A registry answer we cannot classify as anything above, or one that makes no sense (a
+    /// broken redirect, an unusable upload Location). `reason` is a whole clause saying who did
+    /// what (`the registry answered HTTP 418 …`, `the token service … answered without a token`).
+    #[error("{action} {reference}: {reason}")]
     Registry {
         action: &'static str,
         reference: String,
         reason: String,
     },
+
+    /// The registry refused a manifest we pushed as invalid (HTTP 400: `MANIFEST_INVALID`,
+    /// `MANIFEST_BLOB_UNKNOWN`, or a bare 400 from a host that had answered before).
+    #[error("pushing to {reference}: the registry refused the manifest ({reason})\n  hint: the registry does not take this index or manifest as it is: MANIFEST_BLOB_UNKNOWN means a child it references is missing there; a registry that does not accept OCI indexes takes MULTIARCH_FORMAT=docker when every child is a Docker image")]
+    ManifestRefused { reference: String, reason: String },
 
     /// The registry refused to overwrite a tag (ECR immutable tags answer `TAG_INVALID`).
     #[error("{reference}: the registry refused to move this tag ({reason})\n  hint: the repository has immutable tags and the tag already holds a different image; publish under a new tag (e.g. the version or $CI_COMMIT_SHORT_SHA), or make the tag mutable")]
@@ -324,6 +334,7 @@ impl Error {
             | Error::MixedFormat { .. }
             | Error::InvalidManifest { .. }
             | Error::DigestMismatch { .. }
+            | Error::ManifestRefused { .. }
             | Error::TagImmutable { .. } => exit::VALIDATION,
             Error::AccessDenied { .. }
             | Error::TokenRefused { .. }
@@ -426,6 +437,49 @@ fn cancelled(signal: Signal, progress: &Progress) -> String {
     }
 }
 
+/// How retrying a transient failure ended, for its message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GaveUp {
+    /// Not retried (yet).
+    Not,
+    /// Every retry was spent: `attempts` in all.
+    Spent { attempts: u32 },
+    /// The next attempt would have started past `deadline` (what set it); `asked` is the
+    /// registry's `Retry-After` in seconds, when that was the reason.
+    Deadline {
+        attempts: u32,
+        deadline: &'static str,
+        asked: Option<u64>,
+    },
+}
+
+impl std::fmt::Display for GaveUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tries = |n: &u32| match n {
+            1 => "after 1 attempt".to_string(),
+            n => format!("after {n} attempts"),
+        };
+        match self {
+            GaveUp::Not => Ok(()),
+            GaveUp::Spent { attempts } => write!(f, ", {}", tries(attempts)),
+            GaveUp::Deadline {
+                attempts,
+                deadline,
+                asked: Some(secs),
+            } => write!(
+                f,
+                ", {}: it asks to be retried in {secs} s (Retry-After), past {deadline}",
+                tries(attempts)
+            ),
+            GaveUp::Deadline {
+                attempts,
+                deadline,
+                asked: None,
+            } => write!(f, ", {}, at {deadline}", tries(attempts)),
+        }
+    }
+}
+
 fn verb(push: &bool) -> &'static str {
     if *push {
         "push to"
@@ -493,6 +547,42 @@ mod tests {
             assert_eq!(e.to_string(), text);
             assert_eq!(e.exit_code(), if signal == Signal::Term { 143 } else { 130 });
         }
+    }
+
+    #[test]
+    fn a_refused_tag_inside_a_partial_push_says_each_fact_once() {
+        let e = Error::PartialPush {
+            digest: "sha256:ab".into(),
+            moved: vec!["r/app:latest".into()],
+            failed: vec![(
+                "r/app:1.4".into(),
+                Box::new(Error::Transient {
+                    action: "pushing to",
+                    reference: "r/app:1.4".into(),
+                    reason: "r answered HTTP 503 Service Unavailable".into(),
+                    gave_up: GaveUp::Spent { attempts: 6 },
+                }),
+            )],
+        };
+        assert_eq!(
+            e.to_string(),
+            "1 of 2 target tag(s) did not move; the index sha256:ab is in the registry and these hold it: r/app:latest\n  - r/app:1.4: pushing to r/app:1.4: r answered HTTP 503 Service Unavailable, after 6 attempts\n      hint: this is usually temporary; retry the job (exit code 75)"
+        );
+        assert_eq!(e.exit_code(), 75);
+        let deadline = Error::Transient {
+            action: "fetching manifest",
+            reference: "r/app:1-amd64".into(),
+            reason: "r answered HTTP 429 Too Many Requests".into(),
+            gave_up: GaveUp::Deadline {
+                attempts: 1,
+                deadline: "the time MULTIARCH_TIMEOUT leaves",
+                asked: Some(600),
+            },
+        };
+        assert_eq!(
+            deadline.to_string().lines().next().unwrap(),
+            "fetching manifest r/app:1-amd64: r answered HTTP 429 Too Many Requests, after 1 attempt: it asks to be retried in 600 s (Retry-After), past the time MULTIARCH_TIMEOUT leaves"
+        );
     }
 
     #[test]

@@ -1,15 +1,18 @@
 //! The push command's orchestration: the one place that knows the order of the steps.
 //!
 //! 1. Sources (wait for all, read every manifest and config) and, alongside, each target tag of
-//!    every destination looked at with push credentials — a refused push credential ends the run
-//!    now, with exit 5, whatever the sources are doing — and what each holds read.
+//!    every destination looked at with push credentials and push access to every destination
+//!    checked as a push asks it (an upload session opened and given back) — a refused push
+//!    credential ends the run now, with exit 5, whatever the sources are doing — and what each
+//!    tag holds read.
 //! 2. Build the index (with `--append`, merged into what the first target tag holds).
 //! 3. Read what each target tag holds when it is another index, and settle which tags move
 //!    (`targets`, by the rules of `order`): a tag holding a newer pipeline's index or a higher
 //!    version is kept; an index that is this run's content published by another run is adopted.
 //!    Then refuse, before anything is pushed anywhere, to move a tag a destination keeps
 //!    immutable.
-//! 4. Copy the children each destination lacks (mounted or streamed), untagged.
+//! 4. Copy the children each destination lacks (mounted or streamed), untagged, by the copy
+//!    phase's deadline (`MULTIARCH_TIMEOUT` plus 10 minutes from the start).
 //! 5. PUT the index by digest into each destination with several tags to move; a failure here
 //!    moves no tag. (With one tag, its own PUT is all or nothing.)
 //! 6. PUT it under each tag that does not hold it yet. A tag the registry refuses (a protected
@@ -32,7 +35,7 @@ use crate::index::{self, Base};
 use crate::manifest::Fetched;
 use crate::model::{Digest, Outcome, Resolved, Status};
 use crate::reference::{Reference, Repository};
-use crate::registry::{first_line, Registry};
+use crate::registry::{first_line, Deadline, Registry};
 use crate::settings::Plan;
 use crate::wait::{self, Gathered};
 use targets::{Settled, Step};
@@ -58,19 +61,22 @@ pub(crate) async fn run(
     registry: &impl Registry,
     phases: &dyn Phases,
 ) -> Result<Outcome, Error> {
+    let start = Instant::now();
     phases.start(
         "multiarch_sources",
         "Waiting for and reading per-architecture sources",
         false,
     );
     // A dry run touches nothing it could need push credentials for. The look at the targets
-    // (and at what they hold) runs during the wait, so its retries end with the wait's.
-    let looking = registry.until(Some(wait::retries_until(plan, Instant::now())));
+    // (and at what they hold) and the push-access check run during the wait, so their retries
+    // end with the wait's.
+    let looking = registry.until(Some(Deadline::wait(wait::retries_until(plan, start))));
     let look = async {
         if plan.dry_run {
             return Ok(None);
         }
-        let current = look_at_targets(plan, &looking).await?;
+        let (current, ()) =
+            try_join(look_at_targets(plan, &looking), check_push(plan, &looking)).await?;
         let mut read = targets::Read::new();
         targets::read_held(&looking, plan, &current, None, &mut read).await?;
         Ok(Some((current, read)))
@@ -119,6 +125,7 @@ pub(crate) async fn run(
     } else {
         Ok(looked)
     };
+    let copying = registry.until(Some(Deadline::copy(start, plan.timeout)));
     let pushed = async {
         let current = current?;
         let settled = targets::settle(
@@ -131,7 +138,7 @@ pub(crate) async fn run(
             read,
         )
         .await?;
-        let pushed = push_all(plan, registry, &settled, &resolved, &current).await?;
+        let pushed = push_all(plan, registry, &copying, &settled, &resolved, &current).await?;
         Ok::<_, Error>((settled, pushed))
     }
     .await;
@@ -198,12 +205,37 @@ async fn look_at_targets(
     try_join_all(plan.targets.iter().map(|t| registry.check_target(t))).await
 }
 
+/// Push access to every destination (once each), asked as a push asks it, saying whether blobs
+/// may be uploaded there (a source, or with `--append` the base index, lives elsewhere).
+async fn check_push(plan: &Plan, registry: &impl Registry) -> Result<(), Error> {
+    let mut destinations: Vec<&Repository> = Vec::new();
+    for t in &plan.targets {
+        if !destinations.contains(&t.repository()) {
+            destinations.push(t.repository());
+        }
+    }
+    let first = plan.targets.first().map(Reference::repository);
+    let uploads = |to: &Repository| {
+        plan.sources.iter().any(|s| s.reference.repository() != to)
+            || (plan.append && first != Some(to))
+    };
+    try_join_all(
+        destinations
+            .into_iter()
+            .map(|d| registry.check_push(d, uploads(d))),
+    )
+    .await
+    .map(|_| ())
+}
+
 type Pushed = (Vec<(Reference, Status)>, Vec<(Reference, Error)>);
 
-/// Steps 3 to 7, given what every target tag holds and what becomes of it.
-async fn push_all(
+/// Steps 3 to 7, given what every target tag holds and what becomes of it; `copying` is the
+/// access whose retries (and streams) end by the copy phase's deadline.
+async fn push_all<R: Registry>(
     plan: &Plan,
-    registry: &impl Registry,
+    registry: &R,
+    copying: &R,
     settled: &Settled,
     resolved: &[Resolved],
     current: &[Option<Digest>],
@@ -246,7 +278,7 @@ async fn push_all(
             destinations.push(t.repository());
         }
     }
-    copy::children(registry, index, resolved, &destinations).await?;
+    copy::children(copying, index, resolved, &destinations).await?;
     for repo in &destinations {
         // With one tag to move, its PUT is all or nothing: the index by digest first only
         // matters when several tags could end up split.

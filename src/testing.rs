@@ -11,11 +11,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::cli::Given;
-use crate::error::Error;
+use crate::error::{Error, GaveUp};
 use crate::manifest::{self, Descriptor, Fetched};
 use crate::model::Digest;
 use crate::reference::{Reference, Repository};
-use crate::registry::{Blob, Copied, Registry};
+use crate::registry::{Blob, Copied, Deadline, Registry};
 use crate::settings::{self, Env, Plan};
 use crate::tag_rule::TagRule;
 
@@ -39,10 +39,15 @@ pub(crate) struct State {
     pub(crate) refuse: BTreeMap<String, fn(&str) -> Error>,
     /// `check_target` refuses push credentials.
     pub(crate) deny_push: bool,
+    /// `check_push` is refused (a token that may look at the tag but not upload).
+    pub(crate) deny_upload: bool,
+    /// The repositories `check_push` was asked about, in order, and whether blobs may be
+    /// uploaded there.
+    pub(crate) push_checks: Vec<(String, bool)>,
     /// References pushed to, in order.
     pub(crate) pushed: Vec<String>,
     /// The deadlines `until` was given.
-    pub(crate) deadlines: Vec<Option<Instant>>,
+    pub(crate) deadlines: Vec<Option<Deadline>>,
     /// Manifests and configs served as they are, by reference (`r.example/app:tag`,
     /// `r.example/app@sha256:…`) or, for configs, by digest, ahead of the scripted sources: an
     /// index source and its children.
@@ -95,7 +100,8 @@ impl Scripted {
             return Err(Error::Transient {
                 action: "fetching manifest",
                 reference: at.to_string(),
-                reason: "HTTP 503".into(),
+                reason: "r.example answered HTTP 503".into(),
+                gave_up: GaveUp::Not,
             });
         }
         Ok(())
@@ -144,7 +150,7 @@ impl Scripted {
 }
 
 impl Registry for Scripted {
-    fn until(&self, deadline: Option<Instant>) -> Self {
+    fn until(&self, deadline: Option<Deadline>) -> Self {
         self.state.borrow_mut().deadlines.push(deadline);
         self.clone()
     }
@@ -168,6 +174,24 @@ impl Registry for Scripted {
             });
         }
         Ok(state.tags.get(&at.to_string()).cloned())
+    }
+
+    async fn check_push(&self, to: &Repository, uploads: bool) -> Result<(), Error> {
+        self.state
+            .borrow_mut()
+            .push_checks
+            .push((to.to_string(), uploads));
+        if self.state.borrow().deny_upload {
+            return Err(Error::AccessDenied {
+                action: "checking push access to",
+                push: true,
+                reference: to.to_string(),
+                registry: to.registry().to_string(),
+                credential: "CI_REGISTRY_USER/CI_REGISTRY_PASSWORD".into(),
+                reason: "HTTP 401 Unauthorized".into(),
+            });
+        }
+        Ok(())
     }
 
     async fn fetch_manifest(&self, at: &Reference) -> Result<Option<Fetched>, Error> {
@@ -243,7 +267,8 @@ impl Registry for Scripted {
         _: &Repository,
         _: &Descriptor,
     ) -> Result<Copied, Error> {
-        unreachable!("scripted sources live in the target repository")
+        // Scripted registries are one registry: a blob is mounted into another repository.
+        Ok(Copied::Mounted)
     }
 }
 

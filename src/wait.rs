@@ -29,7 +29,7 @@ use tracing::{info, warn};
 use crate::builder::Builder;
 use crate::error::{Error, NotReady, Stale};
 use crate::model::{Digest, Resolved, Source, SourceOrigin, HAND_OFF_PREFIX};
-use crate::registry::{first_line, Registry};
+use crate::registry::{first_line, Deadline, Registry};
 use crate::settings::Plan;
 use judge::judge;
 use provenance::short;
@@ -110,7 +110,7 @@ pub(crate) fn retries_until(plan: &Plan, start: Instant) -> Instant {
 pub(crate) async fn gather(plan: &Plan, registry: &impl Registry) -> Result<Gathered, Error> {
     let start = Instant::now();
     let deadline = start + plan.timeout;
-    let registry = &registry.until(Some(retries_until(plan, start)));
+    let registry = &registry.until(Some(Deadline::wait(retries_until(plan, start))));
     let n = plan.sources.len();
     let mut states: Vec<State> = (0..n).map(|_| State::Waiting).collect();
     let mut failing: Vec<Option<Error>> = (0..n).map(|_| None).collect();

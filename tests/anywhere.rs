@@ -92,7 +92,8 @@ fn sources_in_other_repositories_are_mounted_then_published() {
     assert!(err.contains("child copied"), "{err}");
     assert!(err.contains("mounted=2"), "{err}");
 
-    // Again: every child is there already, nothing is copied or pushed.
+    // Again: every child is there already, nothing is copied or pushed; only the push-access
+    // check opens (and gives back) an upload session.
     let before = proxy.requests();
     let out = multiarch(&env, work.path()).arg("push").output().unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -100,7 +101,16 @@ fn sources_in_other_repositories_are_mounted_then_published() {
     assert!(
         log[before..]
             .iter()
-            .all(|l| !l.starts_with("PUT") && !l.starts_with("POST")),
+            .all(|l| !l.starts_with("PUT") && !l.contains("mount=")),
+        "{:#?}",
+        &log[before..]
+    );
+    assert_eq!(
+        log[before..]
+            .iter()
+            .filter(|l| l.starts_with("POST /v2/group/app/blobs/uploads/ "))
+            .count(),
+        1,
         "{:#?}",
         &log[before..]
     );
@@ -148,7 +158,10 @@ fn a_registry_that_will_not_mount_gets_only_the_blobs_it_lacks() {
     }
     // After the configs read for the platforms, only the arm64 blobs travel.
     let log = proxy.log();
-    let copying = log.iter().position(|l| l.starts_with("POST")).unwrap();
+    let copying = log
+        .iter()
+        .position(|l| l.starts_with("POST") && l.contains("mount="))
+        .unwrap();
     let count = |prefix: &str| {
         log[copying..]
             .iter()

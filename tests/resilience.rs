@@ -210,7 +210,7 @@ fn a_registry_refusing_to_move_a_tag_exits_4_with_the_immutability_explanation()
 }
 
 #[test]
-fn a_push_costs_two_requests_per_source_and_three_per_tag() {
+fn a_push_costs_two_requests_per_source_two_per_tag_and_two_per_destination() {
     let reg = Registry::start();
     for (tag, platform) in [
         ("1-amd64", "linux/amd64"),
@@ -233,11 +233,25 @@ fn a_push_costs_two_requests_per_source_and_three_per_tag() {
     );
     let out = multiarch(&env, work.path()).arg("push").output().unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
-    // One GET per manifest and per config; per tag a HEAD before, a PUT and a HEAD after; the
-    // index once by digest.
-    let (n, t) = (3, 2);
-    assert!(proxy.requests() <= 2 * n + 3 * t + 1, "{:#?}", proxy.log());
-    // A re-run only looks: manifests, configs, a HEAD per tag, no PUT.
+    // One GET per manifest and per config; per tag a HEAD before and a PUT; per destination the
+    // push-access check (an upload session opened and given back); the index once by digest.
+    let (n, t, d) = (3, 2, 1);
+    assert_eq!(
+        proxy.requests(),
+        2 * n + 2 * t + 2 * d + 1,
+        "{:#?}",
+        proxy.log()
+    );
+    let log = proxy.log();
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("POST /v2/app/blobs/uploads/ "))
+            && log
+                .iter()
+                .any(|l| l.starts_with("DELETE /v2/app/blobs/uploads/")),
+        "{log:#?}"
+    );
+    // A re-run only looks: manifests, configs, a HEAD per tag, the push check, no PUT.
     let before = proxy.requests();
     multiarch(&env, work.path()).arg("push").assert().success();
     let log = proxy.log();
@@ -248,32 +262,54 @@ fn a_push_costs_two_requests_per_source_and_three_per_tag() {
 }
 
 #[test]
-fn an_unexpected_registry_answer_exits_1_and_a_bad_dotenv_path_exits_2_before_any_request() {
+fn a_refused_manifest_exits_4_an_unexpected_answer_1_and_a_bad_dotenv_path_2_before_any_request() {
     let reg = Registry::start();
     push_two_arches(&reg, "app", Kind::Oci);
-    let proxy = Proxy::start(
-        &reg.host,
-        Duration::ZERO,
-        on_put({
-            Fault::Json {
-                code: 400,
-                body: r#"{"errors":[{"code":"MANIFEST_INVALID","message":"manifest invalid"}]}"#
-                    .into(),
-            }
-        }),
-    );
     let work = tempfile::tempdir().unwrap();
-    let out = multiarch(&vars(&proxy.host, &[]), work.path())
-        .arg("push")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
-    assert!(
-        stderr_of(&out).contains("MANIFEST_INVALID"),
-        "{}",
-        stderr_of(&out)
-    );
-    assert!(out.stdout.is_empty());
+    for (code, body, exit, said) in [
+        (
+            400,
+            r#"{"errors":[{"code":"MANIFEST_INVALID","message":"manifest invalid"}]}"#,
+            4,
+            "the registry refused the manifest (HTTP 400 Bad Request, MANIFEST_INVALID: manifest invalid)",
+        ),
+        (
+            405,
+            r#"{"errors":[{"code":"UNSUPPORTED","message":"not here"}]}"#,
+            1,
+            "the registry answered HTTP 405 Method Not Allowed, UNSUPPORTED: not here",
+        ),
+        // A bare HTML 400 from a plain-HTTP host that answered everything else: its refusal,
+        // not a TLS port (that diagnosis needs a host that never answered otherwise).
+        (
+            400,
+            "<html><head><title>400 Bad Request</title></head><body>400 Bad Request</body></html>",
+            4,
+            "the registry refused the manifest (HTTP 400 Bad Request)",
+        ),
+    ] {
+        let proxy = Proxy::start(
+            &reg.host,
+            Duration::ZERO,
+            on_put(Fault::Json {
+                code,
+                body: body.into(),
+            }),
+        );
+        let out = multiarch(&vars(&proxy.host, &[]), work.path())
+            .arg("push")
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(exit), "{err}");
+        assert!(
+            err.contains(&format!("pushing to {}/app:latest: {said}", proxy.host)),
+            "{err}"
+        );
+        assert!(out.stdout.is_empty());
+        assert!(!err.contains("TLS"), "{err}");
+    }
+    let proxy = Proxy::start(&reg.host, Duration::ZERO, |_, _| Fault::Pass);
 
     let before = proxy.requests();
     let env = vars(

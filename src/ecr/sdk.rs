@@ -17,7 +17,7 @@ use aws_smithy_runtime_api::client::retries::classifiers::{
     ClassifyRetry, RetryAction, RetryClassifierPriority,
 };
 
-use crate::error::Error;
+use crate::error::{Error, GaveUp};
 use crate::registry::{lookup, DnsFailure};
 
 const NO_CREDENTIALS_TRIED: &str = "environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), shared profile (AWS_PROFILE, ~/.aws), web identity (AWS_ROLE_ARN with AWS_WEB_IDENTITY_TOKEN_FILE or a GitLab id_token in GITLAB_OIDC_TOKEN), container role (ECS/EKS), instance role (IMDS)";
@@ -131,13 +131,14 @@ where
             return Error::Transient {
                 action: "calling",
                 reference: action.to_string(),
-                reason,
+                reason: format!("AWS answered {reason}"),
+                gave_up: GaveUp::Not,
             };
         }
         return Error::Registry {
             action: "calling",
             reference: action.to_string(),
-            reason,
+            reason: format!("AWS answered {reason}"),
         };
     }
     if let Some(name) = unknown_host(&e) {
@@ -157,6 +158,7 @@ where
         action: "calling",
         reference: action.to_string(),
         reason: "the AWS API did not answer".into(),
+        gave_up: GaveUp::Not,
     }
 }
 

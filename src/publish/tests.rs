@@ -87,9 +87,55 @@ async fn a_refused_push_credential_ends_the_run_before_any_waiting() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_credential_that_may_look_but_not_upload_ends_the_run_before_any_waiting() {
+    // arm64 never appears: without the early check this would wait the whole 15 minutes.
+    let registry = Scripted::new(&[("latest-amd64", 0, "amd64")]);
+    registry.state.borrow_mut().deny_upload = true;
+    let start = Instant::now();
+    let e = run(&plan(&[("MULTIARCH_TIMEOUT", "15m")]), &registry, &NoPhases)
+        .await
+        .unwrap_err();
+    assert_eq!(e.exit_code(), 5, "{e}");
+    assert!(e.to_string().starts_with("checking push access to r.example/app: the registry refused access (HTTP 401 Unauthorized; credentials from CI_REGISTRY_USER/CI_REGISTRY_PASSWORD)"), "{e}");
+    assert!(start.elapsed() < Duration::from_secs(1));
+    assert!(registry.state.borrow().pushed.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn push_access_is_checked_once_per_destination_whatever_the_number_of_tags() {
+    let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
+    let plan = plan(&[
+        ("MULTIARCH_IMAGE", "r.example/app,r.example/mirror"),
+        ("MULTIARCH_TAGS", "latest,1"),
+    ]);
+    run(&plan, &registry, &NoPhases).await.unwrap();
+    // Children come from app: the mirror gets uploads (or mounts), app itself none.
+    assert_eq!(
+        registry.state.borrow().push_checks,
+        [
+            ("r.example/app".to_string(), false),
+            ("r.example/mirror".to_string(), true)
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn push_access_is_checked_once_even_when_the_tags_are_looked_at_again_after_a_wait() {
+    let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 5, "arm64")]);
+    run(&plan(&[("MULTIARCH_TIMEOUT", "1m")]), &registry, &NoPhases)
+        .await
+        .unwrap();
+    assert_eq!(
+        registry.state.borrow().push_checks,
+        [("r.example/app".to_string(), false)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_dry_run_pushes_nothing_and_needs_no_push_credentials() {
     let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
     registry.state.borrow_mut().deny_push = true;
+    registry.state.borrow_mut().deny_upload = true;
     let outcome = run(
         &plan(&[("MULTIARCH_DRY_RUN", "true")]),
         &registry,
@@ -99,6 +145,7 @@ async fn a_dry_run_pushes_nothing_and_needs_no_push_credentials() {
     .unwrap();
     assert_eq!(outcome.targets[0].1, Status::Planned);
     assert!(registry.state.borrow().pushed.is_empty());
+    assert!(registry.state.borrow().push_checks.is_empty());
 }
 
 /// Makes `tag` of `r.example/app` hold an index recording `annotations`; its digest.

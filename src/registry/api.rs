@@ -6,11 +6,11 @@
 
 use reqwest::header::ACCEPT;
 use reqwest::{Method, StatusCode, Url};
-use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::classify::{Action, Op};
 use super::client::Client;
+use super::retry::Deadline;
 use super::transport::{Limit, Overflow, Request};
 use super::{Blob, Copied, Registry};
 use crate::credentials::{Credential, Found};
@@ -106,7 +106,7 @@ impl Client {
 }
 
 impl Registry for Client {
-    fn until(&self, deadline: Option<Instant>) -> Client {
+    fn until(&self, deadline: Option<Deadline>) -> Client {
         self.with_deadline(deadline)
     }
 
@@ -116,6 +116,10 @@ impl Registry for Client {
 
     async fn check_target(&self, at: &Reference) -> Result<Option<Digest>, Error> {
         self.head(at, Action::CheckTarget, true).await
+    }
+
+    async fn check_push(&self, to: &Repository, uploads: bool) -> Result<(), Error> {
+        Client::check_push(self, to, uploads).await
     }
 
     async fn fetch_manifest(&self, at: &Reference) -> Result<Option<Fetched>, Error> {

@@ -1,49 +1,48 @@
 //! Blobs between repositories and registries, for children that live elsewhere than a
-//! destination. On one registry a blob is mounted first (`POST …/blobs/uploads/?mount=&from=`):
-//! one request, no bytes, and a blob the destination already has is simply mounted again. Only
-//! where the registry declines (202: an upload session instead; 401/403/404 when it will not let
-//! us read the source) or across registries is the destination asked whether it has the blob
-//! (HEAD), and if not the blob is streamed from the source straight into a monolithic upload
-//! (`PUT <session>?digest=` with the whole body, the method Amazon ECR, distribution, GitLab and
-//! Docker Hub all take), never held in memory, hashed on the way and cut off the moment it exceeds
-//! its size or hashes wrong. At most `STREAMS_AT_ONCE` blobs stream at a time per run.
+//! destination (upload sessions themselves are `upload`'s). On one registry a blob is mounted first (`POST …/blobs/uploads/?mount=&from=`): one request, no
+//! bytes, and a blob the destination already has is simply mounted again. Only where the registry
+//! declines (202: an upload session instead; 401/403/404 when it will not let us read the source)
+//! or across registries is the destination asked whether it has the blob (HEAD), and if not the
+//! blob is streamed from the source straight into a monolithic upload (`PUT <session>?digest=`
+//! with the whole body, the method Amazon ECR, distribution, GitLab and Docker Hub all take),
+//! never held in memory, verified on the way (`blob_stream`). At most `STREAMS_AT_ONCE` blobs
+//! stream at a time per run.
 //!
-//! A failed copy is retried as a whole, from a fresh upload session: a stream cannot be replayed.
+//! The upload goes where the session's `Location` says, judged by `origin`'s rule like a redirect
+//! — credentials only if it stays on the registry's origin, plain HTTP only to a listed host.
 //!
-//! Blobs are also read (`read_blob`: the content check's layers) through the same verified
-//! stream: bounded by the descriptor's size, hashed on the way, its last piece held back until
-//! the digest is right; the reader drops it to stop the download. A read over `SMALL_BLOB` takes
-//! a stream turn like a copy; a smaller one is over in about a round trip, like a config.
+//! Time: an attempt ends within the request limit plus one second per MiB (and by the copy
+//! phase's deadline); a source that stalls or drips is cut off within the request limit and named
+//! as the source. A failed copy is retried as a whole, from a fresh upload session (a stream
+//! cannot be replayed) — but not one that ran out of time: it would run out again.
 //! Spec: <https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pushing-blobs>.
 
 use std::cell::Cell;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{Stream, StreamExt as _};
+use futures_util::StreamExt as _;
 use reqwest::header::{ACCEPT, CONTENT_LENGTH};
 use reqwest::{Method, StatusCode, Url};
+use tokio::time::Instant;
 use tracing::debug;
 
+use super::blob_stream::{checked, verified, Verdict, STALL_BLOCK};
 use super::classify::{self, Action};
 use super::client::Client;
-use super::retry::{retry, Attempt};
-use super::transport::{Limit, Opened, Overflow, Request};
+use super::origin::Sent;
+use super::redirect::via;
+use super::retry::{retry, Attempt, Deadline};
+use super::transport::{Limit, Opened, Request, Within};
+use super::upload::{session_of, UPLOAD_REPLY_LIMIT};
 use super::{Blob, Copied};
-use crate::error::Error;
+use crate::error::{Error, GaveUp};
 use crate::manifest::Descriptor;
 use crate::model::Digest;
 use crate::reference::Repository;
 
-/// Upload answers say nothing we need beyond their status.
-const UPLOAD_REPLY_LIMIT: Limit = Limit {
-    bytes: 64 * 1024,
-    overflow: Overflow::Ignore,
-};
-
-/// The slowest a streamed blob may move before its upload is given up: the request limit plus
-/// one second per MiB.
-const MIB_PER_SECOND: u64 = 1024 * 1024;
+/// The slowest average a blob copy attempt may have: the request limit plus one second per MiB.
+const BYTES_PER_SECOND: u64 = 1024 * 1024;
 
 /// Blobs streamed at once in a run: enough to keep a link busy, few enough that each gets a fair
 /// share of it and of the registry's ingest.
@@ -110,23 +109,11 @@ impl Client {
             }
             let _turn = once.stream_turn().await;
             match once.stream(from, to, blob, session).await {
-                Ok(()) => Attempt::Done(Ok(Copied::Streamed)),
-                Err(e) => retry_if_transient(e),
+                Attempt::Done(r) => Attempt::Done(r.map(|()| Copied::Streamed)),
+                Attempt::Retry { error, after } => Attempt::Retry { error, after },
             }
         });
         self.bounded(&op, &Cell::new(false), copy).await
-    }
-
-    /// Gives back an upload session we will not use (best effort: sessions expire anyway).
-    async fn cancel(&self, to: &Repository, session: Url) {
-        let shown = format!("{to} (upload session)");
-        let op = self.op(Action::UploadBlob, &shown, to, true);
-        let sent = self
-            .call(&op, UPLOAD_REPLY_LIMIT, || {
-                Request::new(Method::DELETE, session.clone())
-            })
-            .await;
-        debug!(status = ?sent.map(|r| r.status.as_u16()), "upload session given back");
     }
 
     async fn mount(
@@ -153,12 +140,7 @@ impl Client {
                 debug!(blob = %blob.digest, from = %from, to = %to, "mounted");
                 Ok(Mount::Done)
             }
-            StatusCode::ACCEPTED => match reply.header("location") {
-                Some(l) => Ok(Mount::Session(
-                    url.join(l).map_err(|_| bad_location(&shown))?,
-                )),
-                None => Err(bad_location(&shown)),
-            },
+            StatusCode::ACCEPTED => session_of(&reply, &url, &shown).map(Mount::Session),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => {
                 debug!(blob = %blob.digest, status = reply.status.as_u16(), "mount declined; uploading");
                 Ok(Mount::Declined)
@@ -167,35 +149,48 @@ impl Client {
         }
     }
 
-    /// Opens an upload session in `to`.
-    async fn session(&self, to: &Repository, shown: &str) -> Result<Url, Error> {
-        let op = self.op(Action::UploadBlob, shown, to, true);
-        let url = self.url(to, "blobs", "uploads/");
-        let reply = self
-            .call(&op, UPLOAD_REPLY_LIMIT, || {
-                Request::new(Method::POST, url.clone()).header(CONTENT_LENGTH, "0")
-            })
-            .await?;
-        match (reply.status, reply.header("location")) {
-            (StatusCode::ACCEPTED, Some(l)) => url.join(l).map_err(|_| bad_location(shown)),
-            (StatusCode::ACCEPTED, None) => Err(bad_location(shown)),
-            _ => Err(self.refusal(&reply, &op).await),
-        }
-    }
-
-    /// Streams `blob` from `from` into an upload session of `to` (opened here unless given).
+    /// One attempt to stream `blob` from `from` into an upload session of `to` (opened here
+    /// unless given), within its time limit.
     async fn stream(
         &self,
         from: &Repository,
         to: &Repository,
         blob: &Descriptor,
         session: Option<Url>,
+    ) -> Attempt<()> {
+        let budget = self.budget();
+        let (limit, said) = attempt_limit(
+            budget.request_timeout,
+            blob.size,
+            budget.deadline,
+            Instant::now(),
+        );
+        match tokio::time::timeout(limit, self.stream_within(from, to, blob, session)).await {
+            Ok(Ok(())) => Attempt::Done(Ok(())),
+            Ok(Err(e)) => retry_if_transient(e),
+            // Out of time: another attempt would be as slow.
+            Err(_) => Attempt::Done(Err(Error::Transient {
+                action: "copying blob",
+                reference: format!("{} from {from} to {to}", blob.digest),
+                reason: format!("the copy did not finish {said}; it was not retried"),
+                gave_up: GaveUp::Not,
+            })),
+        }
+    }
+
+    async fn stream_within(
+        &self,
+        from: &Repository,
+        to: &Repository,
+        blob: &Descriptor,
+        session: Option<Url>,
     ) -> Result<(), Error> {
-        let source_shown = format!("{from}@{}", blob.digest);
+        let source_shown = format!("{} from {from}", blob.digest);
         let source_op = self.op(Action::FetchBlob, &source_shown, from, false);
         let source_url = self.url(from, "blobs", &blob.digest.to_string());
+        let head = Within::Head(self.budget().request_timeout);
         let response = match self
-            .exchange(&source_op, None, || {
+            .exchange(&source_op, None, head, || {
                 Request::new(Method::GET, source_url.clone()).header(ACCEPT, "*/*")
             })
             .await?
@@ -203,7 +198,13 @@ impl Client {
             Opened::Stream(r) => r,
             Opened::Done(reply) => return Err(self.refusal(&reply, &source_op).await),
         };
+        // The host the body comes from (ECR: S3, where the registry redirected).
+        let source_host = match via(&source_url, response.url(), Sent::Redirect) {
+            None => from.api_host().to_string(),
+            Some(v) => v.said(),
+        };
         let shown = format!("{to}@{}", blob.digest);
+        let registry = self.url(to, "blobs", "uploads/");
         let mut location = match session {
             Some(url) => url,
             None => self.session(to, &shown).await?,
@@ -213,27 +214,38 @@ impl Client {
             .append_pair("digest", &blob.digest.to_string());
         let op = self.op(Action::UploadBlob, &shown, to, true);
         let header = self.header(&op).await?;
-        self.admit(&op, Some(&Method::PUT))?;
-        let verdict: Arc<Mutex<Option<String>>> = Arc::default();
-        let body = verified(response, blob.digest.clone(), blob.size, verdict.clone());
-        let timeout =
-            self.budget().request_timeout + Duration::from_secs(blob.size / MIB_PER_SECOND);
+        let verdict: super::blob_stream::Shared = Arc::default();
+        let stall = self.budget().request_timeout;
+        let body = verified(
+            response,
+            blob.digest.clone(),
+            blob.size,
+            stall,
+            Arc::clone(&verdict),
+        );
         debug!(blob = %blob.digest, size = blob.size, from = %from, to = %to, "streaming");
+        let upload = Request::new(Method::PUT, location)
+            .located(&registry)
+            .stream(body, blob.size);
+        self.admit(&op, Some(&upload))?;
         let sent = self
             .transport()
             .exchange(
-                Request::new(Method::PUT, location).stream(body, blob.size),
+                upload,
                 header.as_ref(),
                 Some(UPLOAD_REPLY_LIMIT),
-                timeout,
+                Within::Caller,
             )
             .await;
-        if let Some(problem) = verdict.lock().expect("verdict").take() {
-            return Err(Error::DigestMismatch {
-                reference: source_shown,
-                expected: blob.digest.to_string(),
-                actual: problem,
-            });
+        let stopped = verdict.lock().expect("verdict").take();
+        if let Some(verdict) = stopped {
+            return Err(source_failed(
+                verdict,
+                blob,
+                &source_shown,
+                &source_host,
+                stall,
+            ));
         }
         let reply = match sent {
             Ok(Opened::Done(reply)) => reply,
@@ -253,6 +265,75 @@ impl Client {
     }
 }
 
+/// A source whose body stopped early, as the source's failure: content of another size or digest
+/// is invalid (exit 4); a stall, a drip or a cut connection is transient (retried, then 75).
+fn source_failed(
+    verdict: Verdict,
+    blob: &Descriptor,
+    shown: &str,
+    host: &str,
+    stall: Duration,
+) -> Error {
+    let size = blob.size;
+    let transient = |reason: String| Error::Transient {
+        action: "reading blob",
+        reference: shown.to_string(),
+        reason,
+        gave_up: GaveUp::Not,
+    };
+    let invalid = |reason: String| Error::InvalidManifest {
+        reference: shown.to_string(),
+        what: "blob",
+        reason,
+    };
+    match verdict {
+        Verdict::TooLong => invalid(format!(
+            "{host} sent more than the {size} bytes its descriptor says"
+        )),
+        Verdict::TooShort { seen } => invalid(format!(
+            "{host} ended it after {seen} of the {size} bytes its descriptor says"
+        )),
+        Verdict::Digest(actual) => Error::DigestMismatch {
+            reference: shown.to_string(),
+            expected: blob.digest.to_string(),
+            actual: actual.to_string(),
+        },
+        Verdict::Stalled { seen } => transient(format!(
+            "{host} sent {seen} of {size} bytes, then less than {} MiB in {} s (MULTIARCH_REQUEST_TIMEOUT): a stalled or dripping source",
+            STALL_BLOCK / (1024 * 1024),
+            stall.as_secs_f64()
+        )),
+        Verdict::Failed { seen, what } => {
+            transient(format!("{what} at {host} after {seen} of {size} bytes"))
+        }
+    }
+}
+
+/// The time one copy attempt of `size` bytes may take from `now`: the request limit plus one
+/// second per MiB begun (so never less than a stalled source takes to be found out), and no
+/// later than `deadline` (the copy phase's); with what set it, for the message.
+fn attempt_limit(
+    request_timeout: Duration,
+    size: u64,
+    deadline: Option<Deadline>,
+    now: Instant,
+) -> (Duration, String) {
+    let own = request_timeout + Duration::from_secs(size.div_ceil(BYTES_PER_SECOND));
+    match deadline {
+        Some(d) if d.at < now + own => (
+            d.at.saturating_duration_since(now),
+            format!("by {}", d.what),
+        ),
+        _ => (
+            own,
+            format!(
+                "within {} s (MULTIARCH_REQUEST_TIMEOUT plus 1 s per MiB)",
+                own.as_secs()
+            ),
+        ),
+    }
+}
+
 fn retry_if_transient<T>(e: Error) -> Attempt<T> {
     match e {
         e @ Error::Transient { .. } => Attempt::Retry {
@@ -263,122 +344,15 @@ fn retry_if_transient<T>(e: Error) -> Attempt<T> {
     }
 }
 
-fn bad_location(shown: &str) -> Error {
-    Error::Registry {
-        action: "uploading a blob to",
-        reference: shown.to_string(),
-        reason: "its upload answer has no usable Location".into(),
-    }
-}
-
-/// What was wrong with a blob's bytes.
-enum Bad {
-    /// More than the size announced.
-    Long,
-    /// The stream ended short: bytes seen.
-    Short(u64),
-    /// It hashed to this other digest.
-    Digest(Digest),
-    /// The download failed.
-    Transport(reqwest::Error),
-}
-
-impl Bad {
-    fn reason(&self, size: u64) -> String {
-        match self {
-            Bad::Long => format!("more than the {size} bytes announced"),
-            Bad::Short(seen) => format!("{seen} bytes, not the {size} announced"),
-            Bad::Digest(d) => d.to_string(),
-            Bad::Transport(_) => "the download was cut off".into(),
-        }
-    }
-}
-
-/// A blob's body, hashed on the way: past `size` bytes, short of it at the end, or at the end
-/// with another digest, the stream ends with an error. The last piece is held back until the
-/// whole blob hashes right, so no consumer ever takes wrong content for complete.
-fn checked<S>(
-    inner: S,
-    expected: Digest,
-    size: u64,
-) -> impl Stream<Item = Result<bytes::Bytes, Bad>>
-where
-    S: Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin,
-{
-    struct State<S> {
-        inner: S,
-        hasher: crate::model::Hasher,
-        expected: Digest,
-        size: u64,
-        seen: u64,
-    }
-    let state = State {
-        inner,
-        hasher: expected.hasher(),
-        expected,
-        size,
-        seen: 0,
-    };
-    futures_util::stream::unfold(Some(state), move |state| async move {
-        let mut st = state?;
-        match st.inner.next().await {
-            Some(Ok(chunk)) => {
-                st.seen += chunk.len() as u64;
-                if st.seen > st.size {
-                    return Some((Err(Bad::Long), None));
-                }
-                st.hasher.update(&chunk);
-                if st.seen < st.size {
-                    return Some((Ok(chunk), Some(st)));
-                }
-                let actual = st.hasher.finish();
-                if actual != st.expected {
-                    return Some((Err(Bad::Digest(actual)), None));
-                }
-                Some((Ok(chunk), None))
-            }
-            Some(Err(e)) => Some((Err(Bad::Transport(e)), None)),
-            None if st.seen == st.size => {
-                // An empty blob: nothing was held back, only the hash is left to check.
-                let actual = std::mem::replace(&mut st.hasher, st.expected.hasher()).finish();
-                if actual == st.expected {
-                    return None;
-                }
-                Some((Err(Bad::Digest(actual)), None))
-            }
-            None => Some((Err(Bad::Short(st.seen)), None)),
-        }
-    })
-}
-
-/// The source's body as an upload body (`checked`): a failure aborts the upload, never
-/// committed, and `verdict` says why.
-fn verified(
-    response: reqwest::Response,
-    expected: Digest,
-    size: u64,
-    verdict: Arc<Mutex<Option<String>>>,
-) -> reqwest::Body {
-    let stream = checked(response.bytes_stream().boxed(), expected, size).map(move |r| {
-        r.map_err(|bad| {
-            let why = bad.reason(size);
-            *verdict.lock().expect("verdict") = Some(why.clone());
-            match bad {
-                Bad::Transport(e) => std::io::Error::other(e),
-                _ => std::io::Error::other(why),
-            }
-        })
-    });
-    reqwest::Body::wrap_stream(stream)
-}
-
 /// Blobs up to this size are read like a config (their body follows at once); larger ones take
 /// one of the run's stream turns while open.
 pub(crate) const SMALL_BLOB: u64 = 1024 * 1024;
 
 impl Client {
-    /// Opens `blob` of `repo` to read, hashed on the way (`checked`); the time allowed grows by
-    /// one second per MiB of the `up_to` bytes wanted, as for copies.
+    /// Opens `blob` of `repo` to read (the content check's layers), checked on the way
+    /// (`blob_stream::checked`: its size, its digest, a source that stalls or drips); the whole
+    /// read may take the request limit plus one second per MiB of the `up_to` bytes wanted, as
+    /// a copy may. The reader drops it to stop the download.
     pub(super) async fn read_blob(
         &self,
         repo: &Repository,
@@ -390,15 +364,14 @@ impl Client {
         } else {
             None
         };
-        let shown = format!("{repo}@{}", blob.digest);
+        let shown = format!("{} from {repo}", blob.digest);
         let op = self.op(Action::FetchBlob, &shown, repo, false);
         let url = self.url(repo, "blobs", &blob.digest.to_string());
-        let timeout = self.budget().request_timeout
-            + Duration::from_secs(up_to.min(blob.size) / MIB_PER_SECOND);
+        let stall = self.budget().request_timeout;
+        let whole = stall + Duration::from_secs(up_to.min(blob.size).div_ceil(BYTES_PER_SECOND));
         debug!(blob = %blob.digest, size = blob.size, from = %repo, "reading");
         let response = match self
-            .with_request_timeout(timeout)
-            .exchange(&op, None, || {
+            .exchange(&op, None, Within::Whole(whole), || {
                 Request::new(Method::GET, url.clone()).header(ACCEPT, "*/*")
             })
             .await?
@@ -406,23 +379,86 @@ impl Client {
             Opened::Stream(r) => r,
             Opened::Done(reply) => return Err(self.refusal(&reply, &op).await),
         };
-        let (expected, size) = (blob.digest.clone(), blob.size);
-        let stream =
-            checked(response.bytes_stream().boxed(), expected.clone(), size).map(move |r| {
-                let _turn = &turn;
-                r.map_err(|bad| match bad {
-                    Bad::Transport(_) => Error::Transient {
-                        action: "reading",
-                        reference: shown.clone(),
-                        reason: "the download was cut off".into(),
-                    },
-                    bad => Error::DigestMismatch {
-                        reference: shown.clone(),
-                        expected: expected.to_string(),
-                        actual: bad.reason(size),
-                    },
-                })
-            });
+        let host = match via(&url, response.url(), Sent::Redirect) {
+            None => repo.api_host().to_string(),
+            Some(v) => v.said(),
+        };
+        let described = blob.clone();
+        let stream = checked(response, blob.digest.clone(), blob.size, stall).map(move |piece| {
+            let _turn = &turn;
+            piece.map_err(|why| source_failed(why, &described, &shown, &host, stall))
+        });
         Ok(Blob::new(stream))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_that_fails_is_named_as_the_source() {
+        let blob = Descriptor {
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+            digest: Digest::of(b"layer"),
+            size: 2_000_000,
+            platform: None,
+            artifact_type: None,
+            annotations: None,
+        };
+        let shown = format!("{} from src.example/app", blob.digest);
+        let said =
+            |v| source_failed(v, &blob, &shown, "src.example", Duration::from_secs(30)).to_string();
+        assert_eq!(
+            said(Verdict::Stalled { seen: 1024 }),
+            format!("reading blob {shown}: src.example sent 1024 of 2000000 bytes, then less than 1 MiB in 30 s (MULTIARCH_REQUEST_TIMEOUT): a stalled or dripping source\n  hint: this is usually temporary; retry the job (exit code 75)")
+        );
+        assert_eq!(
+            said(Verdict::Failed {
+                seen: 7,
+                what: "response cut off".into()
+            })
+            .lines()
+            .next()
+            .unwrap(),
+            format!(
+                "reading blob {shown}: response cut off at src.example after 7 of 2000000 bytes"
+            )
+        );
+        assert_eq!(
+            said(Verdict::TooLong),
+            format!("{shown} is not a usable blob: src.example sent more than the 2000000 bytes its descriptor says")
+        );
+    }
+
+    #[test]
+    fn an_attempt_may_take_the_request_limit_plus_a_second_per_mib_until_the_copy_deadline() {
+        let now = Instant::now();
+        let limit = Duration::from_secs(30);
+        let (took, said) = attempt_limit(limit, 1024 * 1024 * 1024, None, now);
+        assert_eq!(took, Duration::from_secs(30 + 1024));
+        assert_eq!(
+            said,
+            "within 1054 s (MULTIARCH_REQUEST_TIMEOUT plus 1 s per MiB)"
+        );
+        let copy = Deadline::copy(now, Duration::from_secs(60));
+        let (took, said) = attempt_limit(limit, 1024 * 1024 * 1024, Some(copy), now);
+        assert_eq!(took, Duration::from_secs(60 + 600));
+        assert!(
+            said.starts_with("by the end of the time for copying"),
+            "{said}"
+        );
+        // A small blob far from the deadline keeps its own limit.
+        assert_eq!(
+            attempt_limit(limit, 10, Some(copy), now).0,
+            Duration::from_secs(31)
+        );
+        // Past the deadline, none is left.
+        let past = Deadline { at: now, ..copy };
+        let later = now + Duration::from_secs(1);
+        assert_eq!(
+            attempt_limit(limit, 10, Some(past), later).0,
+            Duration::ZERO
+        );
     }
 }

@@ -4,17 +4,22 @@
 //!
 //! Four classes: permanent misconfiguration (a host that does not exist, TLS answered in plain
 //! HTTP or the reverse, an untrusted certificate, an unusable URL) ends the run at once with
-//! exit 2 and a hint; a registry's own broken redirect (an unusable `Location`, a redirect loop,
-//! a downgrade to plain HTTP) ends it at once with exit 1, since neither settings nor a retry fix
-//! it; refusals (401/403) exit 5; 408/429/5xx, refused or reset connections and timeouts are
-//! transient: retried, then exit 75. A failure after a redirect names the host that failed and
-//! the one that redirected there.
+//! exit 2 and a hint; a registry's own broken redirect or upload `Location` (unusable, a loop,
+//! plain HTTP to a host not listed, a refusal from the host it names, which gets no credentials)
+//! ends it at once with exit 1, since neither settings nor a retry fix it; refusals (401/403, or
+//! a `DENIED` code) exit 5, a manifest refused as invalid (400 on its PUT) exit 4; 408/429/5xx,
+//! refused or reset connections and timeouts are transient: retried, then exit 75. A failure
+//! after a redirect or at a Location names the host that failed and the one that sent us there.
+//! A bare 400 is read as "plain HTTP sent to a TLS port" only where that can be true: before a
+//! plain-HTTP host has answered anything else (a TLS port answers every request so); once it has,
+//! it has shown it speaks plain HTTP and a 400 is its refusal, with its status.
 
 use serde::Deserialize;
 
+use super::origin::Sent;
 use super::retry::Attempt;
 use super::transport::{Failure, Reply, MAX_REDIRECTS};
-use crate::error::Error;
+use crate::error::{Error, GaveUp};
 use crate::model::bounded;
 
 /// What we were doing; it words messages and tells which credentials were needed.
@@ -37,7 +42,7 @@ impl Action {
         match self {
             Action::Fetch => "fetching manifest",
             Action::FetchConfig => "fetching image config of",
-            Action::FetchBlob => "fetching blob",
+            Action::FetchBlob => "reading blob",
             Action::MountBlob => "mounting blob into",
             Action::UploadBlob => "uploading blob to",
             Action::CheckTarget => "checking push access to",
@@ -128,38 +133,61 @@ pub(crate) fn reply(reply: &Reply, op: &Op, credential: Option<&str>) -> Error {
     for (code, message) in &codes {
         reason.push_str(&format!(", {}: {}", clean(code), clean(message)));
     }
-    if codes
-        .iter()
-        .any(|(c, _)| c == "DIGEST_INVALID" || c == "SIZE_INVALID")
-    {
+    let has = |wanted: &[&str]| codes.iter().any(|(c, _)| wanted.contains(&c.as_str()));
+    if let Some(via) = &reply.via {
+        // A host a redirect or an upload Location named: it got no credentials, so neither
+        // its refusal nor anything else it says is about them.
+        let who = format!(
+            "{} answered {reason} ({})",
+            via.to,
+            via.sent.said(&via.from)
+        );
+        return if is_transient(status) {
+            Error::Transient {
+                action: op.action.doing(),
+                reference: op.at.to_string(),
+                reason: who,
+                gave_up: GaveUp::Not,
+            }
+        } else if matches!(status.as_u16(), 401 | 403) {
+            Error::Registry {
+                action: op.action.doing(),
+                reference: op.at.to_string(),
+                reason: format!("{who}; no credentials are sent there, only to {}", via.from),
+            }
+        } else {
+            Error::Registry {
+                action: op.action.doing(),
+                reference: op.at.to_string(),
+                reason: who,
+            }
+        };
+    }
+    if has(&["DIGEST_INVALID", "SIZE_INVALID"]) {
         return Error::InvalidManifest {
             reference: op.at.to_string(),
             what: op.action.object(),
             reason: format!("the registry found it corrupt ({reason})"),
         };
     }
-    if codes.iter().any(|(c, _)| c == "TAG_INVALID") && op.action == Action::PushManifest {
+    if has(&["TAG_INVALID"]) && op.action == Action::PushManifest {
         return Error::TagImmutable {
             reference: op.at.to_string(),
             reason,
         };
     }
     match status.as_u16() {
-        401 | 403 => Error::AccessDenied {
-            action: op.action.doing(),
-            push: op.action.pushes(),
-            reference: op.at.to_string(),
-            registry: op.registry.to_string(),
-            credential: credential.unwrap_or("anonymous").to_string(),
-            reason,
-        },
+        401 | 403 => denied(op, credential, reason),
+        _ if has(&["DENIED", "UNAUTHORIZED"]) => denied(op, credential, reason),
         s if is_transient(status) && s != 0 => Error::Transient {
             action: op.action.doing(),
             reference: op.at.to_string(),
-            reason: format!("{reason} from {}", op.host),
+            reason: format!("{} answered {reason}", op.host),
+            gave_up: GaveUp::Not,
         },
-        // Go's HTTP server answers plain HTTP sent to its TLS port with a bare 400.
-        400 if reply.plain && codes.is_empty() => Error::Unreachable {
+        // Go's HTTP server answers plain HTTP sent to its TLS port with a bare 400 — to every
+        // request, so not once the host has answered anything else.
+        400 if reply.plain && !reply.known && codes.is_empty() => Error::Unreachable {
             host: op.host.to_string(),
             problem: "it answered plain HTTP with 400 Bad Request, as TLS servers do".into(),
             hint: format!(
@@ -167,11 +195,26 @@ pub(crate) fn reply(reply: &Reply, op: &Op, credential: Option<&str>) -> Error {
                 op.host
             ),
         },
-        _ => Error::Registry {
-            action: op.action.doing(),
+        400 if op.action == Action::PushManifest => Error::ManifestRefused {
             reference: op.at.to_string(),
             reason,
         },
+        _ => Error::Registry {
+            action: op.action.doing(),
+            reference: op.at.to_string(),
+            reason: format!("the registry answered {reason}"),
+        },
+    }
+}
+
+fn denied(op: &Op, credential: Option<&str>, reason: String) -> Error {
+    Error::AccessDenied {
+        action: op.action.doing(),
+        push: op.action.pushes(),
+        reference: op.at.to_string(),
+        registry: op.registry.to_string(),
+        credential: credential.unwrap_or("anonymous").to_string(),
+        reason,
     }
 }
 
@@ -198,13 +241,13 @@ pub(crate) fn service_reason(reply: &Reply) -> String {
     reason
 }
 
-/// A request that got no answer: final (misconfiguration, size, a registry's broken redirect)
-/// or worth another try. After a redirect, the host that failed is named with the one that sent
-/// the request there.
+/// A request that got no answer: final (misconfiguration, size, a registry's broken redirect or
+/// Location) or worth another try. After a redirect or at an upload Location, the host that
+/// failed is named with the one that sent the request there.
 pub(crate) fn failure<T>(f: Failure, op: &Op) -> Attempt<T> {
     let done = |e| Attempt::Done(Err(e));
     let (f, via) = match f {
-        Failure::Redirected { via, failure } => (*failure, Some(via)),
+        Failure::Elsewhere { via, failure } => (*failure, Some(via)),
         f => (f, None),
     };
     let service = |host: &str| {
@@ -218,9 +261,13 @@ pub(crate) fn failure<T>(f: Failure, op: &Op) -> Attempt<T> {
     let (host, where_) = match &via {
         None => (op.host.to_string(), service(op.host)),
         Some(v) => {
-            let at = format!("{}, where {} redirected", v.to, service(&v.from));
+            let at = format!("{}, {}", v.to, v.sent.said(&service(&v.from)));
             (at.clone(), at)
         }
+    };
+    let what_sends = |sent: Sent| match sent {
+        Sent::Location => "upload URL",
+        _ => "redirect URL",
     };
     let registry_fault = |reason: String| Error::Registry {
         action: op.action.doing(),
@@ -231,7 +278,7 @@ pub(crate) fn failure<T>(f: Failure, op: &Op) -> Attempt<T> {
         Failure::UnknownHost(name) => done(Error::Unreachable {
             host: match &via {
                 None => name,
-                Some(v) => format!("{name}, where {} redirected", service(&v.from)),
+                Some(v) => format!("{name}, {}", v.sent.said(&service(&v.from))),
             },
             problem: "the name does not resolve (DNS: no such host)".into(),
             hint: match (&via, op.action) {
@@ -255,15 +302,16 @@ pub(crate) fn failure<T>(f: Failure, op: &Op) -> Attempt<T> {
                     "if {where_} serves plain HTTP, list it in MULTIARCH_INSECURE_REGISTRIES (host:port)"
                 ),
                 Some(v) => format!(
-                    "{} redirects to HTTPS there, but that server speaks plain HTTP; the registry's redirect URL is misconfigured",
-                    v.from
+                    "{} sends clients to HTTPS there, but that server speaks plain HTTP; the registry's {} is misconfigured",
+                    v.from,
+                    what_sends(v.sent)
                 ),
             },
         }),
         Failure::Untrusted(detail) => done(Error::UntrustedCertificate {
             registry: match &via {
                 None => host,
-                Some(v) => format!("{} (where {} redirected)", v.to, service(&v.from)),
+                Some(v) => format!("{} ({})", v.to, v.sent.said(&service(&v.from))),
             },
             detail,
         }),
@@ -273,12 +321,20 @@ pub(crate) fn failure<T>(f: Failure, op: &Op) -> Attempt<T> {
                 problem,
                 hint: "check the host and port (host:port, port 1 to 65535)".into(),
             }),
-            Some(_) => done(registry_fault(format!(
-                "a redirect to {where_} that cannot be requested ({problem})"
+            Some(v) => done(registry_fault(format!(
+                "a {} to {where_} that cannot be requested ({problem})",
+                match v.sent {
+                    Sent::Location => "upload Location",
+                    _ => "redirect",
+                }
             ))),
         },
-        Failure::InsecureRedirect(to) => done(registry_fault(format!(
-            "it redirected to plain HTTP at {to}, which is not listed in MULTIARCH_INSECURE_REGISTRIES"
+        Failure::PlainHttp { host, sent, by } => done(registry_fault(format!(
+            "{} plain HTTP at {host}, which is not listed in MULTIARCH_INSECURE_REGISTRIES; nothing was sent there",
+            match sent {
+                Sent::Location => format!("{by}'s upload Location points to"),
+                _ => format!("{by} redirected to"),
+            }
         ))),
         Failure::BadRedirect { by, location } => done(registry_fault(format!(
             "a redirect from {by} to an unusable location \"{}\"",
@@ -287,8 +343,8 @@ pub(crate) fn failure<T>(f: Failure, op: &Op) -> Attempt<T> {
         Failure::TooManyRedirects { from, hops, last } => done(registry_fault(format!(
             "{hops} redirects in a row from {from}, the last to {last} (at most {MAX_REDIRECTS} are followed): a redirect loop in the registry or a proxy in front of it"
         ))),
-        // Redirects are unwrapped above; a nested one cannot be built.
-        Failure::Redirected { failure, .. } => self::failure(*failure, op),
+        // Unwrapped above; a nested one cannot be built.
+        Failure::Elsewhere { failure, .. } => self::failure(*failure, op),
         Failure::TooLarge(bound) => done(Error::InvalidManifest {
             reference: op.at.to_string(),
             what: op.action.object(),
@@ -299,6 +355,7 @@ pub(crate) fn failure<T>(f: Failure, op: &Op) -> Attempt<T> {
                 action: op.action.doing(),
                 reference: op.at.to_string(),
                 reason: format!("{reason} at {where_}"),
+                gave_up: GaveUp::Not,
             },
             after: None,
         },
@@ -306,231 +363,4 @@ pub(crate) fn failure<T>(f: Failure, op: &Op) -> Attempt<T> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use reqwest::header::HeaderMap;
-    use reqwest::StatusCode;
-
-    fn reply_of(status: u16, body: &str, plain: bool) -> Reply {
-        Reply {
-            status: StatusCode::from_u16(status).unwrap(),
-            headers: HeaderMap::new(),
-            body: body.as_bytes().to_vec(),
-            plain,
-        }
-    }
-
-    fn op(action: Action) -> Op<'static> {
-        Op {
-            action,
-            at: "r.example/app:1",
-            host: "r.example",
-            registry: "r.example",
-            scope: "repository:app:pull".into(),
-        }
-    }
-
-    #[test]
-    fn statuses_and_codes_pick_the_exit_code() {
-        let denied = r#"{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}"#;
-        for (status, body, action, plain, code) in [
-            (401, "", Action::Fetch, false, 5),
-            (403, denied, Action::PushManifest, false, 5),
-            (503, "", Action::Fetch, false, 75),
-            (429, "", Action::Fetch, false, 75),
-            (
-                400,
-                r#"{"errors":[{"code":"TAG_INVALID","message":"tag invalid"}]}"#,
-                Action::PushManifest,
-                false,
-                4,
-            ),
-            (
-                400,
-                "Client sent an HTTP request to an HTTPS server.",
-                Action::Fetch,
-                true,
-                2,
-            ),
-            (400, "", Action::Fetch, false, 1),
-            (418, "", Action::Fetch, false, 1),
-        ] {
-            let e = reply(&reply_of(status, body, plain), &op(action), None);
-            assert_eq!(e.exit_code(), code, "{status} {action:?}: {e}");
-        }
-        let e = reply(
-            &reply_of(403, denied, false),
-            &op(Action::PushManifest),
-            Some("CI_REGISTRY_USER/CI_REGISTRY_PASSWORD"),
-        );
-        assert!(e.to_string().contains("DENIED: requested access"), "{e}");
-        assert!(
-            e.to_string()
-                .contains("CI_REGISTRY_USER/CI_REGISTRY_PASSWORD"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn misconfiguration_is_final_and_outages_are_retried() {
-        for (f, code) in [
-            (Failure::UnknownHost("typo.example".into()), 2),
-            (Failure::NotTls, 2),
-            (Failure::Untrusted("UnknownIssuer".into()), 2),
-            (Failure::BadUrl("bad port".into()), 2),
-            (Failure::TooLarge(10), 4),
-            (Failure::InsecureRedirect("s3.example".into()), 1),
-        ] {
-            match failure::<()>(f, &op(Action::Fetch)) {
-                Attempt::Done(Err(e)) => assert_eq!(e.exit_code(), code, "{e}"),
-                _ => panic!("final"),
-            }
-        }
-        match failure::<()>(
-            Failure::Transient("connection refused".into()),
-            &op(Action::Token),
-        ) {
-            Attempt::Retry { error, .. } => {
-                assert_eq!(error.exit_code(), 75);
-                assert!(
-                    error
-                        .to_string()
-                        .contains("the token service r.example of r.example"),
-                    "{error}"
-                );
-            }
-            _ => panic!("transient"),
-        }
-    }
-
-    fn redirected(to: &str, failure: Failure) -> Failure {
-        Failure::Redirected {
-            via: super::super::redirect::Redirect {
-                from: "r.example".into(),
-                to: to.into(),
-            },
-            failure: Box::new(failure),
-        }
-    }
-
-    #[test]
-    fn failures_after_a_redirect_name_the_host_that_failed_and_who_sent_us_there() {
-        let at = "s3.example:443, where r.example redirected";
-        for (f, code, what, not) in [
-            (
-                redirected("s3.example:443", Failure::Untrusted("UnknownIssuer".into())),
-                2,
-                "TLS connection to s3.example:443 (where r.example redirected) refused".into(),
-                "",
-            ),
-            (
-                redirected("https://r.example", Failure::NotTls),
-                2,
-                "cannot reach https://r.example, where r.example redirected: it answered the TLS handshake in plain HTTP".into(),
-                "list it in MULTIARCH_INSECURE_REGISTRIES",
-            ),
-            (
-                redirected("s3.example:443", Failure::UnknownHost("s3.example".into())),
-                2,
-                "cannot reach s3.example, where r.example redirected: the name does not resolve".into(),
-                "MULTIARCH_IMAGE",
-            ),
-            (
-                redirected("s3.example:443", Failure::BadUrl("bad".into())),
-                1,
-                format!("a redirect to {at} that cannot be requested"),
-                "host:port",
-            ),
-            (
-                redirected("s3.example:443", Failure::TooLarge(10)),
-                4,
-                format!("{at} sent more than the 10 bytes"),
-                "",
-            ),
-        ] {
-            match failure::<()>(f, &op(Action::FetchConfig)) {
-                Attempt::Done(Err(e)) => {
-                    assert_eq!(e.exit_code(), code, "{e}");
-                    assert!(e.to_string().contains(&what), "{e}");
-                    assert!(not.is_empty() || !e.to_string().contains(not), "{e}");
-                }
-                _ => panic!("final"),
-            }
-        }
-        match failure::<()>(
-            redirected(
-                "127.0.0.1:1",
-                Failure::Transient("connection refused".into()),
-            ),
-            &op(Action::FetchBlob),
-        ) {
-            Attempt::Retry { error, .. } => {
-                assert_eq!(error.exit_code(), 75);
-                assert!(
-                    error
-                        .to_string()
-                        .contains("connection refused at 127.0.0.1:1, where r.example redirected"),
-                    "{error}"
-                );
-            }
-            _ => panic!("transient"),
-        }
-        match failure::<()>(
-            redirected("127.0.0.1:1", Failure::Transient("timed out".into())),
-            &op(Action::Token),
-        ) {
-            Attempt::Retry { error, .. } => assert!(
-                error.to_string().contains(
-                    "timed out at 127.0.0.1:1, where the token service r.example of r.example redirected"
-                ),
-                "{error}"
-            ),
-            _ => panic!("transient"),
-        }
-    }
-
-    #[test]
-    fn a_broken_redirect_is_the_registrys_fault_shown_cleaned_and_bounded() {
-        let location = format!("http://[::1:bad\t\u{7f}{}", "x".repeat(500));
-        let cases = [
-            (
-                Failure::BadRedirect {
-                    by: "r.example".into(),
-                    location,
-                },
-                "a redirect from r.example to an unusable location \"http://[::1:bad",
-            ),
-            (
-                Failure::TooManyRedirects {
-                    from: "r.example".into(),
-                    hops: 6,
-                    last: "r.example".into(),
-                },
-                "6 redirects in a row from r.example, the last to r.example (at most 5 are followed)",
-            ),
-        ];
-        for (f, what) in cases {
-            match failure::<()>(f, &op(Action::Fetch)) {
-                Attempt::Done(Err(e)) => {
-                    assert_eq!(e.exit_code(), 1, "{e}");
-                    let text = e.to_string();
-                    assert!(text.contains(what), "{text}");
-                    assert!(!text.contains('\t') && !text.contains('\u{7f}'), "{text}");
-                    assert!(text.len() < 500, "{text}");
-                }
-                _ => panic!("final"),
-            }
-        }
-    }
-
-    #[test]
-    fn server_text_is_cleaned_and_bounded() {
-        assert_eq!(
-            clean("a\nMULTIARCH_REF=evil\x1b[31m"),
-            "a MULTIARCH_REF=evil [31m"
-        );
-        assert_eq!(clean(&"x".repeat(500)).chars().count(), 201);
-        let r = reply_of(401, r#"{"details":"bad\ncredentials"}"#, false);
-        assert_eq!(service_reason(&r), "HTTP 401 Unauthorized: bad credentials");
-    }
-}
+mod tests;

@@ -1,7 +1,9 @@
 //! The client of a run and its request loop: every request is authorized (the cached header for
-//! its host and scope), sent once, learns the challenge and is authorized afresh once on a 401, is
-//! retried when transient within the budget, and comes back as the final answer for the caller
-//! to read by status.
+//! its host and scope), sent once, learns the challenge and is authorized afresh once on a 401 —
+//! only a 401 of the registry itself: one from a host a redirect or Location led to is its final
+//! answer, so no other host can name a realm for the registry's credentials — is retried when
+//! transient within the budget, and comes back as the final answer for the caller to read by
+//! status.
 //!
 //! It is also where a cancelled run stops talking (`cancel`): no request starts once the run is
 //! stopping, and what is still in flight when the grace ends is cut off, reported as such.
@@ -12,15 +14,14 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use reqwest::{Method, StatusCode, Url};
+use reqwest::{StatusCode, Url};
 use tokio::sync::{Semaphore, SemaphorePermit};
-use tokio::time::Instant;
 use tracing::debug;
 
 use super::classify::{self, Action, Op};
-use super::retry::{retry, retry_after, Attempt, Budget};
+use super::retry::{retry, retry_after, Attempt, Budget, Deadline};
 use super::token::Auth;
-use super::transport::{read_ca_file, Limit, Opened, Reply, Request, Transport};
+use super::transport::{read_ca_file, Limit, Opened, Reply, Request, Transport, Within};
 use crate::cancel::{Cancel, Stage};
 use crate::credentials::{Chain, Credentials, Found};
 use crate::ecr::Ecr;
@@ -53,19 +54,18 @@ impl Client {
             Some(path) => read_ca_file(path, setting)?,
             None => Vec::new(),
         };
-        let transport = Transport::new(access.insecure.clone(), &pems, access.request_timeout)
-            .map_err(|e| {
-                Error::invalid(
-                    setting,
-                    access
-                        .ca_file
-                        .as_ref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default(),
-                    format!("the TLS stack cannot use it ({e})"),
-                    "give a PEM file of CA certificates",
-                )
-            })?;
+        let transport = Transport::new(access.insecure.clone(), &pems).map_err(|e| {
+            Error::invalid(
+                setting,
+                access
+                    .ca_file
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                format!("the TLS stack cannot use it ({e})"),
+                "give a PEM file of CA certificates",
+            )
+        })?;
         let ecr = Arc::new(Ecr::new(&access.credentials.aws));
         let credentials = Chain::load(&access.credentials, ecr.clone(), access.request_timeout)?;
         Ok(Client {
@@ -120,17 +120,20 @@ impl Client {
         limit: Limit,
         build: impl Fn() -> Request,
     ) -> Result<Reply, Error> {
-        match self.exchange(op, Some(limit), build).await? {
+        let bound = Within::Whole(self.budget.request_timeout);
+        match self.exchange(op, Some(limit), bound, build).await? {
             Opened::Done(reply) => Ok(reply),
             Opened::Stream(_) => unreachable!("a limit reads the body"),
         }
     }
 
-    /// The same; without a limit, a successful answer comes back unread (a blob to stream).
+    /// The same `within` its time; without a limit, a successful answer comes back unread (a
+    /// blob to stream: with `Within::Head`, its body is the caller's to bound).
     pub(super) async fn exchange(
         &self,
         op: &Op<'_>,
         limit: Option<Limit>,
+        bound: Within,
         build: impl Fn() -> Request,
     ) -> Result<Opened, Error> {
         let shared = &*self.shared;
@@ -156,22 +159,34 @@ impl Client {
                     Err(e) => return Attempt::Done(Err(e)),
                 };
                 let request = build();
-                if let Err(e) = self.admit(op, Some(&request.method)) {
+                if let Err(e) = self.admit(op, Some(&request)) {
                     return Attempt::Done(Err(e));
                 }
+                let asked = request
+                    .origin
+                    .clone()
+                    .unwrap_or_else(|| request.url.clone());
                 in_flight.set(true);
                 let answer = shared
                     .transport
-                    .exchange(request, header.as_ref(), limit, self.budget.request_timeout)
+                    .exchange(request, header.as_ref(), limit, bound)
                     .await;
                 in_flight.set(false);
                 let answer = match answer {
                     Ok(r) => r,
                     Err(f) => return classify::failure(f, op),
                 };
-                if answer.status() == StatusCode::UNAUTHORIZED && refused.is_none() {
+                let own = match &answer {
+                    Opened::Done(reply) => reply.via.is_none(),
+                    Opened::Stream(_) => true,
+                };
+                if answer.status() == StatusCode::UNAUTHORIZED && refused.is_none() && own {
                     // The registry's challenge (anonymous), or an expired token or ECR login.
-                    if let Err(e) = shared.auth.learn(op, answer.headers(), &shared.transport) {
+                    if let Err(e) =
+                        shared
+                            .auth
+                            .learn(op, &asked, answer.headers(), &shared.transport)
+                    {
                         return Attempt::Done(Err(e));
                     }
                     debug!(
@@ -196,9 +211,9 @@ impl Client {
         self.bounded(op, &in_flight, requests).await
     }
 
-    /// Refuses to start a request once the run is being cancelled; notes one that changes a
-    /// registry (`method` other than GET and HEAD).
-    pub(super) fn admit(&self, op: &Op<'_>, method: Option<&Method>) -> Result<(), Error> {
+    /// Refuses to start a request once the run is being cancelled; notes one that changes what
+    /// a registry holds (`Request::writes`: an upload session opened or given back does not).
+    pub(super) fn admit(&self, op: &Op<'_>, request: Option<&Request>) -> Result<(), Error> {
         let cancel = &self.shared.cancel;
         cancel.gate().map_err(|signal| Error::RequestCancelled {
             signal,
@@ -206,7 +221,7 @@ impl Client {
             reference: op.at.to_string(),
             in_flight: false,
         })?;
-        if method.is_some_and(|m| m != Method::GET && m != Method::HEAD) {
+        if request.is_some_and(Request::writes) {
             cancel.wrote();
         }
         Ok(())
@@ -295,19 +310,8 @@ impl Client {
         classify::reply(reply, op, origin.as_deref())
     }
 
-    /// The same access with another time limit per request (a long read).
-    pub(super) fn with_request_timeout(&self, request_timeout: std::time::Duration) -> Client {
-        Client {
-            shared: self.shared.clone(),
-            budget: Budget {
-                request_timeout,
-                ..self.budget
-            },
-        }
-    }
-
     /// The same access whose retries never sleep past `deadline`.
-    pub(super) fn with_deadline(&self, deadline: Option<Instant>) -> Client {
+    pub(super) fn with_deadline(&self, deadline: Option<Deadline>) -> Client {
         Client {
             shared: self.shared.clone(),
             budget: Budget {

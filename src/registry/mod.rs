@@ -4,6 +4,8 @@
 //! - `transport`: the HTTP clients, DNS, TLS trust, bounded bodies, redirects without credentials
 //!   (`redirect`: which to follow, and who failed after one);
 //! - `retry`: one budget (retries, per-request limit, a deadline for retries) and its one loop;
+//! - `origin`: credentials only where the registry lives — the one rule every hop is judged by
+//!   (redirects, upload Locations, token realms);
 //! - `token`: challenges, the token exchange (through transport and retry), headers per scope;
 //! - `api`: the distribution calls orchestration uses, behind the `Registry` seam;
 //! - `classify`: pure, status + error codes + transport verdicts → `Error`.
@@ -12,18 +14,21 @@
 //! `ecr`. Manifests travel as raw bytes, hashed here and never re-serialised.
 
 mod api;
+mod blob_stream;
 mod blobs;
 mod classify;
 mod client;
 mod dns;
+mod origin;
 mod redirect;
+mod request;
 mod retry;
 mod token;
 mod transport;
+mod upload;
 
 use bytes::Bytes;
 use futures_util::stream::{LocalBoxStream, Stream, StreamExt as _};
-use tokio::time::Instant;
 
 use crate::error::Error;
 use crate::manifest::{Descriptor, Fetched};
@@ -33,7 +38,7 @@ use crate::tag_rule::TagRule;
 
 pub(crate) use client::Client;
 pub(crate) use dns::{lookup, DnsFailure};
-pub(crate) use retry::first_line;
+pub(crate) use retry::{first_line, Deadline};
 
 /// How a blob got into a repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,9 +74,9 @@ impl<'a> Blob<'a> {
 /// an error.
 #[allow(async_fn_in_trait)]
 pub(crate) trait Registry {
-    /// The same access whose retries never sleep past `deadline` (the wait's), so the wait
-    /// ends on time.
-    fn until(&self, deadline: Option<Instant>) -> Self
+    /// The same access whose retries never sleep past `deadline` (the wait's, so the wait ends
+    /// on time; the copy phase's, which also cuts a blob copy still running then).
+    fn until(&self, deadline: Option<Deadline>) -> Self
     where
         Self: Sized;
     /// Whether a manifest exists, and its digest: a HEAD, which registries (Docker Hub) do not
@@ -80,6 +85,10 @@ pub(crate) trait Registry {
     /// What a target tag holds now, asked with push credentials: a refused push credential
     /// fails here, at the start, not after the wait.
     async fn check_target(&self, at: &Reference) -> Result<Option<Digest>, Error>;
+    /// Whether the credentials may push to `to`, asked as a push asks (an upload session opened
+    /// and given back): a token that may pull but not push fails here, at the start. `uploads`
+    /// says whether the run may upload blobs into `to` (a source lives elsewhere).
+    async fn check_push(&self, to: &Repository, uploads: bool) -> Result<(), Error>;
     /// A manifest's exact bytes, verified against every digest that names it.
     async fn fetch_manifest(&self, at: &Reference) -> Result<Option<Fetched>, Error>;
     /// The manifest an index entry points to (`at` = its repository @ its digest), which must be

@@ -1,60 +1,48 @@
-//! Following redirects by hand (the transport sends `Authorization` to the registry only): which
-//! statuses redirect, where a `Location` leads (or why it cannot be followed, the server's fault),
-//! and, for a request that failed after a redirect, which host failed and who sent it there, so
-//! messages never blame the registry for its storage (ECR redirects blob GETs to S3). Pure.
+//! Following redirects by hand, and naming who failed when a request left the host first asked:
+//! which statuses redirect, and, for a request that failed (or was refused) at a host a redirect
+//! or an upload `Location` led to, which host that was and who sent it there, so messages never
+//! blame the registry for its storage (ECR redirects blob GETs to S3). Whether a hop may be sent
+//! and with what is `origin`'s rule. Pure.
 
-use reqwest::header::HeaderValue;
 use reqwest::{StatusCode, Url};
 
-use super::transport::{authority, Failure};
-
-/// Where a redirected request failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Redirect {
-    /// The host first asked (`host[:port]`).
-    pub(crate) from: String,
-    /// The host that failed (`host[:port]`, prefixed with its scheme when the redirect changed
-    /// the scheme).
-    pub(crate) to: String,
-}
+use super::origin::{authority, same_origin, Sent};
+use super::request::Failure;
+pub(crate) use super::request::Via;
 
 /// The statuses that redirect (RFC 9110 §15.4); 300, 304 and 305 carry no address to follow.
 pub(super) fn is_redirect(status: StatusCode) -> bool {
     matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
 }
 
-/// `failure` at `url`, as seen from the request first sent to `origin`: wrapped with the
-/// redirect when a redirect had taken the request elsewhere.
-pub(super) fn within(failure: Failure, origin: &Url, url: &Url) -> Failure {
-    if authority(url) == authority(origin) && url.scheme() == origin.scheme() {
-        return failure;
+/// Where the request first sent to `origin` ended up, at `url`, if elsewhere; `sent` is what
+/// took it away.
+pub(crate) fn via(origin: &Url, url: &Url, sent: Sent) -> Option<Via> {
+    if same_origin(origin, url) {
+        return None;
     }
     let to = if url.scheme() == origin.scheme() {
         authority(url)
     } else {
         format!("{}://{}", url.scheme(), authority(url))
     };
-    Failure::Redirected {
-        via: Redirect {
-            from: authority(origin),
-            to,
-        },
-        failure: Box::new(failure),
-    }
+    Some(Via {
+        from: authority(origin),
+        to,
+        sent,
+    })
 }
 
-/// Where a redirect answered by `url` leads: the `Location` joined to `url`, if it is an HTTP(S)
-/// URL with a host; else the Location as sent (lossy), for the message.
-pub(super) fn next_hop(url: &Url, location: &HeaderValue) -> Result<Url, Failure> {
-    location
-        .to_str()
-        .ok()
-        .and_then(|l| url.join(l).ok())
-        .filter(|next| matches!(next.scheme(), "http" | "https") && next.host_str().is_some())
-        .ok_or_else(|| Failure::BadRedirect {
-            by: authority(url),
-            location: String::from_utf8_lossy(location.as_bytes()).into_owned(),
-        })
+/// `failure` at `url`, as seen from the request first sent to `origin`: wrapped with where it
+/// happened when that was elsewhere.
+pub(super) fn within(failure: Failure, origin: &Url, url: &Url, sent: Sent) -> Failure {
+    match via(origin, url, sent) {
+        None => failure,
+        Some(via) => Failure::Elsewhere {
+            via,
+            failure: Box::new(failure),
+        },
+    }
 }
 
 #[cfg(test)]
@@ -72,49 +60,33 @@ mod tests {
     }
 
     #[test]
-    fn a_location_must_be_an_http_url_with_a_host() {
-        let url = Url::parse("http://r.example:5000/v2/app/blobs/x").unwrap();
-        let hop = |l: &str| next_hop(&url, &HeaderValue::from_str(l).unwrap());
-        assert_eq!(
-            hop("/other").unwrap().as_str(),
-            "http://r.example:5000/other"
-        );
-        assert_eq!(
-            hop("https://[::1]:9/b").unwrap().as_str(),
-            "https://[::1]:9/b"
-        );
-        for bad in [
-            "http://[::1:bad",
-            "http://h:99999/",
-            "ftp://h/x",
-            "file:///etc/passwd",
-        ] {
-            match hop(bad) {
-                Err(Failure::BadRedirect { by, location }) => {
-                    assert_eq!(by, "r.example:5000");
-                    assert_eq!(location, bad);
-                }
-                other => panic!("{bad}: {other:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn a_failure_elsewhere_than_asked_is_wrapped_with_the_redirect() {
+    fn a_failure_elsewhere_than_asked_is_wrapped_with_who_sent_us_there() {
         let origin = Url::parse("http://r.example:5000/v2/").unwrap();
         let same = Url::parse("http://r.example:5000/other").unwrap();
         assert!(matches!(
-            within(Failure::NotTls, &origin, &same),
+            within(Failure::NotTls, &origin, &same, Sent::Redirect),
             Failure::NotTls
         ));
-        for (to, shown) in [
-            ("http://s3.example/b", "s3.example"),
-            ("https://r.example:5000/b", "https://r.example:5000"),
+        for (to, sent, shown) in [
+            (
+                "http://s3.example/b",
+                Sent::Redirect,
+                "s3.example, where r.example:5000 redirected",
+            ),
+            (
+                "https://r.example:5000/b",
+                Sent::Redirect,
+                "https://r.example:5000, where r.example:5000 redirected",
+            ),
+            (
+                "http://up.example/u",
+                Sent::Location,
+                "up.example, where r.example:5000's upload Location points",
+            ),
         ] {
-            match within(Failure::NotTls, &origin, &Url::parse(to).unwrap()) {
-                Failure::Redirected { via, failure } => {
-                    assert_eq!(via.from, "r.example:5000");
-                    assert_eq!(via.to, shown);
+            match within(Failure::NotTls, &origin, &Url::parse(to).unwrap(), sent) {
+                Failure::Elsewhere { via, failure } => {
+                    assert_eq!(via.said(), shown);
                     assert!(matches!(*failure, Failure::NotTls));
                 }
                 other => panic!("{other:?}"),

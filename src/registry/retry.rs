@@ -1,8 +1,10 @@
 //! The one retry site for registry requests, and the one budget they spend: a number of retries,
-//! a time limit per request, and — while looking for sources — a deadline no retry sleeps past
-//! (the wait's, or a short window when no wait was asked for); a retry that would sleep past it,
-//! a `Retry-After` included, ends the retries at once. Backoff is exponential with jitter (backon); `Retry-After` (seconds or an HTTP
-//! date) is honoured up to a cap.
+//! a time limit per request, and — while looking for sources, and while copying — a deadline no
+//! retry sleeps past (the wait's, or a short window when no wait was asked for; the copy phase's);
+//! a retry that would sleep past it, a `Retry-After` included, ends the retries at once. Backoff
+//! is exponential with jitter (backon); `Retry-After` (seconds or an HTTP date) is honoured up to
+//! a cap. How the retries ended is said once, on the error (`GaveUp`), however many loops it
+//! passed through (a blob copy is retried as a whole around requests of its own).
 //!
 //! What is worth retrying is decided below (`classify`, `api`): 429, 408, 5xx, refused or reset
 //! connections, timeouts, cut-off bodies, a resolver outage — never 401/403/404, an unknown host
@@ -16,10 +18,41 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 use tokio::time::Instant;
 use tracing::warn;
 
-use crate::error::Error;
+use crate::error::{Error, GaveUp};
 
 /// Longest `Retry-After` we honour; a registry asking for more gets this.
 pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// The time copying children may take beyond the wait: the copy phase ends by the run's start
+/// plus `MULTIARCH_TIMEOUT` plus this, so a run (wait, copies, push) fits the manifest
+/// component's default job timeout of 30 minutes with the default wait of 15.
+pub(crate) const COPY_ALLOWANCE: Duration = Duration::from_secs(10 * 60);
+
+/// A time no retry sleeps past (and no blob copy runs past), and what set it, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Deadline {
+    pub(crate) at: Instant,
+    pub(crate) what: &'static str,
+}
+
+impl Deadline {
+    /// The wait's deadline (or, with no wait, the look's short window).
+    pub(crate) fn wait(at: Instant) -> Deadline {
+        Deadline {
+            at,
+            what: "the time MULTIARCH_TIMEOUT leaves",
+        }
+    }
+
+    /// The copy phase's: `COPY_ALLOWANCE` past the wait's time, from the run's `start`.
+    pub(crate) fn copy(start: Instant, timeout: Duration) -> Deadline {
+        Deadline {
+            at: start + timeout + COPY_ALLOWANCE,
+            what:
+                "the end of the time for copying (MULTIARCH_TIMEOUT plus 10 minutes from the start)",
+        }
+    }
+}
 
 /// What requests may spend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,9 +61,9 @@ pub(crate) struct Budget {
     pub(crate) retries: u32,
     /// Time limit of one attempt, connection to last body byte.
     pub(crate) request_timeout: Duration,
-    /// No retry sleeps past this (the wait's deadline, or the short window of `--timeout 0`), so
-    /// the look for sources ends within it plus one request limit.
-    pub(crate) deadline: Option<Instant>,
+    /// No retry sleeps past this (the wait's deadline, or the short window of `--timeout 0`; the
+    /// copy phase's), so the look for sources ends within it plus one request limit.
+    pub(crate) deadline: Option<Deadline>,
 }
 
 /// What one attempt came to.
@@ -71,16 +104,14 @@ where
             Attempt::Retry { error, after } => (error, after),
         };
         let Some(delay) = delays.next() else {
-            return Err(spent(error, format!("after {tries} attempts")));
+            return Err(spent(error, GaveUp::Spent { attempts: tries }));
         };
         let delay = after.map(|a| a.min(MAX_RETRY_AFTER)).unwrap_or(delay);
-        if budget.deadline.is_some_and(|d| Instant::now() + delay > d) {
-            let how = match after {
-                Some(asked) => format!(
-                    "after {tries} attempts: it asks to be retried in {} s (Retry-After), past the time MULTIARCH_TIMEOUT leaves",
-                    asked.as_secs()
-                ),
-                None => format!("after {tries} attempts, at the time MULTIARCH_TIMEOUT leaves"),
+        if let Some(d) = budget.deadline.filter(|d| Instant::now() + delay > d.at) {
+            let how = GaveUp::Deadline {
+                attempts: tries,
+                deadline: d.what,
+                asked: after.map(|a| a.as_secs()),
             };
             return Err(spent(error, how));
         }
@@ -89,17 +120,20 @@ where
     }
 }
 
-/// Adds how the budget ran out to a transient error's reason.
-fn spent(error: Error, how: String) -> Error {
+/// Says on a transient error how the budget ran out (an inner loop's word is replaced: the
+/// outermost loop counts the attempts that matter).
+fn spent(error: Error, how: GaveUp) -> Error {
     match error {
         Error::Transient {
             action,
             reference,
             reason,
+            ..
         } => Error::Transient {
             action,
             reference,
-            reason: format!("{reason}, {how}"),
+            reason,
+            gave_up: how,
         },
         other => other,
     }
@@ -134,7 +168,7 @@ mod tests {
         Budget {
             retries,
             request_timeout: Duration::from_secs(30),
-            deadline,
+            deadline: deadline.map(Deadline::wait),
         }
     }
 
@@ -142,7 +176,8 @@ mod tests {
         Error::Transient {
             action: "fetching manifest",
             reference: "r.example/app:1".into(),
-            reason: "HTTP 503 Service Unavailable".into(),
+            reason: "r.example answered HTTP 503 Service Unavailable".into(),
+            gave_up: GaveUp::Not,
         }
     }
 
@@ -199,6 +234,46 @@ mod tests {
         let e = result.unwrap_err();
         assert_eq!(e.exit_code(), 75);
         assert!(e.to_string().contains("after 4 attempts"), "{e}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nested_retries_say_how_they_ended_once() {
+        // A copy retried as a whole around a step that is not retried on its own.
+        let once = budget(0, None);
+        let result: Result<(), Error> = retry(&budget(2, None), || async {
+            match retry(&once, || async {
+                Attempt::<()>::Retry {
+                    error: unavailable(),
+                    after: None,
+                }
+            })
+            .await
+            {
+                Err(e) => Attempt::Retry {
+                    error: e,
+                    after: None,
+                },
+                Ok(()) => Attempt::Done(Ok(())),
+            }
+        })
+        .await;
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "fetching manifest r.example/app:1: r.example answered HTTP 503 Service Unavailable, after 3 attempts\n  hint: this is usually temporary; retry the job (exit code 75)"
+        );
+        let one: Result<(), Error> = retry(&once, || async {
+            Attempt::Retry {
+                error: unavailable(),
+                after: None,
+            }
+        })
+        .await;
+        assert!(
+            one.unwrap_err()
+                .to_string()
+                .contains("Service Unavailable, after 1 attempt\n"),
+            "singular"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -5,9 +5,10 @@
 //!
 //! The token service is reached through the same transport, time limit, body bound and retry
 //! budget as the registry. Its 401/403 is a refusal (exit 5) with its own reason and its host
-//! named; its 5xx and timeouts are transient (exit 75). A realm on plain HTTP for a host not listed
-//! as insecure is refused before any credential goes there. A token granting less than asked (no
-//! `push` in a JWT's `access` claim) fails at once rather than at the first PUT.
+//! named; its 5xx and timeouts are transient (exit 75). Which realm may get the registry's
+//! credential is `origin`'s rule: over TLS, or plain HTTP when listed; a realm on unlisted plain
+//! HTTP is refused before any credential goes there (exit 5). A token granting less than asked
+//! (no `push` in a JWT's `access` claim) fails at once rather than at the first PUT.
 //! Spec: <https://distribution.github.io/distribution/spec/auth/token/>.
 
 use std::collections::{BTreeMap, HashMap};
@@ -21,8 +22,9 @@ use tokio::sync::Mutex;
 use tracing::{debug, instrument};
 
 use super::classify::{self, Action, Op};
+use super::origin::{self, authority, Sent};
 use super::retry::{retry, Attempt, Budget};
-use super::transport::{authority, Limit, Overflow, Request, Transport};
+use super::transport::{Limit, Overflow, Request, Transport, Within};
 use crate::credentials::{Credential, Credentials, Found};
 use crate::error::Error;
 
@@ -53,11 +55,13 @@ struct TokenAnswer {
 }
 
 impl Auth {
-    /// Remembers what `op.host` asked for in a 401. A Bearer realm on plain HTTP for a host not
-    /// listed as insecure is refused here, before any credential is sent there.
+    /// Remembers what `op.host` (at `registry`, the URL that answered 401) asked for. A Bearer
+    /// realm the origin rule refuses (plain HTTP, not listed) is refused here, before any
+    /// credential is sent there.
     pub(crate) fn learn(
         &self,
         op: &Op,
+        registry: &Url,
         headers: &HeaderMap,
         transport: &Transport,
     ) -> Result<(), Error> {
@@ -65,13 +69,12 @@ impl Auth {
             return Ok(()); // a 401 without a usable challenge: the answer stands
         };
         if let Challenge::Bearer { realm, .. } = &challenge {
-            let host = authority(realm);
-            if realm.scheme() != "https" && !transport.is_insecure(&host) {
-                return Err(Error::InsecureRealm {
+            origin::judge(Sent::Realm, registry, realm, transport.insecure()).map_err(|p| {
+                Error::InsecureRealm {
                     registry: op.registry.to_string(),
-                    realm_host: host,
-                });
-            }
+                    realm_host: p.host,
+                }
+            })?;
         }
         self.challenges
             .lock()
@@ -113,12 +116,7 @@ impl Auth {
             (Some(Challenge::Bearer { realm, service }), _) => {
                 Some(fetch_token(op, realm, service.as_deref(), &found, transport, budget).await?)
             }
-            (_, Credential::Basic { username, password }) => Some(secret_header(&format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD
-                    .encode(format!("{username}:{}", password.expose()))
-            ))?),
-            (_, Credential::Anonymous) => None,
+            (_, credential) => basic(credential, op.registry)?,
         };
         *cached = Some(header.clone());
         Ok(header)
@@ -145,14 +143,7 @@ async fn fetch_token(
         }
     }
     let service_host = authority(realm);
-    let basic = match &found.credential {
-        Credential::Basic { username, password } => Some(secret_header(&format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD
-                .encode(format!("{username}:{}", password.expose()))
-        ))?),
-        Credential::Anonymous => None,
-    };
+    let basic = basic(&found.credential, op.registry)?;
     debug!(service = %service_host, scope = %op.scope, credential = %found.origin, "token request");
     let token_op = Op {
         action: Action::Token,
@@ -168,7 +159,12 @@ async fn fetch_token(
     let reply = retry(budget, || async {
         let req = Request::new(Method::GET, url.clone());
         match transport
-            .send(req, basic.as_ref(), limit, budget.request_timeout)
+            .send(
+                req,
+                basic.as_ref(),
+                limit,
+                Within::Whole(budget.request_timeout),
+            )
             .await
         {
             Ok(r) if classify::is_transient(r.status) => Attempt::Retry {
@@ -219,18 +215,30 @@ async fn fetch_token(
             reason: format!("it granted no {missing}"),
         });
     }
-    secret_header(&format!("Bearer {token}"))
+    secret_header(&format!("Bearer {token}"), op.registry)
+}
+
+/// The Basic header for `credential` (none when anonymous).
+fn basic(credential: &Credential, registry: &str) -> Result<Option<HeaderValue>, Error> {
+    match credential {
+        Credential::Basic { username, password } => {
+            let pair = format!("{username}:{}", password.expose());
+            let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+            secret_header(&format!("Basic {encoded}"), registry).map(Some)
+        }
+        Credential::Anonymous => Ok(None),
+    }
 }
 
 /// A header value marked sensitive (hyper never logs it).
-fn secret_header(value: &str) -> Result<HeaderValue, Error> {
+fn secret_header(value: &str, registry: &str) -> Result<HeaderValue, Error> {
     // A server may echo the credential back in an error: it is blanked out of what we show.
     if let Some((_scheme, credential)) = value.split_once(' ') {
         crate::secret::remember(credential);
     }
     let mut h = HeaderValue::from_str(value).map_err(|_| Error::Registry {
-        action: "authenticating",
-        reference: String::new(),
+        action: "authenticating to",
+        reference: registry.to_string(),
         reason: "the credential has characters no HTTP header may carry".into(),
     })?;
     h.set_sensitive(true);

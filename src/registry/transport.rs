@@ -1,14 +1,19 @@
 //! The bottom layer: the only HTTP clients of the program. One plain-HTTP client (no trust roots
 //! loaded), one TLS client (system roots plus `--ca-file`, built on first use), a DNS resolver that
 //! tells a name that does not exist from a resolver that is down, bounded body reads, and
-//! redirects followed by hand so that `Authorization` never reaches another host (ECR serves
-//! blobs by redirecting to S3) nor travels over plain HTTP to a host not listed as insecure.
+//! redirects followed by hand. Before every hop — the first one included, which may be an upload
+//! `Location` — `origin`'s rule decides whether it may be sent and whether `Authorization` goes
+//! with it: never to another host than the one the credentials are for (ECR serves blobs by
+//! redirecting to S3), never over plain HTTP to a host not listed as insecure.
 //!
 //! It sends one request and reports what happened as a `Reply` or a `Failure`; deciding what a
 //! failure means (retry, exit 2, …) is `classify`'s job and retrying is `retry`'s. At most
-//! `REQUESTS_AT_ONCE` requests of the run are in flight; the others wait for a turn.
+//! `REQUESTS_AT_ONCE` requests of the run are in flight; the others wait for a turn. It remembers
+//! which hosts have answered with something else than a 400, so that a bare 400 can be told from
+//! a TLS port spoken to in plain HTTP.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use reqwest::header::{
@@ -19,7 +24,9 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use tracing::debug;
 
 use super::dns::{DnsFailure, Resolver};
-use super::redirect::{is_redirect, next_hop, within, Redirect};
+use super::origin::{self, authority, locate, Carry, Insecure, Sent};
+use super::redirect::{is_redirect, via, within};
+pub(crate) use super::request::{Body, Failure, Limit, Opened, Overflow, Reply, Request, Within};
 use crate::error::Error;
 
 const USER_AGENT: &str = concat!("multiarch/", env!("CARGO_PKG_VERSION"));
@@ -31,182 +38,27 @@ pub(crate) const MAX_REDIRECTS: usize = 5;
 /// Requests in flight at once for the whole run, token requests included. However many sources
 /// and children a run reads, a registry sees at most this many connections from it (a burst of
 /// thousands exhausted distribution's file descriptors); enough to keep every request of a
-/// normal run (two per platform, two per tag) going at once.
+/// normal run (two per platform, two per tag, two per destination) going at once.
 pub(crate) const REQUESTS_AT_ONCE: usize = 32;
-
-/// A request to send; built afresh for every attempt.
-pub(crate) struct Request {
-    pub(crate) method: Method,
-    pub(crate) url: Url,
-    pub(crate) headers: HeaderMap,
-    pub(crate) body: Body,
-}
-
-/// A request body.
-pub(crate) enum Body {
-    Empty,
-    Bytes {
-        content_type: String,
-        bytes: Vec<u8>,
-    },
-    /// Streamed from elsewhere (a blob being copied), of a known length; sent once.
-    Stream {
-        body: reqwest::Body,
-        length: u64,
-    },
-}
-
-impl Request {
-    pub(crate) fn new(method: Method, url: Url) -> Request {
-        Request {
-            method,
-            url,
-            headers: HeaderMap::new(),
-            body: Body::Empty,
-        }
-    }
-
-    pub(crate) fn header(mut self, name: reqwest::header::HeaderName, value: &str) -> Request {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            self.headers.insert(name, v);
-        }
-        self
-    }
-
-    pub(crate) fn stream(mut self, body: reqwest::Body, length: u64) -> Request {
-        self.body = Body::Stream { body, length };
-        self
-    }
-
-    pub(crate) fn bytes(mut self, content_type: &str, bytes: Vec<u8>) -> Request {
-        self.body = Body::Bytes {
-            content_type: content_type.to_string(),
-            bytes,
-        };
-        self
-    }
-}
-
-/// What to do with a successful body larger than the limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Overflow {
-    /// Refuse it (a manifest, a config, a token: more is not what a registry should send).
-    Refuse,
-    /// Keep the first `limit` bytes (a push response's body says nothing we need).
-    Ignore,
-}
-
-/// How much of a response body to read.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Limit {
-    pub(crate) bytes: usize,
-    pub(crate) overflow: Overflow,
-}
-
-impl Limit {
-    /// No body wanted (a HEAD's answer).
-    pub(crate) const NONE: Limit = Limit {
-        bytes: 0,
-        overflow: Overflow::Ignore,
-    };
-}
-
-/// A registry's answer: status, headers and the (bounded) body.
-#[derive(Debug)]
-pub(crate) struct Reply {
-    pub(crate) status: StatusCode,
-    pub(crate) headers: HeaderMap,
-    pub(crate) body: Vec<u8>,
-    /// True when the request went over plain HTTP.
-    pub(crate) plain: bool,
-}
-
-impl Reply {
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    }
-}
-
-/// A response whose success body is left unread (a blob to stream elsewhere); any other answer
-/// is read, bounded, for its status and error envelope.
-pub(crate) enum Opened {
-    Stream(reqwest::Response),
-    Done(Reply),
-}
-
-impl Opened {
-    pub(crate) fn status(&self) -> StatusCode {
-        match self {
-            Opened::Stream(r) => r.status(),
-            Opened::Done(r) => r.status,
-        }
-    }
-
-    pub(crate) fn headers(&self) -> &HeaderMap {
-        match self {
-            Opened::Stream(r) => r.headers(),
-            Opened::Done(r) => &r.headers,
-        }
-    }
-}
-
-/// Why a request got no answer.
-#[derive(Debug)]
-pub(crate) enum Failure {
-    /// The host name does not exist (DNS says so: not a resolver outage).
-    UnknownHost(String),
-    /// A TLS handshake was answered with something that is not TLS (a plain-HTTP server).
-    NotTls,
-    /// The certificate was refused.
-    Untrusted(String),
-    /// The URL cannot be used (a port out of range, …).
-    BadUrl(String),
-    /// A redirect to plain HTTP for a host that is not listed as insecure.
-    InsecureRedirect(String),
-    /// A redirect whose `Location` cannot be followed (not a URL, a port out of range, a scheme
-    /// other than HTTP): the fault of the server that sent it (`by`), not of the settings.
-    BadRedirect { by: String, location: String },
-    /// More redirects in a row than `MAX_REDIRECTS`: a loop, which no retry ends.
-    TooManyRedirects {
-        from: String,
-        hops: usize,
-        last: String,
-    },
-    /// `failure` happened at another host than the one asked, which redirected there (ECR
-    /// serves blobs from S3): messages must name the host that failed, not the registry.
-    Redirected {
-        via: Redirect,
-        failure: Box<Failure>,
-    },
-    /// The response body was larger than the limit.
-    TooLarge(usize),
-    /// Worth another try: connection refused or reset, timeout, cut-off body, DNS outage.
-    Transient(String),
-}
 
 /// The HTTP clients of a run.
 pub(crate) struct Transport {
     plain: reqwest::Client,
     tls: OnceLock<reqwest::Client>,
     roots: Vec<reqwest::Certificate>,
-    /// Hosts (`host[:port]`, lowercase) reached over plain HTTP.
-    insecure: Vec<String>,
-    idle: Duration,
+    /// Hosts reached over plain HTTP.
+    insecure: Insecure,
     /// Turns to have a request in flight (`REQUESTS_AT_ONCE`).
     in_flight: Semaphore,
+    /// The origins (`scheme://host[:port]`) that have answered with something else than a 400:
+    /// a TLS port spoken to in plain HTTP answers every request with a bare 400, so only an
+    /// origin not among these can be one.
+    spoken: Mutex<HashSet<String>>,
 }
 
 impl Transport {
-    /// Clients for `insecure` hosts and everyone else (with `pems` as extra CA certificates);
-    /// `idle` bounds the wait for each piece of a response (a stalled stream).
-    pub(crate) fn new(
-        insecure: Vec<String>,
-        pems: &[Vec<u8>],
-        idle: Duration,
-    ) -> Result<Transport, String> {
+    /// Clients for `insecure` hosts and everyone else (with `pems` as extra CA certificates).
+    pub(crate) fn new(insecure: Vec<String>, pems: &[Vec<u8>]) -> Result<Transport, String> {
         // reqwest is built without a default crypto provider so the binary carries only ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut roots = Vec::new();
@@ -215,26 +67,25 @@ impl Transport {
         }
         // Plain HTTP needs no trust roots; loading the system's (hundreds of files) is left to
         // the first HTTPS request.
-        let plain = client(Vec::new(), true, idle).map_err(|e| e.to_string())?;
+        let plain = client(Vec::new(), true).map_err(|e| e.to_string())?;
         Ok(Transport {
             plain,
             tls: OnceLock::new(),
             roots,
-            insecure,
-            idle,
+            insecure: Insecure::new(insecure),
             in_flight: Semaphore::new(REQUESTS_AT_ONCE),
+            spoken: Mutex::default(),
         })
     }
 
-    /// True when `host` (`host[:port]`) is reached over plain HTTP.
-    pub(crate) fn is_insecure(&self, host: &str) -> bool {
-        let host = host.to_ascii_lowercase();
-        self.insecure.contains(&host)
+    /// The hosts reached over plain HTTP, for `origin`'s rule.
+    pub(crate) fn insecure(&self) -> &Insecure {
+        &self.insecure
     }
 
     /// `http` for insecure hosts, else `https`.
     pub(crate) fn scheme(&self, host: &str) -> &'static str {
-        if self.is_insecure(host) {
+        if self.insecure.lists(host) {
             "http"
         } else {
             "https"
@@ -247,7 +98,7 @@ impl Transport {
         }
         self.tls.get_or_init(|| {
             // The roots were parsed in `new`; building cannot fail on them.
-            client(self.roots.clone(), false, self.idle).expect("a TLS client with checked roots")
+            client(self.roots.clone(), false).expect("a TLS client with checked roots")
         })
     }
 
@@ -262,22 +113,19 @@ impl Transport {
             .expect("the semaphore is never closed")
     }
 
-    /// Sends `req` once (following redirects for GET and HEAD) within `timeout`, reading at most
-    /// `limit` of the body.
+    /// Sends `req` once (following redirects for GET and HEAD) within `bound`, reading at
+    /// most `limit` of the body.
     pub(crate) async fn send(
         &self,
         req: Request,
         auth: Option<&HeaderValue>,
         limit: Limit,
-        timeout: Duration,
+        bound: Within,
     ) -> Result<Reply, Failure> {
-        let _turn = self.turn().await;
-        let origin = req.url.clone();
-        let (resp, url) = self.respond(req, auth, timeout).await?;
-        let plain = url.scheme() == "http";
-        read(resp, plain, limit)
-            .await
-            .map_err(|f| within(f, &origin, &url))
+        match self.exchange(req, auth, Some(limit), bound).await? {
+            Opened::Done(reply) => Ok(reply),
+            Opened::Stream(_) => unreachable!("a limit reads the body"),
+        }
     }
 
     /// Sends `req` once; with `limit`, reads the body like `send`; without, hands back a
@@ -287,56 +135,80 @@ impl Transport {
         req: Request,
         auth: Option<&HeaderValue>,
         limit: Option<Limit>,
-        timeout: Duration,
+        bound: Within,
     ) -> Result<Opened, Failure> {
         let turn = self.turn().await;
-        let origin = req.url.clone();
-        let (resp, url) = self.respond(req, auth, timeout).await?;
-        let plain = url.scheme() == "http";
-        let finish = |resp, limit| async move {
-            read(resp, plain, limit)
-                .await
-                .map_err(|f| within(f, &origin, &url))
-        };
-        match limit {
-            None if resp.status().is_success() => {
+        let answered = self.respond(req, auth, bound).await?;
+        let limit = match limit {
+            None if answered.resp.status().is_success() => {
                 // Streamed by the caller, perhaps into a request of its own: the turn ends here.
                 drop(turn);
-                Ok(Opened::Stream(resp))
+                return Ok(Opened::Stream(answered.resp));
             }
-            None => finish(
-                resp,
-                Limit {
-                    bytes: ERROR_BODY_LIMIT,
-                    overflow: Overflow::Ignore,
-                },
-            )
-            .await
-            .map(Opened::Done),
-            Some(limit) => finish(resp, limit).await.map(Opened::Done),
-        }
+            None => Limit {
+                bytes: ERROR_BODY_LIMIT,
+                overflow: Overflow::Ignore,
+            },
+            Some(limit) => limit,
+        };
+        let Answered {
+            resp,
+            url,
+            origin,
+            sent,
+            known,
+        } = answered;
+        let reading = read(resp, limit);
+        let read = match bound {
+            Within::Head(d) => tokio::time::timeout(d, reading)
+                .await
+                .unwrap_or_else(|_| Err(Failure::Transient("timed out".into()))),
+            Within::Whole(_) | Within::Caller => reading.await,
+        };
+        let (status, headers, body) = read.map_err(|f| within(f, &origin, &url, sent))?;
+        Ok(Opened::Done(Reply {
+            status,
+            headers,
+            body,
+            plain: url.scheme() == "http",
+            known,
+            via: via(&origin, &url, sent),
+        }))
     }
 
+    /// Sends `req`, following redirects for GET and HEAD, each hop judged by `origin`'s rule.
     async fn respond(
         &self,
         req: Request,
         auth: Option<&HeaderValue>,
-        timeout: Duration,
-    ) -> Result<(reqwest::Response, Url), Failure> {
+        bound: Within,
+    ) -> Result<Answered, Failure> {
         let follow = req.method == Method::GET || req.method == Method::HEAD;
-        let origin = req.url.clone();
+        let (origin, mut sent) = match req.origin {
+            Some(registry) => (registry, Sent::Location),
+            None => (req.url.clone(), Sent::Asked),
+        };
         let mut url = req.url;
-        let mut auth = auth.cloned();
+        let mut by = authority(&origin);
         let (method, headers) = (req.method, req.headers);
         let mut body = Some(req.body);
         let mut hops = 0;
         loop {
+            let carry = origin::judge(sent, &origin, &url, &self.insecure).map_err(|p| {
+                Failure::PlainHttp {
+                    host: p.host,
+                    sent,
+                    by: by.clone(),
+                }
+            })?;
             let mut b = self
                 .client_for(&url)
                 .request(method.clone(), url.clone())
-                .timeout(timeout)
                 .headers(headers.clone());
-            if let Some(h) = &auth {
+            if let Within::Whole(d) = bound {
+                b = b.timeout(d);
+            }
+            if let (Carry::Credentials, Some(h)) = (carry, auth) {
                 b = b.header(AUTHORIZATION, h.clone());
             }
             b = match body.take().unwrap_or(Body::Empty) {
@@ -350,17 +222,40 @@ impl Transport {
                     .header(CONTENT_LENGTH, length)
                     .body(body),
             };
-            let resp = b
-                .send()
-                .await
-                .map_err(|e| within(failure(&e), &origin, &url))?;
+            let sending = b.send();
+            let sent_off = match bound {
+                Within::Head(d) => match tokio::time::timeout(d, sending).await {
+                    Ok(r) => r.map_err(|e| failure(&e)),
+                    Err(_) => Err(Failure::Transient("timed out".into())),
+                },
+                Within::Whole(_) | Within::Caller => sending.await.map_err(|e| failure(&e)),
+            };
+            let resp = sent_off.map_err(|f| within(f, &origin, &url, sent))?;
             let status = resp.status();
+            let known = {
+                let mut spoken = self.spoken.lock().expect("hosts that spoke");
+                let key = format!("{}://{}", url.scheme(), authority(&url));
+                let known = spoken.contains(&key);
+                if status != StatusCode::BAD_REQUEST {
+                    spoken.insert(key);
+                }
+                known
+            };
             let (true, true, Some(location)) =
                 (follow, is_redirect(status), resp.headers().get(LOCATION))
             else {
-                return Ok((resp, url));
+                return Ok(Answered {
+                    resp,
+                    url,
+                    origin,
+                    sent,
+                    known,
+                });
             };
-            let next = next_hop(&url, location)?;
+            let next = locate(&url, location).map_err(|location| Failure::BadRedirect {
+                by: authority(&url),
+                location,
+            })?;
             hops += 1;
             if hops > MAX_REDIRECTS {
                 return Err(Failure::TooManyRedirects {
@@ -369,31 +264,32 @@ impl Transport {
                     last: authority(&next),
                 });
             }
-            if next.scheme() == "http" && !self.is_insecure(&authority(&next)) {
-                return Err(Failure::InsecureRedirect(authority(&next)));
-            }
-            // Credentials are for the registry: never for another host (S3 refuses a second
-            // auth mechanism anyway), never downgraded to plain HTTP.
-            if authority(&next) != authority(&origin) || next.scheme() != origin.scheme() {
-                auth = None;
-            }
             debug!(status = status.as_u16(), to = %authority(&next), "following a redirect");
+            by = authority(&url);
+            sent = Sent::Redirect;
             url = next;
         }
     }
 }
 
-/// `host[:port]` of a URL, as users name registries.
-pub(crate) fn authority(url: &Url) -> String {
-    match (url.host_str(), url.port()) {
-        (Some(h), Some(p)) => format!("{h}:{p}"),
-        (Some(h), None) => h.to_string(),
-        _ => String::new(),
-    }
+/// An answer's head, and where it came from.
+struct Answered {
+    resp: reqwest::Response,
+    /// The URL that answered.
+    url: Url,
+    /// Where the credentials belong.
+    origin: Url,
+    /// What took the request to `url`, when that is elsewhere than `origin`.
+    sent: Sent,
+    /// `url`'s origin had answered with something else than a 400 before.
+    known: bool,
 }
 
 /// Reads a body within the limit; error bodies are read up to `ERROR_BODY_LIMIT` and cut there.
-async fn read(mut resp: reqwest::Response, plain: bool, limit: Limit) -> Result<Reply, Failure> {
+async fn read(
+    mut resp: reqwest::Response,
+    limit: Limit,
+) -> Result<(StatusCode, HeaderMap, Vec<u8>), Failure> {
     let status = resp.status();
     let headers = resp.headers().clone();
     let (bound, overflow) = if status.is_success() {
@@ -420,25 +316,20 @@ async fn read(mut resp: reqwest::Response, plain: bool, limit: Limit) -> Result<
             Err(e) => return Err(failure(&e)),
         }
     }
-    Ok(Reply {
-        status,
-        headers,
-        body,
-        plain,
-    })
+    Ok((status, headers, body))
 }
 
-/// A reqwest client: our user agent, connect and idle-read timeouts, keep-alive pool, our
-/// resolver, no automatic redirects. `plain_only` skips the system trust roots; otherwise `extra_roots` join them.
+/// A reqwest client: our user agent, a connect timeout, keep-alive pool, our resolver, no
+/// automatic redirects. No read timeout of its own: it would also run while a long upload is
+/// still sending its body; each request is bounded by its caller (`Within`). `plain_only` skips
+/// the system trust roots; otherwise `extra_roots` join them.
 fn client(
     extra_roots: Vec<reqwest::Certificate>,
     plain_only: bool,
-    idle: Duration,
 ) -> reqwest::Result<reqwest::Client> {
     let builder = reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .connect_timeout(CONNECT_TIMEOUT)
-        .read_timeout(idle)
         .redirect(reqwest::redirect::Policy::none())
         .dns_resolver(Arc::new(Resolver));
     let builder = if plain_only {
@@ -474,7 +365,7 @@ pub(crate) fn read_ca_file(path: &std::path::Path, setting: &str) -> Result<Vec<
 /// What went wrong with a request that got no answer, from the error chain: our resolver's
 /// verdict, rustls' (a certificate refused, a handshake answered in plain text), or the kind
 /// reqwest reports. Nothing here matches message text.
-fn failure(e: &reqwest::Error) -> Failure {
+pub(super) fn failure(e: &reqwest::Error) -> Failure {
     if let Some(dns) = DnsFailure::find(e) {
         return if dns.unknown {
             Failure::UnknownHost(dns.name.clone())

@@ -1,12 +1,15 @@
 //! A tiny HTTP server that misbehaves on purpose, for what a real registry or token service
-//! cannot be made to do: answer with a body that never ends, drip one byte a second, hand out a
-//! token no header may carry, or accept connections and never answer. Threads, not async: it must
-//! not share a runtime with what it tests. Counts the requests it got.
+//! cannot be made to do: answer with a body that never ends, drip one byte a second, cut a body
+//! short, hand out a token no header may carry, name another host in an upload `Location`, or
+//! accept connections and never answer. Threads, not async: it must not share a runtime with what
+//! it tests. Counts the requests it got and records each one's method, path and `Authorization`
+//! header (a capture host: where credentials must never arrive); request bodies are read and
+//! dropped.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -23,6 +26,10 @@ pub enum Behaviour {
     Endless,
     /// Answer 200 and then one byte a second, forever.
     Drip,
+    /// Answer 200 announcing all of `body` and send only its first `sent` bytes, then close.
+    Cut { body: Vec<u8>, sent: usize },
+    /// Answer 200 with `body`, sent steadily at `per_second` bytes a second.
+    Slow { body: Vec<u8>, per_second: usize },
     /// Read the request and never answer.
     Silent,
 }
@@ -49,12 +56,16 @@ impl Behaviour {
     }
 }
 
-/// A linux/amd64 image to serve by hand: its config and a manifest pointing at it.
+/// A linux/amd64 image to serve by hand: its config and a manifest pointing at it (and at its
+/// layer, if it has one).
 pub struct Image {
     pub config: Vec<u8>,
     pub config_digest: String,
     pub manifest: String,
     pub manifest_digest: String,
+    /// The layer's bytes and digest (empty: no layer).
+    pub layer: Vec<u8>,
+    pub layer_digest: String,
 }
 
 impl Image {
@@ -74,6 +85,36 @@ impl Image {
             config_digest,
             manifest,
             manifest_digest,
+            layer: Vec::new(),
+            layer_digest: String::new(),
+        }
+    }
+
+    /// The same image with one layer of `layer`'s bytes (not a real tar: registries do not look).
+    pub fn amd64_with_layer(layer: Vec<u8>) -> Image {
+        let base = Image::amd64(None);
+        let layer_digest = super::sha256(&layer);
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{layer_digest}","size":{}}}]}}"#,
+            base.config_digest,
+            base.config.len(),
+            layer.len()
+        );
+        Image {
+            manifest_digest: super::sha256(manifest.as_bytes()),
+            manifest,
+            layer,
+            layer_digest,
+            ..base
+        }
+    }
+
+    /// The answer to the layer's GET.
+    pub fn layer(&self) -> Behaviour {
+        Behaviour::Answer {
+            status: 200,
+            headers: vec![("Content-Type".into(), "application/octet-stream".into())],
+            body: self.layer.clone(),
         }
     }
 
@@ -111,10 +152,20 @@ pub fn redirect(status: u16, location: &str) -> Behaviour {
     }
 }
 
+/// One request as the server saw it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
+}
+
 pub struct Hostile {
     /// `127.0.0.1:PORT`
     pub host: String,
     requests: Arc<AtomicUsize>,
+    seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 impl Hostile {
@@ -123,24 +174,39 @@ impl Hostile {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let host = listener.local_addr().unwrap().to_string();
         let requests = Arc::new(AtomicUsize::new(0));
-        let counter = requests.clone();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (counter, log) = (requests.clone(), seen.clone());
         let rule = Arc::new(rule);
         thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let rule = rule.clone();
-                let counter = counter.clone();
-                thread::spawn(move || serve(stream, &*rule, &counter));
+                let (counter, log) = (counter.clone(), log.clone());
+                thread::spawn(move || serve(stream, &*rule, &counter, &log));
             }
         });
-        Hostile { host, requests }
+        Hostile {
+            host,
+            requests,
+            seen,
+        }
     }
 
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
     }
+
+    /// Every request so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
 }
 
-fn serve(stream: TcpStream, rule: &dyn Fn(&str, &str) -> Behaviour, counter: &AtomicUsize) {
+fn serve(
+    stream: TcpStream,
+    rule: &dyn Fn(&str, &str) -> Behaviour,
+    counter: &AtomicUsize,
+    seen: &Mutex<Vec<Seen>>,
+) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut stream = stream;
     loop {
@@ -148,6 +214,7 @@ fn serve(stream: TcpStream, rule: &dyn Fn(&str, &str) -> Behaviour, counter: &At
         if reader.read_line(&mut first).unwrap_or(0) == 0 {
             return;
         }
+        let (mut authorization, mut length, mut chunked) = (None, 0usize, false);
         loop {
             let mut line = String::new();
             if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -156,10 +223,29 @@ fn serve(stream: TcpStream, rule: &dyn Fn(&str, &str) -> Behaviour, counter: &At
             if line.trim().is_empty() {
                 break;
             }
+            if let Some((name, value)) = line.split_once(':') {
+                let value = value.trim();
+                match name.trim().to_ascii_lowercase().as_str() {
+                    "authorization" => authorization = Some(value.to_string()),
+                    "content-length" => length = value.parse().unwrap_or(0),
+                    "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
+                    _ => {}
+                }
+            }
         }
         counter.fetch_add(1, Ordering::SeqCst);
         let mut words = first.split_whitespace();
         let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+        seen.lock().unwrap().push(Seen {
+            method: method.to_string(),
+            path: path.to_string(),
+            authorization,
+        });
+        // The body is read (and dropped) before answering; one that cannot be read ends the
+        // connection.
+        if !skip_body(&mut reader, length, chunked) {
+            return;
+        }
         match rule(method, path) {
             Behaviour::Answer {
                 status,
@@ -198,10 +284,67 @@ fn serve(stream: TcpStream, rule: &dyn Fn(&str, &str) -> Behaviour, counter: &At
                 }
                 return;
             }
+            Behaviour::Cut { body, sent } => {
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&body[..sent.min(body.len())]);
+                let _ = stream.flush();
+                return;
+            }
+            Behaviour::Slow { body, per_second } => {
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes());
+                let start = std::time::Instant::now();
+                let piece = (per_second / 20).max(1);
+                for (i, chunk) in body.chunks(piece).enumerate() {
+                    // On schedule, whatever the writes cost.
+                    let due = start + Duration::from_millis(50 * i as u64);
+                    thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
+                    if stream.write_all(chunk).is_err() {
+                        return;
+                    }
+                }
+            }
             Behaviour::Silent => {
                 thread::sleep(Duration::from_secs(600));
                 return;
             }
+        }
+    }
+}
+
+/// Reads a request body of `length` bytes (or chunked) and drops it; false if it cannot be read.
+fn skip_body(reader: &mut impl BufRead, length: usize, chunked: bool) -> bool {
+    if !chunked {
+        return std::io::copy(
+            &mut reader.by_ref().take(length as u64),
+            &mut std::io::sink(),
+        )
+        .is_ok_and(|n| n == length as u64);
+    }
+    loop {
+        let mut size = String::new();
+        if reader.read_line(&mut size).unwrap_or(0) == 0 {
+            return false;
+        }
+        let n =
+            usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
+        // The chunk and its CRLF (after the last chunk, the empty trailer line).
+        let want = if n == 0 { 0 } else { n + 2 };
+        if std::io::copy(&mut reader.by_ref().take(want as u64), &mut std::io::sink()).ok()
+            != Some(want as u64)
+        {
+            return false;
+        }
+        if n == 0 {
+            let mut end = String::new();
+            return reader.read_line(&mut end).is_ok();
         }
     }
 }

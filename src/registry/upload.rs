@@ -1,0 +1,167 @@
+//! Upload sessions: opening one (`POST …/blobs/uploads/`), reading where the registry put it (its
+//! `Location`, joined onto the URL that answered; `origin`'s rule then judges every request sent
+//! there like a redirect), giving one back, and the push-access check that opens one and gives it
+//! back at the start of a run, as go-containerregistry's `CheckPushPermission` does.
+//! Spec: <https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pushing-blobs>.
+
+use reqwest::header::{CONTENT_LENGTH, LOCATION};
+use reqwest::{Method, StatusCode, Url};
+use tracing::{debug, warn};
+
+use super::classify::{clean, Action};
+use super::client::Client;
+use super::transport::{Limit, Overflow, Reply, Request, Within};
+use crate::error::Error;
+use crate::reference::Repository;
+
+/// Upload answers say nothing we need beyond their status and Location.
+pub(super) const UPLOAD_REPLY_LIMIT: Limit = Limit {
+    bytes: 64 * 1024,
+    overflow: Overflow::Ignore,
+};
+
+impl Client {
+    /// Push access to `to`, asked the way a push asks it: an upload session opened (POST
+    /// `…/blobs/uploads/`) and given back (DELETE, best effort: registries that cannot cancel
+    /// one let it expire). A refusal — 401, 403, a `DENIED` code, a token without `push` — fails
+    /// here, at the start; an answer that says nothing about access (a registry that does not
+    /// take uploads this way) is left for the push itself to meet.
+    ///
+    /// Amazon ECR authorizes uploading layers (`ecr:InitiateLayerUpload`) apart from pushing
+    /// manifests (`ecr:PutImage`): a role that publishes an index of children already in its
+    /// repository needs no upload, so there nothing is asked unless the run `uploads` into `to`.
+    pub(super) async fn check_push(&self, to: &Repository, uploads: bool) -> Result<(), Error> {
+        if !uploads && self.ecr().applies_to(to.registry()) {
+            debug!(repository = %to, "ECR: nothing to upload here, so no upload session is opened to check push access");
+            return Ok(());
+        }
+        let shown = to.to_string();
+        let op = self.op(Action::CheckTarget, &shown, to, true);
+        let url = self.url(to, "blobs", "uploads/");
+        let reply = self
+            .call(&op, UPLOAD_REPLY_LIMIT, || {
+                Request::new(Method::POST, url.clone()).header(CONTENT_LENGTH, "0")
+            })
+            .await?;
+        if reply.status.is_success() {
+            debug!(repository = %to, status = reply.status.as_u16(), "push access: an upload session opens");
+            if let Ok(session) = session_of(&reply, &url, &shown) {
+                self.cancel(to, session).await;
+            }
+            return Ok(());
+        }
+        match self.refusal(&reply, &op).await {
+            other @ Error::Registry { .. } => {
+                warn!(repository = %to, error = %super::first_line(&other), "push access could not be checked by opening an upload session; the push will tell");
+                Ok(())
+            }
+            e => Err(e),
+        }
+    }
+
+    /// Gives back an upload session we will not use: one DELETE with the push credentials,
+    /// whatever it answers (sessions expire anyway; distribution behind a token service wants a
+    /// `delete` grant that a push token lacks, and is not asked for one).
+    pub(super) async fn cancel(&self, to: &Repository, session: Url) {
+        let shown = format!("{to} (upload session)");
+        let op = self.op(Action::UploadBlob, &shown, to, true);
+        let registry = self.url(to, "blobs", "uploads/");
+        let header = match self.header(&op).await {
+            Ok(h) => h,
+            Err(_) => return,
+        };
+        let request = Request::new(Method::DELETE, session).located(&registry);
+        if self.admit(&op, Some(&request)).is_err() {
+            return; // the run is being cancelled: the session expires
+        }
+        let sent = self
+            .transport()
+            .send(
+                request,
+                header.as_ref(),
+                UPLOAD_REPLY_LIMIT,
+                Within::Whole(self.budget().request_timeout),
+            )
+            .await;
+        debug!(status = ?sent.map(|r| r.status.as_u16()), "upload session given back");
+    }
+
+    /// Opens an upload session in `to`.
+    pub(super) async fn session(&self, to: &Repository, shown: &str) -> Result<Url, Error> {
+        let op = self.op(Action::UploadBlob, shown, to, true);
+        let url = self.url(to, "blobs", "uploads/");
+        let reply = self
+            .call(&op, UPLOAD_REPLY_LIMIT, || {
+                Request::new(Method::POST, url.clone()).header(CONTENT_LENGTH, "0")
+            })
+            .await?;
+        match reply.status {
+            StatusCode::ACCEPTED => session_of(&reply, &url, shown),
+            _ => Err(self.refusal(&reply, &op).await),
+        }
+    }
+}
+
+/// The upload session a 202 names: its `Location` joined onto `url`, which answered.
+pub(super) fn session_of(reply: &Reply, url: &Url, shown: &str) -> Result<Url, Error> {
+    let unusable = |reason: String| Error::Registry {
+        action: "uploading blob to",
+        reference: shown.to_string(),
+        reason,
+    };
+    let Some(value) = reply.headers.get(LOCATION) else {
+        return Err(unusable(format!(
+            "the registry opened an upload session (HTTP {}) without a Location",
+            reply.status
+        )));
+    };
+    super::origin::locate(url, value).map_err(|location| {
+        unusable(format!(
+            "the registry opened an upload session at an unusable Location \"{}\"",
+            clean(&location)
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue};
+
+    #[test]
+    fn an_upload_answer_without_a_usable_location_is_said_once() {
+        let url = Url::parse("http://r.example/v2/app/blobs/uploads/").unwrap();
+        let mut reply = Reply {
+            status: StatusCode::ACCEPTED,
+            headers: HeaderMap::new(),
+            body: Vec::new(),
+            plain: true,
+            known: true,
+            via: None,
+        };
+        let text = |reply: &Reply| {
+            session_of(reply, &url, "r.example/app@sha256:ab")
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            text(&reply),
+            "uploading blob to r.example/app@sha256:ab: the registry opened an upload session (HTTP 202 Accepted) without a Location"
+        );
+        reply
+            .headers
+            .insert(LOCATION, HeaderValue::from_static("ftp://elsewhere/u1"));
+        assert_eq!(
+            text(&reply),
+            "uploading blob to r.example/app@sha256:ab: the registry opened an upload session at an unusable Location \"ftp://elsewhere/u1\""
+        );
+        reply.headers.insert(
+            LOCATION,
+            HeaderValue::from_static("//up.example/u1?_state=a%2Bb"),
+        );
+        assert_eq!(
+            session_of(&reply, &url, "x").unwrap().as_str(),
+            "http://up.example/u1?_state=a%2Bb"
+        );
+    }
+}
