@@ -180,6 +180,16 @@ mod tests {
         content: &[u8],
         size: u64,
     ) -> (usize, Option<Verdict>) {
+        drain_slowly(pieces, content, size, Duration::ZERO).await
+    }
+
+    /// The same, the reader pausing `pause` after each piece (a slow destination).
+    async fn drain_slowly(
+        pieces: Vec<(u64, Vec<u8>)>,
+        content: &[u8],
+        size: u64,
+        pause: Duration,
+    ) -> (usize, Option<Verdict>) {
         let verdict: Shared = Arc::default();
         let body = verified(
             response(pieces),
@@ -192,6 +202,7 @@ mod tests {
         let mut passed = 0;
         while let Some(Ok(chunk)) = out.next().await {
             passed += chunk.len();
+            tokio::time::sleep(pause).await;
         }
         let said = verdict.lock().unwrap().clone();
         (passed, said)
@@ -236,21 +247,8 @@ mod tests {
     async fn a_destination_that_reads_slowly_is_not_a_stalled_source() {
         let blob = vec![3u8; 10];
         let pieces = blob.iter().map(|b| (0, vec![*b])).collect::<Vec<_>>();
-        let verdict: Shared = Arc::default();
-        let body = verified(
-            response(pieces),
-            Digest::of(&blob),
-            10,
-            Duration::from_secs(2),
-            verdict.clone(),
-        );
-        let mut out = reqwest::Response::from(http::Response::new(body)).bytes_stream();
-        let mut passed = 0;
-        while let Some(Ok(chunk)) = out.next().await {
-            passed += chunk.len();
-            tokio::time::sleep(Duration::from_secs(60)).await;
-        }
-        assert_eq!((passed, verdict.lock().unwrap().clone()), (10, None));
+        let drained = drain_slowly(pieces, &blob, 10, Duration::from_secs(60)).await;
+        assert_eq!(drained, (10, None));
     }
 
     #[tokio::test(start_paused = true)]
