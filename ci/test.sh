@@ -6,6 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . ci/lib.sh
 
+# CI builds once: incremental caches would only add to target/ (a CI disk may be small).
+export CARGO_INCREMENTAL=0
+echo "--- disk: $(df -h --output=avail . | tail -1 | tr -d ' ') free where target/ is built"
+
 install_test_tools
 echo "--- tools"
 docker-registry --version
