@@ -25,7 +25,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//' || true)
   echo
   echo "Machine: $(nproc) cores (${cpu:-unknown CPU}), $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr);"
   echo "Debian's docker-registry $(docker-registry --version | awk '{print $3}') on loopback behind the"
-  echo "user-space latency proxy of \`tests/support/proxy.rs\` (half the RTT each way, one RTT per new"
+  echo "user-space latency proxy of \`tests/it/support/proxy.rs\` (half the RTT each way, one RTT per new"
   echo "connection); buildah $(buildah --version | awk '{print $3}') with vfs storage. Medians of ${BENCH_RUNS:-5} runs, a fresh"
   echo "target tag each run; requests counted at the proxy; T = 1 target tag."
   echo

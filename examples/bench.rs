@@ -1,6 +1,6 @@
 //! The benchmark behind `ci/bench.sh` (not a test: speed is measured here, never asserted).
 //!
-//! Starts the real registry and the latency-injecting proxy from `tests/support`, pushes fixture
+//! Starts the real registry and the latency-injecting proxy from `tests/it/support`, pushes fixture
 //! images for 15 platforms once, then for N = 2, 8, 15 at 0 and 20 ms round-trip time measures the
 //! release `multiarch push` (median of BENCH_RUNS runs, a fresh target tag each run), the
 //! requests per run counted at the proxy, and the peak RSS; the same with `buildah manifest
@@ -10,7 +10,9 @@
 //! a last row measures what the check costs on an image with a 1 GiB base layer and the
 //! entrypoint on top. Prints a markdown report.
 
-#[path = "../tests/support/mod.rs"]
+// The integration tests' support: an example uses only part of it.
+#[allow(dead_code)]
+#[path = "../tests/it/support/mod.rs"]
 mod support;
 
 #[path = "bench/big_base.rs"]

@@ -1,7 +1,9 @@
-//! A manual-testing aid: runs the latency/fault proxy of `tests/support` in front of a registry
+//! A manual-testing aid: runs the latency/fault proxy of `tests/it/support` in front of a registry
 //! and prints every request it sees. `cargo run --example proxy -- UPSTREAM [RTT_MS]`.
 
-#[path = "../tests/support/mod.rs"]
+// The integration tests' support: an example uses only part of it.
+#[allow(dead_code)]
+#[path = "../tests/it/support/mod.rs"]
 mod support;
 
 use std::time::Duration;

@@ -5,16 +5,14 @@
 //! Commit after commit, `latest` must hold the images of the pipeline that published it — never
 //! an earlier pipeline's, never a mix — and a failed build must leave it where it was.
 
-mod support;
-
 use std::collections::BTreeMap;
 
-use serde_json::Value as Json;
-use support::glci::{
+use crate::support::glci::{
     assert_passed, children, commit, example, kaniko_shim, local_components, project, ran, run,
     summary, write,
 };
-use support::{sha256, Registry};
+use crate::support::{sha256, Registry};
+use serde_json::Value as Json;
 
 /// Two build jobs as a project writes them (buildah stands in for kaniko here): the image holds
 /// the commit, so every pipeline pushes new digests; `LABEL` adds the revision label; the arm64

@@ -2,16 +2,14 @@
 //! over TLS with a generated CA and htpasswd user `AWS` with moto's token password, plays the ECR
 //! registry (`MULTIARCH_AUTH=ecr`, as for a VPC endpoint name).
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::support::fixtures::{push as push_fixture, Kind};
+use crate::support::moto::{ecr_password, Moto, ACCOUNT};
+use crate::support::stub::RedirectingRegistry;
+use crate::support::{multiarch, stderr_of, Options, Registry};
 use base64::Engine as _;
-use support::fixtures::{push as push_fixture, Kind};
-use support::moto::{ecr_password, Moto, ACCOUNT};
-use support::stub::RedirectingRegistry;
-use support::{multiarch, stderr_of, Options, Registry};
 
 fn ecr_registry() -> Registry {
     let reg = Registry::start_with(Options {

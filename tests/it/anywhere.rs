@@ -4,15 +4,13 @@
 //! Two real registries (one with basic auth, one behind the bearer-token service); skopeo checks
 //! that every destination holds a complete graph.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::fixtures::{push as push_fixture, push_built, push_multi, Kind};
+use crate::support::proxy::{Fault, Proxy};
+use crate::support::token::TokenService;
+use crate::support::{multiarch, plain, sha256, stderr_of, vars, Options, Registry};
 use serde_json::Value;
-use support::fixtures::{push as push_fixture, push_built, push_multi, Kind};
-use support::proxy::{Fault, Proxy};
-use support::token::TokenService;
-use support::{multiarch, plain, sha256, stderr_of, vars, Options, Registry};
 
 /// The index under `path` in `reg`, parsed.
 fn index(reg: &Registry, path: &str) -> Value {

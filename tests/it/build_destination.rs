@@ -6,14 +6,14 @@
 //! (nothing there, so it names every source it looked for and exits 3). And what they build: the
 //! Dockerfile in the context.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::process::Command;
 
+use crate::support::template::{component, destination_block};
+use crate::support::{multiarch, require, Registry};
 use serde_norway::Value;
-use support::template::{component, destination_block};
-use support::{multiarch, require, Registry};
 
 /// One build job: its ARCH, the component's inputs and the job's variables (`REGISTRY` stands for the test registry).
 struct Case {

@@ -4,12 +4,12 @@
 //! MiB a second on average ends at its bound; a source that sends another size than its
 //! descriptor says is refused (exit 4). No tag moves in any case.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 
-use support::hostile::{Behaviour, Hostile, Image};
-use support::{vars, Registry};
+use crate::support::hostile::{Behaviour, Hostile, Image};
+use crate::support::{vars, Registry};
 
 /// A source registry serving `app:1-amd64` (one layer) whose layer GET is answered by `layer`.
 fn source(image: Image, layer: Behaviour) -> Hostile {

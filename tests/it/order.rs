@@ -5,15 +5,13 @@
 //! commit already published changes nothing (immutable ECR tags included). Real registry, real
 //! binary, skopeo to check what each tag holds.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::support::fixtures::{index_of, push_built, put_manifest, Kind};
+use crate::support::moto::{ecr_password, Moto};
+use crate::support::{gitlab_env, multiarch, plain, sha256, stderr_of, Options, Registry};
 use serde_json::Value;
-use support::fixtures::{index_of, push_built, put_manifest, Kind};
-use support::moto::{ecr_password, Moto};
-use support::{gitlab_env, multiarch, plain, sha256, stderr_of, Options, Registry};
 
 const A: &str = "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d";
 const B: &str = "3f2a1c0d9e8b7a6f5e4d3c2b1a0f9e8d7c6b5a49";

@@ -1,14 +1,12 @@
 //! A registry with bearer-token auth (`auth: token`, as GitLab's registry and Docker Hub run):
 //! the 401 challenge, the token service asked with the job's credentials, the token presented.
 
-mod support;
-
 use std::collections::BTreeMap;
 
+use crate::support::fixtures::{push_two_arches, Kind};
+use crate::support::token::TokenService;
+use crate::support::{gitlab_env, multiarch, stderr_of, Options, Registry};
 use serde_json::Value;
-use support::fixtures::{push_two_arches, Kind};
-use support::token::TokenService;
-use support::{gitlab_env, multiarch, stderr_of, Options, Registry};
 
 #[test]
 fn a_token_registry_is_published_to_with_the_job_credentials_and_one_token_per_operation() {

@@ -4,15 +4,15 @@
 //! and a build job's digest hand-off (`MULTIARCH_SOURCE_*`) beats the tags.
 //! Real registry, real binary, skopeo to check what landed.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::support::fixtures::{push as push_fixture, push_built, push_config, Kind};
+use crate::support::{gitlab_env, multiarch, multiarch_process, plain, stderr_of, Registry};
 use serde_json::Value;
-use support::fixtures::{push as push_fixture, push_built, push_config, Kind};
-use support::{gitlab_env, multiarch, multiarch_process, plain, stderr_of, Registry};
 
 /// This pipeline's commit (the one `gitlab_env` sets) and an earlier one.
 const THIS: &str = "3f2a1c0d9e8b7a6f5e4d3c2b1a0f9e8d7c6b5a49";

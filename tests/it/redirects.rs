@@ -4,13 +4,13 @@
 //! a retry; only the redirect statuses are followed. A hand-made registry (the hostile server)
 //! redirects the config GET; the real registry over TLS plays a redirect target with a private CA.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use support::hostile::{redirect, Behaviour, Hostile, Image};
-use support::{free_port, vars, Options, Registry};
+use crate::support::hostile::{redirect, Behaviour, Hostile, Image};
+use crate::support::{free_port, vars, Options, Registry};
 
 /// A registry serving a linux/amd64 image under any tag whose config GET (and, with
 /// `everything`, every request) is answered by `answer`.

@@ -1,12 +1,12 @@
 //! `multiarch push` / `plan` end to end against the real registry, checked with skopeo.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 
+use crate::support::fixtures::{push as push_fixture, push_two_arches, Kind};
+use crate::support::{gitlab_env, multiarch, sha256, stderr_of, Registry};
 use serde_json::Value;
-use support::fixtures::{push as push_fixture, push_two_arches, Kind};
-use support::{gitlab_env, multiarch, sha256, stderr_of, Registry};
 
 /// A GitLab job env for `app` in `registry` plus `extra`.
 fn job(registry: &Registry, extra: &[(&str, &str)]) -> BTreeMap<String, String> {

@@ -4,12 +4,12 @@
 //! A hand-made destination registry (the hostile server) sends the Location; a second one, the
 //! capture host, records every request's `Authorization` header and must see none.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 
-use support::hostile::{Behaviour, Hostile, Image, Seen};
-use support::vars;
+use crate::support::hostile::{Behaviour, Hostile, Image, Seen};
+use crate::support::vars;
 
 const PASSWORD: &str = "job-token-5f3c9a";
 

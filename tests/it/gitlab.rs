@@ -6,19 +6,17 @@
 //! handed in as a variable, and the ECR registry runs under its ECR host name inside a mount
 //! namespace whose /etc/hosts maps it to loopback.
 
-mod support;
-
 use std::process::Command;
 
-use serde_json::Value as Json;
-use serde_norway::Value;
-use support::fixtures::{push_built, Kind};
-use support::glci::{
+use crate::support::fixtures::{push_built, Kind};
+use crate::support::glci::{
     adapt, assert_passed, children, example, head, jobs_listed, kaniko_shim, list,
     local_components, project, run, run_in,
 };
-use support::moto::{ecr_password, Moto};
-use support::{sha256, Options, Registry};
+use crate::support::moto::{ecr_password, Moto};
+use crate::support::{sha256, Options, Registry};
+use serde_json::Value as Json;
+use serde_norway::Value;
 
 /// Inputs that let the buildah component build the test app (its Dockerfile found in the context,
 /// not the project root's) and push over plain HTTP.

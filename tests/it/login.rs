@@ -1,16 +1,16 @@
 //! `multiarch login HOST`: the credential `push` would use, checked against the registry, for
 //! build tools that need one (buildah in the build component). Real registries, moto for ECR.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use support::moto::{ecr_password, Moto};
-use support::proxy::{Fault, Proxy};
-use support::{multiarch, multiarch_process, stderr_of, vars, Options, Registry};
+use crate::support::moto::{ecr_password, Moto};
+use crate::support::proxy::{Fault, Proxy};
+use crate::support::{multiarch, multiarch_process, stderr_of, vars, Options, Registry};
 
 #[test]
 fn writes_the_job_credential_into_an_auth_file_that_skopeo_can_use() {

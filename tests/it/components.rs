@@ -3,16 +3,14 @@
 //! check-jsonschema's `vendor.gitlab-ci`) and hadolint. A component is two YAML documents; its body
 //! is rendered with its default inputs (whole-value inputs keep their type) before validation.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_norway::Value;
-use support::require;
-use support::template::{
+use crate::support::require;
+use crate::support::template::{
     component, components, destination_block, documents, flat_rules, render, root,
 };
+use serde_norway::Value;
 
 /// Validates YAML/JSON files against GitLab's CI schema.
 fn check_schema(files: &[PathBuf]) {

@@ -3,8 +3,6 @@
 //! images written as OCI layouts and pushed with `skopeo copy`; and the built binary, run with a
 //! clean environment as a GitLab job would run it. A missing tool fails with its install step.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

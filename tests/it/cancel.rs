@@ -4,8 +4,6 @@
 //!
 //! The bounds on time here only prove "not hung"; the figures are printed (`--nocapture`).
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::path::Path;
@@ -13,9 +11,9 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
-use support::fixtures::{push as push_fixture, push_two_arches, Kind};
-use support::proxy::{Fault, Proxy};
-use support::{multiarch_process, sha256, vars, Registry};
+use crate::support::fixtures::{push as push_fixture, push_two_arches, Kind};
+use crate::support::proxy::{Fault, Proxy};
+use crate::support::{multiarch_process, sha256, vars, Registry};
 
 /// Far longer than a cancelled run takes (about 1 s): only a hang fails it.
 const NOT_HUNG: Duration = Duration::from_secs(10);

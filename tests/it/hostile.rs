@@ -5,19 +5,19 @@
 //! service and a hostile server; time bounds here are generous sanity limits (speed belongs to
 //! ci/bench.sh).
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::fixtures::{
+use crate::support::fixtures::{
     index_of, push as push_fixture, push_built, push_two_arches, put_manifest, Kind,
 };
-use support::hostile::{Behaviour, Hostile};
-use support::proxy::{Fault, Proxy};
-use support::token::TokenService;
-use support::{
+use crate::support::hostile::{Behaviour, Hostile};
+use crate::support::proxy::{Fault, Proxy};
+use crate::support::token::TokenService;
+use crate::support::{
     free_port, gitlab_env, multiarch, multiarch_process, run, stderr_of, vars, Options, Registry,
 };
 

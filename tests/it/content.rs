@@ -2,16 +2,14 @@
 //! binaries checked in), pushed with skopeo to the real registry, published or refused by the
 //! built binary.
 
-mod support;
-
 use std::collections::BTreeMap;
 
-use serde_json::{json, Value};
-use support::fixtures::{
+use crate::support::fixtures::{
     amd64, arm64, elf, pe, push as push_fixture, push_content, put_manifest, Compression, Item,
     Kind,
 };
-use support::{gitlab_env, multiarch, plain, stderr_of, Registry};
+use crate::support::{gitlab_env, multiarch, plain, stderr_of, Registry};
+use serde_json::{json, Value};
 
 fn job(registry: &Registry, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
     let mut env = gitlab_env(&registry.repo("group/app"));
@@ -130,6 +128,35 @@ fn through_path_and_a_symlink_into_a_lower_layer_the_file_is_found_and_matches()
         stderr.contains("entrypoint machine code checked images=2 matched=2 not_checked=0 warnings=0 layers_read=3"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_hard_link_entrypoint_is_judged_by_the_file_it_links_to() {
+    let reg = Registry::start();
+    good_amd64(&reg);
+    push_content(
+        &reg,
+        "group/app:latest-arm64",
+        "linux/arm64",
+        json!({"Entrypoint": ["/usr/local/bin/app"]}),
+        &[
+            base_layer(),
+            vec![
+                Item::File("opt/app", 0o755, amd64()),
+                Item::Hardlink("usr/local/bin/app", "opt/app"),
+            ],
+        ],
+        Compression::Gzip,
+    );
+    let (code, stdout, stderr) = run(&job(&reg, &[]), &["push"]);
+    assert_eq!(code, 4, "{stderr}");
+    assert_eq!(stdout, "");
+    assert!(
+        stderr
+            .contains("/usr/local/bin/app is ELF 64-bit LSB x86-64 (machine code for linux/amd64)"),
+        "{stderr}"
+    );
+    assert_eq!(reg.raw("group/app:latest"), None, "nothing was pushed");
 }
 
 #[test]

@@ -1,11 +1,9 @@
 //! The README's quick start: `ci/demo.sh` publishes an index, exits 0 and leaves nothing behind,
 //! so `ci/demo.sh && ci/test.sh` reaches the tests.
 
-mod support;
-
 use std::process::Command;
 
-use support::require;
+use crate::support::require;
 
 #[test]
 fn the_demo_exits_0_and_removes_its_temporary_directory() {
@@ -15,6 +13,7 @@ fn the_demo_exits_0_and_removes_its_temporary_directory() {
     let out = Command::new("bash")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/ci/demo.sh"))
         .env("TMPDIR", tmp.path())
+        .env("DEMO_BIN", env!("CARGO_BIN_EXE_multiarch"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -1,14 +1,12 @@
 //! Reaching registries as users do: `inspect`, credentials (job token, explicit, docker config),
 //! TLS with a private CA, and the CLI's usage errors. Real registry, real binary.
 
-mod support;
-
 use std::collections::BTreeMap;
 
+use crate::support::fixtures::{push as push_fixture, Kind};
+use crate::support::{gitlab_env, multiarch, sha256, stderr_of, vars as env, Options, Registry};
 use base64::Engine as _;
 use serde_json::Value;
-use support::fixtures::{push as push_fixture, Kind};
-use support::{gitlab_env, multiarch, sha256, stderr_of, vars as env, Options, Registry};
 
 #[test]
 fn inspect_shows_platforms_raw_bytes_and_json() {

@@ -2,16 +2,14 @@
 //! the fault-injecting proxy, the real binary, skopeo to check what landed (directly, not through
 //! the proxy). Time bounds here are generous sanity limits; speed belongs to ci/bench.sh.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::support::fixtures::{push as push_fixture, push_two_arches, Kind};
+use crate::support::proxy::{on_put, Fault, Proxy};
+use crate::support::{multiarch, multiarch_process, stderr_of, Registry};
 use serde_json::Value;
-use support::fixtures::{push as push_fixture, push_two_arches, Kind};
-use support::proxy::{on_put, Fault, Proxy};
-use support::{multiarch, multiarch_process, stderr_of, Registry};
 
 /// Variables for `multiarch` to publish `app` through `host` (plain HTTP).
 fn vars(host: &str, extra: &[(&str, &str)]) -> BTreeMap<String, String> {

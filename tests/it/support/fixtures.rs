@@ -278,6 +278,7 @@ pub fn push_multi(registry: &Registry, path: &str, platforms: &[&str]) -> String
 
 /// Pushes a `platform` image whose one layer is `size` bytes of incompressible data (a stand-in
 /// for a real layer when measuring copies); returns its digest.
+#[allow(dead_code)] // examples/bench.rs measures copies with it
 pub fn push_big(registry: &Registry, path: &str, platform: &str, size: usize, seed: u64) -> String {
     let dir = tempfile::tempdir().unwrap();
     let layout = Layout::create(dir.path());
@@ -498,6 +499,7 @@ pub fn push_content(
 /// data (uncompressed, as a real base's size on the wire) and a small top layer holding the
 /// entrypoint `/usr/local/bin/app` (`program`); returns its digest. What the content check
 /// costs on a big image whose program is on top.
+#[allow(dead_code)] // examples/bench.rs measures the content check with it
 pub fn push_big_base(
     registry: &Registry,
     path: &str,

@@ -4,14 +4,12 @@
 //! (403 DENIED: may pull, may not push), one that cannot cancel an upload session, and one that
 //! does not take uploads that way at all.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use support::fixtures::{push as push_fixture, push_two_arches, Kind};
-use support::proxy::{Fault, Proxy};
-use support::{run, vars, Registry};
+use crate::support::fixtures::{push as push_fixture, push_two_arches, Kind};
+use crate::support::proxy::{Fault, Proxy};
+use crate::support::{run, vars, Registry};
 
 fn env(proxy: &Proxy, timeout: &str) -> BTreeMap<String, String> {
     vars(&[
