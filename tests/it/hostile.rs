@@ -137,23 +137,22 @@ fn refused_connections_are_transient_and_end_with_the_wait() {
 }
 
 #[test]
-fn a_registry_that_never_answers_is_bounded_by_the_wait_and_progress_still_comes() {
+/// The progress line that comes while requests hang is checked on a paused clock
+/// (`wait::tests`); here the real binary against a silent server.
+fn a_registry_that_never_answers_is_bounded_by_the_wait() {
     let silent = Hostile::start(|_, _| Behaviour::Silent);
     let env = vars(&[
         ("MULTIARCH_IMAGE", &format!("{}/app", silent.host)),
         ("MULTIARCH_TAGS", "1"),
         ("MULTIARCH_INSECURE_REGISTRIES", &silent.host),
-        ("MULTIARCH_TIMEOUT", "10s"),
-        ("MULTIARCH_REQUEST_TIMEOUT", "35s"),
+        ("MULTIARCH_TIMEOUT", "2s"),
+        ("MULTIARCH_REQUEST_TIMEOUT", "4s"),
     ]);
     let (code, err, took) = run(&env, &["push"]);
     assert_eq!(code, Some(75), "{err}");
     assert!(err.contains("timed out"), "{err}");
     // The wait's deadline plus one request limit, not retries on top.
-    assert!(took < Duration::from_secs(10 + 35 + 5), "{took:?}");
-    // A progress line came while every request hung.
-    assert!(err.contains("waiting for sources"), "{err}");
-    assert!(err.contains("elapsed=30s"), "{err}");
+    assert!(took < Duration::from_secs(2 + 4 + 5), "{took:?}");
     eprintln!("exit 75 in {:.1} s", took.as_secs_f64());
 }
 
