@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use crate::support::fixtures::{push as push_fixture, Kind};
-use crate::support::{gitlab_env, multiarch, sha256, stderr_of, vars as env, Options, Registry};
+use crate::support::{
+    exited, gitlab_env, multiarch, sha256, stderr_of, vars as env, Options, Registry,
+};
 use base64::Engine as _;
 use serde_json::Value;
 
@@ -108,7 +110,7 @@ fn job_token_docker_config_and_explicit_credentials_are_used_and_bad_ones_exit_5
         .args(["push", "--log", "debug"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(5), "{}", stderr_of(&out));
+    exited(&out, 5);
     assert!(
         stderr_of(&out).contains("refused access"),
         "{}",
@@ -200,7 +202,7 @@ fn job_token_docker_config_and_explicit_credentials_are_used_and_bad_ones_exit_5
         .assert()
         .success();
     let out = multiarch(&e, work.path()).arg("plan").output().unwrap();
-    assert_eq!(out.status.code(), Some(5), "{}", stderr_of(&out));
+    exited(&out, 5);
 }
 
 #[test]
@@ -217,7 +219,7 @@ fn tls_registry_is_trusted_through_the_ca_file_and_refused_without_it() {
         ("MULTIARCH_TAGS", "latest"),
     ]);
     let out = multiarch(&e, work.path()).arg("push").output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    exited(&out, 2);
     assert!(
         stderr_of(&out).contains("MULTIARCH_CA_FILE"),
         "{}",

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::support::fixtures::{push as push_fixture, push_built, push_multi, Kind};
 use crate::support::proxy::{Fault, Proxy};
 use crate::support::token::TokenService;
-use crate::support::{multiarch, plain, sha256, stderr_of, vars, Options, Registry};
+use crate::support::{exited, multiarch, plain, sha256, stderr_of, vars, Options, Registry};
 use serde_json::Value;
 
 /// The index under `path` in `reg`, parsed.
@@ -316,8 +316,7 @@ fn a_blob_that_hashes_wrong_on_the_way_is_refused_and_no_tag_moves() {
     ]);
     let work = tempfile::tempdir().unwrap();
     let out = multiarch(&env, work.path()).arg("push").output().unwrap();
-    let err = stderr_of(&out);
-    assert_eq!(out.status.code(), Some(4), "{err}");
+    let err = exited(&out, 4);
     assert!(err.contains(&format!("does not match {layer}")), "{err}");
     assert!(dest.raw("app:1").is_none(), "no tag moved");
     let blob = dest.skopeo_unchecked(&[

@@ -8,17 +8,12 @@ use crate::support::fixtures::{
     amd64, arm64, elf, pe, push as push_fixture, push_content, put_manifest, Compression, Item,
     Kind,
 };
-use crate::support::{gitlab_env, multiarch, plain, stderr_of, Registry};
+use crate::support::{multiarch, plain, stderr_of, Registry};
 use serde_json::{json, Value};
 
+/// A job that looks once (no wait), plus `extra`.
 fn job(registry: &Registry, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
-    let mut env = gitlab_env(&registry.repo("group/app"));
-    env.extend(registry.access_env());
-    env.insert("MULTIARCH_TIMEOUT".into(), "0".into());
-    for (k, v) in extra {
-        env.insert(k.to_string(), v.to_string());
-    }
-    env
+    crate::support::job(registry, &[&[("MULTIARCH_TIMEOUT", "0")], extra].concat())
 }
 
 /// Runs the binary: exit code, stdout, stderr without colours.

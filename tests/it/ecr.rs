@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::support::fixtures::{push as push_fixture, Kind};
 use crate::support::moto::{ecr_password, Moto, ACCOUNT};
 use crate::support::stub::RedirectingRegistry;
-use crate::support::{multiarch, stderr_of, Options, Registry};
+use crate::support::{exited, multiarch, stderr_of, Options, Registry};
 use base64::Engine as _;
 
 fn ecr_registry() -> Registry {
@@ -98,8 +98,7 @@ fn no_aws_credentials_exit_5_naming_what_was_tried() {
         .arg("push")
         .output()
         .unwrap();
-    let err = stderr_of(&out);
-    assert_eq!(out.status.code(), Some(5), "{err}");
+    let err = exited(&out, 5);
     assert!(
         err.contains("no AWS credentials for ecr:GetAuthorizationToken"),
         "{err}"
@@ -247,7 +246,7 @@ fn authorization_does_not_follow_a_blob_redirect_to_another_host() {
         .args(["inspect", &format!("{}/app:latest-amd64", stub.host)])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    exited(&out, 1);
     assert!(
         stderr_of(&out).contains(&format!("redirected to plain HTTP at {}", stub.blob_host)),
         "{}",
@@ -309,8 +308,7 @@ fn missing_iam_permissions_are_named_and_a_denied_describe_only_warns() {
         ],
     );
     let out = multiarch(&env, work.path()).arg("push").output().unwrap();
-    let err = stderr_of(&out);
-    assert_eq!(out.status.code(), Some(5), "{err}");
+    let err = exited(&out, 5);
     assert!(
         err.contains("IAM permission ecr:GetAuthorizationToken"),
         "{err}"

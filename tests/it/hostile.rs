@@ -18,7 +18,8 @@ use crate::support::hostile::{Behaviour, Hostile};
 use crate::support::proxy::{Fault, Proxy};
 use crate::support::token::TokenService;
 use crate::support::{
-    free_port, gitlab_env, multiarch, multiarch_process, run, stderr_of, vars, Options, Registry,
+    exited, free_port, gitlab_env, multiarch, multiarch_process, run, stderr_of, vars, Options,
+    Registry,
 };
 
 #[test]
@@ -178,8 +179,7 @@ fn a_protected_tag_leaves_the_other_tags_moved_and_reported() {
         ("MULTIARCH_DOTENV", "multiarch.env"),
     ]);
     let out = multiarch(&env, work.path()).arg("push").output().unwrap();
-    let err = stderr_of(&out);
-    assert_eq!(out.status.code(), Some(5), "{err}");
+    let err = exited(&out, 5);
     let stdout = String::from_utf8(out.stdout).unwrap();
     let digest = support::sha256(&reg.raw("app:latest").unwrap());
     let repo = format!("{}/app", proxy.host);
@@ -278,8 +278,7 @@ fn a_newline_in_a_child_digest_never_reaches_the_dotenv() {
         ("MULTIARCH_DOTENV", "multiarch.env"),
     ]);
     let out = multiarch(&env, work.path()).arg("push").output().unwrap();
-    let err = stderr_of(&out);
-    assert_eq!(out.status.code(), Some(4), "{err}");
+    let err = exited(&out, 4);
     assert!(err.contains("a sha256 digest has 64 hex digits"), "{err}");
     assert!(!err.contains("MULTIARCH_REF=evil"), "{err}");
     assert!(!work.path().join("multiarch.env").exists());
@@ -531,7 +530,7 @@ fn the_dotenv_is_checked_before_any_request_and_written_before_stdout() {
         .unwrap();
     drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    exited(&out, 1);
     assert!(stderr_of(&out).contains("<stdout>"), "{}", stderr_of(&out));
     let dotenv = std::fs::read_to_string(work.path().join("multiarch.env")).unwrap();
     assert!(dotenv.starts_with("MULTIARCH_DIGEST=sha256:"), "{dotenv}");
@@ -570,8 +569,7 @@ fn a_bind_mounted_dotenv_is_rewritten_in_place() {
         .envs(plain.get_envs().filter_map(|(k, v)| Some((k, v?))))
         .current_dir(&job);
     let out = cmd.output().unwrap();
-    let err = stderr_of(&out);
-    assert_eq!(out.status.code(), Some(0), "{err}");
+    exited(&out, 0);
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(stdout.lines().count(), 2, "{stdout}");
     let dotenv = std::fs::read_to_string(&outside).unwrap();
@@ -650,7 +648,7 @@ fn unknown_variables_are_named_and_oversized_specs_refused() {
         .args(["push", "--spec", spec.to_str().unwrap()])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    exited(&out, 2);
     assert!(
         stderr_of(&out).contains("more than the 1048576 accepted"),
         "{}",
@@ -855,8 +853,7 @@ fn a_variable_that_is_not_utf8_exits_2_naming_it_and_pushes_nothing() {
         .arg("push")
         .output()
         .unwrap();
-    let err = stderr_of(&out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = exited(&out, 2);
     assert!(
         err.contains(
             "the environment variable MULTIARCH_TAGS is not valid UTF-8 (at byte 11 of its value)"

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::support::moto::{ecr_password, Moto};
 use crate::support::proxy::{Fault, Proxy};
-use crate::support::{multiarch, multiarch_process, stderr_of, vars, Options, Registry};
+use crate::support::{exited, multiarch, multiarch_process, stderr_of, vars, Options, Registry};
 
 #[test]
 fn writes_the_job_credential_into_an_auth_file_that_skopeo_can_use() {
@@ -83,7 +83,7 @@ fn writes_the_job_credential_into_an_auth_file_that_skopeo_can_use() {
         .args(["login", &reg.host])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(5), "{}", stderr_of(&out));
+    exited(&out, 5);
     assert!(
         stderr_of(&out).contains("refused access"),
         "{}",
@@ -96,7 +96,7 @@ fn writes_the_job_credential_into_an_auth_file_that_skopeo_can_use() {
     .args(["login", "quay.example"])
     .output()
     .unwrap();
-    assert_eq!(out.status.code(), Some(5), "{}", stderr_of(&out));
+    exited(&out, 5);
     assert!(
         stderr_of(&out).contains("no credentials for quay.example"),
         "{}",
@@ -254,7 +254,7 @@ fn a_bind_mounted_auth_file_is_made_owner_only_or_left_alone() {
         ("MULTIARCH_AUTH_FILE", "auth.json"),
     ]);
     let out = login_through_a_bind_mount(&env, &job, &outside, &reg.host, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    exited(&out, 0);
     let meta = std::fs::metadata(&outside).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     let text = std::fs::read_to_string(&outside).unwrap();
@@ -275,8 +275,7 @@ fn a_bind_mounted_auth_file_is_made_owner_only_or_left_alone() {
         "--clear-groups",
     ];
     let out = login_through_a_bind_mount(&env, &job, &outside, &reg.host, &nobody);
-    let err = stderr_of(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = exited(&out, 1);
     assert!(
         err.contains("its mode 0666 lets others read it and it cannot be made 0600")
             && err.contains("so the secret was not written"),

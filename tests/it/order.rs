@@ -10,7 +10,7 @@ use std::path::Path;
 
 use crate::support::fixtures::{index_of, push_built, put_manifest, Kind};
 use crate::support::moto::{ecr_password, Moto};
-use crate::support::{gitlab_env, multiarch, plain, sha256, stderr_of, Options, Registry};
+use crate::support::{multiarch, plain, sha256, stderr_of, Options, Registry};
 use serde_json::Value;
 
 const A: &str = "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d";
@@ -25,20 +25,12 @@ fn job(
     commit: &str,
     extra: &[(&str, &str)],
 ) -> BTreeMap<String, String> {
-    let mut env = gitlab_env(&reg.repo("group/app"));
-    env.extend(reg.access_env());
-    for (k, v) in [
-        ("MULTIARCH_TIMEOUT", "5s"),
+    let this = [
         ("CI_PROJECT_ID", "42"),
         ("CI_PIPELINE_ID", pipeline),
         ("CI_COMMIT_SHA", commit),
-    ]
-    .iter()
-    .chain(extra)
-    {
-        env.insert(k.to_string(), v.to_string());
-    }
-    env
+    ];
+    crate::support::job(reg, &[&this[..], extra].concat())
 }
 
 /// This commit's two images under `{tag}-amd64` / `{tag}-arm64`, handed over by digest as the

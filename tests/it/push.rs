@@ -5,18 +5,8 @@ use crate::support;
 use std::collections::BTreeMap;
 
 use crate::support::fixtures::{push as push_fixture, push_two_arches, Kind};
-use crate::support::{gitlab_env, multiarch, sha256, stderr_of, Registry};
+use crate::support::{exited, job, multiarch, sha256, stderr_of, Registry};
 use serde_json::Value;
-
-/// A GitLab job env for `app` in `registry` plus `extra`.
-fn job(registry: &Registry, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
-    let mut env = gitlab_env(&registry.repo("group/app"));
-    env.extend(registry.access_env());
-    for (k, v) in extra {
-        env.insert(k.to_string(), v.to_string());
-    }
-    env
-}
 
 #[test]
 fn publishes_an_index_that_skopeo_resolves_per_architecture() {
@@ -244,7 +234,7 @@ fn wrong_platform_behind_a_tag_fails_with_4_and_pushes_nothing() {
         .arg("push")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
+    exited(&out, 4);
     assert!(out.stdout.is_empty());
     let err = stderr_of(&out);
     assert!(
@@ -271,7 +261,7 @@ fn missing_sources_fail_with_3_naming_each_and_push_nothing() {
         ],
     );
     let out = multiarch(&env, work.path()).arg("push").output().unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
+    exited(&out, 3);
     assert!(out.stdout.is_empty());
     let err = stderr_of(&out);
     for missing in ["latest-arm64", "latest-s390x"] {
@@ -479,7 +469,7 @@ fn publishes_to_a_registry_named_by_its_ipv6_address() {
     env.insert("MULTIARCH_INSECURE_REGISTRIES".into(), source.host.clone());
     let work = tempfile::tempdir().unwrap();
     let out = multiarch(&env, work.path()).arg("push").output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    exited(&out, 2);
     assert!(
         stderr_of(&out).contains(&format!(
             "cannot reach {}: it answered the TLS handshake in plain HTTP",

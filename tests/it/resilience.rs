@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::fixtures::{push as push_fixture, push_two_arches, Kind};
 use crate::support::proxy::{on_put, Fault, Proxy};
-use crate::support::{multiarch, multiarch_process, stderr_of, Registry};
+use crate::support::{exited, multiarch, multiarch_process, stderr_of, Registry};
 use serde_json::Value;
 
 /// Variables for `multiarch` to publish `app` through `host` (plain HTTP).
@@ -151,7 +151,7 @@ fn deadline_exits_3_allow_missing_publishes_what_exists_and_wait_exits_0() {
     let env = vars(&reg.host, &[("MULTIARCH_TIMEOUT", "2s")]);
 
     let out = multiarch(&env, work.path()).arg("push").output().unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
+    exited(&out, 3);
     assert!(stderr_of(&out).contains(&format!("  - {}/app:latest-arm64", reg.host)));
     assert!(reg.raw("app:latest").is_none());
 
@@ -200,8 +200,7 @@ fn a_registry_refusing_to_move_a_tag_exits_4_with_the_immutability_explanation()
         .arg("push")
         .output()
         .unwrap();
-    let err = stderr_of(&out);
-    assert_eq!(out.status.code(), Some(4), "{err}");
+    let err = exited(&out, 4);
     assert!(err.contains("TAG_INVALID"), "{err}");
     assert!(err.contains("immutable tags"), "{err}");
     assert!(out.stdout.is_empty());
@@ -315,7 +314,7 @@ fn a_refused_manifest_exits_4_an_unexpected_answer_1_and_a_bad_dotenv_path_2_bef
         &[("MULTIARCH_DOTENV", "no/such/dir/multiarch.env")],
     );
     let out = multiarch(&env, work.path()).arg("push").output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    exited(&out, 2);
     assert!(
         stderr_of(&out).contains("no file can be created in no/such/dir"),
         "{}",
@@ -377,7 +376,7 @@ fn with_no_wait_a_registry_asking_to_come_back_much_later_ends_the_run_at_once()
     let env = vars(&proxy.host, &[("MULTIARCH_TIMEOUT", "0")]);
     let start = Instant::now();
     let out = multiarch(&env, work.path()).arg("push").output().unwrap();
-    assert_eq!(out.status.code(), Some(75), "{}", stderr_of(&out));
+    exited(&out, 75);
     assert!(
         start.elapsed() < Duration::from_secs(10),
         "{:?}",

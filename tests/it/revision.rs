@@ -6,28 +6,16 @@
 
 use crate::support;
 
-use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::support::fixtures::{push as push_fixture, push_built, push_config, Kind};
-use crate::support::{gitlab_env, multiarch, multiarch_process, plain, stderr_of, Registry};
+use crate::support::{exited, job, multiarch, multiarch_process, plain, stderr_of, Registry};
 use serde_json::Value;
 
 /// This pipeline's commit (the one `gitlab_env` sets) and an earlier one.
 const THIS: &str = "3f2a1c0d9e8b7a6f5e4d3c2b1a0f9e8d7c6b5a49";
 const EARLIER: &str = "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d";
-
-/// A GitLab job on the default branch publishing `group/app` in `reg`, plus `extra`.
-fn job(reg: &Registry, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
-    let mut env = gitlab_env(&reg.repo("group/app"));
-    env.extend(reg.access_env());
-    env.insert("MULTIARCH_TIMEOUT".into(), "5s".into());
-    for (k, v) in extra {
-        env.insert(k.to_string(), v.to_string());
-    }
-    env
-}
 
 /// Pushes a `linux/{arch}` image built from `revision` to `group/app:{tag}-{arch}`; its digest.
 fn built(reg: &Registry, tag: &str, arch: &str, kind: Kind, revision: &str) -> String {
@@ -103,8 +91,7 @@ fn a_source_still_stale_at_the_deadline_exits_3_naming_both_revisions_and_pushes
         .arg("push")
         .output()
         .unwrap();
-    let err = stderr_of(&out);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    let err = exited(&out, 3);
     assert!(out.stdout.is_empty());
     assert!(
         err.contains(&format!(
@@ -205,7 +192,7 @@ fn handed_off_digests_beat_the_tags_and_are_still_checked() {
         .args(["push", "--tags", "latest,wrong"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
+    exited(&out, 4);
     assert!(
         stderr_of(&out)
             .contains("expected to be linux/arm64 but its image config says linux/amd64"),
@@ -230,7 +217,7 @@ fn handed_off_digests_beat_the_tags_and_are_still_checked() {
     .args(["push", "--tags", "latest,old"])
     .output()
     .unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
+    exited(&out, 3);
     assert!(started.elapsed() < Duration::from_secs(20));
     assert!(
         stderr_of(&out)
@@ -304,7 +291,7 @@ fn unlabelled_images_warn_by_default_and_are_refused_when_a_label_is_required() 
     .args(["push", "--tags", "latest,strict"])
     .output()
     .unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
+    exited(&out, 3);
     assert!(
         stderr_of(&out).contains(
             "no org.opencontainers.image.revision label (MULTIARCH_REQUIRE_REVISION is on)"
@@ -338,7 +325,7 @@ fn buildx_indexes_are_checked_on_each_childs_own_config() {
         .arg("push")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
+    exited(&out, 3);
     assert!(
         stderr_of(&out).contains("latest-arm64: stale: built from revision 1a2b3c4d"),
         "{}",
@@ -534,7 +521,7 @@ fn unlabelled_images_created_before_the_pipeline_started_are_stale_and_waited_pa
     .args(["push", "--tags", "strict"])
     .output()
     .unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
+    exited(&out, 3);
 }
 
 #[test]
@@ -597,7 +584,7 @@ fn unlabelled_images_that_cannot_be_dated_fall_back_to_the_label_rule() {
         .args(["push", "--tags", "strict"])
         .output()
         .unwrap();
-        assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
+        exited(&out, 3);
     }
 
     // A pipeline start GitLab would never write: exit 2 naming it, before any request.
@@ -608,7 +595,7 @@ fn unlabelled_images_that_cannot_be_dated_fall_back_to_the_label_rule() {
     .arg("push")
     .output()
     .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    exited(&out, 2);
     assert!(
         stderr_of(&out).contains("CI_PIPELINE_CREATED_AT = \"04/12/2026 12:07\" is invalid"),
         "{}",
@@ -636,8 +623,7 @@ fn a_platform_no_build_job_handed_over_names_the_build_components_archs() {
     .arg("push")
     .output()
     .unwrap();
-    let err = stderr_of(&out);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    let err = exited(&out, 3);
     assert!(
         err.contains(&format!(
             "  - {repo}:latest-arm64: missing, and no build job handed over MULTIARCH_SOURCE_LINUX_ARM64 (others were)"

@@ -6,12 +6,14 @@
 //! header (a capture host: where credentials must never arrive); request bodies are read and
 //! dropped.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufReader, Write};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
+
+use super::http::{answer, read_body, read_head, Server};
 
 /// What to do with one request.
 #[derive(Clone, Debug)]
@@ -166,28 +168,21 @@ pub struct Hostile {
     pub host: String,
     requests: Arc<AtomicUsize>,
     seen: Arc<Mutex<Vec<Seen>>>,
+    _server: Server,
 }
 
 impl Hostile {
     /// Serves every request with what `rule(method, path)` says.
     pub fn start(rule: impl Fn(&str, &str) -> Behaviour + Send + Sync + 'static) -> Hostile {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let host = listener.local_addr().unwrap().to_string();
         let requests = Arc::new(AtomicUsize::new(0));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (counter, log) = (requests.clone(), seen.clone());
-        let rule = Arc::new(rule);
-        thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let rule = rule.clone();
-                let (counter, log) = (counter.clone(), log.clone());
-                thread::spawn(move || serve(stream, &*rule, &counter, &log));
-            }
-        });
+        let server = Server::start(move |stream| serve(stream, &rule, &counter, &log));
         Hostile {
-            host,
+            host: server.host.clone(),
             requests,
             seen,
+            _server: server,
         }
     }
 
@@ -209,41 +204,17 @@ fn serve(
 ) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut stream = stream;
-    loop {
-        let mut first = String::new();
-        if reader.read_line(&mut first).unwrap_or(0) == 0 {
-            return;
-        }
-        let (mut authorization, mut length, mut chunked) = (None, 0usize, false);
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            if line.trim().is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                let value = value.trim();
-                match name.trim().to_ascii_lowercase().as_str() {
-                    "authorization" => authorization = Some(value.to_string()),
-                    "content-length" => length = value.parse().unwrap_or(0),
-                    "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
-                    _ => {}
-                }
-            }
-        }
+    // The body is read (and dropped) before answering; one that cannot be read ends the
+    // connection.
+    while let Ok(Some(head)) = read_head(&mut reader) {
         counter.fetch_add(1, Ordering::SeqCst);
-        let mut words = first.split_whitespace();
-        let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+        let (method, path) = (head.method.as_str(), head.path.as_str());
         seen.lock().unwrap().push(Seen {
             method: method.to_string(),
             path: path.to_string(),
-            authorization,
+            authorization: head.header("authorization"),
         });
-        // The body is read (and dropped) before answering; one that cannot be read ends the
-        // connection.
-        if !skip_body(&mut reader, length, chunked) {
+        if read_body(&mut reader, &head.bytes).is_err() {
             return;
         }
         match rule(method, path) {
@@ -252,18 +223,12 @@ fn serve(
                 headers,
                 body,
             } => {
-                let mut head = format!(
-                    "HTTP/1.1 {status} Hostile\r\nContent-Length: {}\r\n",
-                    body.len()
-                );
-                for (k, v) in headers {
-                    head.push_str(&format!("{k}: {v}\r\n"));
-                }
-                head.push_str("\r\n");
-                if stream.write_all(head.as_bytes()).is_err() {
-                    return;
-                }
-                if method != "HEAD" && stream.write_all(&body).is_err() {
+                let headers: Vec<(&str, &str)> = headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                let status = format!("{status} Hostile");
+                if answer(&mut stream, method, &status, &headers, &body).is_err() {
                     return;
                 }
             }
@@ -315,36 +280,6 @@ fn serve(
                 thread::sleep(Duration::from_secs(600));
                 return;
             }
-        }
-    }
-}
-
-/// Reads a request body of `length` bytes (or chunked) and drops it; false if it cannot be read.
-fn skip_body(reader: &mut impl BufRead, length: usize, chunked: bool) -> bool {
-    if !chunked {
-        return std::io::copy(
-            &mut reader.by_ref().take(length as u64),
-            &mut std::io::sink(),
-        )
-        .is_ok_and(|n| n == length as u64);
-    }
-    loop {
-        let mut size = String::new();
-        if reader.read_line(&mut size).unwrap_or(0) == 0 {
-            return false;
-        }
-        let n =
-            usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
-        // The chunk and its CRLF (after the last chunk, the empty trailer line).
-        let want = if n == 0 { 0 } else { n + 2 };
-        if std::io::copy(&mut reader.by_ref().take(want as u64), &mut std::io::sink()).ok()
-            != Some(want as u64)
-        {
-            return false;
-        }
-        if n == 0 {
-            let mut end = String::new();
-            return reader.read_line(&mut end).is_ok();
         }
     }
 }

@@ -15,6 +15,7 @@ use tempfile::TempDir;
 pub mod fixtures;
 pub mod glci;
 pub mod hostile;
+pub mod http;
 pub mod moto;
 pub mod proxy;
 pub mod stub;
@@ -325,6 +326,18 @@ pub fn gitlab_env(image: &str) -> BTreeMap<String, String> {
     .collect()
 }
 
+/// A GitLab manifest job publishing `group/app` in `registry` (its access variables, a 5 s wait),
+/// then `extra`, whose pairs win.
+pub fn job(registry: &Registry, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut env = gitlab_env(&registry.repo("group/app"));
+    env.extend(registry.access_env());
+    env.insert("MULTIARCH_TIMEOUT".into(), "5s".into());
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    env
+}
+
 /// An environment from `(name, value)` pairs.
 pub fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -358,4 +371,13 @@ pub fn plain(text: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// Asserts that a finished command exited with `code`, showing its stderr if not; returns that
+/// stderr for the assertions that follow.
+#[track_caller]
+pub fn exited(out: &Output, code: i32) -> String {
+    let stderr = stderr_of(out);
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    stderr
 }

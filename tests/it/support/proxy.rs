@@ -6,12 +6,14 @@
 //! It also records the most requests it ever had in flight at once.
 //! Threads, not async: it must not share a runtime with what it tests.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::io::{BufReader, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
+
+use super::http::{header, read_body, read_chunked, read_head, Head, Server};
 
 /// What to do with one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,12 +48,8 @@ pub fn on_put(fault: Fault) -> impl Fn(&Request, usize) -> Fault + Send + Sync +
     }
 }
 
-/// The request line, for rules.
-#[derive(Debug, Clone)]
-pub struct Request {
-    pub method: String,
-    pub path: String,
-}
+/// The request, for rules (its `method` and `path`).
+pub type Request = Head;
 
 type Rule = dyn Fn(&Request, usize) -> Fault + Send + Sync;
 
@@ -61,8 +59,8 @@ pub struct Proxy {
     pub host: String,
     count: Arc<AtomicUsize>,
     log: Arc<Mutex<Vec<String>>>,
-    stop: Arc<AtomicBool>,
     flight: Arc<Flight>,
+    _server: Server,
 }
 
 /// Requests between their arrival and the end of their answer: now, and the most ever.
@@ -96,40 +94,23 @@ impl Proxy {
         rtt: Duration,
         rule: impl Fn(&Request, usize) -> Fault + Send + Sync + 'static,
     ) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let host = listener.local_addr().unwrap().to_string();
         let count = Arc::new(AtomicUsize::new(0));
         let log = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
         let flight = Arc::new(Flight::default());
-        let rule: Arc<Rule> = Arc::new(rule);
-        let shared = (
-            count.clone(),
-            log.clone(),
-            stop.clone(),
-            upstream.to_string(),
-            flight.clone(),
-        );
-        thread::spawn(move || {
-            for client in listener.incoming() {
-                let (count, log, stop, upstream, flight) = shared.clone();
-                if stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(client) = client else { continue };
-                let rule = rule.clone();
-                thread::spawn(move || {
-                    thread::sleep(rtt); // the TCP handshake's round trip
-                    let _ = serve(client, &upstream, rtt, &*rule, &count, &log, &flight);
-                });
-            }
+        let (counter, requests, in_flight) = (count.clone(), log.clone(), flight.clone());
+        let upstream = upstream.to_string();
+        let server = Server::start(move |client| {
+            thread::sleep(rtt); // the TCP handshake's round trip
+            let _ = serve(
+                client, &upstream, rtt, &rule, &counter, &requests, &in_flight,
+            );
         });
         Proxy {
-            host,
+            host: server.host.clone(),
             count,
             log,
-            stop,
             flight,
+            _server: server,
         }
     }
 
@@ -146,13 +127,6 @@ impl Proxy {
     /// `METHOD path -> fate` for every request so far.
     pub fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(&self.host); // wake the accept loop
     }
 }
 
@@ -191,10 +165,11 @@ fn serve(
     let mut client = client;
     let mut up: Option<Upstream> = None;
     loop {
-        let Some((head, request)) = read_head(&mut reader)? else {
+        let Some(request) = read_head(&mut reader)? else {
             return Ok(());
         };
-        let body = read_request_body(&mut reader, &head)?;
+        let head = request.bytes.clone();
+        let body = read_body(&mut reader, &head)?;
         let _in_flight = InFlight::start(flight);
         let n = count.fetch_add(1, Ordering::SeqCst);
         let fault = rule(&request, n);
@@ -273,78 +248,6 @@ fn with_header(response: &[u8], name: &str, value: &str) -> Vec<u8> {
     bytes
 }
 
-/// Reads a request head; `None` at a clean end of the connection.
-fn read_head(reader: &mut impl BufRead) -> std::io::Result<Option<(Vec<u8>, Request)>> {
-    let mut head = Vec::new();
-    loop {
-        let mut line = Vec::new();
-        if reader.read_until(b'\n', &mut line)? == 0 {
-            return Ok(None);
-        }
-        let end = line == b"\r\n" || line == b"\n";
-        head.extend_from_slice(&line);
-        if end {
-            break;
-        }
-    }
-    let text = String::from_utf8_lossy(&head);
-    let mut first = text.lines().next().unwrap_or_default().split_whitespace();
-    let request = Request {
-        method: first.next().unwrap_or_default().to_string(),
-        path: first.next().unwrap_or_default().to_string(),
-    };
-    Ok(Some((head, request)))
-}
-
-fn header(head: &[u8], name: &str) -> Option<String> {
-    String::from_utf8_lossy(head).lines().skip(1).find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.trim()
-            .eq_ignore_ascii_case(name)
-            .then(|| v.trim().to_string())
-    })
-}
-
-/// The request body as it travels (chunked bodies are forwarded chunked).
-fn read_request_body(reader: &mut impl BufRead, head: &[u8]) -> std::io::Result<Vec<u8>> {
-    if header(head, "transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        let mut out = Vec::new();
-        read_chunked(reader, &mut out)?;
-        return Ok(out);
-    }
-    let len: usize = header(head, "content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; len];
-    reader.read_exact(&mut body)?;
-    Ok(body)
-}
-
-/// Copies a chunked body, size lines and trailer included, into `out`.
-fn read_chunked(reader: &mut impl BufRead, out: &mut Vec<u8>) -> std::io::Result<()> {
-    loop {
-        let mut size_line = Vec::new();
-        reader.read_until(b'\n', &mut size_line)?;
-        out.extend_from_slice(&size_line);
-        let text = String::from_utf8_lossy(&size_line);
-        let size =
-            usize::from_str_radix(text.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
-        if size == 0 {
-            loop {
-                let mut line = Vec::new();
-                reader.read_until(b'\n', &mut line)?;
-                out.extend_from_slice(&line);
-                if line == b"\r\n" || line == b"\n" || line.is_empty() {
-                    return Ok(());
-                }
-            }
-        }
-        let mut chunk = vec![0; size + 2];
-        reader.read_exact(&mut chunk)?;
-        out.extend(chunk);
-    }
-}
-
 /// Sends one request upstream and reads the whole response (head and body, as bytes).
 fn forward(
     up: &mut Option<Upstream>,
@@ -360,7 +263,7 @@ fn forward(
     let mut request = head.to_vec();
     request.extend_from_slice(body);
     u.writer.write_all(&request)?;
-    let Some((response, _)) = read_head(&mut u.reader)? else {
+    let Some(response) = read_head(&mut u.reader)?.map(|h| h.bytes) else {
         return Err(std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,
             "upstream closed",

@@ -2,11 +2,11 @@
 //! with a redirect to a second server (as ECR redirects blob downloads to S3). The second server
 //! records the headers it receives, so a test can check that no Authorization followed.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::BufReader;
+use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
-use std::thread;
 
+use super::http::{answer, read_head, Head, Server};
 use super::sha256;
 
 pub struct RedirectingRegistry {
@@ -18,37 +18,25 @@ pub struct RedirectingRegistry {
     pub registry_auth: Arc<Mutex<Vec<String>>>,
     /// Header lines the blob server saw, one request each.
     pub blob_requests: Arc<Mutex<Vec<Vec<String>>>>,
+    _servers: (Server, Server),
 }
 
-fn read_request(stream: &TcpStream) -> Option<(String, Vec<String>)> {
-    let mut reader = BufReader::new(stream);
-    let mut first = String::new();
-    if reader.read_line(&mut first).ok()? == 0 {
-        return None;
-    }
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).ok()?;
-        if line.trim().is_empty() {
-            break;
-        }
-        headers.push(line.trim().to_string());
-    }
-    Some((first.trim().to_string(), headers))
+/// Reads the one request of a connection (each answer closes it).
+fn one_request(stream: &TcpStream) -> Option<Head> {
+    read_head(&mut BufReader::new(stream)).ok().flatten()
 }
 
-fn respond(mut stream: &TcpStream, status: &str, headers: &[(&str, String)], body: &[u8]) {
-    let mut head = format!(
-        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    let _ = stream.write_all(head.as_bytes());
-    let _ = stream.write_all(body);
+/// Answers and closes.
+fn respond(
+    mut stream: &TcpStream,
+    head: &Head,
+    status: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) {
+    let mut headers = headers.to_vec();
+    headers.push(("Connection", "close"));
+    let _ = answer(&mut stream, &head.method, status, &headers, body);
 }
 
 impl RedirectingRegistry {
@@ -67,83 +55,60 @@ impl RedirectingRegistry {
             r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[]}}"#,
             config.len()
         );
-        let blob_listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let blob_host = blob_listener.local_addr().unwrap().to_string();
         let blob_requests = Arc::new(Mutex::new(Vec::new()));
         let seen = blob_requests.clone();
-        thread::spawn(move || {
-            for stream in blob_listener.incoming().flatten() {
-                if let Some((_, headers)) = read_request(&stream) {
-                    seen.lock().unwrap().push(headers);
-                    respond(&stream, "200 OK", &[], &config);
-                }
+        let blobs = Server::start(move |stream| {
+            if let Some(head) = one_request(&stream) {
+                let lines = String::from_utf8_lossy(&head.bytes)
+                    .lines()
+                    .skip(1)
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                seen.lock().unwrap().push(lines);
+                respond(&stream, &head, "200 OK", &[], &config);
             }
         });
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let host = listener.local_addr().unwrap().to_string();
+        let blob_host = blobs.host.clone();
         let redirect_to = blob_host.clone();
         let registry_auth = Arc::new(Mutex::new(Vec::new()));
         let auth_seen = registry_auth.clone();
-        thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let Some((line, headers)) = read_request(&stream) else {
-                    continue;
-                };
-                let auth = headers.iter().find_map(|h| {
-                    h.strip_prefix("Authorization: ")
-                        .or_else(|| h.strip_prefix("authorization: "))
-                        .map(str::to_string)
-                });
-                if let Some(a) = &auth {
-                    auth_seen.lock().unwrap().push(a.clone());
-                }
-                if auth.as_deref() != Some(expected.as_str()) {
-                    respond(
-                        &stream,
-                        "401 Unauthorized",
-                        &[("WWW-Authenticate", "Basic realm=\"stub\"".into())],
-                        b"",
-                    );
-                    continue;
-                }
-                let path = line
-                    .split_whitespace()
-                    .nth(1)
-                    .unwrap_or_default()
-                    .to_string();
-                if path.starts_with("/v2/app/manifests/") {
-                    let headers = [
-                        (
-                            "Content-Type",
-                            "application/vnd.oci.image.manifest.v1+json".to_string(),
-                        ),
-                        ("Docker-Content-Digest", sha256(manifest.as_bytes())),
-                    ];
-                    let body: &[u8] = if line.starts_with("HEAD") {
-                        b""
-                    } else {
-                        manifest.as_bytes()
-                    };
-                    respond(&stream, "200 OK", &headers, body);
-                } else if path.starts_with("/v2/app/blobs/") {
-                    let location =
-                        format!("http://{redirect_to}/bucket/blob?X-Amz-Signature=deadbeef");
-                    respond(
-                        &stream,
-                        "307 Temporary Redirect",
-                        &[("Location", location)],
-                        b"",
-                    );
-                } else {
-                    respond(&stream, "200 OK", &[], b"{}");
-                }
+        let manifest_digest = sha256(manifest.as_bytes());
+        let registry = Server::start(move |stream| {
+            let Some(head) = one_request(&stream) else {
+                return;
+            };
+            let auth = head.header("authorization");
+            if let Some(a) = &auth {
+                auth_seen.lock().unwrap().push(a.clone());
+            }
+            if auth.as_deref() != Some(expected.as_str()) {
+                let challenge = [("WWW-Authenticate", "Basic realm=\"stub\"")];
+                respond(&stream, &head, "401 Unauthorized", &challenge, b"");
+                return;
+            }
+            if head.path.starts_with("/v2/app/manifests/") {
+                let headers = [
+                    ("Content-Type", "application/vnd.oci.image.manifest.v1+json"),
+                    ("Docker-Content-Digest", manifest_digest.as_str()),
+                ];
+                respond(&stream, &head, "200 OK", &headers, manifest.as_bytes());
+            } else if head.path.starts_with("/v2/app/blobs/") {
+                let location = format!("http://{redirect_to}/bucket/blob?X-Amz-Signature=deadbeef");
+                let headers = [("Location", location.as_str())];
+                respond(&stream, &head, "307 Temporary Redirect", &headers, b"");
+            } else {
+                respond(&stream, &head, "200 OK", &[], b"{}");
             }
         });
+        let host = registry.host.clone();
         RedirectingRegistry {
             host,
             blob_host,
             registry_auth,
             blob_requests,
+            _servers: (registry, blobs),
         }
     }
 }

@@ -4,16 +4,17 @@
 //! ES256 JWTs carrying their certificate in `x5c`, which the registry checks against the bundle
 //! written here. Counts the tokens it issues.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::BufReader;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::thread;
 
 use base64::Engine as _;
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+
+use super::http::{answer, read_head, Server};
 
 pub const SERVICE: &str = "multiarch-test-registry";
 pub const ISSUER: &str = "multiarch-test-issuer";
@@ -27,6 +28,7 @@ pub struct TokenService {
     /// PEM of the signing certificate, for the registry's `rootcertbundle`.
     pub bundle: PathBuf,
     issued: Arc<AtomicUsize>,
+    _server: Server,
 }
 
 impl TokenService {
@@ -50,47 +52,41 @@ impl TokenService {
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
         );
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let realm = format!("http://{}/token", listener.local_addr().unwrap());
         let issued = Arc::new(AtomicUsize::new(0));
         let counter = issued.clone();
         let grants_push = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let push = grants_push.clone();
-        thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let Some((path, auth)) = read_request(&stream) else {
-                    continue;
-                };
-                if auth.as_deref() != Some(expected.as_str()) {
-                    respond(
-                        &stream,
-                        "401 Unauthorized",
-                        "{\"details\":\"bad credentials\"}",
-                    );
-                    continue;
-                }
-                let mut access = scopes(&path);
-                if !push.load(Ordering::SeqCst) {
-                    for a in &mut access {
-                        a["actions"] = serde_json::json!(["pull"]);
-                    }
-                }
-                let token = sign(&signer, &x5c, &access);
-                counter.fetch_add(1, Ordering::SeqCst);
+        let server = Server::start(move |stream| {
+            let Ok(Some(head)) = read_head(&mut BufReader::new(&stream)) else {
+                return;
+            };
+            if head.header("authorization").as_deref() != Some(expected.as_str()) {
                 respond(
                     &stream,
-                    "200 OK",
-                    &format!(
-                        "{{\"token\":\"{token}\",\"access_token\":\"{token}\",\"expires_in\":300}}"
-                    ),
+                    "401 Unauthorized",
+                    "{\"details\":\"bad credentials\"}",
                 );
+                return;
             }
+            let mut access = scopes(&head.path);
+            if !push.load(Ordering::SeqCst) {
+                for a in &mut access {
+                    a["actions"] = serde_json::json!(["pull"]);
+                }
+            }
+            let token = sign(&signer, &x5c, &access);
+            counter.fetch_add(1, Ordering::SeqCst);
+            let body = format!(
+                "{{\"token\":\"{token}\",\"access_token\":\"{token}\",\"expires_in\":300}}"
+            );
+            respond(&stream, "200 OK", &body);
         });
         TokenService {
-            realm,
+            realm: format!("http://{}/token", server.host),
             grants_push,
             bundle,
             issued,
+            _server: server,
         }
     }
 
@@ -100,28 +96,13 @@ impl TokenService {
     }
 }
 
-fn read_request(stream: &TcpStream) -> Option<(String, Option<String>)> {
-    let mut reader = BufReader::new(stream);
-    let mut first = String::new();
-    reader.read_line(&mut first).ok()?;
-    let mut auth = None;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).ok()?;
-        if line.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            if k.trim().eq_ignore_ascii_case("authorization") {
-                auth = Some(v.trim().to_string());
-            }
-        }
-    }
-    Some((first.split_whitespace().nth(1)?.to_string(), auth))
-}
-
+/// Answers JSON and closes (one request per connection).
 fn respond(mut stream: &TcpStream, status: &str, body: &str) {
-    let _ = write!(stream, "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("Connection", "close"),
+    ];
+    let _ = answer(&mut stream, "GET", status, &headers, body.as_bytes());
 }
 
 /// `scope=repository:app:pull,push` query parameters → token `access` entries.
