@@ -21,6 +21,7 @@ mod index;
 mod inspect;
 mod manifest;
 mod model;
+mod net;
 mod order;
 mod output_file;
 mod platform;

@@ -1,5 +1,5 @@
 //! The AWS SDK as multiarch runs it: one HTTP client over rustls with ring (like the rest of the
-//! binary) whose DNS keeps getaddrinfo's verdict (the registry's resolver), a retry classifier
+//! binary) whose DNS keeps getaddrinfo's verdict (`net`'s resolver, as the registry's), a retry classifier
 //! that never retries a host that does not exist, and SDK errors converted by error code.
 //!
 //! Why the DNS verdict matters: an ECR region comes from the registry host or `AWS_REGION`, and a
@@ -18,7 +18,7 @@ use aws_smithy_runtime_api::client::retries::classifiers::{
 };
 
 use crate::error::{Error, GaveUp};
-use crate::registry::{lookup, DnsFailure};
+use crate::net::{causes, lookup, DnsFailure};
 
 const NO_CREDENTIALS_TRIED: &str = "environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), shared profile (AWS_PROFILE, ~/.aws), web identity (AWS_ROLE_ARN with AWS_WEB_IDENTITY_TOKEN_FILE or a GitLab id_token in GITLAB_OIDC_TOKEN), container role (ECS/EKS), instance role (IMDS)";
 
@@ -44,7 +44,7 @@ pub(super) async fn config(region: &Region) -> aws_config::SdkConfig {
         .await
 }
 
-/// getaddrinfo with its verdict kept (the registry's resolver), for the SDK's connections.
+/// getaddrinfo with its verdict kept (`net::lookup`, as for registries), for the SDK's connections.
 #[derive(Debug, Clone)]
 struct Resolver;
 
@@ -144,15 +144,11 @@ where
     if let Some(name) = unknown_host(&e) {
         return unreachable_endpoint(name, action, region);
     }
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-    while let Some(s) = source {
-        if s.downcast_ref::<CredentialsError>().is_some() {
-            return Error::NoAwsCredentials {
-                action,
-                tried: NO_CREDENTIALS_TRIED.to_string(),
-            };
-        }
-        source = s.source();
+    if causes(&e).any(|s| s.downcast_ref::<CredentialsError>().is_some()) {
+        return Error::NoAwsCredentials {
+            action,
+            tried: NO_CREDENTIALS_TRIED.to_string(),
+        };
     }
     Error::Transient {
         action: "calling",

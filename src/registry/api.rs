@@ -20,12 +20,6 @@ use crate::model::Digest;
 use crate::reference::{Reference, Repository};
 use crate::tag_rule::TagRule;
 
-/// Push answers say nothing we need beyond their status and digest header.
-const PUSH_REPLY_LIMIT: Limit = Limit {
-    bytes: 64 * 1024,
-    overflow: Overflow::Ignore,
-};
-
 impl Client {
     /// The credential for `host`, checked against the registry (`GET /v2/`, through its token
     /// service when it has one): what `login` hands to build tools.
@@ -58,12 +52,10 @@ impl Client {
             repo.api_host()
         ))
         .expect("a checked host makes a URL");
-        let limit = Limit {
-            bytes: 64 * 1024,
-            overflow: Overflow::Ignore,
-        };
         let reply = self
-            .call(&op, limit, || Request::new(Method::GET, url.clone()))
+            .call(&op, Limit::ANSWER, || {
+                Request::new(Method::GET, url.clone())
+            })
             .await?;
         if !reply.status.is_success() {
             return Err(self.refusal(&reply, &op).await);
@@ -226,7 +218,8 @@ impl Registry for Client {
         let op = self.op(Action::PushManifest, &shown, to.repository(), true);
         let url = self.url(to.repository(), "manifests", &to.api_name());
         let reply = self
-            .call(&op, PUSH_REPLY_LIMIT, || {
+            // A push's answer says nothing we need beyond its status and digest header.
+            .call(&op, Limit::ANSWER, || {
                 Request::new(Method::PUT, url.clone()).bytes(media_type, bytes.to_vec())
             })
             .await?;

@@ -5,8 +5,8 @@
 //! or across registries is the destination asked whether it has the blob (HEAD), and if not the
 //! blob is streamed from the source straight into a monolithic upload (`PUT <session>?digest=`
 //! with the whole body, the method Amazon ECR, distribution, GitLab and Docker Hub all take),
-//! never held in memory, verified on the way (`blob_stream`). At most `STREAMS_AT_ONCE` blobs
-//! stream at a time per run.
+//! never held in memory, verified on the way (`blob_stream`). At most `client::STREAMS_AT_ONCE`
+//! blobs stream at a time per run.
 //!
 //! The upload goes where the session's `Location` says, judged by `origin`'s rule like a redirect
 //! — credentials only if it stays on the registry's origin, plain HTTP only to a listed host.
@@ -28,13 +28,13 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::blob_stream::{checked, verified, Verdict, STALL_BLOCK};
-use super::classify::{self, Action};
+use super::classify::{self, Action, Op};
 use super::client::Client;
 use super::origin::Sent;
 use super::redirect::via;
 use super::retry::{retry, Attempt, Deadline};
 use super::transport::{Limit, Opened, Request, Within};
-use super::upload::{session_of, UPLOAD_REPLY_LIMIT};
+use super::upload::session_of;
 use super::{Blob, Copied};
 use crate::error::{Error, GaveUp};
 use crate::manifest::Descriptor;
@@ -43,10 +43,6 @@ use crate::reference::Repository;
 
 /// The slowest average a blob copy attempt may have: the request limit plus one second per MiB.
 const BYTES_PER_SECOND: u64 = 1024 * 1024;
-
-/// Blobs streamed at once in a run: enough to keep a link busy, few enough that each gets a fair
-/// share of it and of the registry's ingest.
-pub(super) const STREAMS_AT_ONCE: usize = 4;
 
 /// What a mount request came to.
 enum Mount {
@@ -131,7 +127,7 @@ impl Client {
             .append_pair("mount", &blob.digest.to_string())
             .append_pair("from", from.path());
         let reply = self
-            .call(&op, UPLOAD_REPLY_LIMIT, || {
+            .call(&op, Limit::ANSWER, || {
                 Request::new(Method::POST, url.clone()).header(CONTENT_LENGTH, "0")
             })
             .await?;
@@ -187,22 +183,8 @@ impl Client {
     ) -> Result<(), Error> {
         let source_shown = format!("{} from {from}", blob.digest);
         let source_op = self.op(Action::FetchBlob, &source_shown, from, false);
-        let source_url = self.url(from, "blobs", &blob.digest.to_string());
         let head = Within::Head(self.budget().request_timeout);
-        let response = match self
-            .exchange(&source_op, None, head, || {
-                Request::new(Method::GET, source_url.clone()).header(ACCEPT, "*/*")
-            })
-            .await?
-        {
-            Opened::Stream(r) => r,
-            Opened::Done(reply) => return Err(self.refusal(&reply, &source_op).await),
-        };
-        // The host the body comes from (ECR: S3, where the registry redirected).
-        let source_host = match via(&source_url, response.url(), Sent::Redirect) {
-            None => from.api_host().to_string(),
-            Some(v) => v.said(),
-        };
+        let (response, source_host) = self.get_blob(&source_op, from, blob, head).await?;
         let shown = format!("{to}@{}", blob.digest);
         let registry = self.url(to, "blobs", "uploads/");
         let mut location = match session {
@@ -213,7 +195,6 @@ impl Client {
             .query_pairs_mut()
             .append_pair("digest", &blob.digest.to_string());
         let op = self.op(Action::UploadBlob, &shown, to, true);
-        let header = self.header(&op).await?;
         let verdict: super::blob_stream::Shared = Arc::default();
         let stall = self.budget().request_timeout;
         let body = verified(
@@ -227,15 +208,8 @@ impl Client {
         let upload = Request::new(Method::PUT, location)
             .located(&registry)
             .stream(body, blob.size);
-        self.admit(&op, Some(&upload))?;
         let sent = self
-            .transport()
-            .exchange(
-                upload,
-                header.as_ref(),
-                Some(UPLOAD_REPLY_LIMIT),
-                Within::Caller,
-            )
+            .send_once(&op, upload, Within::Caller, Limit::ANSWER)
             .await;
         let stopped = verdict.lock().expect("verdict").take();
         if let Some(verdict) = stopped {
@@ -247,16 +221,7 @@ impl Client {
                 stall,
             ));
         }
-        let reply = match sent {
-            Ok(Opened::Done(reply)) => reply,
-            Ok(Opened::Stream(_)) => unreachable!("a limit reads the body"),
-            Err(f) => {
-                return match classify::failure::<()>(f, &op) {
-                    Attempt::Done(Err(e)) | Attempt::Retry { error: e, .. } => Err(e),
-                    Attempt::Done(Ok(())) => Ok(()),
-                }
-            }
-        };
+        let reply = sent?;
         match reply.status {
             StatusCode::CREATED | StatusCode::NO_CONTENT | StatusCode::OK => Ok(()),
             s if classify::is_transient(s) => Err(classify::reply(&reply, &op, None)),
@@ -366,29 +331,42 @@ impl Client {
         };
         let shown = format!("{} from {repo}", blob.digest);
         let op = self.op(Action::FetchBlob, &shown, repo, false);
-        let url = self.url(repo, "blobs", &blob.digest.to_string());
         let stall = self.budget().request_timeout;
         let whole = stall + Duration::from_secs(up_to.min(blob.size).div_ceil(BYTES_PER_SECOND));
         debug!(blob = %blob.digest, size = blob.size, from = %repo, "reading");
-        let response = match self
-            .exchange(&op, None, Within::Whole(whole), || {
-                Request::new(Method::GET, url.clone()).header(ACCEPT, "*/*")
-            })
-            .await?
-        {
-            Opened::Stream(r) => r,
-            Opened::Done(reply) => return Err(self.refusal(&reply, &op).await),
-        };
-        let host = match via(&url, response.url(), Sent::Redirect) {
-            None => repo.api_host().to_string(),
-            Some(v) => v.said(),
-        };
+        let (response, host) = self.get_blob(&op, repo, blob, Within::Whole(whole)).await?;
         let described = blob.clone();
         let stream = checked(response, blob.digest.clone(), blob.size, stall).map(move |piece| {
             let _turn = &turn;
             piece.map_err(|why| source_failed(why, &described, &shown, &host, stall))
         });
         Ok(Blob::new(stream))
+    }
+
+    /// GETs `blob` of `repo` for `op`, its body left unread to stream, with the host it comes
+    /// from (ECR: S3, where the registry redirected), which a source that fails is named by.
+    async fn get_blob(
+        &self,
+        op: &Op<'_>,
+        repo: &Repository,
+        blob: &Descriptor,
+        bound: Within,
+    ) -> Result<(reqwest::Response, String), Error> {
+        let url = self.url(repo, "blobs", &blob.digest.to_string());
+        let response = match self
+            .open(op, bound, || {
+                Request::new(Method::GET, url.clone()).header(ACCEPT, "*/*")
+            })
+            .await?
+        {
+            Opened::Stream(r) => r,
+            Opened::Refused(reply) => return Err(self.refusal(&reply, op).await),
+        };
+        let host = match via(&url, response.url(), Sent::Redirect) {
+            None => repo.api_host().to_string(),
+            Some(v) => v.said(),
+        };
+        Ok((response, host))
     }
 }
 

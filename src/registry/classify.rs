@@ -17,8 +17,7 @@
 use serde::Deserialize;
 
 use super::origin::Sent;
-use super::retry::Attempt;
-use super::transport::{Failure, Reply, MAX_REDIRECTS};
+use super::transport::{Failure, Reply, Unanswered, MAX_REDIRECTS};
 use crate::error::{Error, GaveUp};
 use crate::model::bounded;
 
@@ -241,15 +240,29 @@ pub(crate) fn service_reason(reply: &Reply) -> String {
     reason
 }
 
+/// What a request that got no answer comes to.
+#[derive(Debug)]
+pub(crate) enum Failed {
+    /// No retry changes it: misconfiguration, a size, a registry's broken redirect or Location.
+    Final(Error),
+    /// Worth another try (exit 75 when none is left).
+    Transient(Error),
+}
+
+impl Failed {
+    pub(crate) fn error(self) -> Error {
+        match self {
+            Failed::Final(e) | Failed::Transient(e) => e,
+        }
+    }
+}
+
 /// A request that got no answer: final (misconfiguration, size, a registry's broken redirect or
 /// Location) or worth another try. After a redirect or at an upload Location, the host that
 /// failed is named with the one that sent the request there.
-pub(crate) fn failure<T>(f: Failure, op: &Op) -> Attempt<T> {
-    let done = |e| Attempt::Done(Err(e));
-    let (f, via) = match f {
-        Failure::Elsewhere { via, failure } => (*failure, Some(via)),
-        f => (f, None),
-    };
+pub(crate) fn failure(unanswered: Unanswered, op: &Op) -> Failed {
+    let done = Failed::Final;
+    let Unanswered { failure: f, via } = unanswered;
     let service = |host: &str| {
         if op.action == Action::Token {
             format!("the token service {host} of {}", op.registry)
@@ -343,22 +356,17 @@ pub(crate) fn failure<T>(f: Failure, op: &Op) -> Attempt<T> {
         Failure::TooManyRedirects { from, hops, last } => done(registry_fault(format!(
             "{hops} redirects in a row from {from}, the last to {last} (at most {MAX_REDIRECTS} are followed): a redirect loop in the registry or a proxy in front of it"
         ))),
-        // Unwrapped above; a nested one cannot be built.
-        Failure::Elsewhere { failure, .. } => self::failure(*failure, op),
         Failure::TooLarge(bound) => done(Error::InvalidManifest {
             reference: op.at.to_string(),
             what: op.action.object(),
             reason: format!("{where_} sent more than the {bound} bytes accepted"),
         }),
-        Failure::Transient(reason) => Attempt::Retry {
-            error: Error::Transient {
-                action: op.action.doing(),
-                reference: op.at.to_string(),
-                reason: format!("{reason} at {where_}"),
-                gave_up: GaveUp::Not,
-            },
-            after: None,
-        },
+        Failure::Transient(reason) => Failed::Transient(Error::Transient {
+            action: op.action.doing(),
+            reference: op.at.to_string(),
+            reason: format!("{reason} at {where_}"),
+            gave_up: GaveUp::Not,
+        }),
     }
 }
 

@@ -12,22 +12,28 @@ use std::cell::Cell;
 use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::SystemTime;
 
+use reqwest::header::HeaderValue;
 use reqwest::{StatusCode, Url};
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tracing::debug;
 
 use super::classify::{self, Action, Op};
-use super::retry::{retry, retry_after, Attempt, Budget, Deadline};
+use super::retry::{attempt, retry, Attempt, Budget, Deadline};
 use super::token::Auth;
-use super::transport::{read_ca_file, Limit, Opened, Reply, Request, Transport, Within};
+use super::transport::{
+    read_ca_file, Answer as _, Limit, Opened, Reply, Request, Take, Transport, Unread, Within,
+};
 use crate::cancel::{Cancel, Stage};
 use crate::credentials::{Chain, Credentials, Found};
 use crate::ecr::Ecr;
 use crate::error::Error;
 use crate::reference::Repository;
 use crate::settings::Access;
+
+/// Blobs streamed at once in a run: enough to keep a link busy, few enough that each gets a fair
+/// share of it and of the registry's ingest.
+pub(super) const STREAMS_AT_ONCE: usize = 4;
 
 /// Registry access for every host of a run: one connection pool per scheme, one credential per
 /// host, one Authorization header per host and scope.
@@ -41,7 +47,7 @@ struct Shared {
     auth: Auth,
     credentials: Box<dyn Credentials>,
     ecr: Arc<Ecr>,
-    /// Turns to stream a blob (`blobs::STREAMS_AT_ONCE`), shared by every copy of the run.
+    /// Turns to stream a blob (`STREAMS_AT_ONCE`), shared by every copy and read of the run.
     streams: Semaphore,
     cancel: Cancel,
 }
@@ -74,7 +80,7 @@ impl Client {
                 auth: Auth::default(),
                 credentials: Box::new(credentials),
                 ecr,
-                streams: Semaphore::new(super::blobs::STREAMS_AT_ONCE),
+                streams: Semaphore::new(STREAMS_AT_ONCE),
                 cancel: cancel.clone(),
             }),
             budget: Budget {
@@ -112,8 +118,8 @@ impl Client {
         }
     }
 
-    /// One request, authorized, with retries; the final answer (body read within `limit`)
-    /// whatever its status.
+    /// One request, authorized, with retries, its answer read (a success's body within
+    /// `limit`) whatever its status.
     pub(super) async fn call(
         &self,
         op: &Op<'_>,
@@ -121,21 +127,28 @@ impl Client {
         build: impl Fn() -> Request,
     ) -> Result<Reply, Error> {
         let bound = Within::Whole(self.budget.request_timeout);
-        match self.exchange(op, Some(limit), bound, build).await? {
-            Opened::Done(reply) => Ok(reply),
-            Opened::Stream(_) => unreachable!("a limit reads the body"),
-        }
+        self.exchange(op, bound, limit, build).await
     }
 
-    /// The same `within` its time; without a limit, a successful answer comes back unread (a
-    /// blob to stream: with `Within::Head`, its body is the caller's to bound).
-    pub(super) async fn exchange(
+    /// The same `within` its time, a successful answer handed back unread: a blob to stream
+    /// (with `Within::Head`, its body is the caller's to bound).
+    pub(super) async fn open(
         &self,
         op: &Op<'_>,
-        limit: Option<Limit>,
         bound: Within,
         build: impl Fn() -> Request,
     ) -> Result<Opened, Error> {
+        self.exchange(op, bound, Unread, build).await
+    }
+
+    /// The request loop (see the module's doc), the answer taken as `take` says.
+    async fn exchange<T: Take>(
+        &self,
+        op: &Op<'_>,
+        bound: Within,
+        take: T,
+        build: impl Fn() -> Request,
+    ) -> Result<T::Answer, Error> {
         let shared = &*self.shared;
         let in_flight = Cell::new(false);
         let requests = retry(&self.budget, || async {
@@ -144,15 +157,8 @@ impl Client {
                 if let Err(e) = self.admit(op, None) {
                     return Attempt::Done(Err(e));
                 }
-                let header = match shared
-                    .auth
-                    .header(
-                        op,
-                        refused.as_ref().map(Option::as_ref),
-                        &shared.transport,
-                        shared.credentials.as_ref(),
-                        &self.budget,
-                    )
+                let header = match self
+                    .authorization(op, refused.as_ref().map(Option::as_ref))
                     .await
                 {
                     Ok(h) => h,
@@ -167,45 +173,32 @@ impl Client {
                     .clone()
                     .unwrap_or_else(|| request.url.clone());
                 in_flight.set(true);
-                let answer = shared
+                let sent = shared
                     .transport
-                    .exchange(request, header.as_ref(), limit, bound)
+                    .exchange(request, header.as_ref(), bound, take)
                     .await;
                 in_flight.set(false);
-                let answer = match answer {
-                    Ok(r) => r,
-                    Err(f) => return classify::failure(f, op),
-                };
-                let own = match &answer {
-                    Opened::Done(reply) => reply.via.is_none(),
-                    Opened::Stream(_) => true,
-                };
-                if answer.status() == StatusCode::UNAUTHORIZED && refused.is_none() && own {
-                    // The registry's challenge (anonymous), or an expired token or ECR login.
-                    if let Err(e) =
-                        shared
-                            .auth
-                            .learn(op, &asked, answer.headers(), &shared.transport)
-                    {
-                        return Attempt::Done(Err(e));
-                    }
-                    debug!(
-                        reference = op.at,
-                        anonymous = header.is_none(),
-                        "401: authorizing afresh"
-                    );
-                    refused = Some(header);
-                    continue;
-                }
-                if let Opened::Done(reply) = &answer {
-                    if classify::is_transient(reply.status) {
-                        return Attempt::Retry {
-                            error: classify::reply(reply, op, None),
-                            after: retry_after(&reply.headers, SystemTime::now()),
-                        };
+                if let Ok(answer) = &sent {
+                    let own = answer.reply().is_none_or(|reply| reply.via.is_none());
+                    if answer.status() == StatusCode::UNAUTHORIZED && refused.is_none() && own {
+                        // The registry's challenge (anonymous), or an expired token or ECR login.
+                        if let Err(e) =
+                            shared
+                                .auth
+                                .learn(op, &asked, answer.headers(), &shared.transport)
+                        {
+                            return Attempt::Done(Err(e));
+                        }
+                        debug!(
+                            reference = op.at,
+                            anonymous = header.is_none(),
+                            "401: authorizing afresh"
+                        );
+                        refused = Some(header);
+                        continue;
                     }
                 }
-                return Attempt::Done(Ok(answer));
+                return attempt(sent, op);
             }
         });
         self.bounded(op, &in_flight, requests).await
@@ -247,18 +240,39 @@ impl Client {
         }
     }
 
-    /// The Authorization header `op` would carry now (cached), for a request that can only be
-    /// sent once (a streamed upload).
-    pub(super) async fn header(
+    /// A request that can be sent only once (a streamed upload, whose body cannot be replayed;
+    /// an upload session given back): authorized with the header `op` carries now, refused once
+    /// the run is being cancelled, sent without retries or a fresh authorization, a failure
+    /// judged by `classify`.
+    pub(super) async fn send_once<T: Take>(
         &self,
         op: &Op<'_>,
-    ) -> Result<Option<reqwest::header::HeaderValue>, Error> {
+        request: Request,
+        bound: Within,
+        take: T,
+    ) -> Result<T::Answer, Error> {
+        let header = self.authorization(op, None).await?;
+        self.admit(op, Some(&request))?;
+        self.shared
+            .transport
+            .exchange(request, header.as_ref(), bound, take)
+            .await
+            .map_err(|f| classify::failure(f, op).error())
+    }
+
+    /// The Authorization header for `op` (cached for its host and scope); `stale` is the one a
+    /// 401 just refused.
+    async fn authorization(
+        &self,
+        op: &Op<'_>,
+        stale: Option<Option<&HeaderValue>>,
+    ) -> Result<Option<HeaderValue>, Error> {
         let shared = &*self.shared;
         shared
             .auth
             .header(
                 op,
-                None,
+                stale,
                 &shared.transport,
                 shared.credentials.as_ref(),
                 &self.budget,

@@ -1,8 +1,9 @@
 //! The only way to the network: the OCI distribution API, in layers whose dependencies point
 //! down (after go-containerregistry's transports and regclient's reghttp):
 //!
-//! - `transport`: the HTTP clients, DNS, TLS trust, bounded bodies, redirects without credentials
-//!   (`redirect`: which to follow, and who failed after one);
+//! - `transport`: the HTTP clients, DNS (`net`'s resolver), TLS trust, bounded bodies, redirects
+//!   without credentials (`redirect`: which to follow, and who failed after one); one exchange,
+//!   whose answer is read (`Reply`) or, when it succeeded, left to stream (`Opened`);
 //! - `retry`: one budget (retries, per-request limit, a deadline for retries) and its one loop;
 //! - `origin`: credentials only where the registry lives — the one rule every hop is judged by
 //!   (redirects, upload Locations, token realms);
@@ -18,7 +19,6 @@ mod blob_stream;
 mod blobs;
 mod classify;
 mod client;
-mod dns;
 mod origin;
 mod redirect;
 mod request;
@@ -37,7 +37,6 @@ use crate::reference::{Reference, Repository};
 use crate::tag_rule::TagRule;
 
 pub(crate) use client::Client;
-pub(crate) use dns::{lookup, DnsFailure};
 pub(crate) use retry::{first_line, Deadline};
 
 /// How a blob got into a repository.

@@ -7,8 +7,8 @@
 use reqwest::{StatusCode, Url};
 
 use super::origin::{authority, same_origin, Sent};
-use super::request::Failure;
 pub(crate) use super::request::Via;
+use super::request::{Failure, Unanswered};
 
 /// The statuses that redirect (RFC 9110 §15.4); 300, 304 and 305 carry no address to follow.
 pub(super) fn is_redirect(status: StatusCode) -> bool {
@@ -33,15 +33,12 @@ pub(crate) fn via(origin: &Url, url: &Url, sent: Sent) -> Option<Via> {
     })
 }
 
-/// `failure` at `url`, as seen from the request first sent to `origin`: wrapped with where it
-/// happened when that was elsewhere.
-pub(super) fn within(failure: Failure, origin: &Url, url: &Url, sent: Sent) -> Failure {
-    match via(origin, url, sent) {
-        None => failure,
-        Some(via) => Failure::Elsewhere {
-            via,
-            failure: Box::new(failure),
-        },
+/// `failure` at `url`, as seen from the request first sent to `origin`: with where it happened
+/// when that was elsewhere.
+pub(super) fn within(failure: Failure, origin: &Url, url: &Url, sent: Sent) -> Unanswered {
+    Unanswered {
+        failure,
+        via: via(origin, url, sent),
     }
 }
 
@@ -65,7 +62,10 @@ mod tests {
         let same = Url::parse("http://r.example:5000/other").unwrap();
         assert!(matches!(
             within(Failure::NotTls, &origin, &same, Sent::Redirect),
-            Failure::NotTls
+            Unanswered {
+                failure: Failure::NotTls,
+                via: None
+            }
         ));
         for (to, sent, shown) in [
             (
@@ -85,9 +85,12 @@ mod tests {
             ),
         ] {
             match within(Failure::NotTls, &origin, &Url::parse(to).unwrap(), sent) {
-                Failure::Elsewhere { via, failure } => {
+                Unanswered {
+                    via: Some(via),
+                    failure,
+                } => {
                     assert_eq!(via.said(), shown);
-                    assert!(matches!(*failure, Failure::NotTls));
+                    assert!(matches!(failure, Failure::NotTls));
                 }
                 other => panic!("{other:?}"),
             }

@@ -1,6 +1,7 @@
 //! What crosses the transport: a request to send (`Request`, its `Body`, how much of the answer
-//! to read, `Limit`, and how long it may take, `Within`) and what comes back (`Reply`, `Opened`),
-//! or why nothing did (`Failure`). Plain values; the transport sends them.
+//! to read, `Limit`, and how long it may take, `Within`) and what comes back (`Reply`, `Opened`:
+//! both an `Answer`), or why nothing did, and where (`Unanswered`: a `Failure` at a host). Plain
+//! values; the transport sends them.
 
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
@@ -106,6 +107,13 @@ impl Limit {
         bytes: 0,
         overflow: Overflow::Ignore,
     };
+
+    /// An answer read only for its status, headers and error envelope (a push's or an upload's
+    /// answer, `login`'s `/v2/`, every error body, a token service's refusal): its first 64 KiB.
+    pub(crate) const ANSWER: Limit = Limit {
+        bytes: 64 * 1024,
+        overflow: Overflow::Ignore,
+    };
 }
 
 /// A registry's answer: status, headers and the (bounded) body.
@@ -133,26 +141,73 @@ impl Reply {
     }
 }
 
-/// A response whose success body is left unread (a blob to stream elsewhere); any other answer
-/// is read, bounded, for its status and error envelope.
+/// An answer opened to be streamed: a success whose body is left unread (a blob to stream
+/// elsewhere), or any other answer, read (`Limit::ANSWER`) for its status and error envelope.
 pub(crate) enum Opened {
     Stream(reqwest::Response),
-    Done(Reply),
+    Refused(Reply),
 }
 
-impl Opened {
-    pub(crate) fn status(&self) -> StatusCode {
+/// What the request loop reads of any answer, read or opened: whether to learn a challenge (a
+/// 401 of the registry itself) or to retry (a transient status).
+pub(crate) trait Answer {
+    fn status(&self) -> StatusCode;
+    fn headers(&self) -> &HeaderMap;
+    /// The answer as read, unless it is a success left to stream.
+    fn reply(&self) -> Option<&Reply>;
+}
+
+impl Answer for Reply {
+    fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    fn reply(&self) -> Option<&Reply> {
+        Some(self)
+    }
+}
+
+impl Answer for Opened {
+    fn status(&self) -> StatusCode {
         match self {
             Opened::Stream(r) => r.status(),
-            Opened::Done(r) => r.status,
+            Opened::Refused(r) => r.status,
         }
     }
 
-    pub(crate) fn headers(&self) -> &HeaderMap {
+    fn headers(&self) -> &HeaderMap {
         match self {
             Opened::Stream(r) => r.headers(),
-            Opened::Done(r) => &r.headers,
+            Opened::Refused(r) => &r.headers,
         }
+    }
+
+    fn reply(&self) -> Option<&Reply> {
+        match self {
+            Opened::Stream(_) => None,
+            Opened::Refused(r) => Some(r),
+        }
+    }
+}
+
+/// A request that got no answer: why, and where.
+#[derive(Debug)]
+pub(crate) struct Unanswered {
+    pub(crate) failure: Failure,
+    /// Where it failed, when a redirect or an upload Location led elsewhere than the host first
+    /// asked (ECR serves blobs from S3): messages must name the host that failed, not the
+    /// registry.
+    pub(crate) via: Option<Via>,
+}
+
+impl From<Failure> for Unanswered {
+    /// A failure at the host first asked.
+    fn from(failure: Failure) -> Unanswered {
+        Unanswered { failure, via: None }
     }
 }
 
@@ -183,9 +238,6 @@ pub(crate) enum Failure {
         hops: usize,
         last: String,
     },
-    /// `failure` happened at another host than the one asked, which sent us there (ECR serves
-    /// blobs from S3): messages must name the host that failed, not the registry.
-    Elsewhere { via: Via, failure: Box<Failure> },
     /// The response body was larger than the limit.
     TooLarge(usize),
     /// Worth another try: connection refused or reset, timeout, cut-off body, DNS outage.

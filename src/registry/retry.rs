@@ -18,6 +18,8 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 use tokio::time::Instant;
 use tracing::warn;
 
+use super::classify::{self, Failed, Op};
+use super::request::{Answer, Unanswered};
 use crate::error::{Error, GaveUp};
 
 /// Longest `Retry-After` we honour; a registry asking for more gets this.
@@ -75,6 +77,32 @@ pub(crate) enum Attempt<T> {
         error: Error,
         after: Option<Duration>,
     },
+}
+
+impl<T> From<Failed> for Attempt<T> {
+    fn from(failed: Failed) -> Attempt<T> {
+        match failed {
+            Failed::Final(e) => Attempt::Done(Err(e)),
+            Failed::Transient(error) => Attempt::Retry { error, after: None },
+        }
+    }
+}
+
+/// What one exchange for `op` came to, as an attempt: no answer is judged by `classify`; an
+/// answer with a transient status (408, 429, 5xx) is worth another try, after its
+/// `Retry-After`; any other answer is the caller's to read.
+pub(crate) fn attempt<A: Answer>(sent: Result<A, Unanswered>, op: &Op) -> Attempt<A> {
+    let answer = match sent {
+        Ok(answer) => answer,
+        Err(f) => return classify::failure(f, op).into(),
+    };
+    match answer.reply() {
+        Some(reply) if classify::is_transient(reply.status) => Attempt::Retry {
+            error: classify::reply(reply, op, None),
+            after: retry_after(&reply.headers, SystemTime::now()),
+        },
+        _ => Attempt::Done(Ok(answer)),
+    }
 }
 
 /// Delays between attempts: 250 ms doubling to 8 s, each with up to +100 % jitter.

@@ -3,12 +3,13 @@
 //! (`repository:group/app:pull,push`), behind one lock each so concurrent requests share one
 //! token instead of racing for their own.
 //!
-//! The token service is reached through the same transport, time limit, body bound and retry
-//! budget as the registry. Its 401/403 is a refusal (exit 5) with its own reason and its host
-//! named; its 5xx and timeouts are transient (exit 75). Which realm may get the registry's
-//! credential is `origin`'s rule: over TLS, or plain HTTP when listed; a realm on unlisted plain
-//! HTTP is refused before any credential goes there (exit 5). A token granting less than asked
-//! (no `push` in a JWT's `access` claim) fails at once rather than at the first PUT.
+//! The token service is reached through the same transport, time limit, body bound, retry
+//! budget and verdict on each attempt (`retry::attempt`) as the registry. Its 401/403 is a
+//! refusal (exit 5) with its own reason and its host named; its 5xx and timeouts are transient
+//! (exit 75). Which realm may get the registry's credential is `origin`'s rule: over TLS, or
+//! plain HTTP when listed; a realm on unlisted plain HTTP is refused before any credential goes
+//! there (exit 5). A token granting less than asked (no `push` in a JWT's `access` claim) fails
+//! at once rather than at the first PUT.
 //! Spec: <https://distribution.github.io/distribution/spec/auth/token/>.
 
 use std::collections::{BTreeMap, HashMap};
@@ -23,7 +24,7 @@ use tracing::{debug, instrument};
 
 use super::classify::{self, Action, Op};
 use super::origin::{self, authority, Sent};
-use super::retry::{retry, Attempt, Budget};
+use super::retry::{attempt, retry, Budget};
 use super::transport::{Limit, Overflow, Request, Transport, Within};
 use crate::credentials::{Credential, Credentials, Found};
 use crate::error::Error;
@@ -158,22 +159,11 @@ async fn fetch_token(
     };
     let reply = retry(budget, || async {
         let req = Request::new(Method::GET, url.clone());
-        match transport
-            .send(
-                req,
-                basic.as_ref(),
-                limit,
-                Within::Whole(budget.request_timeout),
-            )
-            .await
-        {
-            Ok(r) if classify::is_transient(r.status) => Attempt::Retry {
-                error: classify::reply(&r, &token_op, None),
-                after: super::retry::retry_after(&r.headers, std::time::SystemTime::now()),
-            },
-            Ok(r) => Attempt::Done(Ok(r)),
-            Err(f) => classify::failure(f, &token_op),
-        }
+        let bound = Within::Whole(budget.request_timeout);
+        attempt(
+            transport.exchange(req, basic.as_ref(), bound, limit).await,
+            &token_op,
+        )
     })
     .await?;
     if matches!(

@@ -6,7 +6,9 @@
 //! with it: never to another host than the one the credentials are for (ECR serves blobs by
 //! redirecting to S3), never over plain HTTP to a host not listed as insecure.
 //!
-//! It sends one request and reports what happened as a `Reply` or a `Failure`; deciding what a
+//! It sends one request (`exchange`, the only way a request leaves) and reports what happened: an
+//! answer taken off the wire as the caller asked (`Take`: read into a `Reply`, or a success left
+//! unread to stream, `Opened`), or why none came and where (`Unanswered`); deciding what a
 //! failure means (retry, exit 2, …) is `classify`'s job and retrying is `retry`'s. At most
 //! `REQUESTS_AT_ONCE` requests of the run are in flight; the others wait for a turn. It remembers
 //! which hosts have answered with something else than a 400, so that a bare 400 can be told from
@@ -23,16 +25,16 @@ use reqwest::{Method, StatusCode, Url};
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tracing::debug;
 
-use super::dns::{DnsFailure, Resolver};
 use super::origin::{self, authority, locate, Carry, Insecure, Sent};
 use super::redirect::{is_redirect, via, within};
-pub(crate) use super::request::{Body, Failure, Limit, Opened, Overflow, Reply, Request, Within};
+pub(crate) use super::request::{
+    Answer, Body, Failure, Limit, Opened, Overflow, Reply, Request, Unanswered, Within,
+};
 use crate::error::Error;
+use crate::net::{causes, lookup, DnsFailure};
 
 const USER_AGENT: &str = concat!("multiarch/", env!("CARGO_PKG_VERSION"));
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Error bodies (envelopes, token-service refusals) are read up to this size.
-pub(crate) const ERROR_BODY_LIMIT: usize = 64 * 1024;
 /// Redirects followed in a row; one more is a loop.
 pub(crate) const MAX_REDIRECTS: usize = 5;
 /// Requests in flight at once for the whole run, token requests included. However many sources
@@ -113,67 +115,24 @@ impl Transport {
             .expect("the semaphore is never closed")
     }
 
-    /// Sends `req` once (following redirects for GET and HEAD) within `bound`, reading at
-    /// most `limit` of the body.
-    pub(crate) async fn send(
+    /// The one exchange: sends `req` once (following redirects for GET and HEAD) within `bound`
+    /// and takes its answer off the wire as `take` says: read within a limit (`Limit`: a
+    /// `Reply`), or a success left unread to stream (`Unread`: `Opened`).
+    pub(crate) async fn exchange<T: Take>(
         &self,
         req: Request,
         auth: Option<&HeaderValue>,
-        limit: Limit,
         bound: Within,
-    ) -> Result<Reply, Failure> {
-        match self.exchange(req, auth, Some(limit), bound).await? {
-            Opened::Done(reply) => Ok(reply),
-            Opened::Stream(_) => unreachable!("a limit reads the body"),
-        }
-    }
-
-    /// Sends `req` once; with `limit`, reads the body like `send`; without, hands back a
-    /// successful response unread.
-    pub(crate) async fn exchange(
-        &self,
-        req: Request,
-        auth: Option<&HeaderValue>,
-        limit: Option<Limit>,
-        bound: Within,
-    ) -> Result<Opened, Failure> {
+        take: T,
+    ) -> Result<T::Answer, Unanswered> {
         let turn = self.turn().await;
         let answered = self.respond(req, auth, bound).await?;
-        let limit = match limit {
-            None if answered.resp.status().is_success() => {
-                // Streamed by the caller, perhaps into a request of its own: the turn ends here.
-                drop(turn);
-                return Ok(Opened::Stream(answered.resp));
-            }
-            None => Limit {
-                bytes: ERROR_BODY_LIMIT,
-                overflow: Overflow::Ignore,
-            },
-            Some(limit) => limit,
-        };
-        let Answered {
-            resp,
-            url,
-            origin,
-            sent,
-            known,
-        } = answered;
-        let reading = read(resp, limit);
-        let read = match bound {
-            Within::Head(d) => tokio::time::timeout(d, reading)
-                .await
-                .unwrap_or_else(|_| Err(Failure::Transient("timed out".into()))),
-            Within::Whole(_) | Within::Caller => reading.await,
-        };
-        let (status, headers, body) = read.map_err(|f| within(f, &origin, &url, sent))?;
-        Ok(Opened::Done(Reply {
-            status,
-            headers,
-            body,
-            plain: url.scheme() == "http",
-            known,
-            via: via(&origin, &url, sent),
-        }))
+        take.take(Head {
+            answered,
+            bound,
+            turn,
+        })
+        .await
     }
 
     /// Sends `req`, following redirects for GET and HEAD, each hop judged by `origin`'s rule.
@@ -182,7 +141,7 @@ impl Transport {
         req: Request,
         auth: Option<&HeaderValue>,
         bound: Within,
-    ) -> Result<Answered, Failure> {
+    ) -> Result<Answered, Unanswered> {
         let follow = req.method == Method::GET || req.method == Method::HEAD;
         let (origin, mut sent) = match req.origin {
             Some(registry) => (registry, Sent::Location),
@@ -262,7 +221,8 @@ impl Transport {
                     from: authority(&origin),
                     hops,
                     last: authority(&next),
-                });
+                }
+                .into());
             }
             debug!(status = status.as_u16(), to = %authority(&next), "following a redirect");
             by = authority(&url);
@@ -285,17 +245,93 @@ struct Answered {
     known: bool,
 }
 
-/// Reads a body within the limit; error bodies are read up to `ERROR_BODY_LIMIT` and cut there.
+/// An answer whose head has arrived and whose body is still on the wire; it holds the request's
+/// turn until its body is read or handed on.
+pub(crate) struct Head<'t> {
+    answered: Answered,
+    bound: Within,
+    turn: SemaphorePermit<'t>,
+}
+
+impl Head<'_> {
+    /// Reads the body: a success's within `limit`, any other's up to `Limit::ANSWER` (cut
+    /// there); with `Within::Head`, within that time.
+    async fn read(self, limit: Limit) -> Result<Reply, Unanswered> {
+        let Answered {
+            resp,
+            url,
+            origin,
+            sent,
+            known,
+        } = self.answered;
+        let reading = read(resp, limit);
+        let read = match self.bound {
+            Within::Head(d) => tokio::time::timeout(d, reading)
+                .await
+                .unwrap_or_else(|_| Err(Failure::Transient("timed out".into()))),
+            Within::Whole(_) | Within::Caller => reading.await,
+        };
+        drop(self.turn);
+        let (status, headers, body) = read.map_err(|f| within(f, &origin, &url, sent))?;
+        Ok(Reply {
+            status,
+            headers,
+            body,
+            plain: url.scheme() == "http",
+            known,
+            via: via(&origin, &url, sent),
+        })
+    }
+}
+
+/// How a caller takes an answer off the wire, and what it gets: the typed halves of the one
+/// exchange.
+#[allow(async_fn_in_trait)]
+pub(crate) trait Take: Copy {
+    type Answer: Answer;
+    async fn take(self, head: Head<'_>) -> Result<Self::Answer, Unanswered>;
+}
+
+/// An answer read, whatever its status, a success's body within the limit.
+impl Take for Limit {
+    type Answer = Reply;
+
+    async fn take(self, head: Head<'_>) -> Result<Reply, Unanswered> {
+        head.read(self).await
+    }
+}
+
+/// A success left unread, for the caller to stream (and bound); any other answer read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Unread;
+
+impl Take for Unread {
+    type Answer = Opened;
+
+    async fn take(self, head: Head<'_>) -> Result<Opened, Unanswered> {
+        if !head.answered.resp.status().is_success() {
+            return head.read(Limit::ANSWER).await.map(Opened::Refused);
+        }
+        // Streamed by the caller, perhaps into a request of its own: the turn ends here.
+        drop(head.turn);
+        Ok(Opened::Stream(head.answered.resp))
+    }
+}
+
+/// Reads a body within the limit; error bodies are read up to `Limit::ANSWER` and cut there.
 async fn read(
     mut resp: reqwest::Response,
     limit: Limit,
 ) -> Result<(StatusCode, HeaderMap, Vec<u8>), Failure> {
     let status = resp.status();
     let headers = resp.headers().clone();
-    let (bound, overflow) = if status.is_success() {
-        (limit.bytes, limit.overflow)
+    let Limit {
+        bytes: bound,
+        overflow,
+    } = if status.is_success() {
+        limit
     } else {
-        (ERROR_BODY_LIMIT, Overflow::Ignore)
+        Limit::ANSWER
     };
     let mut body = Vec::new();
     loop {
@@ -373,8 +409,7 @@ pub(super) fn failure(e: &reqwest::Error) -> Failure {
             Failure::Transient(dns.to_string())
         };
     }
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = source {
+    for s in causes(e) {
         match s.downcast_ref::<rustls::Error>() {
             Some(tls @ rustls::Error::InvalidCertificate(_)) => {
                 return Failure::Untrusted(tls.to_string())
@@ -382,25 +417,15 @@ pub(super) fn failure(e: &reqwest::Error) -> Failure {
             Some(rustls::Error::InvalidMessage(_)) => return Failure::NotTls,
             _ => {}
         }
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => {
-                    return Failure::Transient("connection refused".into())
-                }
-                std::io::ErrorKind::ConnectionReset => {
-                    return Failure::Transient("connection reset".into())
-                }
-                _ => {}
+        match s.downcast_ref::<std::io::Error>().map(std::io::Error::kind) {
+            Some(std::io::ErrorKind::ConnectionRefused) => {
+                return Failure::Transient("connection refused".into())
             }
+            Some(std::io::ErrorKind::ConnectionReset) => {
+                return Failure::Transient("connection reset".into())
+            }
+            _ => {}
         }
-        // `io::Error` hides the error it wraps from `source()`: unwrap it by hand.
-        source = match s
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
-            None => s.source(),
-        };
     }
     if e.is_builder() {
         return Failure::BadUrl("the request URL cannot be used".into());
@@ -415,4 +440,20 @@ pub(super) fn failure(e: &reqwest::Error) -> Failure {
         "request failed"
     };
     Failure::Transient(kind.to_string())
+}
+
+/// getaddrinfo, off the runtime, keeping its verdict (`net::lookup`): "no such name" is a
+/// misconfiguration to report at once; "try again" (a resolver outage) is transient.
+struct Resolver;
+
+impl reqwest::dns::Resolve for Resolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let name = name.as_str().to_string();
+        Box::pin(async move {
+            match lookup(name).await {
+                Ok(addrs) => Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs),
+                Err(failure) => Err(Box::new(failure) as _),
+            }
+        })
+    }
 }

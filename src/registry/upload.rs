@@ -10,15 +10,10 @@ use tracing::{debug, warn};
 
 use super::classify::{clean, Action};
 use super::client::Client;
-use super::transport::{Limit, Overflow, Reply, Request, Within};
+use super::retry::first_line;
+use super::transport::{Limit, Reply, Request, Within};
 use crate::error::Error;
 use crate::reference::Repository;
-
-/// Upload answers say nothing we need beyond their status and Location.
-pub(super) const UPLOAD_REPLY_LIMIT: Limit = Limit {
-    bytes: 64 * 1024,
-    overflow: Overflow::Ignore,
-};
 
 impl Client {
     /// Push access to `to`, asked the way a push asks it: an upload session opened (POST
@@ -39,7 +34,7 @@ impl Client {
         let op = self.op(Action::CheckTarget, &shown, to, true);
         let url = self.url(to, "blobs", "uploads/");
         let reply = self
-            .call(&op, UPLOAD_REPLY_LIMIT, || {
+            .call(&op, Limit::ANSWER, || {
                 Request::new(Method::POST, url.clone()).header(CONTENT_LENGTH, "0")
             })
             .await?;
@@ -52,7 +47,7 @@ impl Client {
         }
         match self.refusal(&reply, &op).await {
             other @ Error::Registry { .. } => {
-                warn!(repository = %to, error = %super::first_line(&other), "push access could not be checked by opening an upload session; the push will tell");
+                warn!(repository = %to, error = %first_line(&other), "push access could not be checked by opening an upload session; the push will tell");
                 Ok(())
             }
             e => Err(e),
@@ -66,24 +61,13 @@ impl Client {
         let shown = format!("{to} (upload session)");
         let op = self.op(Action::UploadBlob, &shown, to, true);
         let registry = self.url(to, "blobs", "uploads/");
-        let header = match self.header(&op).await {
-            Ok(h) => h,
-            Err(_) => return,
-        };
         let request = Request::new(Method::DELETE, session).located(&registry);
-        if self.admit(&op, Some(&request)).is_err() {
-            return; // the run is being cancelled: the session expires
+        let bound = Within::Whole(self.budget().request_timeout);
+        // Refused once the run is being cancelled: the session expires.
+        match self.send_once(&op, request, bound, Limit::ANSWER).await {
+            Ok(reply) => debug!(status = reply.status.as_u16(), "upload session given back"),
+            Err(e) => debug!(error = %first_line(&e), "upload session not given back"),
         }
-        let sent = self
-            .transport()
-            .send(
-                request,
-                header.as_ref(),
-                UPLOAD_REPLY_LIMIT,
-                Within::Whole(self.budget().request_timeout),
-            )
-            .await;
-        debug!(status = ?sent.map(|r| r.status.as_u16()), "upload session given back");
     }
 
     /// Opens an upload session in `to`.
@@ -91,7 +75,7 @@ impl Client {
         let op = self.op(Action::UploadBlob, shown, to, true);
         let url = self.url(to, "blobs", "uploads/");
         let reply = self
-            .call(&op, UPLOAD_REPLY_LIMIT, || {
+            .call(&op, Limit::ANSWER, || {
                 Request::new(Method::POST, url.clone()).header(CONTENT_LENGTH, "0")
             })
             .await?;

@@ -102,16 +102,16 @@ fn misconfiguration_is_final_and_outages_are_retried() {
             1,
         ),
     ] {
-        match failure::<()>(f, &op(Action::Fetch)) {
-            Attempt::Done(Err(e)) => assert_eq!(e.exit_code(), code, "{e}"),
+        match failure(f.into(), &op(Action::Fetch)) {
+            Failed::Final(e) => assert_eq!(e.exit_code(), code, "{e}"),
             _ => panic!("final"),
         }
     }
-    match failure::<()>(
-        Failure::Transient("connection refused".into()),
+    match failure(
+        Failure::Transient("connection refused".into()).into(),
         &op(Action::Token),
     ) {
-        Attempt::Retry { error, .. } => {
+        Failed::Transient(error) => {
             assert_eq!(error.exit_code(), 75);
             assert!(
                 error
@@ -124,18 +124,18 @@ fn misconfiguration_is_final_and_outages_are_retried() {
     }
 }
 
-fn redirected(to: &str, failure: Failure) -> Failure {
+fn redirected(to: &str, failure: Failure) -> Unanswered {
     elsewhere(to, Sent::Redirect, failure)
 }
 
-fn elsewhere(to: &str, sent: Sent, failure: Failure) -> Failure {
-    Failure::Elsewhere {
-        via: Via {
+fn elsewhere(to: &str, sent: Sent, failure: Failure) -> Unanswered {
+    Unanswered {
+        failure,
+        via: Some(Via {
             from: "r.example".into(),
             to: to.into(),
             sent,
-        },
-        failure: Box::new(failure),
+        }),
     }
 }
 
@@ -179,21 +179,22 @@ fn answers_from_where_a_location_or_redirect_led_name_that_host_and_are_not_abou
     r.status = StatusCode::SERVICE_UNAVAILABLE;
     let e = reply(&r, &op(Action::UploadBlob), None);
     assert_eq!(e.exit_code(), 75, "{e}");
-    match failure::<()>(
+    match failure(
         Failure::PlainHttp {
             host: "up.example".into(),
             sent: Sent::Location,
             by: "r.example".into(),
-        },
+        }
+        .into(),
         &op(Action::UploadBlob),
     ) {
-        Attempt::Done(Err(e)) => assert_eq!(
+        Failed::Final(e) => assert_eq!(
             e.to_string(),
             "uploading blob to r.example/app:1: r.example's upload Location points to plain HTTP at up.example, which is not listed in MULTIARCH_INSECURE_REGISTRIES; nothing was sent there"
         ),
         _ => panic!("final"),
     }
-    match failure::<()>(
+    match failure(
         elsewhere(
             "up.example:81",
             Sent::Location,
@@ -201,7 +202,7 @@ fn answers_from_where_a_location_or_redirect_led_name_that_host_and_are_not_abou
         ),
         &op(Action::UploadBlob),
     ) {
-        Attempt::Retry { error, .. } => assert!(
+        Failed::Transient(error) => assert!(
             error.to_string().starts_with(
                 "uploading blob to r.example/app:1: connection refused at up.example:81, where r.example's upload Location points\n"
             ),
@@ -246,8 +247,8 @@ fn failures_after_a_redirect_name_the_host_that_failed_and_who_sent_us_there() {
             "",
         ),
     ] {
-        match failure::<()>(f, &op(Action::FetchConfig)) {
-            Attempt::Done(Err(e)) => {
+        match failure(f, &op(Action::FetchConfig)) {
+            Failed::Final(e) => {
                 assert_eq!(e.exit_code(), code, "{e}");
                 assert!(e.to_string().contains(&what), "{e}");
                 assert!(not.is_empty() || !e.to_string().contains(not), "{e}");
@@ -255,14 +256,14 @@ fn failures_after_a_redirect_name_the_host_that_failed_and_who_sent_us_there() {
             _ => panic!("final"),
         }
     }
-    match failure::<()>(
+    match failure(
         redirected(
             "127.0.0.1:1",
             Failure::Transient("connection refused".into()),
         ),
         &op(Action::FetchBlob),
     ) {
-        Attempt::Retry { error, .. } => {
+        Failed::Transient(error) => {
             assert_eq!(error.exit_code(), 75);
             assert!(
                 error
@@ -273,11 +274,11 @@ fn failures_after_a_redirect_name_the_host_that_failed_and_who_sent_us_there() {
         }
         _ => panic!("transient"),
     }
-    match failure::<()>(
+    match failure(
         redirected("127.0.0.1:1", Failure::Transient("timed out".into())),
         &op(Action::Token),
     ) {
-        Attempt::Retry { error, .. } => assert!(
+        Failed::Transient(error) => assert!(
             error.to_string().contains(
                 "timed out at 127.0.0.1:1, where the token service r.example of r.example redirected"
             ),
@@ -308,8 +309,8 @@ fn a_broken_redirect_is_the_registrys_fault_shown_cleaned_and_bounded() {
         ),
     ];
     for (f, what) in cases {
-        match failure::<()>(f, &op(Action::Fetch)) {
-            Attempt::Done(Err(e)) => {
+        match failure(f.into(), &op(Action::Fetch)) {
+            Failed::Final(e) => {
                 assert_eq!(e.exit_code(), 1, "{e}");
                 let text = e.to_string();
                 assert!(text.contains(what), "{text}");

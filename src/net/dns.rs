@@ -1,13 +1,12 @@
 //! Name resolution with getaddrinfo's own verdict kept: "no such name" (NXDOMAIN, no address)
 //! is a misconfiguration to report at once, "try again" (a resolver outage) is transient. Runs off
-//! the async runtime; reqwest uses it for every registry connection, and the AWS SDK (`ecr`) for
-//! its API endpoints, so a mistyped region fails like a mistyped registry host.
+//! the async runtime; reqwest uses it for every registry connection (`registry::transport`), and
+//! the AWS SDK for its API endpoints (`ecr::sdk`), so a mistyped region fails like a mistyped
+//! registry host.
 
 use std::net::SocketAddr;
 
-/// getaddrinfo, off the runtime, keeping its verdict: "no such name" is a misconfiguration to
-/// report at once; "try again" (a resolver outage) is transient.
-pub(super) struct Resolver;
+use super::causes;
 
 /// Why a name did not resolve.
 #[derive(Debug)]
@@ -33,20 +32,7 @@ impl DnsFailure {
     /// The failure somewhere in an error's chain (an HTTP client wraps it in its own errors,
     /// `io::Error` among them, which hides what it wraps from `source()`).
     pub(crate) fn find<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a DnsFailure> {
-        let mut source = Some(error);
-        while let Some(s) = source {
-            if let Some(dns) = s.downcast_ref::<DnsFailure>() {
-                return Some(dns);
-            }
-            source = match s
-                .downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-            {
-                Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
-                None => s.source(),
-            };
-        }
-        None
+        causes(error).find_map(|s| s.downcast_ref::<DnsFailure>())
     }
 }
 
@@ -82,17 +68,5 @@ pub(crate) async fn lookup(name: String) -> Result<Vec<SocketAddr>, DnsFailure> 
             name,
             unknown: false,
         }),
-    }
-}
-
-impl reqwest::dns::Resolve for Resolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let name = name.as_str().to_string();
-        Box::pin(async move {
-            match lookup(name).await {
-                Ok(addrs) => Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs),
-                Err(failure) => Err(Box::new(failure) as _),
-            }
-        })
     }
 }
