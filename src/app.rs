@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::publish::{self, NoPhases, Phases};
 use crate::registry::Client;
 use crate::settings::table::Cmd;
-use crate::settings::{self, Env, InspectView, LoginOutput, Output, Plan};
+use crate::settings::{self, Env, InspectView, LoginOutput, Output, Plan, Presentation};
 use crate::{inspect, output_file, reference, report, spec, user_file, wait};
 
 mod auth_file;
@@ -106,7 +106,7 @@ async fn write_auth(path: &Path, host: &str, username: &str, password: &str) -> 
 
 /// `multiarch wait`: the waiting phase alone; prints one `reference@digest` line per source.
 async fn wait_only(given: &Given, env: &Env, cancel: &Cancel) -> Result<(), Error> {
-    let plan = resolve(given, env)?;
+    let (plan, _) = resolve(given, env)?;
     let registry = Client::connect(&plan.access, cancel)?;
     let gathered = wait::gather(&plan, &registry).await?;
     let text: String = gathered
@@ -118,9 +118,9 @@ async fn wait_only(given: &Given, env: &Env, cancel: &Cancel) -> Result<(), Erro
 }
 
 async fn push(given: &Given, env: &Env, plan_only: bool, cancel: &Cancel) -> Result<(), Error> {
-    let mut plan = resolve(given, env)?;
+    let (mut plan, show) = resolve(given, env)?;
     plan.dry_run |= plan_only;
-    for (setting, origin) in &plan.origins {
+    for (setting, origin) in &show.origins {
         debug!(setting, from = %origin.name(), "setting");
     }
     info!(
@@ -130,7 +130,7 @@ async fn push(given: &Given, env: &Env, plan_only: bool, cancel: &Cancel) -> Res
         dry_run = plan.dry_run,
         "plan"
     );
-    let dotenv = match (&plan.dotenv, plan.dry_run) {
+    let dotenv = match (&show.dotenv, plan.dry_run) {
         (Some(path), false) => Some(output_file::writable(
             path,
             "--dotenv / MULTIARCH_DOTENV",
@@ -139,7 +139,7 @@ async fn push(given: &Given, env: &Env, plan_only: bool, cancel: &Cancel) -> Res
         _ => None,
     };
     let registry = Client::connect(&plan.access, cancel)?;
-    let phases: &dyn Phases = if plan.gitlab {
+    let phases: &dyn Phases = if show.gitlab {
         &GitLabSections
     } else {
         &NoPhases
@@ -158,7 +158,7 @@ async fn push(given: &Given, env: &Env, plan_only: bool, cancel: &Cancel) -> Res
     // stdout, whatever became of the dotenv: what moved is always said.
     let reported = match &dotenv {
         Some(path) => {
-            let content = report::dotenv(&plan.images, &outcome, &plan.dotenv_prefix);
+            let content = report::dotenv(&plan.images, &outcome, &show.dotenv_prefix);
             let written = output_file::write(path, &content, 0o644);
             match &written {
                 Ok(()) => info!(path = %path.display(), "dotenv written"),
@@ -171,7 +171,7 @@ async fn push(given: &Given, env: &Env, plan_only: bool, cancel: &Cancel) -> Res
         }
         None => Ok(()),
     };
-    let text = match (plan.output, plan.dry_run) {
+    let text = match (show.output, plan.dry_run) {
         (Output::Json, _) => report::json(&plan, &outcome),
         (Output::Text, true) => report::plan(&plan, &outcome),
         (Output::Text, false) => report::text(&outcome),
@@ -210,7 +210,7 @@ async fn show(given: &Given, env: &Env, cancel: &Cancel) -> Result<(), Error> {
 }
 
 /// Settings, reading the manifest-tool spec first when `--spec`/`MULTIARCH_SPEC` names one.
-fn resolve(given: &Given, env: &Env) -> Result<Plan, Error> {
+fn resolve(given: &Given, env: &Env) -> Result<(Plan, Presentation), Error> {
     let Some(found) = settings::spec_path(given, env) else {
         return settings::resolve(given, env, None);
     };

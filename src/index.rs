@@ -27,11 +27,11 @@ mod source;
 
 pub(crate) use source::{distinct, one_per_platform};
 
-/// Which kind of list to write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which kind of list to write (`--format`: its values are these variants' names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Format {
-    /// Docker manifest list when every child is a Docker v2 manifest and no annotation was asked
-    /// for, else OCI index.
+    // Docker manifest list when every child is a Docker v2 manifest and no annotation was asked
+    // for, else OCI index. (Not a doc comment: clap would show it as the value's help.)
     Auto,
     Oci,
     Docker,

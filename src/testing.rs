@@ -302,7 +302,7 @@ pub(crate) fn plan(extra: &[(&str, &str)]) -> Plan {
     for (k, v) in extra {
         env.insert(k.to_string(), v.to_string());
     }
-    settings::resolve(&Given::default(), &env, None).unwrap()
+    settings::resolve(&Given::default(), &env, None).unwrap().0
 }
 
 /// What `tracing` logs on this thread while the guard lives, as text without colours: what a

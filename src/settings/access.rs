@@ -132,21 +132,7 @@ pub(crate) fn access(inputs: &Inputs) -> Result<Access, Error> {
             })?,
         None => DEFAULT_REQUEST_TIMEOUT,
     };
-    let force_ecr = match inputs.get(&AUTH) {
-        None => false,
-        Some(f) => match f.text.trim().to_ascii_lowercase().as_str() {
-            "auto" => false,
-            "ecr" => true,
-            _ => {
-                return Err(Error::invalid(
-                    f.origin.name(),
-                    f.text,
-                    "unknown mode",
-                    "use auto or ecr",
-                ))
-            }
-        },
-    };
+    let force_ecr = inputs.choice(&AUTH, "unknown mode")? == Some(AuthMode::Ecr);
     let token_var = environment::token_var(inputs.env);
     let aws = AwsInputs {
         force_ecr,
@@ -197,4 +183,11 @@ pub(super) fn session_name(project: Option<&str>, job: Option<&str>) -> String {
     );
     name.truncate(64usize.saturating_sub(job.len()));
     name + &job
+}
+
+/// `--auth`'s values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum AuthMode {
+    Auto,
+    Ecr,
 }

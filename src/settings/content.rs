@@ -4,7 +4,7 @@
 //! `500MB`, plain bytes). Pure.
 
 use super::table::{CONTENT_BUDGET, CONTENT_CHECK};
-use super::values::{Inputs, Origin};
+use super::values::Inputs;
 use crate::error::Error;
 
 /// The default budget: layer bytes downloaded per image.
@@ -27,28 +27,22 @@ impl Default for ContentCheck {
     }
 }
 
+/// `--content-check`'s values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    #[value(help = "hold each image's entrypoint against its platform")]
+    Entrypoint,
+    #[value(help = "skip the check")]
+    Off,
+}
+
 const BUDGET_HINT: &str = "a size such as 256MiB, 1GiB, 500MB or 1048576 (bytes), more than 0; to skip the check set MULTIARCH_CONTENT_CHECK=off";
 
-/// Resolves both settings, with their origins for the debug log.
-pub(crate) fn resolve(
-    inputs: &Inputs,
-    origins: &mut Vec<(&'static str, Origin)>,
-) -> Result<ContentCheck, Error> {
+/// Resolves both settings.
+pub(crate) fn resolve(inputs: &Inputs) -> Result<ContentCheck, Error> {
     let mut check = ContentCheck::default();
-    if let Some(f) = inputs.get(&CONTENT_CHECK) {
-        check.enabled = match f.text.trim().to_ascii_lowercase().as_str() {
-            "entrypoint" => true,
-            "off" => false,
-            _ => {
-                return Err(Error::invalid(
-                    f.origin.name(),
-                    f.text,
-                    "not a content check",
-                    "use entrypoint (hold each image's entrypoint against its platform) or off",
-                ))
-            }
-        };
-        origins.push(("content-check", f.origin));
+    if let Some(mode) = inputs.choice::<Mode>(&CONTENT_CHECK, "not a content check")? {
+        check.enabled = mode == Mode::Entrypoint;
     }
     if let Some(f) = inputs.get(&CONTENT_BUDGET) {
         check.budget = parse_size(f.text)
@@ -61,7 +55,6 @@ pub(crate) fn resolve(
                 BUDGET_HINT,
             ));
         }
-        origins.push(("content-budget", f.origin));
     }
     Ok(check)
 }

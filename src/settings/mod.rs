@@ -13,6 +13,7 @@ mod content;
 mod environment;
 mod insecure;
 mod pipeline;
+mod presentation;
 pub(crate) mod semver;
 mod sources;
 pub(crate) mod table;
@@ -30,29 +31,21 @@ use crate::platform::Platform;
 use crate::reference::{Reference, Repository};
 use crate::spec::Spec;
 use table::{
-    ALLOW_MISSING, ANNOTATION, APPEND, AUTH_FILE, DOTENV, DOTENV_PREFIX, DRY_RUN, FORMAT, JSON,
-    LOG, OUTPUT, PASSWORD_STDOUT, RAW, REQUIRE_REVISION, SOURCE_TEMPLATE, SPEC, TIMEOUT,
+    ALLOW_MISSING, ANNOTATION, APPEND, AUTH_FILE, DRY_RUN, FORMAT, JSON, LOG, PASSWORD_STDOUT, RAW,
+    REQUIRE_REVISION, SOURCE_TEMPLATE, SPEC, TIMEOUT,
 };
 
 pub(crate) use access::{Access, AwsInputs, CredentialInputs};
 pub(crate) use content::ContentCheck;
 pub(crate) use environment::snapshot;
 pub(crate) use pipeline::Times;
+pub(crate) use presentation::{Output, Presentation};
 pub(crate) use values::{unknown_variables, Found, Inputs, Origin};
 
 /// A snapshot of the process environment.
 pub(crate) type Env = BTreeMap<String, String>;
 
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
-
-pub(crate) const GITLAB_DOTENV: &str = "multiarch.env";
-
-/// How results are printed on stdout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Output {
-    Text,
-    Json,
-}
 
 /// Everything a push, plan or wait needs, validated.
 #[derive(Debug, Clone)]
@@ -71,12 +64,6 @@ pub(crate) struct Plan {
     pub(crate) annotations: Annotations,
     /// Merge into what the first target tag holds.
     pub(crate) append: bool,
-    pub(crate) dotenv: Option<PathBuf>,
-    /// Prepended to every dotenv variable name.
-    pub(crate) dotenv_prefix: String,
-    pub(crate) output: Output,
-    /// Running inside a GitLab job (`GITLAB_CI=true`): collapsible log sections.
-    pub(crate) gitlab: bool,
     pub(crate) dry_run: bool,
     /// The revision sources must carry (`org.opencontainers.image.revision`); `None` = no check.
     pub(crate) revision: Option<String>,
@@ -89,35 +76,37 @@ pub(crate) struct Plan {
     /// Move target tags that hold a newer pipeline's index or a higher version.
     pub(crate) rollback: bool,
     pub(crate) access: Access,
-    /// Where each setting came from, for `debug` logs.
-    pub(crate) origins: Vec<(&'static str, Origin)>,
+}
+
+/// A log level (`--log`); `warning` is taken for `warn`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogLevel {
+    Error,
+    #[value(alias = "warning")]
+    Warn,
+    Info,
+    Debug,
+    Trace,
 }
 
 /// The log level: `--log`, else `MULTIARCH_LOG`, else info. Read before anything else runs, so
 /// it is resolved on its own; a level that is not one is a usage error, not silently `info`.
 pub(crate) fn log_level(given: &Given, env: &Env) -> Result<&'static str, Error> {
-    let inputs = Inputs { given, env };
-    let Some(f) = inputs.get(&LOG) else {
-        return Ok("info");
-    };
-    match f.text.trim().to_ascii_lowercase().as_str() {
-        "error" => Ok("error"),
-        "warn" | "warning" => Ok("warn"),
-        "info" => Ok("info"),
-        "debug" => Ok("debug"),
-        "trace" => Ok("trace"),
-        _ => Err(Error::invalid(
-            f.origin.name(),
-            f.text,
-            "not a log level",
-            "use error, warn, info, debug or trace",
-        )),
-    }
+    let level = Inputs::new(given, env)
+        .choice(&LOG, "not a log level")?
+        .unwrap_or(LogLevel::Info);
+    Ok(match level {
+        LogLevel::Error => "error",
+        LogLevel::Warn => "warn",
+        LogLevel::Info => "info",
+        LogLevel::Debug => "debug",
+        LogLevel::Trace => "trace",
+    })
 }
 
 /// The manifest-tool spec file to read, if `--spec` or `MULTIARCH_SPEC` names one.
 pub(crate) fn spec_path<'a>(given: &'a Given, env: &'a Env) -> Option<Found<'a>> {
-    Inputs { given, env }.get(&SPEC)
+    Inputs::new(given, env).get(&SPEC)
 }
 
 /// What `inspect` prints.
@@ -134,23 +123,25 @@ pub(crate) fn inspect(
     given: &Given,
     env: &Env,
 ) -> Result<(InspectView, ContentCheck, Access), Error> {
-    let inputs = Inputs { given, env };
-    let (raw, raw_origin) = inputs.switch(&RAW)?;
-    let (json, json_origin) = inputs.switch(&JSON)?;
+    let inputs = Inputs::new(given, env);
+    let raw = inputs.switch(&RAW)?;
+    let json = inputs.switch(&JSON)?;
     let view = match (raw, json) {
         (true, true) => {
+            let name =
+                |s: &table::Setting| inputs.origin_of(s.flag).unwrap_or(Origin::Default).name();
             return Err(Error::invalid(
-                format!("{} and {}", raw_origin.name(), json_origin.name()),
+                format!("{} and {}", name(&RAW), name(&JSON)),
                 "true",
                 "--raw and --json exclude each other",
                 "ask for one of them",
-            ))
+            ));
         }
         (true, false) => InspectView::Raw,
         (false, true) => InspectView::Json,
         (false, false) => InspectView::Text,
     };
-    let content = content::resolve(&inputs, &mut Vec::new())?;
+    let content = content::resolve(&inputs)?;
     Ok((view, content, access::access(&inputs)?))
 }
 
@@ -165,8 +156,8 @@ pub(crate) enum LoginOutput {
 
 /// `login`'s own settings: where the credential goes, and how to reach the registry.
 pub(crate) fn login(given: &Given, env: &Env) -> Result<(LoginOutput, Access), Error> {
-    let inputs = Inputs { given, env };
-    let (stdout, _) = inputs.switch(&PASSWORD_STDOUT)?;
+    let inputs = Inputs::new(given, env);
+    let stdout = inputs.switch(&PASSWORD_STDOUT)?;
     let output = if stdout {
         LoginOutput::Password
     } else {
@@ -185,101 +176,46 @@ pub(crate) fn login(given: &Given, env: &Env) -> Result<(LoginOutput, Access), E
     Ok((output, access::access(&inputs)?))
 }
 
-/// Resolves `push`/`plan`/`wait` settings; with a manifest-tool `spec`, the image, tags and
-/// sources come from it unless `--image` / `--tags` flags say otherwise.
-pub(crate) fn resolve(given: &Given, env: &Env, spec: Option<&Spec>) -> Result<Plan, Error> {
-    let inputs = Inputs { given, env };
-    let mut origins = Vec::new();
+/// Resolves `push`/`plan`/`wait` settings: the plan the steps follow, and how its results are
+/// shown. With a manifest-tool `spec`, the image, tags and sources come from it unless `--image` /
+/// `--tags` flags say otherwise.
+pub(crate) fn resolve(
+    given: &Given,
+    env: &Env,
+    spec: Option<&Spec>,
+) -> Result<(Plan, Presentation), Error> {
+    let inputs = Inputs::new(given, env);
     let (images, tags, mut sources, platform_filter) = match spec {
-        Some(spec) => sources::from_spec(&inputs, spec, &mut origins)?,
-        None => sources::from_template(&inputs, &mut origins)?,
+        Some(spec) => sources::from_spec(&inputs, spec)?,
+        None => sources::from_template(&inputs)?,
     };
     sources::hand_offs(&inputs, &mut sources)?;
-    let (revision, origin) = sources::revision(&inputs)?;
-    origins.push(("revision", origin));
-    let (require_revision, origin) = inputs.switch(&REQUIRE_REVISION)?;
-    origins.push(("require-revision", origin));
+    let revision = sources::revision(&inputs)?;
+    let require_revision = inputs.switch(&REQUIRE_REVISION)?;
     let times = pipeline::times(&inputs, revision.is_some())?;
-    let (rollback, origin) = pipeline::rollback(&inputs)?;
-    origins.push(("rollback", origin));
-
-    let (timeout, origin) = match inputs.get(&TIMEOUT) {
-        Some(f) => (values::parse_duration(&f.origin.name(), f.text)?, f.origin),
-        None => (DEFAULT_TIMEOUT, Origin::Default),
+    let rollback = pipeline::rollback(&inputs)?;
+    let timeout = match inputs.get(&TIMEOUT) {
+        Some(f) => values::parse_duration(&f.origin.name(), f.text)?,
+        None => DEFAULT_TIMEOUT,
     };
-    origins.push(("timeout", origin));
-
-    let (allow_missing, origin) = inputs.switch(&ALLOW_MISSING)?;
-    origins.push(("allow-missing", origin));
-    let (append, origin) = inputs.switch(&APPEND)?;
-    origins.push(("append", origin));
-
-    let (format, origin) = match inputs.get(&FORMAT) {
-        Some(f) => (parse_format(&f)?, f.origin),
-        None => (Format::Auto, Origin::Default),
-    };
-    origins.push(("format", origin));
-
+    let allow_missing = inputs.switch(&ALLOW_MISSING)?;
+    let append = inputs.switch(&APPEND)?;
+    let format = inputs
+        .choice(&FORMAT, "unknown format")?
+        .unwrap_or(Format::Auto);
     let annotations = annotations(&inputs, spec, revision.as_deref())?;
+    let mut presentation = presentation::resolve(&inputs)?;
+    let dry_run = inputs.switch(&DRY_RUN)?;
+    let content = content::resolve(&inputs)?;
+    let access = access::access(&inputs)?;
 
-    let gitlab = inputs.var("GITLAB_CI") == Some("true");
-    let (dotenv, origin) = match inputs.get(&DOTENV) {
-        // The way to write no report in GitLab, where one is written by default.
-        Some(f) if f.text.trim() == "none" => (None, f.origin),
-        Some(f) => (Some(PathBuf::from(f.text.trim())), f.origin),
-        None if gitlab => (
-            Some(PathBuf::from(GITLAB_DOTENV)),
-            Origin::GitLab("GITLAB_CI"),
-        ),
-        None => (None, Origin::Default),
-    };
-    origins.push(("dotenv", origin));
-    let dotenv_prefix = match inputs.get(&DOTENV_PREFIX) {
-        None => String::new(),
-        Some(f) => {
-            let p = f.text.trim();
-            let ok = p
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
-                && p.chars()
-                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-            if !ok {
-                return Err(Error::invalid(
-                    f.origin.name(),
-                    f.text,
-                    "not the start of a variable name",
-                    "upper-case letters, digits and _, e.g. API_",
-                ));
-            }
-            p.to_string()
-        }
-    };
-
-    let output = match inputs.get(&OUTPUT) {
-        None => Output::Text,
-        Some(f) => match f.text.trim().to_ascii_lowercase().as_str() {
-            "text" => Output::Text,
-            "json" => Output::Json,
-            _ => {
-                return Err(Error::invalid(
-                    f.origin.name(),
-                    f.text,
-                    "unknown output",
-                    "use text or json",
-                ))
-            }
-        },
-    };
-    let (dry_run, _) = inputs.switch(&DRY_RUN)?;
-    let content = content::resolve(&inputs, &mut origins)?;
-
-    sources::within_target_limit(images.len(), &tags, &origins)?;
+    sources::within_target_limit(&inputs, images.len(), &tags)?;
     let targets = images
         .iter()
         .flat_map(|image| tags.iter().map(|t| image.tag(t)))
         .collect();
-    Ok(Plan {
+    presentation.origins = inputs.origins();
+    let plan = Plan {
         images,
         tags,
         sources,
@@ -290,33 +226,15 @@ pub(crate) fn resolve(given: &Given, env: &Env, spec: Option<&Spec>) -> Result<P
         allow_missing,
         format,
         annotations,
-        dotenv,
-        dotenv_prefix,
-        output,
-        gitlab,
         dry_run,
         revision,
         require_revision,
         content,
         times,
         rollback,
-        access: access::access(&inputs)?,
-        origins,
-    })
-}
-
-fn parse_format(f: &Found) -> Result<Format, Error> {
-    match f.text.trim().to_ascii_lowercase().as_str() {
-        "auto" => Ok(Format::Auto),
-        "oci" => Ok(Format::Oci),
-        "docker" => Ok(Format::Docker),
-        _ => Err(Error::invalid(
-            f.origin.name(),
-            f.text,
-            "unknown format",
-            "use auto, oci or docker",
-        )),
-    }
+        access,
+    };
+    Ok((plan, presentation))
 }
 
 /// Index annotations: CI defaults, then the spec's, then `MULTIARCH_ANNOTATIONS`, then

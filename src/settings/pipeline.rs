@@ -5,7 +5,7 @@
 //! allows a deliberate rollback (`--rollback` / `MULTIARCH_ROLLBACK`).
 
 use super::table::ROLLBACK;
-use super::values::{Inputs, Origin};
+use super::values::Inputs;
 use crate::error::Error;
 use crate::timestamp::Timestamp;
 
@@ -60,22 +60,20 @@ pub(super) fn id(inputs: &Inputs, name: &'static str) -> Result<Option<String>, 
     Ok(Some(text.trim_start_matches('0').to_string()).filter(|t| !t.is_empty()))
 }
 
+/// `--rollback`'s values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Rollback {
+    #[value(help = "keep tags that hold a newer pipeline's index or a higher version")]
+    Refuse,
+    #[value(help = "move them back deliberately")]
+    Allow,
+}
+
 /// `--rollback` / `MULTIARCH_ROLLBACK`: `refuse` (the default) keeps a tag that holds a newer
 /// pipeline's index or a higher version; `allow` moves it anyway.
-pub(super) fn rollback(inputs: &Inputs) -> Result<(bool, Origin), Error> {
-    let Some(f) = inputs.get(&ROLLBACK) else {
-        return Ok((false, Origin::Default));
-    };
-    match f.text.trim().to_ascii_lowercase().as_str() {
-        "refuse" => Ok((false, f.origin)),
-        "allow" => Ok((true, f.origin)),
-        _ => Err(Error::invalid(
-            f.origin.name(),
-            f.text,
-            "unknown rollback mode",
-            "use refuse (keep tags that hold a newer pipeline's index or a higher version) or allow (move them back deliberately)",
-        )),
-    }
+pub(super) fn rollback(inputs: &Inputs) -> Result<bool, Error> {
+    let mode = inputs.choice(&ROLLBACK, "unknown rollback mode")?;
+    Ok(mode == Some(Rollback::Allow))
 }
 
 #[cfg(test)]
@@ -99,7 +97,7 @@ mod tests {
         for (k, v) in extra {
             env.insert(k.to_string(), v.to_string());
         }
-        resolve(&Given::default(), &env, None)
+        resolve(&Given::default(), &env, None).map(|(plan, _)| plan)
     }
 
     #[test]

@@ -30,63 +30,43 @@ type Resolved = (
 );
 
 /// Images, tags and sources from flags, variables and GitLab defaults.
-pub(super) fn from_template(
-    inputs: &Inputs,
-    origins: &mut Vec<(&'static str, Origin)>,
-) -> Result<Resolved, Error> {
-    let (images, origin) = images(inputs)?;
-    origins.push(("image", origin));
-
-    let (tags, origin) = tags(inputs)?;
-    origins.push(("tags", origin));
-
+pub(super) fn from_template(inputs: &Inputs) -> Result<Resolved, Error> {
+    let images = images(inputs)?;
+    let tags = tags(inputs)?;
     let (platform_text, origin) = match inputs.get(&PLATFORMS) {
         Some(f) => (f.text, f.origin),
         None => (DEFAULT_PLATFORMS, Origin::Default),
     };
     let platforms = platforms(&origin, platform_text)?;
-    origins.push(("platforms", origin));
-
     let (template, origin) = match inputs.get(&SOURCE_TEMPLATE) {
         Some(f) => (f.text, f.origin),
         None => (DEFAULT_TEMPLATE, Origin::Default),
     };
     let sources = expand_sources(&origin, template, &images[0], &tags[0], &platforms)?;
-    origins.push(("source-template", origin));
     Ok((images, tags, sources, None))
 }
 
 /// Image, tags and sources from a manifest-tool spec; `--image` and `--tags` flags beat it.
-pub(super) fn from_spec(
-    inputs: &Inputs,
-    spec: &Spec,
-    origins: &mut Vec<(&'static str, Origin)>,
-) -> Result<Resolved, Error> {
+pub(super) fn from_spec(inputs: &Inputs, spec: &Spec) -> Result<Resolved, Error> {
     refuse_with_spec(inputs, spec)?;
     let images = match flag_only(inputs, &IMAGE) {
-        Some(f) => {
-            origins.push(("image", f.origin.clone()));
-            repositories(&f)?
-        }
+        Some(f) => repositories(&f)?,
         None => {
-            origins.push(("image", Origin::Spec(format!("{}: image", spec.origin))));
+            inputs.record(IMAGE.flag, Origin::Spec(format!("{}: image", spec.origin)));
             spec.images.clone()
         }
     };
     let tags = match flag_only(inputs, &TAGS) {
-        Some(f) => {
-            origins.push(("tags", f.origin.clone()));
-            tag_list(&f)?
-        }
+        Some(f) => tag_list(&f)?,
         None => {
-            origins.push(("tags", Origin::Spec(format!("{}: tags", spec.origin))));
+            inputs.record(TAGS.flag, Origin::Spec(format!("{}: tags", spec.origin)));
             spec.tags.clone()
         }
     };
-    origins.push((
+    inputs.record(
         "sources",
         Origin::Spec(format!("{}: manifests", spec.origin)),
-    ));
+    );
     // With a spec, only the flag filters the children of platform-less entries: a project's
     // MULTIARCH_PLATFORMS is meant for its own template, not for someone's spec.
     let filter = match flag_only(inputs, &PLATFORMS) {
@@ -96,7 +76,7 @@ pub(super) fn from_spec(
     Ok((images, tags, spec.sources.clone(), filter))
 }
 
-fn images(inputs: &Inputs) -> Result<(Vec<Repository>, Origin), Error> {
+fn images(inputs: &Inputs) -> Result<Vec<Repository>, Error> {
     let f = inputs
         .get(&IMAGE)
         .or_else(|| inputs.gitlab("CI_REGISTRY_IMAGE"))
@@ -104,7 +84,8 @@ fn images(inputs: &Inputs) -> Result<(Vec<Repository>, Origin), Error> {
             setting: IMAGE.both(),
             hint: "outside GitLab (no CI_REGISTRY_IMAGE), name the repository, e.g. --image registry.example.com/group/app".into(),
         })?;
-    Ok((repositories(&f)?, f.origin))
+    inputs.record(IMAGE.flag, f.origin.clone());
+    repositories(&f)
 }
 
 /// A comma-separated list of repositories, each once, at least one.
@@ -129,7 +110,7 @@ fn repositories(f: &Found) -> Result<Vec<Repository>, Error> {
 
 /// Target tags: flag/variable list, else `CI_COMMIT_TAG`, else `latest` on the default branch,
 /// else `CI_COMMIT_REF_SLUG`.
-fn tags(inputs: &Inputs) -> Result<(Vec<String>, Origin), Error> {
+fn tags(inputs: &Inputs) -> Result<Vec<String>, Error> {
     let given = inputs.get(&TAGS);
     let semver = given
         .as_ref()
@@ -143,7 +124,8 @@ fn tags(inputs: &Inputs) -> Result<(Vec<String>, Origin), Error> {
                     let fanned = super::semver::fan_out(t.text);
                     let tags =
                         reference::tags(&t.origin.name(), fanned.iter().map(String::as_str))?;
-                    return Ok((tags, t.origin));
+                    inputs.record(TAGS.flag, t.origin);
+                    return Ok(tags);
                 }
                 t
             } else if branch.is_some() && branch == inputs.var("CI_DEFAULT_BRANCH") {
@@ -175,7 +157,8 @@ fn tags(inputs: &Inputs) -> Result<(Vec<String>, Origin), Error> {
         }
         (e, _) => e,
     })?;
-    Ok((tags, found.origin))
+    inputs.record(TAGS.flag, found.origin);
+    Ok(tags)
 }
 
 fn tag_list(f: &Found) -> Result<Vec<String>, Error> {
@@ -193,20 +176,15 @@ fn tag_list(f: &Found) -> Result<Vec<String>, Error> {
 
 /// Refuses more than `MAX_TARGETS` target tags, naming the settings they came from.
 pub(super) fn within_target_limit(
+    inputs: &Inputs,
     images: usize,
     tags: &[String],
-    origins: &[(&'static str, Origin)],
 ) -> Result<(), Error> {
     let targets = images * tags.len();
     if targets <= MAX_TARGETS {
         return Ok(());
     }
-    let named = |key: &str| {
-        origins
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map_or_else(String::new, |(_, o)| o.name())
-    };
+    let named = |key: &str| inputs.origin_of(key).map_or_else(String::new, |o| o.name());
     let (setting, reason) = if images > 1 {
         (
             format!("{} with {}", named("tags"), named("image")),
@@ -392,16 +370,17 @@ fn platform_of_suffix(suffix: &str) -> Option<Platform> {
 
 /// The revision sources must carry: the flag or `MULTIARCH_REVISION`, else `CI_COMMIT_SHA`;
 /// `none` switches the check off.
-pub(super) fn revision(inputs: &Inputs) -> Result<(Option<String>, Origin), Error> {
+pub(super) fn revision(inputs: &Inputs) -> Result<Option<String>, Error> {
     let Some(f) = inputs
         .get(&REVISION)
         .or_else(|| inputs.gitlab("CI_COMMIT_SHA"))
     else {
-        return Ok((None, Origin::Default));
+        return Ok(None);
     };
+    inputs.record(REVISION.flag, f.origin.clone());
     let text = f.text.trim();
     if text.eq_ignore_ascii_case("none") {
-        return Ok((None, f.origin));
+        return Ok(None);
     }
     if text.len() > 256 || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(Error::invalid(
@@ -411,7 +390,7 @@ pub(super) fn revision(inputs: &Inputs) -> Result<(Option<String>, Origin), Erro
             "give the commit SHA the images were built from, or none to skip the check",
         ));
     }
-    Ok((Some(text.to_string()), f.origin))
+    Ok(Some(text.to_string()))
 }
 
 #[cfg(test)]
@@ -443,7 +422,7 @@ mod tests {
             ("MULTIARCH_IMAGE", "r.example/app"),
             ("MULTIARCH_TAGS", &at_limit),
         ]);
-        let plan = resolve(&Given::default(), &vars, None).unwrap();
+        let (plan, _) = resolve(&Given::default(), &vars, None).unwrap();
         assert_eq!(plan.targets.len(), 64);
 
         let over = tags(MAX_TARGETS + 1);
@@ -463,8 +442,8 @@ mod tests {
             ("MULTIARCH_IMAGE", "r.example/a,r.example/b,q.example/c"),
             ("MULTIARCH_TAGS", &tags(22)),
         ]);
-        let e = resolve(&Given::of(&[("tags", "x")]), &vars, None).unwrap();
-        assert_eq!(e.targets.len(), 3, "the flag beats the variable");
+        let (plan, _) = resolve(&Given::of(&[("tags", "x")]), &vars, None).unwrap();
+        assert_eq!(plan.targets.len(), 3, "the flag beats the variable");
         let e = resolve(&Given::default(), &vars, None).unwrap_err();
         assert_eq!(
             e.to_string().lines().next().unwrap(),

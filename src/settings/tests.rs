@@ -5,16 +5,18 @@ use super::*;
 use crate::model::SourceOrigin;
 use crate::secret::Secret;
 
-/// Resolves with flags `given` (no spec).
+/// Resolves with flags `given` (no spec): the plan.
 fn resolve_flags(given: &[(&'static str, &str)], env: &Env) -> Result<Plan, Error> {
-    resolve(&Given::of(given), env, None)
+    resolve(&Given::of(given), env, None).map(|(plan, _)| plan)
+}
+
+/// How the same run's results would be shown.
+fn shown(given: &[(&'static str, &str)], env: &Env) -> Presentation {
+    resolve(&Given::of(given), env, None).unwrap().1
 }
 
 fn access(given: &[(&'static str, &str)], env: &Env) -> Result<Access, Error> {
-    access::access(&Inputs {
-        given: &Given::of(given),
-        env,
-    })
+    access::access(&Inputs::new(&Given::of(given), env))
 }
 
 fn env(pairs: &[(&str, &str)]) -> Env {
@@ -118,14 +120,15 @@ fn flags_beat_variables_beat_gitlab() {
     );
     let plan = resolve_flags(&[], &e).unwrap();
     assert_eq!(targets(&plan), ["other.example/x:from-var"]);
-    assert!(plan
+    assert!(shown(&[], &e)
         .origins
         .contains(&("tags", Origin::Variable("MULTIARCH_TAGS"))));
     let plan = resolve_flags(&[("tags", "from-flag")], &e).unwrap();
     assert_eq!(targets(&plan), ["other.example/x:from-flag"]);
-    assert!(plan.origins.contains(&("tags", Origin::Flag("tags"))));
-    let plan = resolve_flags(&[], &gitlab()).unwrap();
-    assert!(plan
+    assert!(shown(&[("tags", "from-flag")], &e)
+        .origins
+        .contains(&("tags", Origin::Flag("tags"))));
+    assert!(shown(&[], &gitlab())
         .origins
         .contains(&("image", Origin::GitLab("CI_REGISTRY_IMAGE"))));
 }
@@ -287,13 +290,11 @@ fn outside_gitlab_image_and_tags_are_required() {
     assert!(e.to_string().contains("--image"), "{e}");
     let e = resolve_flags(&[("image", "localhost:5000/app")], &Env::new()).unwrap_err();
     assert!(e.to_string().contains("--tags"), "{e}");
-    let plan = resolve_flags(
-        &[("image", "localhost:5000/app"), ("tags", "v1")],
-        &Env::new(),
-    )
-    .unwrap();
-    assert_eq!(plan.dotenv, None);
-    assert!(!plan.gitlab);
+    let given = [("image", "localhost:5000/app"), ("tags", "v1")];
+    let plan = resolve_flags(&given, &Env::new()).unwrap();
+    let show = shown(&given, &Env::new());
+    assert_eq!(show.dotenv, None);
+    assert!(!show.gitlab);
     assert!(plan.annotations.values.is_empty());
 }
 
@@ -344,18 +345,19 @@ fn annotations_come_from_ci_and_can_be_overridden_or_removed() {
 #[test]
 fn gitlab_job_writes_dotenv_and_uses_job_credentials() {
     let plan = resolve_flags(&[], &gitlab()).unwrap();
-    assert_eq!(plan.dotenv, Some(PathBuf::from("multiarch.env")));
-    assert!(plan.gitlab);
+    let show = shown(&[], &gitlab());
+    assert_eq!(show.dotenv, Some(PathBuf::from("multiarch.env")));
+    assert!(show.gitlab);
     let (host, user, _) = plan.access.credentials.ci_registry.clone().unwrap();
     assert_eq!(
         (host.as_str(), user.as_str()),
         ("registry.gitlab.example", "gitlab-ci-token")
     );
     assert!(!format!("{:?}", plan.access).contains("job-token-secret"));
-    let plan = resolve_flags(&[], &with(gitlab(), &[("MULTIARCH_DOTENV", "out/m.env")])).unwrap();
-    assert_eq!(plan.dotenv, Some(PathBuf::from("out/m.env")));
-    let plan = resolve_flags(&[], &with(gitlab(), &[("MULTIARCH_DOTENV", "none")])).unwrap();
-    assert_eq!(plan.dotenv, None, "none switches the report off");
+    let show = shown(&[], &with(gitlab(), &[("MULTIARCH_DOTENV", "out/m.env")]));
+    assert_eq!(show.dotenv, Some(PathBuf::from("out/m.env")));
+    let show = shown(&[], &with(gitlab(), &[("MULTIARCH_DOTENV", "none")]));
+    assert_eq!(show.dotenv, None, "none switches the report off");
 }
 
 #[test]
@@ -471,20 +473,20 @@ fn a_spec_replaces_image_tags_and_sources() {
         "image: r.example/app:2.0\ntags: [latest]\nmanifests:\n  - {image: r.example/app:2.0-s390x, platform: {architecture: s390x, os: linux}}\n",
     )
     .unwrap();
-    let plan = resolve(&Given::default(), &gitlab(), Some(&spec)).unwrap();
+    let (plan, show) = resolve(&Given::default(), &gitlab(), Some(&spec)).unwrap();
     assert_eq!(
         targets(&plan),
         ["r.example/app:2.0", "r.example/app:latest"]
     );
     assert_eq!(sources(&plan), ["r.example/app:2.0-s390x"]);
-    assert!(plan
+    assert!(show
         .origins
         .contains(&("tags", Origin::Spec("spec.yml: tags".into()))));
     // Flags beat the spec; variables do not.
     let e = with(gitlab(), &[("MULTIARCH_TAGS", "ignored")]);
-    let plan = resolve(&Given::of(&[("tags", "9.9")]), &e, Some(&spec)).unwrap();
+    let (plan, _) = resolve(&Given::of(&[("tags", "9.9")]), &e, Some(&spec)).unwrap();
     assert_eq!(targets(&plan), ["r.example/app:9.9"]);
-    let plan = resolve(&Given::default(), &e, Some(&spec)).unwrap();
+    let (plan, _) = resolve(&Given::default(), &e, Some(&spec)).unwrap();
     assert_eq!(
         targets(&plan),
         ["r.example/app:2.0", "r.example/app:latest"]
@@ -497,7 +499,7 @@ fn a_spec_replaces_image_tags_and_sources() {
     .unwrap_err();
     assert_eq!(e.exit_code(), 2);
     assert_eq!(
-        plan.dotenv,
+        show.dotenv,
         Some(PathBuf::from("multiarch.env")),
         "the rest still follows GitLab"
     );
@@ -645,9 +647,9 @@ fn with_a_spec_only_the_platforms_flag_filters_platformless_entries() {
     )
     .unwrap();
     let e = with(gitlab(), &[("MULTIARCH_PLATFORMS", "linux/s390x")]);
-    let plan = resolve(&Given::default(), &e, Some(&spec)).unwrap();
+    let (plan, _) = resolve(&Given::default(), &e, Some(&spec)).unwrap();
     assert_eq!(plan.platform_filter, None);
-    let plan = resolve(
+    let (plan, _) = resolve(
         &Given::of(&[("platforms", "linux/amd64,linux/arm64")]),
         &e,
         Some(&spec),

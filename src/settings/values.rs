@@ -4,7 +4,10 @@
 //! `--log debug` shows where each value came from. Also: the shared value parsers, and the
 //! warning for `MULTIARCH_*` variables nobody reads (a typo must not be silently ignored).
 
+use std::cell::RefCell;
 use std::time::Duration;
+
+use clap::ValueEnum;
 
 use super::environment;
 use super::table::{Kind, Setting, OTHER_PREFIXES, OTHER_VARIABLES, SETTINGS};
@@ -43,14 +46,48 @@ pub(crate) struct Found<'a> {
     pub(crate) origin: Origin,
 }
 
-/// The flags given and the environment: everything settings are resolved from.
-#[derive(Clone, Copy)]
+/// The flags given and the environment: everything settings are resolved from; and, as values
+/// are resolved, where each came from (for `--log debug` and for errors that name the settings
+/// behind a value).
 pub(crate) struct Inputs<'a> {
     pub(crate) given: &'a Given,
     pub(crate) env: &'a Env,
+    origins: RefCell<Vec<(&'static str, Origin)>>,
 }
 
 impl<'a> Inputs<'a> {
+    pub(crate) fn new(given: &'a Given, env: &'a Env) -> Inputs<'a> {
+        Inputs {
+            given,
+            env,
+            origins: RefCell::default(),
+        }
+    }
+
+    /// Records where the value of `setting` (its flag name) came from; a later record of the same
+    /// setting replaces the earlier one (a fallback found after the flag and variable were not).
+    pub(crate) fn record(&self, setting: &'static str, origin: Origin) {
+        let mut origins = self.origins.borrow_mut();
+        match origins.iter_mut().find(|(k, _)| *k == setting) {
+            Some(entry) => entry.1 = origin,
+            None => origins.push((setting, origin)),
+        }
+    }
+
+    /// Where the value of `setting` came from, if it was resolved.
+    pub(crate) fn origin_of(&self, setting: &str) -> Option<Origin> {
+        self.origins
+            .borrow()
+            .iter()
+            .find(|(k, _)| *k == setting)
+            .map(|(_, o)| o.clone())
+    }
+
+    /// Every setting resolved so far, in order, with where its value came from.
+    pub(crate) fn origins(&self) -> Vec<(&'static str, Origin)> {
+        self.origins.borrow().clone()
+    }
+
     /// A variable's value; empty means unset.
     pub(crate) fn var(&self, name: &str) -> Option<&'a str> {
         debug_assert!(
@@ -71,7 +108,8 @@ impl<'a> Inputs<'a> {
         })
     }
 
-    /// The flag's (last) value, else the variable; empty counts as unset.
+    /// The flag's (last) value, else the variable; empty counts as unset. Recorded as the
+    /// setting's origin (`Default` when neither is given).
     pub(crate) fn get(&self, s: &'static Setting) -> Option<Found<'a>> {
         let flag = self
             .given
@@ -80,7 +118,7 @@ impl<'a> Inputs<'a> {
             .and_then(|v| v.last())
             .map(String::as_str)
             .filter(|v| !v.trim().is_empty());
-        match flag {
+        let found = match flag {
             Some(text) => Some(Found {
                 text,
                 origin: Origin::Flag(s.flag),
@@ -89,16 +127,40 @@ impl<'a> Inputs<'a> {
                 text,
                 origin: Origin::Variable(s.variable),
             }),
-        }
+        };
+        let origin = found.as_ref().map_or(Origin::Default, |f| f.origin.clone());
+        self.record(s.flag, origin);
+        found
     }
 
     /// A switch: given, else its variable as a boolean, else false.
-    pub(crate) fn switch(&self, s: &'static Setting) -> Result<(bool, Origin), Error> {
-        debug_assert_eq!(s.kind, Kind::Switch);
+    pub(crate) fn switch(&self, s: &'static Setting) -> Result<bool, Error> {
+        debug_assert!(matches!(s.kind, Kind::Switch));
         match self.get(s) {
-            None => Ok((false, Origin::Default)),
-            Some(f) => Ok((parse_bool(&f.origin.name(), f.text)?, f.origin)),
+            None => Ok(false),
+            Some(f) => parse_bool(&f.origin.name(), f.text),
         }
+    }
+
+    /// One of a setting's choices (`--format oci`, `MULTIARCH_FORMAT=OCI`), any case; a value
+    /// that is none of them is refused with `reason`, naming every choice (with what each does,
+    /// where the enum says).
+    pub(crate) fn choice<T: ValueEnum>(
+        &self,
+        s: &'static Setting,
+        reason: &str,
+    ) -> Result<Option<T>, Error> {
+        let Some(f) = self.get(s) else {
+            return Ok(None);
+        };
+        T::from_str(f.text.trim(), true).map(Some).map_err(|_| {
+            Error::invalid(
+                f.origin.name(),
+                f.text,
+                reason,
+                format!("use {}", choices::<T>()),
+            )
+        })
     }
 
     /// A repeatable setting: the variable's list items first, then each flag (later ones win
@@ -122,6 +184,24 @@ impl<'a> Inputs<'a> {
             );
         }
         out
+    }
+}
+
+/// `a (what a does), b or c`: a choice setting's values, as an error's hint lists them.
+pub(crate) fn choices<T: ValueEnum>() -> String {
+    let names: Vec<String> = T::value_variants()
+        .iter()
+        .filter_map(T::to_possible_value)
+        .filter(|v| !v.is_hide_set())
+        .map(|v| match v.get_help() {
+            Some(help) => format!("{} ({help})", v.get_name()),
+            None => v.get_name().to_string(),
+        })
+        .collect();
+    match names.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
     }
 }
 
@@ -212,10 +292,7 @@ mod tests {
     fn flag_beats_variable_and_empty_is_unset() {
         let e = env(&[("MULTIARCH_TAGS", "from-var")]);
         let none = Given::default();
-        let inputs = Inputs {
-            given: &none,
-            env: &e,
-        };
+        let inputs = Inputs::new(&none, &e);
         assert_eq!(
             inputs.get(&TAGS),
             Some(Found {
@@ -224,17 +301,11 @@ mod tests {
             })
         );
         let given = Given::of(&[("tags", "from-flag")]);
-        let inputs = Inputs {
-            given: &given,
-            env: &e,
-        };
+        let inputs = Inputs::new(&given, &e);
         assert_eq!(inputs.get(&TAGS).unwrap().origin.name(), "--tags");
         let empty_flag = Given::of(&[("tags", " ")]);
         let blank = env(&[("MULTIARCH_TAGS", "")]);
-        let inputs = Inputs {
-            given: &empty_flag,
-            env: &blank,
-        };
+        let inputs = Inputs::new(&empty_flag, &blank);
         assert_eq!(inputs.get(&TAGS), None);
     }
 
@@ -245,10 +316,7 @@ mod tests {
             ("MULTIARCH_ANNOTATIONS", "a=1\nb=2, c=3"),
         ]);
         let given = Given::of(&[("annotation", "d=4")]);
-        let inputs = Inputs {
-            given: &given,
-            env: &e,
-        };
+        let inputs = Inputs::new(&given, &e);
         let err = inputs.switch(&ALLOW_MISSING).unwrap_err();
         assert!(
             err.to_string().starts_with("MULTIARCH_ALLOW_MISSING"),
