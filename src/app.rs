@@ -10,12 +10,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::{debug, info, warn};
 
 use crate::cancel::{self, Cancel};
-use crate::cli::Given;
 use crate::credentials::Credential;
 use crate::error::Error;
 use crate::publish::{self, NoPhases, Phases};
 use crate::registry::Client;
 use crate::settings::table::Cmd;
+use crate::settings::Given;
 use crate::settings::{self, Env, InspectView, LoginOutput, Output, Plan, Presentation};
 use crate::{inspect, output_file, reference, report, spec, user_file, wait};
 

@@ -16,7 +16,7 @@
 
 use std::fmt;
 
-use crate::manifest::REVISION;
+use crate::labels::REVISION;
 
 /// A tool that builds images from a Dockerfile/Containerfile in a CI job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

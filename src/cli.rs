@@ -3,37 +3,12 @@
 //! `--help` is the reference and cannot drift from what is resolved. Parsing yields the flags as
 //! given (`Given`); what an absent flag means is `settings`' business.
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
 use crate::settings::table::{Cmd, Kind, LOG, SETTINGS};
-
-/// What the command line said: the command, positional arguments, and every flag given (a switch
-/// as `"true"`; a repeated flag once per occurrence).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Given {
-    pub(crate) flags: BTreeMap<&'static str, Vec<String>>,
-    /// `inspect REFERENCE` / `login HOST`.
-    pub(crate) positional: Option<String>,
-}
-
-impl Given {
-    /// Flags from `(flag, value)` pairs (tests).
-    #[cfg(test)]
-    pub(crate) fn of(pairs: &[(&'static str, &str)]) -> Given {
-        let mut given = Given::default();
-        for (flag, value) in pairs {
-            given
-                .flags
-                .entry(*flag)
-                .or_default()
-                .push(value.to_string());
-        }
-        given
-    }
-}
+use crate::settings::Given;
 
 const ABOUT: &str = "Publish multi-architecture container images from per-architecture tags";
 

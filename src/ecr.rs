@@ -17,9 +17,23 @@ use tracing::{debug, info, instrument, warn};
 
 use crate::error::Error;
 use crate::secret::Secret;
-use crate::settings::AwsInputs;
 use crate::tag_rule::TagRule;
 use sdk::{convert, Region, UnknownHostIsFinal};
+
+/// What ECR authentication needs beyond the AWS SDK's own environment (keys, profiles, token files).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AwsInputs {
+    /// `--auth ecr`: use an ECR token for every registry host.
+    pub(crate) force_ecr: bool,
+    /// `AWS_REGION`, else `AWS_DEFAULT_REGION`: for hosts that do not name a region.
+    pub(crate) region: Option<String>,
+    /// GitLab OIDC: the role to assume with `web_identity_token` (only when the SDK has no token
+    /// file of its own, `AWS_WEB_IDENTITY_TOKEN_FILE`).
+    pub(crate) role_arn: Option<String>,
+    pub(crate) web_identity_token: Option<Secret>,
+    /// Says which project and job assumed the role (CloudTrail shows it).
+    pub(crate) session_name: String,
+}
 
 mod sdk;
 

@@ -14,12 +14,13 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use tracing::{info, warn};
 
+use crate::digest::Digest;
 use crate::error::Error;
 use crate::manifest::{
     Descriptor, DescriptorPlatform, Fetched, Manifest, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX,
     OCI_MANIFEST,
 };
-use crate::model::{Digest, Resolved, SourceImage};
+use crate::model::{Resolved, SourceImage};
 use crate::platform::Platform;
 use crate::reference::Repository;
 
@@ -65,7 +66,7 @@ pub(crate) struct Child {
     pub(crate) size: u64,
     /// What the content check found (images of this run's sources).
     #[serde(skip)]
-    pub(crate) content: Option<crate::content::Checked>,
+    pub(crate) content: Option<crate::content_check::Checked>,
 }
 
 /// The built index: bytes to push as they are, and what they hold.
@@ -120,7 +121,7 @@ pub(crate) fn build(
         Format::Auto => {
             // The pipeline that publishes is recorded so tags never move backwards: worth an
             // OCI index, which every current client and registry reads.
-            let ordered = annotations.values.contains_key(crate::manifest::PIPELINE);
+            let ordered = annotations.values.contains_key(crate::labels::PIPELINE);
             let docker = all_docker && !annotations.asked && !entry_annotations && !ordered;
             if all_docker && !docker && !annotations.asked && !entry_annotations {
                 info!("OCI index rather than a Docker manifest list: the index records the pipeline that published it (so no older pipeline moves its tags back), and a Docker list cannot carry annotations");
@@ -146,7 +147,7 @@ pub(crate) fn build(
 
     let (media_type, descriptors, annotations) = if docker {
         // Docker manifest lists have no annotations, on the list or on its entries.
-        if annotations.values.contains_key(crate::manifest::PIPELINE) {
+        if annotations.values.contains_key(crate::labels::PIPELINE) {
             warn!("MULTIARCH_FORMAT=docker: a Docker manifest list cannot record the pipeline that published it, so an older pipeline finishing later may move these tags back (MULTIARCH_FORMAT=auto or oci records it)");
         } else if !annotations.values.is_empty() {
             info!(

@@ -65,10 +65,9 @@ async fn entry(
         .as_ref()
         .map(manifest::DescriptorPlatform::to_platform)
         .unwrap_or_else(|| Platform::normalised("unknown", "unknown", None, None));
-    let attestation = platform.is_unknown()
-        || d.annotations
-            .as_ref()
-            .is_some_and(|a| a.contains_key("vnd.docker.reference.type"));
+    // The one rule the index assembly uses too: an entry without a platform is an image whose
+    // config says what it is, not an attestation.
+    let attestation = crate::index::is_attestation(d);
     let content = match check {
         Some(c) if !attestation => Some(child(registry, at, d, c, &platform).await),
         _ => None,

@@ -11,9 +11,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::builder::{Builder, Traces};
+use crate::digest::Digest;
 use crate::error::Error;
-use crate::model::{printable, Digest};
+use crate::labels::REVISION;
 use crate::platform::Platform;
+use crate::text::printable;
 
 pub(crate) const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub(crate) const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -131,17 +133,6 @@ pub(crate) struct RootLayer {
     /// It lives elsewhere (`urls`, a foreign media type), not in the registry.
     pub(crate) foreign: bool,
 }
-
-/// The annotation (and config label) that says which source revision an image was built from.
-pub(crate) const REVISION: &str = "org.opencontainers.image.revision";
-/// The annotation that says which version (`CI_COMMIT_TAG`) an index publishes.
-pub(crate) const VERSION: &str = "org.opencontainers.image.version";
-/// Our annotation: the GitLab project id (`CI_PROJECT_ID`) of the pipeline that published an
-/// index (what orders publishers, with `PIPELINE`; see `order`).
-pub(crate) const PROJECT: &str = "com.gitlab.multiarch.project.id";
-/// Our annotation: the GitLab pipeline id (`CI_PIPELINE_ID`, instance-wide and increasing) that
-/// published an index.
-pub(crate) const PIPELINE: &str = "com.gitlab.multiarch.pipeline.id";
 
 /// A manifest as fetched: the exact bytes, their verified digest and the media type they declare.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -24,9 +24,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::manifest::{PIPELINE, PROJECT, REVISION, VERSION};
-use crate::model::{printable, Digest};
+use crate::digest::Digest;
+use crate::labels::{PIPELINE, PROJECT, REVISION, VERSION};
 use crate::settings::semver::Version;
+use crate::text::printable;
 
 /// The annotations that say who published an index, rather than what it holds.
 const PUBLISHER: [&str; 2] = [PROJECT, PIPELINE];

@@ -10,7 +10,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::model::printable;
+use crate::text::printable;
 
 /// Every `os/arch` pair Go knows (`go tool dist list`), plus `linux/loong64` and the pairs images
 /// are published for that Go has since dropped.

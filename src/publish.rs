@@ -30,10 +30,11 @@ use futures_util::future::{join_all, try_join, try_join_all};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use crate::digest::Digest;
 use crate::error::Error;
 use crate::index::{self, Base};
 use crate::manifest::Fetched;
-use crate::model::{Digest, Outcome, Resolved, Status};
+use crate::model::{Outcome, Resolved, Status};
 use crate::reference::{Reference, Repository};
 use crate::registry::{first_line, Deadline, Registry};
 use crate::settings::Plan;

@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 
 use regex::{Regex, RegexBuilder};
 
+use crate::digest::Digest;
 use crate::error::Error;
-use crate::model::Digest;
 
 const EXAMPLE: &str = "registry.example.com/group/app, 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app or localhost:5000/app";
 

@@ -5,9 +5,10 @@
 use serde_json::json;
 
 use crate::content::{Checked, Verdict};
+use crate::digest::Digest;
 use crate::index::Child;
 use crate::manifest::Fetched;
-use crate::model::{Digest, Outcome, SourceOrigin, Status};
+use crate::model::{Outcome, SourceOrigin, Status};
 use crate::platform::Platform;
 use crate::reference::Repository;
 use crate::settings::Plan;

@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::cli::Given;
+use crate::digest::Digest;
 use crate::error::{Error, GaveUp};
 use crate::manifest::{self, Descriptor, Fetched};
-use crate::model::Digest;
 use crate::reference::{Reference, Repository};
 use crate::registry::{Blob, Copied, Deadline, Registry};
+use crate::settings::Given;
 use crate::settings::{self, Env, Plan};
 use crate::tag_rule::TagRule;
 

@@ -27,8 +27,9 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::builder::Builder;
+use crate::digest::Digest;
 use crate::error::{Error, NotReady, Stale};
-use crate::model::{Digest, Resolved, Source, SourceOrigin, HAND_OFF_PREFIX};
+use crate::model::{Resolved, Source, SourceOrigin, HAND_OFF_PREFIX};
 use crate::registry::{first_line, Deadline, Registry};
 use crate::settings::Plan;
 use judge::judge;

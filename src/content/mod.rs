@@ -26,6 +26,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+pub(crate) use crate::content_check::{Checked, Verdict};
 use crate::error::Error;
 use crate::manifest::{Fetched, Manifest, RootLayer};
 use crate::model::Resolved;
@@ -33,7 +34,6 @@ use crate::platform::Platform;
 use crate::reference::{Reference, Repository};
 use crate::registry::{first_line, Registry};
 use crate::settings::ContentCheck;
-pub(crate) use verdict::{Checked, Verdict};
 use walk::{Limits, Stop};
 
 /// Bound on decompressed archive bytes, as a multiple of the download budget (a zip bomb is
@@ -201,7 +201,7 @@ impl Read for Feed {
 }
 
 /// How an image is named in messages: `reference@digest`.
-fn image_name(reference: &Reference, digest: &crate::model::Digest) -> String {
+fn image_name(reference: &Reference, digest: &crate::digest::Digest) -> String {
     match reference.digest() {
         Some(_) => format!("{}@{digest}", reference.repository()),
         None => format!("{reference}@{digest}"),

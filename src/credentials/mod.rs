@@ -24,8 +24,21 @@ use tracing::{debug, instrument};
 use crate::ecr::Ecr;
 use crate::error::Error;
 use crate::secret::Secret;
-use crate::settings::CredentialInputs;
 use crate::user_file;
+
+/// The raw material of credential resolution (`auth` reads the files and picks).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CredentialInputs {
+    /// `--username/--password`, `MULTIARCH_USERNAME/MULTIARCH_PASSWORD`: used for every registry.
+    pub(crate) explicit: Option<(String, Secret)>,
+    /// `CI_REGISTRY` with `CI_REGISTRY_USER/CI_REGISTRY_PASSWORD`: used for that host.
+    pub(crate) ci_registry: Option<(String, String, Secret)>,
+    /// Content of `DOCKER_AUTH_CONFIG` (GitLab's way to pass a docker config.json).
+    pub(crate) docker_auth_config: Option<Secret>,
+    /// Candidate docker config files, in order: `$DOCKER_CONFIG/config.json`, `~/.docker/config.json`.
+    pub(crate) docker_config_files: Vec<std::path::PathBuf>,
+    pub(crate) aws: crate::ecr::AwsInputs,
+}
 
 /// What to present to one registry.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,9 +8,10 @@
 
 use std::collections::HashMap;
 
+use crate::digest::Digest;
 use crate::error::Error;
 use crate::manifest::{Descriptor, DescriptorPlatform};
-use crate::model::{Digest, Resolved};
+use crate::model::Resolved;
 use crate::platform::Platform;
 
 /// Most entries a source index may have. A buildx per-architecture index holds an image and its

@@ -529,3 +529,22 @@ fn append_replaces_a_platform_in_place_and_keeps_the_others() {
     .unwrap();
     assert_eq!(again.digest, after.digest);
 }
+
+/// One rule for every reader (index assembly, `inspect`): buildx's `unknown/unknown` entries and
+/// entries that say what they refer to are attestations; an entry without a platform is an image
+/// whose config will say what it is.
+#[test]
+fn attestations_are_told_by_one_rule() {
+    let d = |json: &str| serde_json::from_str::<Descriptor>(json).unwrap();
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let no_platform = format!(r#"{{"mediaType":"{OCI_MANIFEST}","digest":"{digest}","size":1}}"#);
+    let unknown = format!(
+        r#"{{"mediaType":"{OCI_MANIFEST}","digest":"{digest}","size":1,"platform":{{"architecture":"unknown","os":"unknown"}}}}"#
+    );
+    let refers = format!(
+        r#"{{"mediaType":"{OCI_MANIFEST}","digest":"{digest}","size":1,"annotations":{{"vnd.docker.reference.type":"attestation-manifest"}}}}"#
+    );
+    assert!(!is_attestation(&d(&no_platform)));
+    assert!(is_attestation(&d(&unknown)));
+    assert!(is_attestation(&d(&refers)));
+}

@@ -9,10 +9,11 @@ use std::collections::BTreeMap;
 use futures_util::future::try_join_all;
 use tracing::{debug, info};
 
+use crate::digest::Digest;
 use crate::error::Error;
 use crate::index::{Child, Index};
 use crate::manifest::Fetched;
-use crate::model::{Digest, Resolved};
+use crate::model::Resolved;
 use crate::reference::Repository;
 use crate::registry::{Copied, Registry};
 

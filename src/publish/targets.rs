@@ -12,9 +12,10 @@ use std::collections::BTreeMap;
 use futures_util::future::try_join_all;
 use tracing::{debug, info, warn};
 
+use crate::digest::Digest;
 use crate::error::Error;
 use crate::index::{self, Annotations, Base, Index};
-use crate::model::{Digest, Kept, Resolved};
+use crate::model::{Kept, Resolved};
 use crate::order::{self, Held, Recorded, Verdict};
 use crate::reference::Reference;
 use crate::registry::Registry;

@@ -173,9 +173,9 @@ fn holds(registry: &Scripted, tag: &str, annotations: &[(&str, &str)]) -> Digest
     digest
 }
 
-const PROJECT: &str = crate::manifest::PROJECT;
-const PIPELINE: &str = crate::manifest::PIPELINE;
-const VERSION: &str = crate::manifest::VERSION;
+const PROJECT: &str = crate::labels::PROJECT;
+const PIPELINE: &str = crate::labels::PIPELINE;
+const VERSION: &str = crate::labels::VERSION;
 
 fn pipeline(id: &'static str, extra: &[(&'static str, &'static str)]) -> Plan {
     let mut vars = vec![("CI_PROJECT_ID", "42"), ("CI_PIPELINE_ID", id)];

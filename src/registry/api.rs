@@ -14,9 +14,9 @@ use super::retry::Deadline;
 use super::transport::{Limit, Overflow, Request};
 use super::{Blob, Copied, Registry};
 use crate::credentials::{Credential, Found};
+use crate::digest::Digest;
 use crate::error::Error;
 use crate::manifest::{self, Descriptor, Fetched, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES};
-use crate::model::Digest;
 use crate::reference::{Reference, Repository};
 use crate::tag_rule::TagRule;
 

@@ -17,7 +17,7 @@ use futures_util::stream::{BoxStream, Stream};
 use futures_util::{FutureExt as _, StreamExt as _};
 use tokio::time::Instant;
 
-use crate::model::{Digest, Hasher};
+use crate::digest::{Digest, Hasher};
 
 /// The progress a source must make within the request limit: less is a stall (or a drip).
 pub(super) const STALL_BLOCK: u64 = 1024 * 1024;

@@ -36,9 +36,9 @@ use super::retry::{retry, Attempt, Deadline};
 use super::transport::{Limit, Opened, Request, Within};
 use super::upload::session_of;
 use super::{Blob, Copied};
+use crate::digest::Digest;
 use crate::error::{Error, GaveUp};
 use crate::manifest::Descriptor;
-use crate::model::Digest;
 use crate::reference::Repository;
 
 /// The slowest average a blob copy attempt may have: the request limit plus one second per MiB.

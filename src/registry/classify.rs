@@ -19,7 +19,7 @@ use serde::Deserialize;
 use super::origin::Sent;
 use super::transport::{Failure, Reply, Unanswered, MAX_REDIRECTS};
 use crate::error::{Error, GaveUp};
-use crate::model::bounded;
+use crate::text::bounded;
 
 /// What we were doing; it words messages and tells which credentials were needed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

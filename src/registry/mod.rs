@@ -30,9 +30,9 @@ mod upload;
 use bytes::Bytes;
 use futures_util::stream::{LocalBoxStream, Stream, StreamExt as _};
 
+use crate::digest::Digest;
 use crate::error::Error;
 use crate::manifest::{Descriptor, Fetched};
-use crate::model::Digest;
 use crate::reference::{Reference, Repository};
 use crate::tag_rule::TagRule;
 

@@ -10,6 +10,8 @@ use super::table::{
 };
 use super::values::{list, parse_duration, Inputs};
 use super::{environment, insecure};
+use crate::credentials::CredentialInputs;
+use crate::ecr::AwsInputs;
 use crate::error::Error;
 use crate::secret::Secret;
 
@@ -27,35 +29,6 @@ pub(crate) struct Access {
     /// (The polling budget, `Plan::timeout`, is separate: a missing source is not a failure.)
     pub(crate) retries: u32,
     pub(crate) request_timeout: Duration,
-}
-
-/// The raw material of credential resolution (`auth` reads the files and picks).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct CredentialInputs {
-    /// `--username/--password`, `MULTIARCH_USERNAME/MULTIARCH_PASSWORD`: used for every registry.
-    pub(crate) explicit: Option<(String, Secret)>,
-    /// `CI_REGISTRY` with `CI_REGISTRY_USER/CI_REGISTRY_PASSWORD`: used for that host.
-    pub(crate) ci_registry: Option<(String, String, Secret)>,
-    /// Content of `DOCKER_AUTH_CONFIG` (GitLab's way to pass a docker config.json).
-    pub(crate) docker_auth_config: Option<Secret>,
-    /// Candidate docker config files, in order: `$DOCKER_CONFIG/config.json`, `~/.docker/config.json`.
-    pub(crate) docker_config_files: Vec<PathBuf>,
-    pub(crate) aws: AwsInputs,
-}
-
-/// What ECR authentication needs beyond the AWS SDK's own environment (keys, profiles, token files).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct AwsInputs {
-    /// `--auth ecr`: use an ECR token for every registry host.
-    pub(crate) force_ecr: bool,
-    /// `AWS_REGION`, else `AWS_DEFAULT_REGION`: for hosts that do not name a region.
-    pub(crate) region: Option<String>,
-    /// GitLab OIDC: the role to assume with `web_identity_token` (only when the SDK has no token
-    /// file of its own, `AWS_WEB_IDENTITY_TOKEN_FILE`).
-    pub(crate) role_arn: Option<String>,
-    pub(crate) web_identity_token: Option<Secret>,
-    /// Says which project and job assumed the role (CloudTrail shows it).
-    pub(crate) session_name: String,
 }
 
 /// Resolves how to reach registries (shared by every command).

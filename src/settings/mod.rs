@@ -11,6 +11,7 @@
 mod access;
 mod content;
 mod environment;
+mod given;
 mod insecure;
 mod pipeline;
 mod presentation;
@@ -23,7 +24,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::Given;
 use crate::error::Error;
 use crate::index::{Annotations, Format};
 use crate::model::Source;
@@ -35,9 +35,10 @@ use table::{
     REQUIRE_REVISION, SOURCE_TEMPLATE, SPEC, TIMEOUT,
 };
 
-pub(crate) use access::{Access, AwsInputs, CredentialInputs};
+pub(crate) use access::Access;
 pub(crate) use content::ContentCheck;
 pub(crate) use environment::snapshot;
+pub(crate) use given::Given;
 pub(crate) use pipeline::Times;
 pub(crate) use presentation::{Output, Presentation};
 pub(crate) use values::{unknown_variables, Found, Inputs, Origin};
@@ -252,7 +253,7 @@ fn annotations(
     for (key, variable) in [
         ("org.opencontainers.image.source", "CI_PROJECT_URL"),
         ("org.opencontainers.image.revision", "CI_COMMIT_SHA"),
-        (crate::manifest::VERSION, "CI_COMMIT_TAG"),
+        (crate::labels::VERSION, "CI_COMMIT_TAG"),
         ("org.opencontainers.image.created", "CI_COMMIT_TIMESTAMP"),
     ] {
         if let Some(v) = inputs.var(variable) {
@@ -260,13 +261,13 @@ fn annotations(
         }
     }
     if let Some(r) = revision {
-        out.insert(crate::manifest::REVISION.to_string(), r.to_string());
+        out.insert(crate::labels::REVISION.to_string(), r.to_string());
     }
     // Who publishes, so that tags never move backwards (an index of a later pipeline of the
     // project, or of a higher version, keeps its tags).
     for (key, variable) in [
-        (crate::manifest::PROJECT, "CI_PROJECT_ID"),
-        (crate::manifest::PIPELINE, "CI_PIPELINE_ID"),
+        (crate::labels::PROJECT, "CI_PROJECT_ID"),
+        (crate::labels::PIPELINE, "CI_PIPELINE_ID"),
     ] {
         if let Some(id) = pipeline::id(inputs, variable)? {
             out.insert(key.to_string(), id);

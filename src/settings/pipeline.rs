@@ -78,8 +78,8 @@ pub(super) fn rollback(inputs: &Inputs) -> Result<bool, Error> {
 
 #[cfg(test)]
 mod tests {
-    use crate::cli::Given;
-    use crate::manifest::{PIPELINE, PROJECT};
+    use crate::labels::{PIPELINE, PROJECT};
+    use crate::settings::Given;
     use crate::settings::{resolve, Env, Plan};
     use crate::timestamp::Timestamp;
 

@@ -396,7 +396,7 @@ pub(super) fn revision(inputs: &Inputs) -> Result<Option<String>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::Given;
+    use crate::settings::Given;
     use crate::settings::{resolve, Env};
 
     fn env(pairs: &[(&str, &str)]) -> Env {

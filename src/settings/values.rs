@@ -12,7 +12,7 @@ use clap::ValueEnum;
 use super::environment;
 use super::table::{Kind, Setting, OTHER_PREFIXES, OTHER_VARIABLES, SETTINGS};
 use super::Env;
-use crate::cli::Given;
+use super::Given;
 use crate::error::Error;
 
 /// Where a value came from.

@@ -8,7 +8,7 @@ use super::provenance::{builder, provenance, short, Provenance};
 use super::State;
 use crate::builder::Builder;
 use crate::error::{Error, Stale};
-use crate::manifest::REVISION;
+use crate::labels::REVISION;
 use crate::model::{Resolved, Source};
 use crate::settings::Plan;
 

@@ -10,12 +10,12 @@ use futures_util::future::try_join_all;
 use crate::content::{self, Checked, Verdict};
 use crate::error::Error;
 use crate::index;
-use crate::manifest::{
-    self, Descriptor, DescriptorPlatform, Fetched, ImageConfig, Manifest, REVISION,
-};
-use crate::model::{printable, Resolved, Source, SourceImage};
+use crate::labels::REVISION;
+use crate::manifest::{self, Descriptor, DescriptorPlatform, Fetched, ImageConfig, Manifest};
+use crate::model::{Resolved, Source, SourceImage};
 use crate::registry::Registry;
 use crate::settings::Plan;
+use crate::text::printable;
 
 /// Reads the images of a fetched source with their own configs — for an index, each image child
 /// of a wanted platform, and the attestations about them — and checks them at once.
