@@ -199,12 +199,7 @@ mod tests {
     #[test]
     fn special_files_are_refused_and_left_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let fifo = dir.path().join("pipe");
-        let made = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap();
-        assert!(made.success());
+        let fifo = crate::testing::fifo(&dir.path().join("pipe"));
         let link = dir.path().join("to-null.env");
         std::os::unix::fs::symlink("/dev/null", &link).unwrap();
         let fifo_link = dir.path().join("to-pipe.env");

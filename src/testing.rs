@@ -336,3 +336,13 @@ impl std::io::Write for Logs {
         Ok(())
     }
 }
+
+/// Makes a FIFO at `path` (a special file the file readers and writers must refuse); returns it.
+pub(crate) fn fifo(path: &std::path::Path) -> std::path::PathBuf {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo {}", path.display());
+    path.to_path_buf()
+}

@@ -167,12 +167,7 @@ mod tests {
     #[test]
     fn refuses_what_is_not_a_regular_file_or_too_large_at_once() {
         let dir = tempfile::tempdir().unwrap();
-        let fifo = dir.path().join("fifo");
-        let made = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap();
-        assert!(made.success());
+        let fifo = crate::testing::fifo(&dir.path().join("fifo"));
         let fifo_link = dir.path().join("fifo-link");
         std::os::unix::fs::symlink(&fifo, &fifo_link).unwrap();
         let big = dir.path().join("big.pem");
