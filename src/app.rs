@@ -158,7 +158,7 @@ async fn push(given: &Given, env: &Env, plan_only: bool, cancel: &Cancel) -> Res
     // stdout, whatever became of the dotenv: what moved is always said.
     let reported = match &dotenv {
         Some(path) => {
-            let content = report::dotenv(&plan.images, &outcome, &show.dotenv_prefix);
+            let content = report::dotenv(&outcome, &show.dotenv_prefix);
             let written = output_file::write(path, &content, 0o644);
             match &written {
                 Ok(()) => info!(path = %path.display(), "dotenv written"),
@@ -172,16 +172,13 @@ async fn push(given: &Given, env: &Env, plan_only: bool, cancel: &Cancel) -> Res
         None => Ok(()),
     };
     let text = match (show.output, plan.dry_run) {
-        (Output::Json, _) => report::json(&plan, &outcome),
+        (Output::Json, _) => report::json(&outcome),
         (Output::Text, true) => report::plan(&plan, &outcome),
         (Output::Text, false) => report::text(&outcome),
     };
     let printed = write_out(text.as_bytes());
-    if let Some(signal) = cancel.signal() {
-        return Err(cancel::with_outcome(signal, &outcome));
-    }
     let holding: Vec<String> = outcome.holding().map(ToString::to_string).collect();
-    publish::failed(outcome)?;
+    outcome.end(cancel.signal())?;
     reported.map_err(|e| match e {
         Error::WriteFile { path, source } => Error::ReportNotWritten {
             path,

@@ -18,7 +18,6 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::error::{Error, Progress, Signal};
-use crate::model::Outcome;
 
 /// How long requests in flight at the signal may take to finish: a tag PUT takes milliseconds,
 /// and one that lands is reported as moved rather than as "may have moved".
@@ -131,38 +130,6 @@ pub(crate) fn before_tags(signal: Signal, cancel: &Cancel) -> Error {
         progress: match cancel.progress_when_dropped() {
             Progress::NothingPushed => Progress::NothingPushed,
             _ => Progress::Untagged,
-        },
-    }
-}
-
-/// The error a push cancelled by `signal` ends with once its outcome is reported: which target
-/// tags hold the index, which were cut off in flight (they may or may not hold it), which did
-/// not move and why.
-pub(crate) fn with_outcome(signal: Signal, outcome: &Outcome) -> Error {
-    let holding: Vec<String> = outcome.holding().map(ToString::to_string).collect();
-    let mut unsure = Vec::new();
-    let mut not_moved = Vec::new();
-    for (tag, e) in &outcome.failures {
-        match e {
-            Error::RequestCancelled {
-                in_flight: true, ..
-            } => unsure.push(tag.to_string()),
-            Error::RequestCancelled { .. } => {
-                not_moved.push((tag.to_string(), "not sent".to_string()))
-            }
-            other => {
-                let why = other.to_string();
-                let why = why.lines().next().unwrap_or_default().to_string();
-                not_moved.push((tag.to_string(), why));
-            }
-        }
-    }
-    Error::Cancelled {
-        signal,
-        progress: Progress::Tags {
-            holding,
-            unsure,
-            not_moved,
         },
     }
 }

@@ -156,8 +156,10 @@ pub(crate) enum Error {
 
     /// One source index lists two different images for one platform: which one was meant cannot
     /// be told.
-    #[error("the source index {index} lists two different images for {platform}: {first} and {second}\n  hint: a source index may hold one image per platform (repeats of one digest are read as one); push that tag again from a single build")]
+    #[error("the {what} {index} lists two different images for {platform}: {first} and {second}\n  hint: an index may hold one image per platform (repeats of one digest are read as one); push that tag again from a single build")]
     AmbiguousIndex {
+        /// `source index`, or `index to append to`.
+        what: &'static str,
         index: String,
         platform: String,
         first: String,
@@ -263,13 +265,29 @@ pub(crate) enum Error {
     #[error("{reference}: the registry refused to move this tag ({reason})\n  hint: the repository has immutable tags and the tag already holds a different image; publish under a new tag (e.g. the version or $CI_COMMIT_SHORT_SHA), or make the tag mutable")]
     TagImmutable { reference: String, reason: String },
 
-    /// The index was pushed under its digest, but some target tags did not move (stdout and the
-    /// dotenv name the ones that did).
-    #[error("{}", partial(digest, moved, failed))]
+    /// Some target tags did not move (stdout and the dotenv name the ones that did, and only
+    /// the destinations that hold the index).
+    #[error("{}", partial(digest, moved, untagged, absent, failed))]
     PartialPush {
         digest: String,
+        /// The tags that hold the index.
         moved: Vec<String>,
+        /// Destinations with a refused tag that hold the index under its digest only.
+        untagged: Vec<String>,
+        /// Destinations with a refused tag that do not hold the index at all: no tag there moved
+        /// and it was never PUT there by digest.
+        absent: Vec<String>,
         failed: Vec<(String, Box<Error>)>,
+    },
+
+    /// `--append` read the tag back after each push and found another writer's index there,
+    /// lacking this run's platforms, every time.
+    #[error("appending to {reference}: another writer pushed this tag after each of {rounds} pushes of the merged index, and what it holds now lacks {}\n  hint: several --append runs keep pushing this tag at once; give the jobs that append to it one resource_group, or retry the job (exit code 75): it merges into what the tag holds then", missing.join(", "))]
+    AppendContended {
+        reference: String,
+        rounds: u32,
+        /// This run's platforms the tag does not hold.
+        missing: Vec<String>,
     },
 
     /// The push is done but its dotenv report could not be written: later jobs will not see the
@@ -342,7 +360,7 @@ impl Error {
             | Error::InsecureRealm { .. }
             | Error::EcrDenied { .. }
             | Error::NoAwsCredentials { .. } => exit::AUTH,
-            Error::Transient { .. } => exit::TRANSIENT,
+            Error::Transient { .. } | Error::AppendContended { .. } => exit::TRANSIENT,
             Error::Registry { .. }
             | Error::WriteFile { .. }
             | Error::ReportNotWritten { .. }
@@ -373,16 +391,44 @@ impl Error {
     }
 }
 
-fn partial(digest: &str, moved: &[String], failed: &[(String, Box<Error>)]) -> String {
+fn partial(
+    digest: &str,
+    moved: &[String],
+    untagged: &[String],
+    absent: &[String],
+    failed: &[(String, Box<Error>)],
+) -> String {
     let mut out = format!(
-        "{} of {} target tag(s) did not move; the index {digest} is in the registry",
+        "{} of {} target tag(s) did not move; ",
         failed.len(),
         failed.len() + moved.len()
     );
-    if moved.is_empty() {
-        out.push_str(" but no tag holds it");
+    if !moved.is_empty() {
+        out.push_str(&format!(
+            "the index {digest} is in the registry and these hold it: {}",
+            moved.join(", ")
+        ));
+    } else if !untagged.is_empty() {
+        out.push_str(&format!(
+            "the index {digest} is in {} under its digest, but no tag holds it",
+            untagged.join(", ")
+        ));
     } else {
-        out.push_str(&format!(" and these hold it: {}", moved.join(", ")));
+        out.push_str(&format!(
+            "the index {digest} is not in the registry: no tag moved and it was never pushed under its digest (with one tag to move in a destination, that tag's PUT is the only push)"
+        ));
+    }
+    if !moved.is_empty() && !untagged.is_empty() {
+        out.push_str(&format!(
+            "; {} hold(s) it under its digest only",
+            untagged.join(", ")
+        ));
+    }
+    if !absent.is_empty() && (!moved.is_empty() || !untagged.is_empty()) {
+        out.push_str(&format!(
+            "; {} do(es) not hold it: no tag moved there and it was never pushed there under its digest",
+            absent.join(", ")
+        ));
     }
     for (tag, e) in failed {
         let text = e.to_string().replace('\n', "\n    ");
@@ -554,6 +600,8 @@ mod tests {
         let e = Error::PartialPush {
             digest: "sha256:ab".into(),
             moved: vec!["r/app:latest".into()],
+            untagged: vec![],
+            absent: vec![],
             failed: vec![(
                 "r/app:1.4".into(),
                 Box::new(Error::Transient {

@@ -17,8 +17,8 @@ use tracing::{info, warn};
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::manifest::{
-    Descriptor, DescriptorPlatform, Fetched, Manifest, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX,
-    OCI_MANIFEST,
+    Descriptor, DescriptorPlatform, Fetched, Manifest, DOCKER_LIST, DOCKER_MANIFEST,
+    MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST,
 };
 use crate::model::{Resolved, SourceImage};
 use crate::platform::Platform;
@@ -26,7 +26,7 @@ use crate::reference::Repository;
 
 mod source;
 
-pub(crate) use source::{distinct, one_per_platform};
+pub(crate) use source::{base as base_entries, distinct, one_per_platform, BASE};
 
 /// Which kind of list to write (`--format`: its values are these variants' names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -175,6 +175,27 @@ pub(crate) fn build(
         annotations: &annotations,
     };
     let bytes = serde_json::to_vec_pretty(&doc).expect("an index always serialises");
+    // A registry stores more than multiarch (or many clients) reads back: refuse what we could
+    // not read ourselves.
+    if bytes.len() > MAX_MANIFEST_BYTES {
+        let (reference, what, made) = match base {
+            Some(b) => (
+                b.reference.clone(),
+                BASE,
+                "merged with this run's images it",
+            ),
+            None => ("the built index".to_string(), "index", "it"),
+        };
+        return Err(Error::InvalidManifest {
+            reference,
+            what,
+            reason: format!(
+                "{made} would be {} bytes ({} entries), more than the {MAX_MANIFEST_BYTES} a manifest may have to be read back (multiarch inspect refuses more, as do other clients)",
+                bytes.len(),
+                descriptors.len()
+            ),
+        });
+    }
     Ok(Index {
         digest: Digest::of(&bytes),
         bytes,
@@ -356,10 +377,11 @@ fn merge(base: &Base, new: Vec<(Descriptor, Child)>) -> Result<Vec<(Descriptor, 
     let Manifest::Index { manifests } = &base.fetched.manifest else {
         return Err(Error::InvalidManifest {
             reference: base.reference.clone(),
-            what: "index to append to",
+            what: BASE,
             reason: "it is a single image, not an index".into(),
         });
     };
+    let manifests = &source::base(&base.reference, manifests)?;
     let same = |a: &Platform, b: &Platform| a.matches(b) && a.os_version == b.os_version;
     let replaced: Vec<Digest> = manifests
         .iter()
@@ -427,7 +449,7 @@ fn merge(base: &Base, new: Vec<(Descriptor, Child)>) -> Result<Vec<(Descriptor, 
     {
         return Err(Error::InvalidManifest {
             reference: base.reference.clone(),
-            what: "index to append to",
+            what: BASE,
             reason: "it holds nested indexes".into(),
         });
     }

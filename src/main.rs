@@ -26,6 +26,7 @@ mod manifest;
 mod model;
 mod net;
 mod order;
+mod outcome;
 mod output_file;
 mod platform;
 mod publish;

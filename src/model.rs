@@ -1,12 +1,8 @@
 //! Pure data that crosses layers: each source, where it came from and what it contributes once
-//! read and checked, and what a run did to each target tag. Pure: no I/O.
-
-use serde::Serialize;
+//! read and checked (what a run did to each target tag is `outcome`). Pure: no I/O.
 
 use std::collections::BTreeMap;
 
-use crate::digest::Digest;
-use crate::index::Index;
 use crate::manifest::{Descriptor, Fetched, ImageConfig};
 use crate::platform::Platform;
 use crate::reference::Reference;
@@ -106,55 +102,6 @@ impl SourceOrigin {
     /// True for a digest handed over by a build job: it exists already, or never will.
     pub(crate) fn is_hand_off(&self) -> bool {
         matches!(self, SourceOrigin::HandOff(_))
-    }
-}
-
-/// What happened to one target tag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum Status {
-    /// The tag now holds the index.
-    Pushed,
-    /// The tag already held exactly this index: nothing sent.
-    Unchanged,
-    /// Dry run: nothing looked at or sent.
-    Planned,
-    /// The registry refused to move the tag (the error is in `Outcome::failures`).
-    Failed,
-    /// Not moved: it holds a newer pipeline's index or a higher version (`Outcome::kept`).
-    Kept,
-}
-
-/// A target tag left where it is because what it holds is newer than this run's index.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Kept {
-    pub(crate) reference: Reference,
-    /// The digest it still holds.
-    pub(crate) holds: Digest,
-    /// Why, naming both publishers.
-    pub(crate) why: String,
-}
-
-/// The result of a run, for `report`: the index, what happened to each target tag (in plan
-/// order), the sources left out, and why tags that did not move did not.
-#[derive(Debug)]
-pub(crate) struct Outcome {
-    pub(crate) index: Index,
-    pub(crate) targets: Vec<(Reference, Status)>,
-    /// Sources missing or stale and left out (only with `--allow-missing`).
-    pub(crate) missing: Vec<String>,
-    pub(crate) failures: Vec<(Reference, crate::error::Error)>,
-    /// Tags not moved because they hold something newer (exit 0).
-    pub(crate) kept: Vec<Kept>,
-}
-
-impl Outcome {
-    /// The tags that hold the index now (pushed or already there).
-    pub(crate) fn holding(&self) -> impl Iterator<Item = &Reference> {
-        self.targets
-            .iter()
-            .filter(|(_, s)| matches!(s, Status::Pushed | Status::Unchanged | Status::Planned))
-            .map(|(t, _)| t)
     }
 }
 

@@ -5,7 +5,8 @@
 //!    checked as a push asks it (an upload session opened and given back) — a refused push
 //!    credential ends the run now, with exit 5, whatever the sources are doing — and what each
 //!    tag holds read.
-//! 2. Build the index (with `--append`, merged into what the first target tag holds).
+//! 2. Build the index (with `--append`, one per destination, each merged into what that
+//!    destination's first target tag holds, checked like a source index: `append`).
 //! 3. Read what each target tag holds when it is another index, and settle which tags move
 //!    (`targets`, by the rules of `order`): a tag holding a newer pipeline's index or a higher
 //!    version is kept; an index that is this run's content published by another run is adopted.
@@ -17,12 +18,15 @@
 //!    moves no tag. (With one tag, its own PUT is all or nothing.)
 //! 6. PUT it under each tag that does not hold it yet. A tag the registry refuses (a protected
 //!    tag, `TAG_INVALID`, a persistent 5xx) does not stop the others: the outcome says exactly
-//!    which tags hold the index and why the others do not.
+//!    which tags hold the index and why the others do not. With `--append`, the tag merged into
+//!    is looked at just before its PUT and read back after it; another append that landed in
+//!    between is merged in and pushed again (`append::ROUNDS` in all).
 //!
 //! Two pipelines publishing one tag at once are kept apart by the job's `resource_group`, not
 //! here: a look after the PUT would cost every run a round trip and only see a race that lands
-//! within it.
+//! within it. (`--append` pays it: there a lost race loses a platform nobody republishes.)
 
+mod append;
 mod copy;
 mod targets;
 
@@ -32,9 +36,10 @@ use tracing::{info, warn};
 
 use crate::digest::Digest;
 use crate::error::Error;
-use crate::index::{self, Base};
+use crate::index::{self, Base, Index};
 use crate::manifest::Fetched;
-use crate::model::{Outcome, Resolved, Status};
+use crate::model::Resolved;
+use crate::outcome::{Destination, Kept, Outcome, Status};
 use crate::reference::{Reference, Repository};
 use crate::registry::{first_line, Deadline, Registry};
 use crate::settings::Plan;
@@ -55,8 +60,36 @@ impl Phases for NoPhases {
     fn end(&self, _: &str) {}
 }
 
+/// One destination repository and its target tags (in plan order, with their places in
+/// `plan.targets`).
+struct Group<'a> {
+    repository: &'a Repository,
+    targets: Vec<Reference>,
+    places: Vec<usize>,
+}
+
+/// The destinations of `plan`, in plan order.
+fn groups(plan: &Plan) -> Vec<Group<'_>> {
+    let mut out: Vec<Group> = Vec::new();
+    for (i, t) in plan.targets.iter().enumerate() {
+        match out.iter_mut().find(|g| g.repository == t.repository()) {
+            Some(g) => {
+                g.targets.push(t.clone());
+                g.places.push(i);
+            }
+            None => out.push(Group {
+                repository: t.repository(),
+                targets: vec![t.clone()],
+                places: vec![i],
+            }),
+        }
+    }
+    out
+}
+
 /// Runs `push` (or `plan`, when `plan.dry_run`). An `Ok` outcome may hold refused tags
-/// (`Outcome::failures`): the caller reports what moved, then `failed` turns them into the error.
+/// (`Outcome::failures`): the caller reports what moved, then `Outcome::end` turns them into the
+/// error.
 pub(crate) async fn run(
     plan: &Plan,
     registry: &impl Registry,
@@ -79,7 +112,7 @@ pub(crate) async fn run(
         let (current, ()) =
             try_join(look_at_targets(plan, &looking), check_push(plan, &looking)).await?;
         let mut read = targets::Read::new();
-        targets::read_held(&looking, plan, &current, None, &mut read).await?;
+        targets::read_held(&looking, &plan.targets, &current, None, &mut read).await?;
         Ok(Some((current, read)))
     };
     let gathered = try_join(wait::gather(plan, registry), look).await;
@@ -93,31 +126,36 @@ pub(crate) async fn run(
         looked,
     ) = gathered?;
 
-    let base = match plan.append {
-        true => base(plan, registry).await?,
-        false => None,
+    let groups = groups(plan);
+    let bases: Vec<Option<Fetched>> = match plan.append {
+        true => try_join_all(groups.iter().map(|g| async {
+            let at = &g.targets[0];
+            let base = append::base(registry, at).await?;
+            match &base {
+                Some(f) => {
+                    info!(reference = %at, digest = %f.digest, "appending to what the tag holds")
+                }
+                None => info!(reference = %at, "--append: the tag does not exist yet; a new index"),
+            }
+            Ok::<_, Error>(base)
+        }))
+        .await?,
+        false => groups.iter().map(|_| None).collect(),
     };
-    let base = base.as_ref().map(|(fetched, at)| Base {
-        fetched,
-        reference: at.to_string(),
-        repository: at.repository(),
-    });
-    let index = index::build(&resolved, plan.format, &plan.annotations, base.as_ref())?;
-    info!(digest = %index.digest, media_type = index.media_type, children = index.children.len(), "index built");
+    let indexes = build_each(plan, &resolved, &groups, &bases)?;
 
-    let Some((looked, read)) = looked else {
+    let Some((looked, mut read)) = looked else {
         let targets = plan
             .targets
             .iter()
             .map(|t| (t.clone(), Status::Planned))
             .collect();
-        return Ok(Outcome {
-            index,
-            targets,
-            missing,
-            failures: Vec::new(),
-            kept: Vec::new(),
-        });
+        let mut outcome = Outcome::new(indexes[0].clone(), targets);
+        for (d, index) in outcome.destinations.iter_mut().zip(indexes) {
+            d.index = Some(index);
+        }
+        outcome.missing = missing;
+        return Ok(outcome);
     };
     phases.start("multiarch_push", "Pushing the index", true);
     // After a wait, the target tags may have moved meanwhile: look again.
@@ -129,71 +167,69 @@ pub(crate) async fn run(
     let copying = registry.until(Some(Deadline::copy(start, plan.timeout)));
     let pushed = async {
         let current = current?;
-        let settled = targets::settle(
-            plan,
-            registry,
-            &resolved,
-            base.as_ref(),
-            index,
-            &current,
-            read,
-        )
-        .await?;
-        let pushed = push_all(plan, registry, &copying, &settled, &resolved, &current).await?;
-        Ok::<_, Error>((settled, pushed))
+        let mut publishing = Vec::new();
+        for ((g, index), base) in groups.iter().zip(indexes).zip(bases) {
+            let now: Vec<Option<Digest>> = g.places.iter().map(|&i| current[i].clone()).collect();
+            let b = base.as_ref().map(|f| base_of(f, &g.targets[0]));
+            let settled = targets::settle(
+                plan,
+                registry,
+                &resolved,
+                b.as_ref(),
+                index,
+                &g.targets,
+                &now,
+                &mut read,
+            )
+            .await?;
+            publishing.push(Publishing {
+                group: g,
+                current: now,
+                settled,
+                base,
+                by_digest: false,
+            });
+        }
+        // Boxed: the future of every step inlined is past the compiler's type-depth limit.
+        Box::pin(push_all(plan, registry, &copying, &resolved, publishing)).await
     }
     .await;
     phases.end("multiarch_push");
-    let (Settled { index, steps }, (targets, failures)) = pushed?;
-    let kept = steps
-        .into_iter()
-        .filter_map(|s| match s {
-            Step::Keep(k) => Some(k),
-            _ => None,
-        })
-        .collect();
-    Ok(Outcome {
-        index,
-        targets,
-        missing,
-        failures,
-        kept,
-    })
+    let mut outcome = pushed?;
+    outcome.missing = missing;
+    Ok(outcome)
 }
 
-/// The refused tags of an outcome as the run's error (after the moved ones were reported).
-pub(crate) fn failed(outcome: Outcome) -> Result<(), Error> {
-    if outcome.failures.is_empty() {
-        return Ok(());
-    }
-    Err(Error::PartialPush {
-        digest: outcome.index.digest.to_string(),
-        moved: outcome.holding().map(ToString::to_string).collect(),
-        failed: outcome
-            .failures
-            .into_iter()
-            .map(|(t, e)| (t.to_string(), Box::new(e)))
-            .collect(),
-    })
-}
-
-/// `--append`: what the first target tag holds now (nothing to merge into if it does not exist).
-async fn base(
+/// The index of each destination: one for all, or with `--append` one merged into each
+/// destination's own base.
+fn build_each(
     plan: &Plan,
-    registry: &impl Registry,
-) -> Result<Option<(Fetched, Reference)>, Error> {
-    let Some(at) = plan.targets.first() else {
-        return Ok(None);
-    };
-    match registry.fetch_manifest(at).await? {
-        Some(f) => {
-            info!(reference = %at, digest = %f.digest, "appending to what the tag holds");
-            Ok(Some((f, at.clone())))
-        }
-        None => {
-            info!(reference = %at, "--append: the tag does not exist yet; a new index");
-            Ok(None)
-        }
+    resolved: &[Resolved],
+    groups: &[Group],
+    bases: &[Option<Fetched>],
+) -> Result<Vec<Index>, Error> {
+    if !plan.append {
+        let index = index::build(resolved, plan.format, &plan.annotations, None)?;
+        info!(digest = %index.digest, media_type = index.media_type, children = index.children.len(), "index built");
+        return Ok(groups.iter().map(|_| index.clone()).collect());
+    }
+    groups
+        .iter()
+        .zip(bases)
+        .map(|(g, base)| {
+            let b = base.as_ref().map(|f| base_of(f, &g.targets[0]));
+            let index = index::build(resolved, plan.format, &plan.annotations, b.as_ref())?;
+            info!(destination = %g.repository, digest = %index.digest, media_type = index.media_type, children = index.children.len(), "index built");
+            Ok(index)
+        })
+        .collect()
+}
+
+fn base_of<'a>(fetched: &'a Fetched, at: &'a Reference) -> Base<'a> {
+    Base {
+        fetched,
+        reference: at.to_string(),
+        repository: at.repository(),
     }
 }
 
@@ -207,128 +243,283 @@ async fn look_at_targets(
 }
 
 /// Push access to every destination (once each), asked as a push asks it, saying whether blobs
-/// may be uploaded there (a source, or with `--append` the base index, lives elsewhere).
+/// may be uploaded there (a source lives elsewhere; with `--append` each destination's base is
+/// its own).
 async fn check_push(plan: &Plan, registry: &impl Registry) -> Result<(), Error> {
-    let mut destinations: Vec<&Repository> = Vec::new();
-    for t in &plan.targets {
-        if !destinations.contains(&t.repository()) {
-            destinations.push(t.repository());
-        }
-    }
-    let first = plan.targets.first().map(Reference::repository);
-    let uploads = |to: &Repository| {
-        plan.sources.iter().any(|s| s.reference.repository() != to)
-            || (plan.append && first != Some(to))
-    };
+    let uploads = |to: &Repository| plan.sources.iter().any(|s| s.reference.repository() != to);
     try_join_all(
-        destinations
+        groups(plan)
             .into_iter()
-            .map(|d| registry.check_push(d, uploads(d))),
+            .map(|g| registry.check_push(g.repository, uploads(g.repository))),
     )
     .await
     .map(|_| ())
 }
 
-type Pushed = (Vec<(Reference, Status)>, Vec<(Reference, Error)>);
+/// One destination on its way to the push.
+struct Publishing<'a> {
+    group: &'a Group<'a>,
+    /// What each of its tags held when looked at.
+    current: Vec<Option<Digest>>,
+    settled: Settled,
+    /// With `--append`: what the index is merged into.
+    base: Option<Fetched>,
+    /// The index was PUT here by digest.
+    by_digest: bool,
+}
 
-/// Steps 3 to 7, given what every target tag holds and what becomes of it; `copying` is the
-/// access whose retries (and streams) end by the copy phase's deadline.
+impl Publishing<'_> {
+    fn moving(&self) -> impl Iterator<Item = (&Reference, &Option<Digest>)> {
+        self.group
+            .targets
+            .iter()
+            .zip(&self.current)
+            .zip(&self.settled.steps)
+            .filter(|(_, s)| **s == Step::Move)
+            .map(|(t, _)| t)
+    }
+
+    /// With `--append`, the tag merged into moves: it is looked at around its PUT.
+    fn merges(&self, plan: &Plan) -> bool {
+        plan.append && self.settled.steps[0] == Step::Move
+    }
+
+    /// The index again, merged into `base` (what the tag merged into holds now).
+    fn merge_again(
+        &mut self,
+        plan: &Plan,
+        resolved: &[Resolved],
+        base: Option<Fetched>,
+    ) -> Result<(), Error> {
+        self.base = base;
+        let b = self
+            .base
+            .as_ref()
+            .map(|f| base_of(f, &self.group.targets[0]));
+        self.settled.index = index::build(resolved, plan.format, &plan.annotations, b.as_ref())?;
+        Ok(())
+    }
+
+    /// The index by digest, when several tags move here (one tag's PUT is all or nothing).
+    async fn push_by_digest(&mut self, registry: &impl Registry) -> Result<(), Error> {
+        if self.moving().count() > 1 {
+            let index = &self.settled.index;
+            registry
+                .push_manifest(
+                    &self.group.repository.digest(&index.digest),
+                    index.media_type,
+                    &index.bytes,
+                )
+                .await?;
+            self.by_digest = true;
+        }
+        Ok(())
+    }
+}
+
+/// A tag's result: its status, and why it does not hold the index (`Failed`, `Unknown`).
+type Moved = (Reference, Status, Option<Error>);
+
+fn moved(t: &Reference, r: Result<Status, Error>) -> Moved {
+    match r {
+        Ok(status) => (t.clone(), status, None),
+        Err(e) => (t.clone(), Status::of_failure(&e), Some(e)),
+    }
+}
+
+/// Steps 3 to 6 for every destination, given what every target tag holds and what becomes of
+/// it; `copying` is the access whose retries (and streams) end by the copy phase's deadline.
 async fn push_all<R: Registry>(
     plan: &Plan,
     registry: &R,
     copying: &R,
-    settled: &Settled,
     resolved: &[Resolved],
-    current: &[Option<Digest>],
-) -> Result<Pushed, Error> {
-    let index = &settled.index;
-    let moves = |i: usize| settled.steps[i] == Step::Move;
-    let moving: Vec<(&Reference, &Digest)> = plan
-        .targets
-        .iter()
-        .zip(current)
-        .enumerate()
-        .filter(|(i, _)| moves(*i))
-        .filter_map(|(_, (t, c))| c.as_ref().map(|d| (t, d)))
-        .collect();
+    mut publishing: Vec<Publishing<'_>>,
+) -> Result<Outcome, Error> {
     // Every destination's rule before anything is pushed anywhere.
-    let mut checked: Vec<&Repository> = Vec::new();
-    for (t, _) in &moving {
-        let repo = t.repository();
-        if checked.contains(&repo) {
+    for p in &publishing {
+        let moving: Vec<(&Reference, &Digest)> = p
+            .moving()
+            .filter_map(|(t, c)| c.as_ref().map(|d| (t, d)))
+            .collect();
+        if moving.is_empty() {
             continue;
         }
-        checked.push(repo);
-        let rule = registry.tag_rule(repo).await?;
+        let rule = registry.tag_rule(p.group.repository).await?;
         let tag_of = |t: &Reference| t.tag().unwrap_or_default().to_string();
-        if let Some((t, held)) = moving
-            .iter()
-            .filter(|(m, _)| m.repository() == repo)
-            .find(|(t, _)| rule.is_immutable(&tag_of(t)))
-        {
+        if let Some((t, held)) = moving.iter().find(|(t, _)| rule.is_immutable(&tag_of(t))) {
             return Err(Error::TagImmutable {
                 reference: t.to_string(),
                 reason: format!("the repository keeps this tag immutable and it holds {held}; nothing was pushed"),
             });
         }
     }
-    // The destinations with a tag to move get the children they lack, then the index by digest.
-    let mut destinations: Vec<&Repository> = Vec::new();
-    for (i, t) in plan.targets.iter().enumerate() {
-        if moves(i) && !destinations.contains(&t.repository()) {
-            destinations.push(t.repository());
-        }
-    }
-    copy::children(copying, index, resolved, &destinations).await?;
-    for repo in &destinations {
-        // With one tag to move, its PUT is all or nothing: the index by digest first only
-        // matters when several tags could end up split.
-        let to_move = plan
-            .targets
+    // The destinations with a tag to move get the children they lack, then (with --append, once
+    // the tag merged into is looked at again) the index by digest; then the tags move.
+    try_join_all(
+        publishing
             .iter()
-            .enumerate()
-            .filter(|(i, t)| t.repository() == *repo && moves(*i))
-            .count();
-        if to_move > 1 {
-            registry
-                .push_manifest(&repo.digest(&index.digest), index.media_type, &index.bytes)
-                .await?;
-        }
-    }
-    let results = join_all(
-        plan.targets
-            .iter()
-            .zip(&settled.steps)
-            .map(|(t, step)| async move {
-                match step {
-                    Step::Unchanged => {
-                        info!(reference = %t, digest = %index.digest, "unchanged");
-                        return Ok(Status::Unchanged);
-                    }
-                    Step::Keep(_) => return Ok(Status::Kept),
-                    Step::Move => {}
-                }
-                registry
-                    .push_manifest(t, index.media_type, &index.bytes)
-                    .await?;
-                info!(reference = %t, digest = %index.digest, "pushed");
-                Ok(Status::Pushed)
+            .filter(|p| p.moving().next().is_some())
+            .map(|p| async move {
+                copy::children(copying, &p.settled.index, resolved, &[p.group.repository]).await
             }),
     )
+    .await?;
+    try_join_all(publishing.iter_mut().map(|p| async move {
+        if p.merges(plan) {
+            let at = &p.group.targets[0];
+            let held = p.base.as_ref().map(|f| f.digest.clone());
+            if let Some(now) = append::look_again(registry, at, held.as_ref()).await? {
+                info!(reference = %at, "another writer pushed this tag since it was read: merging into what it holds now");
+                p.merge_again(plan, resolved, now)?;
+            }
+        }
+        p.push_by_digest(registry).await
+    }))
+    .await?;
+    let moved = join_all(
+        publishing
+            .iter_mut()
+            .map(|p| move_tags(plan, registry, resolved, p)),
+    )
     .await;
-    let mut targets = Vec::new();
-    let mut failures = Vec::new();
-    for (t, r) in plan.targets.iter().zip(results) {
-        match r {
-            Ok(status) => targets.push((t.clone(), status)),
-            Err(e) => {
-                warn!(reference = %t, error = %first_line(&e), "the tag did not move");
-                targets.push((t.clone(), Status::Failed));
-                failures.push((t.clone(), e));
+
+    let first = publishing[0].settled.index.clone();
+    let mut outcome = Outcome::new(first.clone(), Vec::new());
+    outcome.destinations = publishing
+        .iter()
+        .map(|p| Destination {
+            repository: p.group.repository.clone(),
+            index: (p.settled.index.digest != first.digest).then(|| p.settled.index.clone()),
+            by_digest: p.by_digest,
+        })
+        .collect();
+    for (p, (results, kept)) in publishing.iter().zip(moved) {
+        outcome
+            .kept
+            .extend(p.settled.steps.iter().filter_map(|s| match s {
+                Step::Keep(k) => Some(k.clone()),
+                _ => None,
+            }));
+        outcome.kept.extend(kept);
+        for (t, status, e) in results {
+            outcome.targets.push((t.clone(), status));
+            if let Some(e) = e {
+                match status {
+                    Status::Unknown => {
+                        warn!(reference = %t, error = %first_line(&e), "it may or may not hold the index")
+                    }
+                    _ => warn!(reference = %t, error = %first_line(&e), "the tag did not move"),
+                }
+                outcome.failures.push((t, e));
             }
         }
     }
-    Ok((targets, failures))
+    // Plan order, destination by destination as `plan.targets` lists them.
+    let order = |t: &Reference| plan.targets.iter().position(|p| p == t);
+    outcome.targets.sort_by_key(|(t, _)| order(t));
+    outcome.failures.sort_by_key(|(t, _)| order(t));
+    Ok(outcome)
+}
+
+/// Moves one destination's tags (each on its own: a refusal stops no other). With `--append`,
+/// the tag merged into is read back: an index another writer pushed over this run's, lacking
+/// its platforms, is merged into and pushed again, up to `append::ROUNDS` rounds.
+async fn move_tags<R: Registry>(
+    plan: &Plan,
+    registry: &R,
+    resolved: &[Resolved],
+    p: &mut Publishing<'_>,
+) -> (Vec<Moved>, Vec<Kept>) {
+    let mut moved = put_tags(registry, p).await;
+    let mut kept = Vec::new();
+    if !p.merges(plan) {
+        return (moved, kept);
+    }
+    let at = p.group.targets[0].clone();
+    for round in 1..=append::ROUNDS {
+        if moved[0].1 != Status::Pushed {
+            break;
+        }
+        let failure = match append::read_back(registry, &at, &p.settled.index).await {
+            Ok(append::ReadBack::Ours) => break,
+            Ok(append::ReadBack::Covers(holds)) => {
+                info!(reference = %at, holds = %holds, "another --append pushed this tag after this run, holding every platform of this run's: left as it is");
+                moved[0].1 = Status::Kept;
+                kept.push(Kept {
+                    reference: at.clone(),
+                    holds,
+                    why: "another --append run pushed it after this run, and what it holds has every platform of this run's".into(),
+                });
+                break;
+            }
+            Ok(append::ReadBack::Lacks { missing, .. }) if round == append::ROUNDS => {
+                Error::AppendContended {
+                    reference: at.to_string(),
+                    rounds: round,
+                    missing,
+                }
+            }
+            Ok(append::ReadBack::Lacks { theirs, missing }) => {
+                warn!(reference = %at, missing = %missing.join(","), round, "another writer pushed this tag over this run's index: merging into what it holds and pushing again");
+                let again = match theirs {
+                    Some(f) => p.merge_again(plan, resolved, Some(f)),
+                    None => Ok(()),
+                };
+                match again {
+                    Ok(()) => match p.push_by_digest(registry).await {
+                        Ok(()) => {
+                            moved = put_tags(registry, p).await;
+                            continue;
+                        }
+                        Err(e) => e,
+                    },
+                    Err(e) => e,
+                }
+            }
+            // Not sent: the run is being cancelled; the tag was pushed.
+            Err(Error::RequestCancelled {
+                in_flight: false, ..
+            }) => break,
+            Err(e) => {
+                // It was pushed; what it holds now is not known.
+                moved[0] = (at, Status::Unknown, Some(e));
+                break;
+            }
+        };
+        moved[0] = (at, Status::Failed, Some(failure));
+        break;
+    }
+    (moved, kept)
+}
+
+/// PUTs the index under each tag of `p` that moves.
+async fn put_tags(registry: &impl Registry, p: &Publishing<'_>) -> Vec<Moved> {
+    let index = &p.settled.index;
+    join_all(
+        p.group
+            .targets
+            .iter()
+            .zip(&p.settled.steps)
+            .map(|(t, step)| async move {
+                let status = match step {
+                    Step::Unchanged => {
+                        info!(reference = %t, digest = %index.digest, "unchanged");
+                        Ok(Status::Unchanged)
+                    }
+                    Step::Keep(_) => Ok(Status::Kept),
+                    Step::Move => registry
+                        .push_manifest(t, index.media_type, &index.bytes)
+                        .await
+                        .map(|()| {
+                            info!(reference = %t, digest = %index.digest, "pushed");
+                            Status::Pushed
+                        }),
+                };
+                moved(t, status)
+            }),
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -8,9 +8,9 @@ use crate::content::{Checked, Verdict};
 use crate::digest::Digest;
 use crate::index::Child;
 use crate::manifest::Fetched;
-use crate::model::{Outcome, SourceOrigin, Status};
+use crate::model::SourceOrigin;
+use crate::outcome::{Outcome, Status};
 use crate::platform::Platform;
-use crate::reference::Repository;
 use crate::settings::Plan;
 
 /// One `registry/app:tag@sha256:…` line per target tag that holds the index now, in plan order;
@@ -22,27 +22,31 @@ pub(crate) fn text(outcome: &Outcome) -> String {
         .iter()
         .filter_map(|(t, s)| match s {
             Status::Pushed | Status::Unchanged | Status::Planned => {
-                Some(format!("{t}@{}\n", outcome.index.digest))
+                Some(format!("{t}@{}\n", outcome.index_of(t.repository()).digest))
             }
             Status::Kept => outcome
                 .kept
                 .iter()
                 .find(|k| k.reference == *t)
                 .map(|k| format!("{t}@{} kept\n", k.holds)),
-            Status::Failed => None,
+            Status::Failed | Status::Unknown => None,
         })
         .collect()
 }
 
-/// The `--output json` summary.
-pub(crate) fn json(plan: &Plan, outcome: &Outcome) -> String {
+/// The `--output json` summary: `ref` (the first destination's `image@digest`, `null` when it
+/// does not hold the index) and `refs` (each destination that holds it), as in the dotenv.
+pub(crate) fn json(outcome: &Outcome) -> String {
     let v = json!({
         "digest": outcome.index.digest,
         "mediaType": outcome.index.media_type,
-        "ref": format!("{}@{}", plan.images[0], outcome.index.digest),
-        "refs": plan.images.iter().map(|i| format!("{i}@{}", outcome.index.digest)).collect::<Vec<_>>(),
+        "ref": outcome.first_stored().map(|r| r.to_string()),
+        "refs": outcome.stored().iter().map(ToString::to_string).collect::<Vec<_>>(),
         "targets": outcome.targets.iter().map(|(t, s)| {
             let mut v = json!({"reference": t.to_string(), "status": s});
+            if matches!(s, Status::Pushed | Status::Unchanged) {
+                v["digest"] = json!(outcome.index_of(t.repository()).digest);
+            }
             if let Some(k) = outcome.kept.iter().find(|k| k.reference == *t) {
                 v["holds"] = json!(k.holds);
                 v["reason"] = json!(k.why);
@@ -101,12 +105,13 @@ fn content_json(c: &Checked) -> serde_json::Value {
 }
 
 /// The dotenv file: `MULTIARCH_DIGEST`, `MULTIARCH_REF` (the first destination's
-/// `image@digest`), `MULTIARCH_REFS` (every destination's), `MULTIARCH_TAGGED` (the target tags
+/// `image@digest`; empty when it does not hold the index), `MULTIARCH_REFS` (each destination's
+/// that holds it: its index was stored there), `MULTIARCH_TAGGED` (the target tags
 /// that hold the index, `image:tag` comma-separated), `MULTIARCH_KEPT` (those left holding a
 /// newer index, the same way; empty when none) and one `MULTIARCH_DIGEST_<OS>_<ARCH>[_<VARIANT>]` per image platform
 /// (attestations have none). Every value is a digest (checked grammar), a reference or a tag: no
 /// value can carry a newline or a control character, so no line can be forged.
-pub(crate) fn dotenv(images: &[Repository], outcome: &Outcome, prefix: &str) -> String {
+pub(crate) fn dotenv(outcome: &Outcome, prefix: &str) -> String {
     let index = &outcome.index;
     let tagged: Vec<String> = outcome.holding().map(ToString::to_string).collect();
     let kept: Vec<String> = outcome
@@ -114,13 +119,11 @@ pub(crate) fn dotenv(images: &[Repository], outcome: &Outcome, prefix: &str) -> 
         .iter()
         .map(|k| k.reference.to_string())
         .collect();
-    let refs: Vec<String> = images
-        .iter()
-        .map(|i| format!("{i}@{}", index.digest))
-        .collect();
+    let refs: Vec<String> = outcome.stored().iter().map(ToString::to_string).collect();
+    let first = outcome.first_stored().map(|r| r.to_string());
     let mut lines = vec![
         ("MULTIARCH_DIGEST".to_string(), index.digest.to_string()),
-        ("MULTIARCH_REF".to_string(), refs[0].clone()),
+        ("MULTIARCH_REF".to_string(), first.unwrap_or_default()),
         ("MULTIARCH_REFS".to_string(), refs.join(",")),
         ("MULTIARCH_TAGGED".to_string(), tagged.join(",")),
         ("MULTIARCH_KEPT".to_string(), kept.join(",")),
@@ -257,7 +260,7 @@ pub(crate) fn section_end(unix_secs: u64, name: &str) -> String {
 mod tests {
     use super::*;
     use crate::index::Index;
-    use crate::reference::Reference;
+    use crate::reference::{Reference, Repository};
 
     fn d(c: char) -> Digest {
         Digest::parse(&format!("sha256:{}", c.to_string().repeat(64))).unwrap()
@@ -293,18 +296,12 @@ mod tests {
     }
 
     fn outcome(targets: Vec<(Reference, Status)>) -> Outcome {
-        Outcome {
-            index: index(),
-            targets,
-            missing: vec![],
-            failures: vec![],
-            kept: vec![],
-        }
+        Outcome::new(index(), targets)
     }
 
     fn with_kept(mut o: Outcome, tag: &Reference, holds: Digest) -> Outcome {
         o.targets.push((tag.clone(), Status::Kept));
-        o.kept.push(crate::model::Kept {
+        o.kept.push(crate::outcome::Kept {
             reference: tag.clone(),
             holds,
             why: "it holds the index of a newer pipeline".into(),
@@ -321,7 +318,7 @@ mod tests {
         ]);
         let (i, a, b) = (d('0'), d('a'), d('b'));
         assert_eq!(
-            dotenv(std::slice::from_ref(&image), &o, ""),
+            dotenv(&o, ""),
             format!(
                 "MULTIARCH_DIGEST={i}\n\
                  MULTIARCH_REF=r.example/g/app@{i}\n\
@@ -349,13 +346,12 @@ mod tests {
                 "r.example/g/app:1.9.1@{i}\nr.example/g/app:1.9@{i}\nr.example/g/app:latest@{f} kept\n"
             )
         );
-        let env = dotenv(std::slice::from_ref(&image), &o, "");
+        let env = dotenv(&o, "");
         assert!(
             env.contains("MULTIARCH_TAGGED=r.example/g/app:1.9.1,r.example/g/app:1.9\nMULTIARCH_KEPT=r.example/g/app:latest\n"),
             "{env}"
         );
-        let j: serde_json::Value =
-            serde_json::from_str(&json(&crate::testing::plan(&[]), &o)).unwrap();
+        let j: serde_json::Value = serde_json::from_str(&json(&o)).unwrap();
         assert_eq!(j["targets"][2]["status"], "kept");
         assert_eq!(j["targets"][2]["holds"], f.to_string());
     }
@@ -364,7 +360,7 @@ mod tests {
     fn a_prefix_names_every_variable() {
         let image = Repository::parse("t", "r.example/g/app").unwrap();
         let o = outcome(vec![(image.tag("latest"), Status::Pushed)]);
-        let text = dotenv(&[image], &o, "API_");
+        let text = dotenv(&o, "API_");
         assert!(
             text.lines().all(|l| l.starts_with("API_MULTIARCH_")),
             "{text}"

@@ -288,6 +288,18 @@ impl Registry for Scripted {
     }
 }
 
+/// What a registry answers a push to a protected tag `reference` (HTTP 403, DENIED).
+pub(crate) fn protected_tag(reference: &str) -> Error {
+    Error::AccessDenied {
+        action: "pushing to",
+        push: true,
+        reference: reference.to_string(),
+        registry: "r.example".into(),
+        credential: "CI_REGISTRY_USER/CI_REGISTRY_PASSWORD".into(),
+        reason: "HTTP 403 Forbidden, DENIED: protected tag".into(),
+    }
+}
+
 /// A plan publishing `r.example/app:latest` from `latest-amd64` and `latest-arm64`, expecting
 /// revision `new`, with `extra` variables.
 pub(crate) fn plan(extra: &[(&str, &str)]) -> Plan {

@@ -3,7 +3,8 @@
 //! read as one, and one image per platform. A registry stores whatever index it is given
 //! (distribution accepts 15,000 copies of one entry in 3 MB); reading every entry as written
 //! would be two requests each, all for one image. After the children are read, `within` checks
-//! the same rule on what their configs say, for entries that name no platform.
+//! the same rule on what their configs say, for entries that name no platform. The index
+//! `--append` merges into is held to the same rules (`base`): a tag can hold whatever was pushed.
 //! Pure: no I/O.
 
 use std::collections::HashMap;
@@ -24,10 +25,38 @@ pub(crate) const MAX_SOURCE_ENTRIES: usize = 1000;
 /// the first. More than `MAX_SOURCE_ENTRIES` entries, or one digest listed under two platforms,
 /// is refused (exit 4) before anything is fetched.
 pub(crate) fn distinct(index: &str, manifests: &[Descriptor]) -> Result<Vec<Descriptor>, Error> {
+    distinct_in(SOURCE, index, manifests)
+}
+
+/// What a source index is called in errors.
+const SOURCE: &str = "source index";
+
+/// What the index `--append` merges into is called in errors.
+pub(crate) const BASE: &str = "index to append to";
+
+/// The entries of `index` (what a destination's tag holds), checked as a source index is before
+/// `--append` merges into it: at most `MAX_SOURCE_ENTRIES`, identical repeats read once, one
+/// digest under one platform, one image per platform (attestations aside).
+pub(crate) fn base(index: &str, manifests: &[Descriptor]) -> Result<Vec<Descriptor>, Error> {
+    let entries = distinct_in(BASE, index, manifests)?;
+    let images: Vec<Descriptor> = entries
+        .iter()
+        .filter(|d| !super::is_attestation(d))
+        .cloned()
+        .collect();
+    one_image_each(BASE, index, &images)?;
+    Ok(entries)
+}
+
+fn distinct_in(
+    what: &'static str,
+    index: &str,
+    manifests: &[Descriptor],
+) -> Result<Vec<Descriptor>, Error> {
     if manifests.len() > MAX_SOURCE_ENTRIES {
         return Err(Error::InvalidManifest {
             reference: index.to_string(),
-            what: "source index",
+            what,
             reason: format!(
                 "it has {} entries, more than the {MAX_SOURCE_ENTRIES} accepted",
                 manifests.len()
@@ -46,7 +75,7 @@ pub(crate) fn distinct(index: &str, manifests: &[Descriptor]) -> Result<Vec<Desc
             Some(kept) => {
                 return Err(Error::InvalidManifest {
                     reference: index.to_string(),
-                    what: "source index",
+                    what,
                     reason: format!(
                         "it lists {} both as {} and as {}",
                         d.digest,
@@ -64,10 +93,14 @@ pub(crate) fn distinct(index: &str, manifests: &[Descriptor]) -> Result<Vec<Desc
 /// images of one os/arch are told apart by `os.version`). `wanted` holds distinct digests (see
 /// `distinct`); entries that name no platform are left to `within`.
 pub(crate) fn one_per_platform(index: &str, wanted: &[Descriptor]) -> Result<(), Error> {
+    one_image_each(SOURCE, index, wanted)
+}
+
+fn one_image_each(what: &'static str, index: &str, wanted: &[Descriptor]) -> Result<(), Error> {
     for (i, d) in wanted.iter().enumerate() {
         let Some(p) = said(d) else { continue };
         if let Some(first) = wanted[..i].iter().find(|e| said(e).as_ref() == Some(&p)) {
-            return Err(ambiguous(index, &p, &first.digest, &d.digest));
+            return Err(ambiguous(what, index, &p, &first.digest, &d.digest));
         }
     }
     Ok(())
@@ -83,6 +116,7 @@ pub(crate) fn within(resolved: &Resolved) -> Result<(), Error> {
         let p = &image.config.platform;
         if let Some(first) = images[..i].iter().find(|e| e.config.platform == *p) {
             return Err(ambiguous(
+                SOURCE,
                 &source.reference.to_string(),
                 p,
                 &first.fetched.digest,
@@ -93,8 +127,15 @@ pub(crate) fn within(resolved: &Resolved) -> Result<(), Error> {
     Ok(())
 }
 
-fn ambiguous(index: &str, platform: &Platform, first: &Digest, second: &Digest) -> Error {
+fn ambiguous(
+    what: &'static str,
+    index: &str,
+    platform: &Platform,
+    first: &Digest,
+    second: &Digest,
+) -> Error {
     Error::AmbiguousIndex {
+        what,
         index: index.to_string(),
         platform: shown(Some(platform)),
         first: first.to_string(),

@@ -548,3 +548,52 @@ fn attestations_are_told_by_one_rule() {
     assert!(is_attestation(&d(&unknown)));
     assert!(is_attestation(&d(&refers)));
 }
+
+/// A base within every entry limit whose merge would still be more than a manifest may be to be
+/// read back (large entry annotations): refused, not pushed for `inspect` to refuse later.
+#[test]
+fn append_refuses_an_index_it_could_not_read_back() {
+    let note = "n".repeat(3960);
+    let manifests: Vec<serde_json::Value> = (0..990u32)
+        .map(|i| {
+            serde_json::json!({
+                "mediaType": OCI_MANIFEST,
+                "digest": format!("sha256:{i:064x}"),
+                "size": 500,
+                "platform": {"os": "linux", "architecture": format!("arch{i}")},
+                "annotations": {"org.example.note": note},
+            })
+        })
+        .collect();
+    let bytes = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": crate::manifest::OCI_INDEX, "manifests": manifests,
+    }))
+    .unwrap();
+    assert!(bytes.len() < crate::manifest::MAX_MANIFEST_BYTES);
+    let digest = Digest::of(&bytes);
+    let fetched = Fetched::parse("base", bytes, digest).unwrap();
+    let repo = crate::reference::Repository::parse("t", "registry.test/app").unwrap();
+    let base = Base {
+        fetched: &fetched,
+        reference: "registry.test/app:1".into(),
+        repository: &repo,
+    };
+    let riscv = image(OCI_MANIFEST, &"44".repeat(32));
+    let e = build(
+        &[source("2-riscv64", "linux/riscv64", riscv, None)],
+        Format::Auto,
+        &plain(BTreeMap::new()),
+        Some(&base),
+    )
+    .unwrap_err();
+    assert_eq!(e.exit_code(), 4);
+    let text = e.to_string();
+    assert!(
+        text.starts_with("registry.test/app:1 is not a usable index to append to: merged with this run's images it would be 4"),
+        "{text}"
+    );
+    assert!(
+        text.contains("(991 entries), more than the 4194304 a manifest may have to be read back"),
+        "{text}"
+    );
+}

@@ -15,8 +15,9 @@ use tracing::{debug, info, warn};
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::index::{self, Annotations, Base, Index};
-use crate::model::{Kept, Resolved};
+use crate::model::Resolved;
 use crate::order::{self, Held, Recorded, Verdict};
+use crate::outcome::Kept;
 use crate::reference::Reference;
 use crate::registry::Registry;
 use crate::settings::Plan;
@@ -41,17 +42,17 @@ pub(super) struct Settled {
 /// The annotations of what target tags hold, by `repository@digest`.
 pub(super) type Read = BTreeMap<String, BTreeMap<String, String>>;
 
-/// Reads the annotations of what each target tag holds (`current`: each one's digest), except
+/// Reads the annotations of what each of `targets` holds (`current`: each one's digest), except
 /// `skip` (this run's index) and what `known` has already.
 pub(super) async fn read_held(
     registry: &impl Registry,
-    plan: &Plan,
+    targets: &[Reference],
     current: &[Option<Digest>],
     skip: Option<&Digest>,
     known: &mut Read,
 ) -> Result<(), Error> {
     let mut reads: Vec<Reference> = Vec::new();
-    for (t, c) in plan.targets.iter().zip(current) {
+    for (t, c) in targets.iter().zip(current) {
         if let Some(d) = c.as_ref().filter(|d| Some(*d) != skip) {
             let at = t.repository().digest(d);
             if !reads.contains(&at) && !known.contains_key(&at.to_string()) {
@@ -64,23 +65,24 @@ pub(super) async fn read_held(
     Ok(())
 }
 
-/// Settles what moves, given what the target tags hold (`current`: each one's digest; `read`:
-/// what is known of them already). With `--append`, the tag the index was merged into moves
-/// whatever it records: the new index holds what it held.
+/// Settles what moves among `targets` (one destination's), given what they hold (`current`:
+/// each one's digest; `read`: what is known of them already). With `--append`, the tag the index
+/// was merged into moves whatever it records: the new index holds what it held.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn settle(
     plan: &Plan,
     registry: &impl Registry,
     resolved: &[Resolved],
     base: Option<&Base<'_>>,
     index: Index,
+    targets: &[Reference],
     current: &[Option<Digest>],
-    mut read: Read,
+    read: &mut Read,
 ) -> Result<Settled, Error> {
     let ours = Recorded::from_annotations(&plan.annotations.values);
-    read_held(registry, plan, current, Some(&index.digest), &mut read).await?;
+    read_held(registry, targets, current, Some(&index.digest), read).await?;
     let merged_into = base.map(|b| &b.fetched.digest);
-    let held: Vec<Option<(Held, &BTreeMap<String, String>)>> = plan
-        .targets
+    let held: Vec<Option<(Held, &BTreeMap<String, String>)>> = targets
         .iter()
         .zip(current)
         .map(|(t, c)| {
@@ -153,8 +155,7 @@ pub(super) async fn settle(
         None => index,
     };
 
-    let steps = plan
-        .targets
+    let steps = targets
         .iter()
         .zip(current)
         .zip(held.iter().zip(verdicts))

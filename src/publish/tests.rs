@@ -6,18 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::*;
-use crate::testing::{plan, Scripted};
-
-fn refused(reference: &str) -> Error {
-    Error::AccessDenied {
-        action: "pushing to",
-        push: true,
-        reference: reference.to_string(),
-        registry: "r.example".into(),
-        credential: "CI_REGISTRY_USER/CI_REGISTRY_PASSWORD".into(),
-        reason: "HTTP 403 Forbidden, DENIED: protected tag".into(),
-    }
-}
+use crate::testing::{plan, protected_tag as refused, Scripted};
 
 #[tokio::test(start_paused = true)]
 async fn pushes_the_index_by_digest_first_then_every_tag() {
@@ -59,7 +48,7 @@ async fn a_refused_tag_leaves_the_others_moved_and_says_so() {
     let outcome = run(&plan, &registry, &NoPhases).await.unwrap();
     let statuses: Vec<Status> = outcome.targets.iter().map(|(_, s)| *s).collect();
     assert_eq!(statuses, [Status::Pushed, Status::Failed, Status::Pushed]);
-    let e = failed(outcome).unwrap_err();
+    let e = outcome.end(None).unwrap_err();
     assert_eq!(e.exit_code(), 5);
     let text = e.to_string();
     assert!(
@@ -213,7 +202,7 @@ async fn a_tag_holding_a_newer_pipelines_index_is_kept_unless_rollback_is_allowe
         outcome.kept[0].why
     );
     assert!(registry.state.borrow().pushed.is_empty());
-    assert!(failed(outcome).is_ok(), "kept tags are exit 0");
+    assert!(outcome.end(None).is_ok(), "kept tags are exit 0");
 
     let outcome = run(
         &pipeline("100", &[("MULTIARCH_ROLLBACK", "allow")]),

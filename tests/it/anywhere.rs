@@ -35,17 +35,6 @@ fn children(index: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-/// skopeo copies every architecture of `path` out of `reg`: the whole graph is there.
-fn complete(reg: &Registry, path: &str) {
-    let out = tempfile::tempdir().unwrap();
-    reg.skopeo(&[
-        "copy",
-        "--all",
-        &format!("docker://{}", reg.repo(path)),
-        &format!("dir:{}", out.path().display()),
-    ]);
-}
-
 #[test]
 fn sources_in_other_repositories_are_mounted_then_published() {
     let reg = Registry::start();
@@ -72,7 +61,7 @@ fn sources_in_other_repositories_are_mounted_then_published() {
     assert_eq!(kids[0], (amd.clone(), "linux/amd64".into()));
     assert_eq!(kids[1].1, "linux/arm64");
     assert_eq!(kids.len(), 3, "the arm64 image's attestation came along");
-    complete(&reg, "group/app:1");
+    reg.complete("group/app:1");
     // The blobs were mounted, not downloaded.
     let log = proxy.log();
     assert!(
@@ -143,7 +132,7 @@ fn a_registry_that_will_not_mount_gets_only_the_blobs_it_lacks() {
         .unwrap();
     let err = plain(&stderr_of(&out));
     assert!(out.status.success(), "{err}");
-    complete(&reg, "group/app:1");
+    reg.complete("group/app:1");
     let copied: Vec<&str> = err.lines().filter(|l| l.contains("child copied")).collect();
     assert_eq!(copied.len(), 2, "{err}");
     for line in copied {
@@ -247,8 +236,8 @@ fn sources_on_another_registry_are_streamed_into_each_destination() {
         children(&in_dest),
         [(amd, "linux/amd64".into()), (arm, "linux/arm64".into())]
     );
-    complete(&dest, "team/app:1");
-    complete(&source, "group/app:1");
+    dest.complete("team/app:1");
+    source.complete("group/app:1");
     assert!(err.contains("streamed=2"), "{err}");
     let digest = sha256(&dest.raw("team/app:1").unwrap());
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -385,7 +374,7 @@ manifests:
         "My Image Title"
     );
     assert_eq!(children(&idx).len(), 4);
-    complete(&reg, "alpine:latest");
+    reg.complete("alpine:latest");
 
     // Its release spec: numeric architectures, two windows/amd64 told apart by os.version.
     for (tag, platform) in [
@@ -496,7 +485,7 @@ manifests:
         .map(|c| c.1)
         .collect();
     assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
-    complete(&reg, "mine:1");
+    reg.complete("mine:1");
 }
 
 #[test]
@@ -542,7 +531,7 @@ fn a_late_platform_is_appended_to_a_published_index() {
     let kids = children(&index(&reg, "app:1.4"));
     assert_eq!(kids[0], (amd2, "linux/amd64".into()));
     assert_eq!(kids[2], (riscv, "linux/riscv64".into()));
-    complete(&reg, "app:1.4");
+    reg.complete("app:1.4");
 }
 
 #[test]
@@ -571,5 +560,5 @@ fn an_existing_multi_platform_index_contributes_the_children_of_the_listed_platf
         .map(|c| c.1)
         .collect();
     assert_eq!(platforms, ["linux/arm64", "linux/amd64"]);
-    complete(&reg, "app:2");
+    reg.complete("app:2");
 }

@@ -242,6 +242,21 @@ fn cancelled_while_tags_move_reports_exactly_what_moved() {
         "{}",
         ended.stderr
     );
+    // Its log line says the same, not that it did not move.
+    let line = ended
+        .stderr
+        .lines()
+        .find(|l| l.contains(" WARN ") && l.contains(&format!("reference={image}:1 ")))
+        .unwrap_or_else(|| panic!("a line about {image}:1 in {}", ended.stderr));
+    assert!(
+        line.contains("WARN it may or may not hold the index"),
+        "{line}"
+    );
+    assert!(
+        !ended.stderr.contains("did not move reference"),
+        "{}",
+        ended.stderr
+    );
 
     // Again, and a second signal: out at once, without a report.
     let mut run = Run::start(&env, work.path());

@@ -6,6 +6,7 @@ mod support;
 
 mod access;
 mod anywhere;
+mod append;
 mod bearer;
 mod build_destination;
 mod cancel;
@@ -23,5 +24,6 @@ mod own_builds;
 mod push;
 mod push_access;
 mod redirects;
+mod refused;
 mod resilience;
 mod revision;

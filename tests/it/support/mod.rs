@@ -169,6 +169,35 @@ impl Registry {
         out.status.success().then_some(out.stdout)
     }
 
+    /// skopeo copies every architecture of `path` out of this registry: the whole graph is there.
+    pub fn complete(&self, path: &str) {
+        let out = tempfile::tempdir().unwrap();
+        self.skopeo(&[
+            "copy",
+            "--all",
+            &format!("docker://{}", self.repo(path)),
+            &format!("dir:{}", out.path().display()),
+        ]);
+    }
+
+    /// The `os/architecture` of each entry of the index under `path`, in order.
+    pub fn platforms(&self, path: &str) -> Vec<String> {
+        let raw = self.raw(path).unwrap_or_else(|| panic!("{path} exists"));
+        let index: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                format!(
+                    "{}/{}",
+                    m["platform"]["os"].as_str().unwrap_or(""),
+                    m["platform"]["architecture"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    }
+
     /// Environment for `multiarch` to reach this registry (plain HTTP or the generated CA).
     pub fn access_env(&self) -> BTreeMap<String, String> {
         let mut env = BTreeMap::new();
