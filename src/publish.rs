@@ -431,6 +431,7 @@ async fn move_tags<R: Registry>(
     resolved: &[Resolved],
     p: &mut Publishing<'_>,
 ) -> (Vec<Moved>, Vec<Kept>) {
+    let mut started = Instant::now();
     let mut moved = put_tags(registry, p).await;
     let mut kept = Vec::new();
     if !p.merges(plan) {
@@ -441,7 +442,8 @@ async fn move_tags<R: Registry>(
         if moved[0].1 != Status::Pushed {
             break;
         }
-        let failure = match append::read_back(registry, &at, &p.settled.index).await {
+        let index = &p.settled.index;
+        let failure = match append::read_back_settled(registry, &at, index, started).await {
             Ok(append::ReadBack::Ours) => break,
             Ok(append::ReadBack::Covers(holds)) => {
                 info!(reference = %at, holds = %holds, "another --append pushed this tag after this run, holding every platform of this run's: left as it is");
@@ -469,6 +471,7 @@ async fn move_tags<R: Registry>(
                 match again {
                     Ok(()) => match p.push_by_digest(registry).await {
                         Ok(()) => {
+                            started = Instant::now();
                             moved = put_tags(registry, p).await;
                             continue;
                         }

@@ -4,9 +4,11 @@
 //!
 //! A registry has no compare-and-swap for tags, so this is read, merge, push, read back: just
 //! before the PUT the tag is looked at (one HEAD: did someone push since the base was read?),
-//! after it the tag is read back; an index there that lacks platforms of this run's is merged
-//! into and pushed again, at most `ROUNDS` times in all. `publish` orders these steps; this module
+//! after it the tag is read back, twice (`read_back_settled`); an index there that lacks
+//! platforms of this run's is merged into and pushed again, at most `ROUNDS` times in all. `publish` orders these steps; this module
 //! only reads and judges.
+
+use std::time::Duration;
 
 use futures_util::future::try_join_all;
 
@@ -92,8 +94,34 @@ pub(super) enum ReadBack {
     },
 }
 
+/// Reads `at` back after `ours` was PUT under it (the PUT and this look taking `took` so far).
+/// When it holds `ours`, it is read once more after `settle(took)`: a writer that looked at the
+/// tag just before this PUT landed may still land its own after the first look, and then lacks
+/// this run's platforms (seen 1 time in 12 with 20 ms round trips, without this second look).
+pub(super) async fn read_back_settled(
+    registry: &impl Registry,
+    at: &Reference,
+    ours: &Index,
+    started: tokio::time::Instant,
+) -> Result<ReadBack, Error> {
+    match read_back(registry, at, ours).await? {
+        ReadBack::Ours => {
+            tokio::time::sleep(settle(started.elapsed())).await;
+            read_back(registry, at, ours).await
+        }
+        other => Ok(other),
+    }
+}
+
+/// How long to wait before the second look: twice what the PUT and the first look took (a
+/// writer that looked before this PUT landed sends its own within about that), at least 0.1 s,
+/// at most 1 s (a cancelled run must still end within its grace).
+pub(crate) fn settle(took: Duration) -> Duration {
+    (took * 2).clamp(Duration::from_millis(100), Duration::from_secs(1))
+}
+
 /// Reads `at` back after `ours` was PUT under it.
-pub(super) async fn read_back(
+async fn read_back(
     registry: &impl Registry,
     at: &Reference,
     ours: &Index,
