@@ -1,0 +1,103 @@
+//! The messages errors compose, checked as a user reads them.
+
+use super::*;
+
+#[test]
+fn sources_not_ready_are_listed_one_per_line_with_both_revisions() {
+    let e = Error::SourcesNotReady {
+        sources: vec![
+            ("r/app:latest-amd64".into(), NotReady::Missing),
+            (
+                "r/app:latest-arm64".into(),
+                NotReady::Stale {
+                    why: Stale::Revision("1a2b3c4".into()),
+                    builder: None,
+                    hand_off: None,
+                },
+            ),
+        ],
+        expected: Some("3f2a1c0".into()),
+    };
+    let text = e.to_string();
+    assert!(text.starts_with("2 source(s) not ready, nothing was pushed:"));
+    assert!(
+        text.contains("\n  - r/app:latest-amd64: missing\n  - r/app:latest-arm64: stale: built from revision 1a2b3c4, this pipeline is 3f2a1c0\n"),
+        "{text}"
+    );
+    assert_eq!(e.exit_code(), 3);
+}
+
+/// What each stage of a cancelled run says, and its exit code (128 + the signal).
+#[test]
+fn a_cancelled_run_says_what_it_leaves_behind() {
+    let tags = |unsure: &[&str], not_moved: &[(&str, &str)]| Progress::Tags {
+        holding: vec!["r/app:latest".into()],
+        unsure: unsure.iter().map(|t| t.to_string()).collect(),
+        not_moved: not_moved
+            .iter()
+            .map(|(t, w)| (t.to_string(), w.to_string()))
+            .collect(),
+    };
+    for (signal, progress, text) in [
+        (Signal::Int, Progress::NothingPushed, "cancelled by SIGINT before anything was pushed"),
+        (Signal::Term, Progress::Untagged, "cancelled by SIGTERM while children were copied into the destinations: no tag moved; untagged content may have been added (a re-run reuses it)\n  hint: re-run the job: tags that already hold the index are left alone, the others move"),
+        (Signal::Term, tags(&[], &[]), "cancelled by SIGTERM as the push ended: every target tag holds the index (r/app:latest)"),
+        (Signal::Term, tags(&["r/app:1"], &[("r/app:1.0", "not sent")]), "cancelled by SIGTERM while tags were moving: 1 of 3 target tag(s) hold the index (stdout and the dotenv name them): r/app:latest\n  - r/app:1: its push was cut off in flight; it may or may not hold the index (look before relying on it)\n  - r/app:1.0: did not move (not sent)\n  hint: re-run the job: tags that already hold the index are left alone, the others move"),
+        (Signal::Term, Progress::Unknown, "cancelled by SIGTERM: the run did not wind down in time and was stopped; target tags may have moved: look at them before relying on them\n  hint: re-run the job: tags that already hold the index are left alone, the others move"),
+    ] {
+        let e = Error::Cancelled { signal, progress };
+        assert_eq!(e.to_string(), text);
+        assert_eq!(e.exit_code(), if signal == Signal::Term { 143 } else { 130 });
+    }
+}
+
+#[test]
+fn a_refused_tag_inside_a_partial_push_says_each_fact_once() {
+    let e = Error::PartialPush {
+        digest: "sha256:ab".into(),
+        moved: vec!["r/app:latest".into()],
+        untagged: vec![],
+        absent: vec![],
+        failed: vec![(
+            "r/app:1.4".into(),
+            Box::new(Error::Transient {
+                action: "pushing to",
+                reference: "r/app:1.4".into(),
+                reason: "r answered HTTP 503 Service Unavailable".into(),
+                gave_up: GaveUp::Spent { attempts: 6 },
+            }),
+        )],
+    };
+    assert_eq!(
+        e.to_string(),
+        "1 of 2 target tag(s) did not move; the index sha256:ab is in the registry and these hold it: r/app:latest\n  - r/app:1.4: pushing to r/app:1.4: r answered HTTP 503 Service Unavailable, after 6 attempts\n      hint: this is usually temporary; retry the job (exit code 75)"
+    );
+    assert_eq!(e.exit_code(), 75);
+    let deadline = Error::Transient {
+        action: "fetching manifest",
+        reference: "r/app:1-amd64".into(),
+        reason: "r answered HTTP 429 Too Many Requests".into(),
+        gave_up: GaveUp::Deadline {
+            attempts: 1,
+            deadline: "the time MULTIARCH_TIMEOUT leaves",
+            asked: Some(600),
+        },
+    };
+    assert_eq!(
+        deadline.to_string().lines().next().unwrap(),
+        "fetching manifest r/app:1-amd64: r answered HTTP 429 Too Many Requests, after 1 attempt: it asks to be retried in 600 s (Retry-After), past the time MULTIARCH_TIMEOUT leaves"
+    );
+}
+
+#[test]
+fn validation_errors_exit_4() {
+    let e = Error::PlatformMismatch {
+        reference: "r/app:latest-arm64".into(),
+        expected: "linux/arm64".into(),
+        actual: "linux/amd64".into(),
+        said_by: "its image config",
+    };
+    assert_eq!(e.exit_code(), 4);
+    assert!(e.to_string().contains("linux/arm64"));
+    assert!(e.to_string().contains("linux/amd64"));
+}
