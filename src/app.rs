@@ -12,7 +12,7 @@ use tracing::{debug, info, warn};
 use crate::cancel::{self, Cancel};
 use crate::credentials::Credential;
 use crate::error::Error;
-use crate::publish::{self, NoPhases, Phases};
+use crate::publish::{self, NoPhases, Phases, Run};
 use crate::registry::Client;
 use crate::settings::table::Cmd;
 use crate::settings::Given;
@@ -148,7 +148,10 @@ async fn push(given: &Given, env: &Env, plan_only: bool, cancel: &Cancel) -> Res
         publish::run(&plan, &registry, phases).await,
         cancel.signal(),
     ) {
-        (Ok(outcome), _) => outcome,
+        (Ok(Run::Published(outcome)), _) => outcome,
+        (Ok(Run::Incomplete(awaited)), _) => {
+            return incomplete(&plan, &show, dotenv.as_deref(), &awaited)
+        }
         (Err(e), None) => return Err(e),
         // Cancelled before the tags: nothing to report but what the error says.
         (Err(_), Some(signal)) => return Err(cancel::before_tags(signal, cancel)),
@@ -158,7 +161,10 @@ async fn push(given: &Given, env: &Env, plan_only: bool, cancel: &Cancel) -> Res
     // stdout, whatever became of the dotenv: what moved is always said.
     let reported = match &dotenv {
         Some(path) => {
-            let content = report::dotenv(&outcome, &show.dotenv_prefix);
+            let mut content = report::dotenv(&outcome, &show.dotenv_prefix);
+            if plan.if_complete {
+                content.push_str(&report::incomplete::published(&show.dotenv_prefix));
+            }
             let written = output_file::write(path, &content, 0o644);
             match &written {
                 Ok(()) => info!(path = %path.display(), "dotenv written"),
@@ -188,6 +194,26 @@ async fn push(given: &Given, env: &Env, plan_only: bool, cancel: &Cancel) -> Res
         other => other,
     })?;
     printed
+}
+
+/// `--if-complete` found sources not ready: nothing was pushed. Says which (stderr, or stdout
+/// with `--output json`) and writes the dotenv a later job tests; exit 0.
+fn incomplete(
+    plan: &Plan,
+    show: &Presentation,
+    dotenv: Option<&Path>,
+    awaited: &[(String, crate::error::NotReady)],
+) -> Result<(), Error> {
+    info!("{}", report::incomplete::text(plan, awaited));
+    if let Some(path) = dotenv {
+        let content = report::incomplete::dotenv(plan, &show.dotenv_prefix, awaited);
+        output_file::write(path, &content, 0o644)?;
+        info!(path = %path.display(), "dotenv written");
+    }
+    match show.output {
+        Output::Json => write_out(report::incomplete::json(plan, awaited).as_bytes()),
+        Output::Text => Ok(()),
+    }
 }
 
 async fn show(given: &Given, env: &Env, cancel: &Cancel) -> Result<(), Error> {

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 mod not_ready;
 
-pub(crate) use not_ready::{NotReady, Stale};
+pub(crate) use not_ready::{reason as not_ready_reason, NotReady, Stale};
 
 /// The documented exit codes; users' pipelines match on these numbers.
 pub(crate) mod exit {

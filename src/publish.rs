@@ -22,6 +22,11 @@
 //!    is looked at just before its PUT and read back after it; another append that landed in
 //!    between is merged in and pushed again (`append::ROUNDS` in all).
 //!
+//! With `--if-complete` step 1 looks once and, unless every source is ready, the run ends there
+//! (`Run::Incomplete`): nothing is pushed, and the build job that completes the set publishes.
+//! Two such jobs finishing together build the same bytes, and `order` keeps a late older
+//! pipeline from winning.
+//!
 //! Two pipelines publishing one tag at once are kept apart by the job's `resource_group`, not
 //! here: a look after the PUT would cost every run a round trip and only see a race that lands
 //! within it. (`--append` pays it: there a lost race loses a platform nobody republishes.)
@@ -35,7 +40,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::digest::Digest;
-use crate::error::Error;
+use crate::error::{Error, NotReady};
 use crate::index::{self, Base, Index};
 use crate::manifest::Fetched;
 use crate::model::Resolved;
@@ -87,6 +92,15 @@ fn groups(plan: &Plan) -> Vec<Group<'_>> {
     out
 }
 
+/// What a run did.
+#[derive(Debug)]
+pub(crate) enum Run {
+    /// Went through the steps; the outcome says how each tag fared.
+    Published(Outcome),
+    /// `--if-complete` with these sources not ready (and why): nothing was pushed.
+    Incomplete(Vec<(String, NotReady)>),
+}
+
 /// Runs `push` (or `plan`, when `plan.dry_run`). An `Ok` outcome may hold refused tags
 /// (`Outcome::failures`): the caller reports what moved, then `Outcome::end` turns them into the
 /// error.
@@ -94,7 +108,7 @@ pub(crate) async fn run(
     plan: &Plan,
     registry: &impl Registry,
     phases: &dyn Phases,
-) -> Result<Outcome, Error> {
+) -> Result<Run, Error> {
     let start = Instant::now();
     phases.start(
         "multiarch_sources",
@@ -122,9 +136,13 @@ pub(crate) async fn run(
             resolved,
             missing,
             waited,
+            awaited,
         },
         looked,
     ) = gathered?;
+    if !awaited.is_empty() {
+        return Ok(Run::Incomplete(awaited));
+    }
 
     let groups = groups(plan);
     let bases: Vec<Option<Fetched>> = match plan.append {
@@ -155,7 +173,7 @@ pub(crate) async fn run(
             d.index = Some(index);
         }
         outcome.missing = missing;
-        return Ok(outcome);
+        return Ok(Run::Published(outcome));
     };
     phases.start("multiarch_push", "Pushing the index", true);
     // After a wait, the target tags may have moved meanwhile: look again.
@@ -197,7 +215,7 @@ pub(crate) async fn run(
     phases.end("multiarch_push");
     let mut outcome = pushed?;
     outcome.missing = missing;
-    Ok(outcome)
+    Ok(Run::Published(outcome))
 }
 
 /// The index of each destination: one for all, or with `--append` one merged into each

@@ -4,6 +4,8 @@
 
 use serde_json::json;
 
+pub(crate) mod incomplete;
+
 use crate::content::{Checked, Verdict};
 use crate::digest::Digest;
 use crate::index::Child;

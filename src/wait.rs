@@ -18,6 +18,9 @@
 //! least every 30 s even while requests hang, so a run ends within the deadline plus one request
 //! limit. Time comes from `tokio::time` only, so
 //! tests run on a paused clock.
+//!
+//! `--if-complete` never waits, whatever `--timeout` says: one round, as with `--timeout 0`, and
+//! the sources not ready then are an answer (`Gathered::awaited`), not an error.
 
 use std::time::Duration;
 
@@ -70,6 +73,18 @@ pub(crate) struct Gathered {
     pub(crate) missing: Vec<String>,
     /// True when some source was not ready at first and had to be waited for.
     pub(crate) waited: bool,
+    /// With `--if-complete`, the sources not ready at the one look and why (nothing is
+    /// published then); else empty.
+    pub(crate) awaited: Vec<(String, NotReady)>,
+}
+
+/// How long to wait for sources: `--timeout`, or nothing at all with `--if-complete`.
+fn waits(plan: &Plan) -> Duration {
+    if plan.if_complete {
+        Duration::ZERO
+    } else {
+        plan.timeout
+    }
 }
 
 /// Where one source stands.
@@ -99,10 +114,9 @@ enum Look {
 /// the wait's deadline; with no wait asked for, a short window, so a request still gets its
 /// retries.
 pub(crate) fn retries_until(plan: &Plan, start: Instant) -> Instant {
-    if plan.timeout.is_zero() {
-        start + NO_WAIT_RETRIES
-    } else {
-        start + plan.timeout
+    match waits(plan) {
+        Duration::ZERO => start + NO_WAIT_RETRIES,
+        wait => start + wait,
     }
 }
 
@@ -110,7 +124,7 @@ pub(crate) fn retries_until(plan: &Plan, start: Instant) -> Instant {
 /// revision.
 pub(crate) async fn gather(plan: &Plan, registry: &impl Registry) -> Result<Gathered, Error> {
     let start = Instant::now();
-    let deadline = start + plan.timeout;
+    let deadline = start + waits(plan);
     let registry = &registry.until(Some(Deadline::wait(retries_until(plan, start))));
     let n = plan.sources.len();
     let mut states: Vec<State> = (0..n).map(|_| State::Waiting).collect();
@@ -170,7 +184,7 @@ pub(crate) async fn gather(plan: &Plan, registry: &impl Registry) -> Result<Gath
                 }
                 Ok(Look::Same) => {}
                 // A flaky registry is not a missing source: keep polling, within limits.
-                Err(e @ Error::Transient { .. }) if !plan.timeout.is_zero() => {
+                Err(e @ Error::Transient { .. }) if !waits(plan).is_zero() => {
                     warn!(reference = %source.reference, error = %first_line(&e), "still failing; polling on");
                     failing[i] = Some(e);
                 }
@@ -219,6 +233,7 @@ pub(crate) async fn gather(plan: &Plan, registry: &impl Registry) -> Result<Gath
         resolved,
         missing: Vec::new(),
         waited: rounds > 1,
+        awaited: Vec::new(),
     })
 }
 
@@ -251,7 +266,8 @@ fn hand_off_variable(source: &Source) -> Option<String> {
 }
 
 /// The deadline passed with sources not ready: 75 if the registry was still failing, else 3 —
-/// or, with `--allow-missing`, the sources that are ready.
+/// or, with `--allow-missing`, the sources that are ready; with `--if-complete`, none of them
+/// and what is awaited.
 fn at_deadline(
     plan: &Plan,
     states: Vec<State>,
@@ -260,8 +276,9 @@ fn at_deadline(
     if let Some(e) = failing.into_iter().flatten().next() {
         return Err(e);
     }
-    // Build jobs that hand over some platforms but not others build another platform list.
-    let handing_off = plan.sources.iter().any(|s| s.origin.is_hand_off());
+    // Build jobs that hand over some platforms but not others build another platform list —
+    // unless this is a build job that hands over its own platform and looks for the others.
+    let handing_off = !plan.if_complete && plan.sources.iter().any(|s| s.origin.is_hand_off());
     let not_ready: Vec<(String, NotReady)> = plan
         .sources
         .iter()
@@ -282,6 +299,14 @@ fn at_deadline(
             Some((s.reference.to_string(), why))
         })
         .collect();
+    if plan.if_complete {
+        return Ok(Gathered {
+            resolved: Vec::new(),
+            missing: Vec::new(),
+            waited: false,
+            awaited: not_ready,
+        });
+    }
     let resolved: Vec<Resolved> = states
         .into_iter()
         .filter_map(|s| match s {
@@ -302,6 +327,7 @@ fn at_deadline(
         resolved,
         missing,
         waited: true,
+        awaited: Vec::new(),
     })
 }
 

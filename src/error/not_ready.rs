@@ -40,30 +40,34 @@ pub(crate) enum Stale {
     },
 }
 
+/// Why one source is not ready, as one line says it (`expected`: this pipeline's revision).
+pub(crate) fn reason(why: &NotReady, expected: Option<&str>) -> String {
+    match why {
+    NotReady::Missing => "missing".to_string(),
+    NotReady::NotHandedOff { variable } => {
+        format!("missing, and no build job handed over {variable} (others were)")
+    }
+    NotReady::Stale { why, .. } => match (why, expected) {
+        (Stale::Revision(h), Some(want)) => {
+            format!("stale: built from revision {h}, this pipeline is {want}")
+        }
+        (Stale::Revision(h), None) => format!("stale: built from revision {h}"),
+        (Stale::Unlabelled, _) => {
+            "no org.opencontainers.image.revision label (MULTIARCH_REQUIRE_REVISION is on)"
+                .to_string()
+        }
+        (Stale::CreatedBefore { created, started }, _) => format!(
+            "stale: unlabelled, created {created}, before this pipeline started at {started} (no tolerance for clock skew)"
+        ),
+    },
+    }
+}
+
 /// The error's text: one line per source, then the hints that apply.
 pub(super) fn describe(sources: &[(String, NotReady)], expected: Option<&str>) -> String {
     let mut out = format!("{} source(s) not ready, nothing was pushed:", sources.len());
     for (reference, why) in sources {
-        let why = match why {
-            NotReady::Missing => "missing".to_string(),
-            NotReady::NotHandedOff { variable } => {
-                format!("missing, and no build job handed over {variable} (others were)")
-            }
-            NotReady::Stale { why, .. } => match (why, expected) {
-                (Stale::Revision(h), Some(want)) => {
-                    format!("stale: built from revision {h}, this pipeline is {want}")
-                }
-                (Stale::Revision(h), None) => format!("stale: built from revision {h}"),
-                (Stale::Unlabelled, _) => {
-                    "no org.opencontainers.image.revision label (MULTIARCH_REQUIRE_REVISION is on)"
-                        .to_string()
-                }
-                (Stale::CreatedBefore { created, started }, _) => format!(
-                    "stale: unlabelled, created {created}, before this pipeline started at {started} (no tolerance for clock skew)"
-                ),
-            },
-        };
-        out.push_str(&format!("\n  - {reference}: {why}"));
+        out.push_str(&format!("\n  - {reference}: {}", reason(why, expected)));
     }
     let any = |f: &dyn Fn(&NotReady) -> bool| sources.iter().any(|(_, w)| f(w));
     if any(&|w| matches!(w, NotReady::NotHandedOff { .. })) {

@@ -8,6 +8,14 @@ use tokio::time::Instant;
 use super::*;
 use crate::testing::{plan, protected_tag as refused, Scripted};
 
+/// `super::run` for the runs here that publish (or fail): the outcome, not `Run`.
+async fn run(plan: &Plan, registry: &Scripted, phases: &dyn Phases) -> Result<Outcome, Error> {
+    match super::run(plan, registry, phases).await? {
+        Run::Published(outcome) => Ok(outcome),
+        Run::Incomplete(awaited) => panic!("nothing published, awaiting {awaited:?}"),
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn pushes_the_index_by_digest_first_then_every_tag() {
     let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
@@ -322,4 +330,28 @@ async fn appending_moves_the_tag_it_merged_into_whoever_published_it() {
     .await
     .unwrap();
     assert_eq!(outcome.targets[0].1, Status::Pushed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn if_complete_pushes_nothing_until_the_set_is_complete_then_publishes_as_push_does() {
+    let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 30, "arm64")]);
+    let if_complete = plan(&[
+        ("MULTIARCH_TIMEOUT", "15m"),
+        ("MULTIARCH_IF_COMPLETE", "true"),
+    ]);
+    let start = Instant::now();
+    let early = super::run(&if_complete, &registry, &NoPhases)
+        .await
+        .unwrap();
+    assert!(
+        matches!(early, Run::Incomplete(ref a) if a.len() == 1),
+        "{early:?}"
+    );
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert!(registry.state.borrow().pushed.is_empty());
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let completing = run(&if_complete, &registry, &NoPhases).await.unwrap();
+    let plain = run(&plan(&[]), &registry, &NoPhases).await.unwrap();
+    assert_eq!(completing.index.bytes, plain.index.bytes);
+    assert_eq!(registry.state.borrow().pushed, ["r.example/app:latest"]);
 }

@@ -31,8 +31,8 @@ use crate::platform::Platform;
 use crate::reference::{Reference, Repository};
 use crate::spec::Spec;
 use table::{
-    ALLOW_MISSING, ANNOTATION, APPEND, AUTH_FILE, DRY_RUN, FORMAT, JSON, LOG, PASSWORD_STDOUT, RAW,
-    REQUIRE_REVISION, SOURCE_TEMPLATE, SPEC, TIMEOUT,
+    ALLOW_MISSING, ANNOTATION, APPEND, AUTH_FILE, DRY_RUN, FORMAT, IF_COMPLETE, JSON, LOG,
+    PASSWORD_STDOUT, RAW, REQUIRE_REVISION, SOURCE_TEMPLATE, SPEC, TIMEOUT,
 };
 
 pub(crate) use access::Access;
@@ -61,6 +61,8 @@ pub(crate) struct Plan {
     pub(crate) platform_filter: Option<Vec<Platform>>,
     pub(crate) timeout: Duration,
     pub(crate) allow_missing: bool,
+    /// `--if-complete`: look once, publish only a complete set, else report what is awaited.
+    pub(crate) if_complete: bool,
     pub(crate) format: Format,
     pub(crate) annotations: Annotations,
     /// Merge into what the first target tag holds.
@@ -200,6 +202,19 @@ pub(crate) fn resolve(
         None => DEFAULT_TIMEOUT,
     };
     let allow_missing = inputs.switch(&ALLOW_MISSING)?;
+    let if_complete = inputs.switch(&IF_COMPLETE)?;
+    if if_complete && allow_missing {
+        let name = inputs
+            .origin_of(IF_COMPLETE.flag)
+            .unwrap_or(Origin::Default)
+            .name();
+        return Err(Error::invalid(
+            name,
+            "true",
+            format!("it cannot go with {} (on as well)", ALLOW_MISSING.both()),
+            "choose one: --if-complete publishes only when every platform is there, --allow-missing publishes whatever is there at the deadline",
+        ));
+    }
     let append = inputs.switch(&APPEND)?;
     let format = inputs
         .choice(&FORMAT, "unknown format")?
@@ -225,6 +240,7 @@ pub(crate) fn resolve(
         append,
         timeout,
         allow_missing,
+        if_complete,
         format,
         annotations,
         dry_run,

@@ -88,6 +88,8 @@ settings! {
         "How long to wait for missing or stale sources, e.g. 90s, 15m (at most 24h); 0 = do not wait";
     ALLOW_MISSING: "allow-missing", "MULTIARCH_ALLOW_MISSING", Switch, "false", PUBLISH,
         "Publish the sources that are ready even if some are missing or stale at the deadline";
+    IF_COMPLETE: "if-complete", "MULTIARCH_IF_COMPLETE", Switch, "false", INDEX,
+        "Never wait: publish only if every platform of this revision is there now (from the build job that completes the set), else publish nothing and exit 0 naming the platforms awaited (dotenv: MULTIARCH_AWAITING; MULTIARCH_PUBLISHED=true only where it published)";
     FORMAT: "format", "MULTIARCH_FORMAT", Value("FORMAT"), "auto", INDEX,
         "auto (Docker list when every child is Docker v2, else OCI index), oci or docker";
     ANNOTATION: "annotation", "MULTIARCH_ANNOTATIONS", Repeated("KEY=VALUE"), "source, revision, version, created from CI variables", INDEX,
@@ -147,6 +149,8 @@ pub(crate) const OTHER_VARIABLES: &[&str] = &[
     "MULTIARCH_REFS",
     "MULTIARCH_TAGGED",
     "MULTIARCH_KEPT",
+    "MULTIARCH_PUBLISHED",
+    "MULTIARCH_AWAITING",
 ];
 
 /// Prefixes of variable families: build jobs' hand-offs, and per-platform digests of a dotenv.

@@ -392,6 +392,30 @@ fn timeout_and_booleans() {
 }
 
 #[test]
+fn if_complete_is_off_by_default_and_refuses_allow_missing_with_exit_2() {
+    assert!(!resolve_flags(&[], &gitlab()).unwrap().if_complete);
+    let plan = resolve_flags(&[("if-complete", "true")], &gitlab()).unwrap();
+    assert!(plan.if_complete);
+    let e = resolve_flags(
+        &[],
+        &with(
+            gitlab(),
+            &[
+                ("MULTIARCH_IF_COMPLETE", "true"),
+                ("MULTIARCH_ALLOW_MISSING", "true"),
+            ],
+        ),
+    )
+    .err()
+    .unwrap();
+    assert_eq!(e.exit_code(), 2);
+    assert_eq!(
+        e.to_string(),
+        "MULTIARCH_IF_COMPLETE = \"true\" is invalid: it cannot go with --allow-missing / MULTIARCH_ALLOW_MISSING (on as well)\n  hint: choose one: --if-complete publishes only when every platform is there, --allow-missing publishes whatever is there at the deadline"
+    );
+}
+
+#[test]
 fn access_collects_insecure_hosts_and_docker_config_candidates() {
     let e = env(&[
         ("MULTIARCH_INSECURE_REGISTRIES", "a:5000, b"),

@@ -310,3 +310,48 @@ async fn an_index_that_cannot_be_used_fails_naming_it_before_any_child_is_read()
         assert!(!fetched.iter().any(|f| children.contains(f)), "{fetched:?}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn if_complete_looks_once_whatever_the_timeout_and_names_what_it_awaits() {
+    let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 1, "arm64")]);
+    let start = Instant::now();
+    let plan = plan(&[
+        ("MULTIARCH_TIMEOUT", "15m"),
+        ("MULTIARCH_IF_COMPLETE", "true"),
+    ]);
+    let got = gather(&plan, &registry).await.unwrap();
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert!(got.resolved.is_empty());
+    assert_eq!(
+        got.awaited,
+        [("r.example/app:latest-arm64".to_string(), NotReady::Missing)]
+    );
+    assert_eq!((registry.gets.get(), registry.heads.get()), (2, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn if_complete_counts_a_stale_source_as_awaited_and_takes_a_complete_set() {
+    let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
+    registry
+        .state
+        .borrow_mut()
+        .sources
+        .get_mut("r.example/app:latest-arm64")
+        .unwrap()
+        .stale_until = Duration::from_secs(60);
+    let plan = plan(&[("MULTIARCH_IF_COMPLETE", "true")]);
+    let got = gather(&plan, &registry).await.unwrap();
+    assert!(
+        matches!(
+            got.awaited.as_slice(),
+            [(r, NotReady::Stale { why: Stale::Revision(old), .. })]
+                if r == "r.example/app:latest-arm64" && old == "old"
+        ),
+        "{:?}",
+        got.awaited
+    );
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let got = gather(&plan, &registry).await.unwrap();
+    assert!(got.awaited.is_empty());
+    assert_eq!(got.resolved.len(), 2);
+}
