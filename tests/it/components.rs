@@ -191,6 +191,7 @@ fn manifest_component_passes_inputs_as_flags_and_shadows_no_variable() {
         ("allow-missing", Value::Bool(true)),
         ("format", "oci".into()),
         ("tags", "semver".into()),
+        ("rollback", "allow".into()),
     ]);
     let body = render(&path, &given);
     let job = extended(&body, "manifest");
@@ -204,6 +205,7 @@ fn manifest_component_passes_inputs_as_flags_and_shadows_no_variable() {
     for expected in [
         r#"--tags "semver""#,
         r#"--format "oci""#,
+        r#"--rollback "allow""#,
         r#"--image """#,
         "--allow-missing",
         r#"[ -z "" ] || export AWS_ROLE_ARN="""#,

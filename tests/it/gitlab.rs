@@ -6,12 +6,10 @@
 //! handed in as a variable, and the ECR registry runs under its ECR host name inside a mount
 //! namespace whose /etc/hosts maps it to loopback.
 
-use std::process::Command;
-
 use crate::support::fixtures::{push_built, Kind};
 use crate::support::glci::{
     adapt, assert_passed, children, example, head, jobs_listed, kaniko_shim, list,
-    local_components, project, run, run_in,
+    local_components, project, run, run_in, tool_image,
 };
 use crate::support::moto::{ecr_password, Moto};
 use crate::support::{sha256, Options, Registry};
@@ -280,34 +278,7 @@ fn ecr_pipeline_with_gitlab_oidc_runs_against_moto_and_a_registry_under_its_ecr_
     });
     // The multiarch image the build jobs take their `multiarch login` from: this build's binary.
     let tools = Registry::start();
-    let tool_image = tools.repo("multiarch:test");
-    let stripped = tempfile::tempdir().unwrap();
-    let binary = stripped.path().join("multiarch");
-    let strip = Command::new("strip")
-        .arg("-o")
-        .arg(&binary)
-        .arg(env!("CARGO_BIN_EXE_multiarch"))
-        .status()
-        .unwrap();
-    assert!(
-        strip.success(),
-        "strip (binutils) makes the test binary image-sized"
-    );
-    let ctr = buildah(&["from", "scratch"]);
-    buildah(&[
-        "copy",
-        &ctr,
-        binary.to_str().unwrap(),
-        "/usr/local/bin/multiarch",
-    ]);
-    buildah(&["commit", "--quiet", &ctr, "localhost/multiarch-tool:test"]);
-    buildah(&["rm", &ctr]);
-    buildah(&[
-        "push",
-        "--tls-verify=false",
-        "localhost/multiarch-tool:test",
-        &format!("docker://{tool_image}"),
-    ]);
+    let tool_image = tool_image(&tools);
 
     let pipeline = adapt(
         &example("ecr-oidc.yml"),
@@ -392,20 +363,6 @@ fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
 }
 
-fn buildah(args: &[&str]) -> String {
-    let out = Command::new("buildah")
-        .env("STORAGE_DRIVER", "vfs")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "buildah {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 /// Every pipeline the README shows resolves its components (inputs, types and options checked by
 /// gitlab-ci-local's include and interpolation) into the jobs users expect; in a merge request
 /// pipeline the components' jobs are left out, as jobs without rules are (no duplicate pipelines).
@@ -428,6 +385,7 @@ fn every_documented_pipeline_resolves_into_its_jobs_and_none_in_merge_request_pi
             &[&builds[..], &["manifest"]].concat(),
             &[][..],
         ),
+        ("zero-stage.yml", &builds[..].to_vec(), &[][..]),
         (
             "own-builds.yml",
             &["build-amd64", "build-arm64", "manifest"][..].to_vec(),

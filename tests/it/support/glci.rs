@@ -148,6 +148,15 @@ pub fn head(dir: &Path) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// The `multiarch` the pipelines run: the one cargo built for the integration tests, or in the
+/// benchmark (which shares this module) the one `MULTIARCH_BIN` names.
+fn binary() -> String {
+    option_env!("CARGO_BIN_EXE_multiarch")
+        .map(String::from)
+        .or_else(|| std::env::var("MULTIARCH_BIN").ok())
+        .expect("the integration tests get the built binary from cargo, the benchmark from MULTIARCH_BIN")
+}
+
 /// gitlab-ci-local with the built `multiarch` first on PATH (it stands in for the job image).
 pub fn command(repo: &Path, args: &[&str]) -> Command {
     let glci = require(
@@ -155,10 +164,8 @@ pub fn command(repo: &Path, args: &[&str]) -> Command {
         "npm install gitlab-ci-local and node@22 into .ci-tools/node",
     );
     require("rsync", "apt-get install rsync");
-    let Some(binary) = option_env!("CARGO_BIN_EXE_multiarch") else {
-        panic!("only integration tests get the built binary from cargo")
-    };
-    let binary_dir = Path::new(binary).parent().unwrap();
+    let binary = binary();
+    let binary_dir = Path::new(&binary).parent().unwrap();
     let path = format!(
         "{}:{}",
         binary_dir.display(),
@@ -320,3 +327,54 @@ subprocess.run(cmd + [a.context], check=True)
 push = ["buildah", "push", "--tls-verify=false"] + (["--digestfile", a.digest_file] if a.digest_file else [])
 subprocess.run(push + [a.destination], check=True)
 "#;
+
+/// The multiarch image build jobs take the binary from (`tool-image`): this build's binary,
+/// stripped to an image's size, as `/usr/local/bin/multiarch` in an image pushed to `reg`;
+/// returns its reference.
+pub fn tool_image(reg: &super::Registry) -> String {
+    let built = binary();
+    let image = reg.repo("multiarch:test");
+    let stripped = tempfile::tempdir().unwrap();
+    let binary = stripped.path().join("multiarch");
+    let strip = Command::new("strip")
+        .arg("-o")
+        .arg(&binary)
+        .arg(&built)
+        .status()
+        .unwrap();
+    assert!(
+        strip.success(),
+        "strip (binutils) makes the test binary image-sized"
+    );
+    let ctr = buildah(&["from", "scratch"]);
+    buildah(&[
+        "copy",
+        &ctr,
+        binary.to_str().unwrap(),
+        "/usr/local/bin/multiarch",
+    ]);
+    buildah(&["commit", "--quiet", &ctr, "localhost/multiarch-tool:test"]);
+    buildah(&["rm", &ctr]);
+    buildah(&[
+        "push",
+        "--tls-verify=false",
+        "localhost/multiarch-tool:test",
+        &format!("docker://{image}"),
+    ]);
+    image
+}
+
+/// Runs buildah (vfs storage, as the jobs here do); its stdout.
+pub fn buildah(args: &[&str]) -> String {
+    let out = Command::new("buildah")
+        .env("STORAGE_DRIVER", "vfs")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "buildah {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
