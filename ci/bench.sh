@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Benchmark (not part of ci/test.sh): the release multiarch against buildah's manifest commands
 # on the same fixtures, through a latency-injecting proxy, for N = 2, 8, 15 platforms at 0 and
-# 20 ms round-trip time. Writes the report to BENCHMARKS.md (and stdout).
+# 20 ms round-trip time; zero-stage publishing (--if-complete) in a build job; the two pipeline
+# shapes run whole by gitlab-ci-local. Writes the report to BENCHMARKS.md (and stdout).
 # BENCH_RUNS (default 5) sets the runs per measurement.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . ci/lib.sh
-apt_install_missing docker-registry:docker-registry skopeo:skopeo buildah:buildah /usr/bin/time:time curl:curl
+apt_install_missing docker-registry:docker-registry skopeo:skopeo buildah:buildah /usr/bin/time:time curl:curl \
+  rsync:rsync git:git strip:binutils
+# The pipeline rows run gitlab-ci-local (on Node 22), as the tests do.
+npm_install_missing 'node:node@22' 'gitlab-ci-local:gitlab-ci-local@4'
 
 echo "--- building the release binary (size-optimised profile)"
 cargo build --release --locked --quiet
@@ -32,6 +36,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//' || true)
   cat "$report"
   echo
   echo "Reproduce: \`ci/bench.sh\` on a Debian machine with the Rust toolchain (it installs"
-  echo "docker-registry, skopeo and buildah with apt-get, and writes this file)."
+  echo "docker-registry, skopeo, buildah, rsync, git and binutils with apt-get, Node 22 and"
+  echo "gitlab-ci-local with npm, and writes this file)."
 } >BENCHMARKS.md
 cat BENCHMARKS.md

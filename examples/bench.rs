@@ -8,7 +8,9 @@
 //! landing to the index being pushed while `multiarch push` waits. Each fixture's entrypoint
 //! (in its layer, machine code of its platform) is read by the content check, as in a real run;
 //! a last row measures what the check costs on an image with a 1 GiB base layer and the
-//! entrypoint on top. Prints a markdown report.
+//! entrypoint on top; then zero-stage publishing (`--if-complete` in a build job, incomplete
+//! and publishing) and the two pipeline shapes run whole by gitlab-ci-local. Prints a markdown
+//! report.
 
 // The integration tests' support: an example uses only part of it.
 #[allow(dead_code)]
@@ -17,6 +19,10 @@ mod support;
 
 #[path = "bench/big_base.rs"]
 mod big_base;
+#[path = "bench/if_complete.rs"]
+mod if_complete;
+#[path = "bench/pipelines.rs"]
+mod pipelines;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -180,6 +186,12 @@ fn main() {
         .and_then(|r| r.parse().ok())
         .unwrap_or(5);
     let reg = Registry::start();
+    // BENCH_ONLY=zero-stage: only the zero-stage rows (while working on them).
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("zero-stage") {
+        if_complete::run(&bin, &reg, runs);
+        pipelines::run_all(&reg, runs);
+        return;
+    }
     eprintln!("pushing {} fixture images to {}", PLATFORMS.len(), reg.host);
     for p in PLATFORMS {
         push_content(
@@ -278,6 +290,8 @@ fn main() {
     let size = std::fs::metadata(&bin).map(|m| m.len()).unwrap_or(0);
     print_report(&rows, startup, &lags, size);
     big_base::run(&bin, &reg, runs);
+    if_complete::run(&bin, &reg, runs);
+    pipelines::run_all(&reg, runs);
     cross_repository(&bin, &reg, runs);
     cross_registry(&bin, runs);
 }
