@@ -109,6 +109,16 @@ impl Scripted {
         })
     }
 
+    /// The source `tag` holds an earlier pipeline's build (revision `old`) until `secs` seconds.
+    pub(crate) fn stale_until(&self, tag: &str, secs: u64) {
+        self.state
+            .borrow_mut()
+            .sources
+            .get_mut(&format!("r.example/app:{tag}"))
+            .expect("a scripted source")
+            .stale_until = Duration::from_secs(secs);
+    }
+
     fn failing(&self, at: &Reference) -> Result<(), Error> {
         if self.start.elapsed() < self.state.borrow().failing_until {
             return Err(Error::Transient {

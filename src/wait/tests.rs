@@ -137,13 +137,7 @@ async fn a_registry_failing_through_the_deadline_ends_with_75() {
 #[tokio::test(start_paused = true)]
 async fn a_stale_source_is_waited_past_and_read_again_only_when_its_tag_moves() {
     let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
-    registry
-        .state
-        .borrow_mut()
-        .sources
-        .get_mut("r.example/app:latest-arm64")
-        .unwrap()
-        .stale_until = Duration::from_secs(60);
+    registry.stale_until("latest-arm64", 60);
     let start = Instant::now();
     let got = gather(&plan(&[("MULTIARCH_TIMEOUT", "15m")]), &registry)
         .await
@@ -158,13 +152,7 @@ async fn a_stale_source_is_waited_past_and_read_again_only_when_its_tag_moves() 
 #[tokio::test(start_paused = true)]
 async fn a_source_stale_at_the_deadline_exits_3_naming_both_revisions() {
     let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
-    registry
-        .state
-        .borrow_mut()
-        .sources
-        .get_mut("r.example/app:latest-arm64")
-        .unwrap()
-        .stale_until = Duration::from_secs(3600);
+    registry.stale_until("latest-arm64", 3600);
     let e = gather(&plan(&[("MULTIARCH_TIMEOUT", "30s")]), &registry)
         .await
         .err()
@@ -332,13 +320,7 @@ async fn if_complete_looks_once_whatever_the_timeout_and_names_what_it_awaits() 
 #[tokio::test(start_paused = true)]
 async fn if_complete_counts_a_stale_source_as_awaited_and_takes_a_complete_set() {
     let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
-    registry
-        .state
-        .borrow_mut()
-        .sources
-        .get_mut("r.example/app:latest-arm64")
-        .unwrap()
-        .stale_until = Duration::from_secs(60);
+    registry.stale_until("latest-arm64", 60);
     let plan = plan(&[("MULTIARCH_IF_COMPLETE", "true")]);
     let got = gather(&plan, &registry).await.unwrap();
     assert!(

@@ -8,7 +8,7 @@
 
 use crate::support::fixtures::{push_built, Kind};
 use crate::support::glci::{
-    adapt, assert_passed, children, example, head, jobs_listed, kaniko_shim, list,
+    adapt, assert_passed, builds_of, children, example, head, jobs_listed, kaniko_shim, list,
     local_components, project, run, run_in, tool_image,
 };
 use crate::support::moto::{ecr_password, Moto};
@@ -113,17 +113,7 @@ fn readme_pipeline_publishes_this_pipelines_builds_over_stale_tags_with_project_
         index["annotations"]["org.opencontainers.image.revision"],
         head(repo.path()).as_str()
     );
-    let kids = children(&raw);
-    assert_eq!(
-        kids.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>(),
-        ["amd64", "arm64"]
-    );
-    for (arch, digest) in &kids {
-        let built = sha256(&reg.raw(&format!("group/app:latest-{arch}")).unwrap());
-        assert_eq!(
-            &built, digest,
-            "{arch}: the index holds this pipeline's build"
-        );
+    for (arch, digest) in &builds_of(&reg, &raw) {
         assert!(
             !stale.contains(digest),
             "{arch}: the stale image was published"

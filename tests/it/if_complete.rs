@@ -75,6 +75,21 @@ fn push(env: &BTreeMap<String, String>, work: &Path) -> (i32, String, String, St
     )
 }
 
+/// Runs the build job `env` in a fresh directory, which must publish nothing: exit 0 at once,
+/// nothing on stdout. Its stderr and dotenv.
+fn published_nothing(env: &BTreeMap<String, String>) -> (String, String) {
+    let work = tempfile::tempdir().unwrap();
+    let (code, out, err, dotenv, took) = push(env, work.path());
+    assert_eq!(code, 0, "{err}");
+    assert!(took < AT_ONCE, "waited {took:?}: {err}");
+    assert_eq!(
+        out, "",
+        "stdout carries results only: nothing was published"
+    );
+    assert!(!err.contains("waiting for sources"), "{err}");
+    (err, dotenv)
+}
+
 /// The child digests of the index `group/app:latest` holds (skopeo), in order, and its digest.
 fn latest(reg: &Registry) -> (String, Vec<String>) {
     let raw = reg.raw("group/app:latest").expect("latest exists");
@@ -88,15 +103,7 @@ fn latest(reg: &Registry) -> (String, Vec<String>) {
 fn an_incomplete_set_exits_0_at_once_naming_the_awaited_platform_and_pushes_nothing() {
     let reg = Registry::start();
     let amd = build(&reg, "amd64", THIS);
-    let work = tempfile::tempdir().unwrap();
-    let (code, out, err, dotenv, took) =
-        push(&build_job(&reg, "amd64", &amd, "100", THIS), work.path());
-    assert_eq!(code, 0, "{err}");
-    assert!(took < AT_ONCE, "waited {took:?}: {err}");
-    assert_eq!(
-        out, "",
-        "stdout carries results only: nothing was published"
-    );
+    let (err, dotenv) = published_nothing(&build_job(&reg, "amd64", &amd, "100", THIS));
     assert!(
         err.contains(&format!(
             "nothing was published (--if-complete): the build job that completes the set publishes; awaiting 1:\n  - linux/arm64 {}:latest-arm64: missing",
@@ -104,7 +111,6 @@ fn an_incomplete_set_exits_0_at_once_naming_the_awaited_platform_and_pushes_noth
         )),
         "{err}"
     );
-    assert!(!err.contains("waiting for sources"), "{err}");
     // Its own platform is handed over: no hint that a build job failed to hand over the other.
     assert!(!err.contains("no build job handed over"), "{err}");
     assert_eq!(dotenv, "MULTIARCH_AWAITING=linux/arm64\n");
@@ -117,12 +123,7 @@ fn a_stale_platform_counts_as_awaited() {
     // The previous pipeline's arm64 image still sits under its tag.
     build(&reg, "arm64", EARLIER);
     let amd = build(&reg, "amd64", THIS);
-    let work = tempfile::tempdir().unwrap();
-    let (code, out, err, dotenv, took) =
-        push(&build_job(&reg, "amd64", &amd, "100", THIS), work.path());
-    assert_eq!(code, 0, "{err}");
-    assert!(took < AT_ONCE, "waited {took:?}: {err}");
-    assert_eq!(out, "");
+    let (err, dotenv) = published_nothing(&build_job(&reg, "amd64", &amd, "100", THIS));
     assert!(
         err.contains(&format!(
             "  - linux/arm64 {}:latest-arm64: stale: built from revision {EARLIER}, this pipeline is {THIS}",
@@ -223,13 +224,7 @@ fn a_late_older_pipelines_completer_publishes_nothing_over_the_newer_index() {
     assert_eq!(code, 0, "{err}");
     let (newer, _) = latest(&reg);
     let old_arm = build(&reg, "arm64", EARLIER);
-    let late = tempfile::tempdir().unwrap();
-    let (code, out, err, dotenv, _) = push(
-        &build_job(&reg, "arm64", &old_arm, "100", EARLIER),
-        late.path(),
-    );
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(out, "");
+    let (err, dotenv) = published_nothing(&build_job(&reg, "arm64", &old_arm, "100", EARLIER));
     assert!(
         err.contains(&format!(
             "stale: built from revision {THIS}, this pipeline is {EARLIER}"

@@ -9,7 +9,7 @@
 use serde_norway::Value;
 
 use crate::support::glci::{
-    adapt, arguments, assert_passed, children, command, commit, example, head, log_of, project,
+    adapt, arguments, assert_passed, builds_of, command, commit, example, head, log_of, project,
     ran, run, tool_image, write,
 };
 use crate::support::{sha256, Registry};
@@ -63,15 +63,7 @@ fn variables(reg: &Registry) -> Vec<(&'static str, String)> {
 /// index's digest.
 fn published_both(reg: &Registry, repo: &std::path::Path) -> String {
     let raw = reg.raw("group/app:latest").expect("a build job published");
-    let kids = children(&raw);
-    assert_eq!(
-        kids.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>(),
-        ["amd64", "arm64"]
-    );
-    for (arch, digest) in &kids {
-        let built = sha256(&reg.raw(&format!("group/app:latest-{arch}")).unwrap());
-        assert_eq!(&built, digest, "{arch}: this pipeline's build");
-    }
+    builds_of(reg, &raw);
     let index: serde_json::Value = serde_json::from_slice(&raw).unwrap();
     assert_eq!(
         index["annotations"]["org.opencontainers.image.revision"],

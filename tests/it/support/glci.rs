@@ -281,6 +281,24 @@ pub fn ran(log: &str, job: &str) -> bool {
         .any(|l| l.starts_with(job) && l[job.len()..].trim_start().starts_with("starting"))
 }
 
+/// The entries of the index `raw` (architecture, digest), checked to be amd64 then arm64, each
+/// the image its per-arch tag `group/app:latest-<arch>` in `reg` holds: this pipeline's builds.
+pub fn builds_of(reg: &super::Registry, raw: &[u8]) -> Vec<(String, String)> {
+    let kids = children(raw);
+    assert_eq!(
+        kids.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>(),
+        ["amd64", "arm64"]
+    );
+    for (arch, digest) in &kids {
+        let built = super::sha256(&reg.raw(&format!("group/app:latest-{arch}")).unwrap());
+        assert_eq!(
+            &built, digest,
+            "{arch}: the index holds this pipeline's build"
+        );
+    }
+    kids
+}
+
 /// (architecture, digest) of each entry of an index.
 pub fn children(raw: &[u8]) -> Vec<(String, String)> {
     let index: Json = serde_json::from_slice(raw).unwrap();
