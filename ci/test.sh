@@ -29,7 +29,7 @@ export CARGO_INCREMENTAL=0
 echo "--- disk: $(df -h --output=avail . | tail -1 | tr -d ' ') free where target/ is built"
 
 # Integration-test filters (tests/it) of the e2e step; the test step skips the same ones.
-e2e_filters=(gitlab:: own_builds:: build_destination:: bind_mount)
+e2e_filters=(gitlab:: own_builds:: build_destination:: zero_stage:: bind_mount)
 
 if [ "$step" = lint ]; then
   install_rust_components
