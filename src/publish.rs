@@ -427,6 +427,10 @@ async fn push_all<R: Registry>(
                     Status::Unknown => {
                         warn!(reference = %t, error = %first_line(&e), "it may or may not hold the index")
                     }
+                    // It moved, and another writer's index replaced it each time.
+                    _ if matches!(e, Error::AppendContended { .. }) => {
+                        warn!(reference = %t, error = %first_line(&e), "another append holds the tag")
+                    }
                     _ => warn!(reference = %t, error = %first_line(&e), "the tag did not move"),
                 }
                 outcome.failures.push((t, e));
