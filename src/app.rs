@@ -162,7 +162,8 @@ async fn push(given: &Given, env: &Env, plan_only: bool, cancel: &Cancel) -> Res
     let reported = match &dotenv {
         Some(path) => {
             let mut content = report::dotenv(&outcome, &show.dotenv_prefix);
-            if plan.if_complete {
+            // Published: some tag holds this run's index (every tag kept is not a publish).
+            if plan.if_complete && outcome.holding().next().is_some() {
                 content.push_str(&report::incomplete::published(&show.dotenv_prefix));
             }
             let written = output_file::write(path, &content, 0o644);
@@ -178,7 +179,7 @@ async fn push(given: &Given, env: &Env, plan_only: bool, cancel: &Cancel) -> Res
         None => Ok(()),
     };
     let text = match (show.output, plan.dry_run) {
-        (Output::Json, _) => report::json(&outcome),
+        (Output::Json, _) => report::json(&outcome, plan.if_complete),
         (Output::Text, true) => report::plan(&plan, &outcome),
         (Output::Text, false) => report::text(&outcome),
     };

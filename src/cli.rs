@@ -125,7 +125,10 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Cmd, Gi
 /// Reads only the arguments `cmd` has: clap panics on an id a command does not define (release
 /// builds included), so the table's `on` column, the same one that built the command, decides.
 fn given(m: &ArgMatches, cmd: Cmd) -> Given {
-    let mut out = Given::default();
+    let mut out = Given {
+        cmd: Some(cmd),
+        ..Given::default()
+    };
     for s in SETTINGS.iter().filter(|s| s.on.contains(&cmd)) {
         match s.kind {
             Kind::Switch => {

@@ -179,12 +179,30 @@ impl Outcome {
             .iter()
             .filter(|d| failed_in(d) && !self.holding().any(|t| *t.repository() == d.repository))
             .partition(|d| d.by_digest);
-        let names = |ds: Vec<&Destination>| ds.iter().map(|d| d.repository.to_string()).collect();
+        let names = |ds: &[&Destination]| ds.iter().map(|d| d.repository.to_string()).collect();
+        // The index the message names: the one the tags that moved hold (with `--append`, each
+        // destination has its own), else the one that did not land.
+        let named = self
+            .holding()
+            .next()
+            .map(Reference::repository)
+            .or_else(|| untagged.iter().chain(&absent).map(|d| &d.repository).next())
+            .map_or(&self.index, |r| self.index_of(r));
+        let moved = self
+            .holding()
+            .map(|t| {
+                let own = &self.index_of(t.repository()).digest;
+                match *own == named.digest {
+                    true => t.to_string(),
+                    false => format!("{t} (its own index {own})"),
+                }
+            })
+            .collect();
         Err(Error::PartialPush {
-            digest: self.index.digest.to_string(),
-            moved: holding,
-            untagged: names(untagged),
-            absent: names(absent),
+            digest: named.digest.to_string(),
+            moved,
+            untagged: names(&untagged),
+            absent: names(&absent),
             failed: self
                 .failures
                 .into_iter()

@@ -38,8 +38,8 @@ pub(crate) fn text(outcome: &Outcome) -> String {
 
 /// The `--output json` summary: `ref` (the first destination's `image@digest`, `null` when it
 /// does not hold the index) and `refs` (each destination that holds it), as in the dotenv.
-pub(crate) fn json(outcome: &Outcome) -> String {
-    let v = json!({
+pub(crate) fn json(outcome: &Outcome, if_complete: bool) -> String {
+    let mut v = json!({
         "digest": outcome.index.digest,
         "mediaType": outcome.index.media_type,
         "ref": outcome.first_stored().map(|r| r.to_string()),
@@ -59,6 +59,11 @@ pub(crate) fn json(outcome: &Outcome) -> String {
         "manifests": outcome.index.children.iter().map(child_json).collect::<Vec<_>>(),
         "missing": outcome.missing,
     });
+    // `--if-complete` says whether it published in both cases (`false` is the incomplete
+    // answer's, and a run whose every tag was kept published nothing either).
+    if if_complete {
+        v["published"] = json!(outcome.holding().next().is_some());
+    }
     format!(
         "{}\n",
         serde_json::to_string_pretty(&v).expect("json values serialise")
@@ -121,10 +126,18 @@ pub(crate) fn dotenv(outcome: &Outcome, prefix: &str) -> String {
         .iter()
         .map(|k| k.reference.to_string())
         .collect();
-    let refs: Vec<String> = outcome.stored().iter().map(ToString::to_string).collect();
+    let stored = outcome.stored();
+    let refs: Vec<String> = stored.iter().map(ToString::to_string).collect();
     let first = outcome.first_stored().map(|r| r.to_string());
+    // The digest of an index that is in the registry (the first destination's that stores one):
+    // nothing when no tag moved and no copy was stored (every tag kept, or refused).
+    let digest = stored
+        .first()
+        .and_then(|r| r.digest())
+        .map(ToString::to_string)
+        .unwrap_or_default();
     let mut lines = vec![
-        ("MULTIARCH_DIGEST".to_string(), index.digest.to_string()),
+        ("MULTIARCH_DIGEST".to_string(), digest),
         ("MULTIARCH_REF".to_string(), first.unwrap_or_default()),
         ("MULTIARCH_REFS".to_string(), refs.join(",")),
         ("MULTIARCH_TAGGED".to_string(), tagged.join(",")),
@@ -353,9 +366,29 @@ mod tests {
             env.contains("MULTIARCH_TAGGED=r.example/g/app:1.9.1,r.example/g/app:1.9\nMULTIARCH_KEPT=r.example/g/app:latest\n"),
             "{env}"
         );
-        let j: serde_json::Value = serde_json::from_str(&json(&o)).unwrap();
+        let j: serde_json::Value = serde_json::from_str(&json(&o, false)).unwrap();
         assert_eq!(j["targets"][2]["status"], "kept");
         assert_eq!(j["targets"][2]["holds"], f.to_string());
+        assert_eq!(j.get("published"), None, "only --if-complete says");
+    }
+
+    /// Every tag kept: this run's index is nowhere, so no variable names it, and an
+    /// `--if-complete` run says it published nothing.
+    #[test]
+    fn every_tag_kept_names_no_index() {
+        let image = Repository::parse("t", "r.example/g/app").unwrap();
+        let o = outcome(vec![(image.tag("latest"), Status::Kept)]);
+        let o = with_kept(o, &image.tag("latest"), d('f'));
+        let env = dotenv(&o, "");
+        assert!(
+            env.starts_with(
+                "MULTIARCH_DIGEST=\nMULTIARCH_REF=\nMULTIARCH_REFS=\nMULTIARCH_TAGGED=\n"
+            ),
+            "{env}"
+        );
+        let j: serde_json::Value = serde_json::from_str(&json(&o, true)).unwrap();
+        assert_eq!(j["published"], false);
+        assert_eq!(j["ref"], serde_json::Value::Null);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use super::table::Cmd;
+
 /// What the command line said: the command, positional arguments, and every flag given (a switch
 /// as `"true"`; a repeated flag once per occurrence).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -10,6 +12,10 @@ pub(crate) struct Given {
     pub(crate) flags: BTreeMap<&'static str, Vec<String>>,
     /// `inspect REFERENCE` / `login HOST`.
     pub(crate) positional: Option<String>,
+    /// The command, when a command line was parsed: a variable of a setting this command does
+    /// not take is then ignored, as the README promises (tests resolve without one: every
+    /// setting is read).
+    pub(crate) cmd: Option<Cmd>,
 }
 
 impl Given {

@@ -700,3 +700,31 @@ fn only_asked_for_annotations_count_as_asked() {
     .unwrap();
     assert!(plan.annotations.asked);
 }
+
+/// A command reads only the settings it takes: a variable set pipeline-wide for another command
+/// (`MULTIARCH_IF_COMPLETE` for the build jobs, `MULTIARCH_OUTPUT` for a manifest job) changes
+/// nothing and fails nothing in `wait`.
+#[test]
+fn a_command_ignores_the_variables_of_settings_it_does_not_take() {
+    let env = with(
+        gitlab(),
+        &[
+            ("MULTIARCH_IF_COMPLETE", "true"),
+            ("MULTIARCH_OUTPUT", "bogus"),
+            ("MULTIARCH_FORMAT", "bogus"),
+            ("MULTIARCH_ROLLBACK", "bogus"),
+        ],
+    );
+    let wait = Given {
+        cmd: Some(table::Cmd::Wait),
+        ..Given::default()
+    };
+    let (plan, _) = resolve(&wait, &env, None).unwrap();
+    assert!(!plan.if_complete, "wait always waits");
+    let push = Given {
+        cmd: Some(table::Cmd::Push),
+        ..Given::default()
+    };
+    let e = resolve(&push, &env, None).unwrap_err();
+    assert_eq!(e.exit_code(), 2, "push takes them: {e}");
+}

@@ -109,8 +109,12 @@ impl<'a> Inputs<'a> {
     }
 
     /// The flag's (last) value, else the variable; empty counts as unset. Recorded as the
-    /// setting's origin (`Default` when neither is given).
+    /// setting's origin (`Default` when neither is given). A setting the command does not take
+    /// is unset, whatever its variable says.
     pub(crate) fn get(&self, s: &'static Setting) -> Option<Found<'a>> {
+        if self.given.cmd.is_some_and(|cmd| !s.on.contains(&cmd)) {
+            return None;
+        }
         let flag = self
             .given
             .flags
@@ -166,6 +170,9 @@ impl<'a> Inputs<'a> {
     /// A repeatable setting: the variable's list items first, then each flag (later ones win
     /// where order matters), each with its origin.
     pub(crate) fn each(&self, s: &'static Setting) -> Vec<(&'a str, Origin)> {
+        if self.given.cmd.is_some_and(|cmd| !s.on.contains(&cmd)) {
+            return Vec::new();
+        }
         let mut out: Vec<(&'a str, Origin)> = self
             .var(s.variable)
             .map(|v| {

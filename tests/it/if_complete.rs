@@ -234,3 +234,30 @@ fn a_late_older_pipelines_completer_publishes_nothing_over_the_newer_index() {
     assert_eq!(dotenv, "MULTIARCH_AWAITING=linux/amd64\n");
     assert_eq!(latest(&reg), (newer, vec![amd, arm]), "latest did not move");
 }
+
+/// An older pipeline whose own set is complete, finishing after a newer one published: its
+/// completer keeps `latest` where the newer one put it, and publishes nothing — no
+/// `MULTIARCH_PUBLISHED`, no digest of an index that is in no registry.
+#[test]
+fn an_older_pipelines_complete_set_keeps_latest_and_says_nothing_was_published() {
+    let reg = Registry::start();
+    build(&reg, "amd64", THIS);
+    let arm = build(&reg, "arm64", THIS);
+    let work = tempfile::tempdir().unwrap();
+    let (code, _, err, _, _) = push(&build_job(&reg, "arm64", &arm, "101", THIS), work.path());
+    assert_eq!(code, 0, "{err}");
+    let (newer, children) = latest(&reg);
+    build(&reg, "amd64", EARLIER);
+    let old_arm = build(&reg, "arm64", EARLIER);
+    let work = tempfile::tempdir().unwrap();
+    let (code, out, err, dotenv, _) = push(
+        &build_job(&reg, "arm64", &old_arm, "100", EARLIER),
+        work.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.ends_with(&format!(":latest@{newer} kept\n")), "{out}");
+    assert!(!dotenv.contains("MULTIARCH_PUBLISHED"), "{dotenv}");
+    assert!(dotenv.starts_with("MULTIARCH_DIGEST=\n"), "{dotenv}");
+    assert!(dotenv.contains("MULTIARCH_KEPT="), "{dotenv}");
+    assert_eq!(latest(&reg), (newer, children), "latest did not move");
+}
