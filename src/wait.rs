@@ -243,16 +243,12 @@ fn hand_off_error(source: &Source, stale: Option<(Stale, Option<Builder>)>) -> E
         SourceOrigin::HandOff(v) => v.clone(),
         _ => String::new(),
     };
-    let state = match stale {
-        None => NotReady::Missing,
-        Some((why, builder)) => NotReady::Stale {
-            why,
-            builder,
-            hand_off: None,
-        },
+    let state = NotReady::HandedOver {
+        variable: variable.clone(),
+        stale: stale.map(|(why, _)| why),
     };
     Error::SourcesNotReady {
-        sources: vec![(format!("{} (from {variable})", source.reference), state)],
+        sources: vec![(source.reference.to_string(), state)],
         expected: None,
     }
 }

@@ -15,6 +15,13 @@ pub(crate) enum NotReady {
     NotHandedOff {
         variable: String,
     },
+    /// A build job handed this platform over by digest (`variable`), and what it named is not
+    /// in the repository (`stale`: `None`) or is another build (`Some`): read once, never
+    /// waited for, so the hints about tags and waiting do not apply.
+    HandedOver {
+        variable: String,
+        stale: Option<Stale>,
+    },
     /// An earlier build is still there.
     Stale {
         why: Stale,
@@ -47,6 +54,20 @@ pub(crate) fn reason(why: &NotReady, expected: Option<&str>) -> String {
     NotReady::NotHandedOff { variable } => {
         format!("missing, and no build job handed over {variable} (others were)")
     }
+    NotReady::HandedOver { variable, stale } => match stale {
+        None => format!("handed over by {variable}, but not in the repository"),
+        Some(why) => format!(
+            "handed over by {variable}, but {}",
+            reason(
+                &NotReady::Stale {
+                    why: why.clone(),
+                    builder: None,
+                    hand_off: None
+                },
+                expected
+            )
+        ),
+    },
     NotReady::Stale { why, .. } => match (why, expected) {
         (Stale::Revision(h), Some(want)) => {
             format!("stale: built from revision {h}, this pipeline is {want}")
@@ -72,6 +93,9 @@ pub(super) fn describe(sources: &[(String, NotReady)], expected: Option<&str>) -
     let any = |f: &dyn Fn(&NotReady) -> bool| sources.iter().any(|(_, w)| f(w));
     if any(&|w| matches!(w, NotReady::NotHandedOff { .. })) {
         out.push_str("\n  hint: build jobs handed over some platforms by digest but not these: the build component's `archs` input and MULTIARCH_PLATFORMS must list the same platforms (or the build job for them failed)");
+    }
+    if any(&|w| matches!(w, NotReady::HandedOver { .. })) {
+        out.push_str("\n  hint: a build job handed this digest over (read once, never waited for): check that it pushed this commit's build to the repository its digest names, and that nothing deleted it since");
     }
     if any(&|w| *w == NotReady::Missing) {
         out.push_str("\n  hint: check that every per-architecture build job pushed its tag, or set MULTIARCH_TIMEOUT to wait for late builds; the platforms awaited (MULTIARCH_PLATFORMS) must be those the build jobs build (the build component's `archs` input)");

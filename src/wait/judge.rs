@@ -63,7 +63,7 @@ pub(super) fn judge(
             Ok(stale(Stale::CreatedBefore { created, started }))
         }
         Provenance::Other(held) => {
-            info!(%reference, holds = %short(&held), want = %short(expected), %digest, "stale: an earlier build; waiting for this pipeline's");
+            info!(%reference, holds = %short(&held), want = %short(expected), %digest, "stale: built from another revision; waiting for this pipeline's build");
             Ok(stale(Stale::Revision(held)))
         }
     }

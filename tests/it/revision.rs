@@ -66,7 +66,7 @@ fn stale_tags_are_waited_past_until_this_pipelines_builds_land() {
     assert!(landed.elapsed() < Duration::from_secs(30), "{err}");
     assert_eq!(children(&reg, "group/app:latest"), [amd, arm]);
     // The log says what was waited for: which tag held which revision, and what was awaited.
-    assert!(err.contains("stale: an earlier build"), "{err}");
+    assert!(err.contains("stale: built from another revision"), "{err}");
     assert!(err.contains("holds=1a2b3c4d"), "{err}");
     assert!(err.contains("want=3f2a1c0d"), "{err}");
     assert!(
@@ -219,12 +219,15 @@ fn handed_off_digests_beat_the_tags_and_are_still_checked() {
     .unwrap();
     exited(&out, 3);
     assert!(started.elapsed() < Duration::from_secs(20));
+    let err = stderr_of(&out);
     assert!(
-        stderr_of(&out)
-            .contains("(from MULTIARCH_SOURCE_LINUX_ARM64): stale: built from revision 1a2b3c4d"),
-        "{}",
-        stderr_of(&out)
+        err.contains(": handed over by MULTIARCH_SOURCE_LINUX_ARM64, but stale: built from revision 1a2b3c4d"),
+        "{err}"
     );
+    // A digest is never waited for: no hint about tags or waiting longer.
+    assert!(err.contains("a build job handed this digest over"), "{err}");
+    assert!(!err.contains("MULTIARCH_TIMEOUT"), "{err}");
+    assert!(!err.contains("did not land under the tag"), "{err}");
 
     // Usage errors: a platform not in the list, a value without a digest.
     for (name, value, hint) in [
