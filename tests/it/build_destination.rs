@@ -193,8 +193,15 @@ fn planned(stderr: &str) -> (Vec<String>, Vec<String>) {
     let missing = stderr
         .lines()
         .filter_map(|l| l.trim().strip_prefix("- "))
-        .filter_map(|l| l.strip_suffix(": missing"))
-        .map(|l| l.split(" (from ").next().unwrap().to_string())
+        .filter_map(|l| {
+            // A tag that is missing, or a digest a build job handed over that is not there.
+            l.strip_suffix(": missing").or_else(|| {
+                l.split_once(": handed over by ")
+                    .filter(|(_, why)| why.ends_with("but not in the repository"))
+                    .map(|(source, _)| source)
+            })
+        })
+        .map(str::to_string)
         .collect();
     (platforms, missing)
 }
