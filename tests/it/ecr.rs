@@ -24,22 +24,7 @@ fn ecr_registry() -> Registry {
 
 /// A job environment with no AWS credentials yet: moto endpoints, the registry's CA, ECR auth.
 fn job(reg: &Registry, moto: &Moto, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
-    let mut env = moto.env();
-    env.extend(reg.access_env());
-    for (k, v) in [
-        ("MULTIARCH_IMAGE", reg.repo("app")),
-        ("MULTIARCH_TAGS", "latest".to_string()),
-        ("MULTIARCH_AUTH", "ecr".to_string()),
-        ("GITLAB_CI", "true".to_string()),
-        ("CI_PROJECT_PATH", "group/app".to_string()),
-        ("CI_JOB_ID", "4242".to_string()),
-    ] {
-        env.insert(k.to_string(), v);
-    }
-    for (k, v) in extra {
-        env.insert(k.to_string(), v.to_string());
-    }
-    env
+    moto.job(reg, extra)
 }
 
 const KEYS: [(&str, &str); 2] = [

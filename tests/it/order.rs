@@ -337,23 +337,17 @@ fn a_new_pipeline_of_the_same_commit_reruns_against_immutable_ecr_tags() {
         );
     }
     let env = |pipeline: &str| {
-        let mut env = moto.env();
-        env.extend(reg.access_env());
-        for (k, v) in [
-            ("MULTIARCH_IMAGE", reg.repo("app")),
-            ("MULTIARCH_TAGS", "latest".to_string()),
-            ("MULTIARCH_AUTH", "ecr".to_string()),
-            ("MULTIARCH_TIMEOUT", "5s".to_string()),
-            ("AWS_ACCESS_KEY_ID", "AKIATESTING".to_string()),
-            ("AWS_SECRET_ACCESS_KEY", "testing-secret".to_string()),
-            ("GITLAB_CI", "true".to_string()),
-            ("CI_COMMIT_SHA", B.to_string()),
-            ("CI_PROJECT_ID", "42".to_string()),
-            ("CI_PIPELINE_ID", pipeline.to_string()),
-        ] {
-            env.insert(k.to_string(), v);
-        }
-        env
+        moto.job(
+            &reg,
+            &[
+                ("MULTIARCH_TIMEOUT", "5s"),
+                ("AWS_ACCESS_KEY_ID", "AKIATESTING"),
+                ("AWS_SECRET_ACCESS_KEY", "testing-secret"),
+                ("CI_COMMIT_SHA", B),
+                ("CI_PROJECT_ID", "42"),
+                ("CI_PIPELINE_ID", pipeline),
+            ],
+        )
     };
     let work = tempfile::tempdir().unwrap();
     let (code, _, err, _) = push(&env("300"), work.path(), &[]);

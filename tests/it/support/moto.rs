@@ -150,6 +150,28 @@ impl Moto {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
     }
+
+    /// A GitLab job publishing `app:latest` in `reg` with ECR authentication through this moto,
+    /// no AWS credentials yet, then `extra`, whose pairs win.
+    pub fn job(&self, reg: &super::Registry, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let mut env = self.env();
+        env.extend(reg.access_env());
+        let image = reg.repo("app");
+        for (k, v) in [
+            ("MULTIARCH_IMAGE", image.as_str()),
+            ("MULTIARCH_TAGS", "latest"),
+            ("MULTIARCH_AUTH", "ecr"),
+            ("GITLAB_CI", "true"),
+            ("CI_PROJECT_PATH", "group/app"),
+            ("CI_JOB_ID", "4242"),
+        ]
+        .iter()
+        .chain(extra)
+        {
+            env.insert(k.to_string(), v.to_string());
+        }
+        env
+    }
 }
 
 impl Drop for Moto {
