@@ -207,6 +207,8 @@ fn main() {
         );
     }
 
+    // BENCH_ONLY=push: only multiarch's own push rows, on stderr (while working on its speed).
+    let only_push = std::env::var("BENCH_ONLY").as_deref() == Ok("push");
     let mut rows = Vec::new();
     // `None`: straight to the registry (no proxy), the floor its own service time sets.
     for rtt in [None, Some(0u64), Some(20)] {
@@ -237,6 +239,15 @@ fn main() {
                 times.push(t.as_secs_f64());
                 requests.push(count() - before);
                 rss = rss.max(r);
+            }
+            if only_push {
+                requests.sort();
+                eprintln!(
+                    "N={n} RTT={rtt:?}ms: multiarch {:.3}s, {} requests, peak RSS {rss} KiB",
+                    median(times),
+                    requests[requests.len() / 2]
+                );
+                continue;
             }
             let (mut btimes, mut breqs) = (Vec::new(), Vec::new());
             for run in 0..runs {
@@ -277,6 +288,9 @@ fn main() {
         }
     }
 
+    if only_push {
+        return;
+    }
     let startup = median(
         (0..20)
             .map(|_| {

@@ -36,7 +36,16 @@ pub async fn run(
             let platform = manifest::config(&at.to_string(), &bytes)?.platform;
             let content = match check {
                 Some(c) => Some(
-                    content::check(registry, c, at.repository(), &fetched, &bytes, &platform).await,
+                    content::check(
+                        registry,
+                        c,
+                        at.repository(),
+                        &fetched,
+                        &bytes,
+                        &platform,
+                        content::Early::none(),
+                    )
+                    .await,
                 ),
                 None => None,
             };
@@ -125,6 +134,7 @@ async fn child(
         &fetched,
         &bytes,
         &platform,
+        content::Early::none(),
     )
     .await
 }

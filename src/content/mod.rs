@@ -20,9 +20,11 @@ mod tree;
 mod verdict;
 mod walk;
 
+use std::future::Future;
 use std::io::{self, Read};
 
 use bytes::Bytes;
+use futures_util::future::{self, FutureExt as _, LocalBoxFuture};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
@@ -32,7 +34,7 @@ use crate::manifest::{Fetched, Manifest, RootLayer};
 use crate::model::Resolved;
 use crate::platform::Platform;
 use crate::reference::{Reference, Repository};
-use crate::registry::{first_line, Registry};
+use crate::registry::{first_line, Blob, Registry};
 use crate::settings::ContentCheck;
 use walk::{Limits, Stop};
 
@@ -44,13 +46,14 @@ const MAX_ENTRIES: usize = 1_000_000;
 
 /// Checks the image `fetched` of `repo` (its config `config` says `platform`) as `setting`
 /// asks. Never fails: what cannot be read is a verdict, said by `enforce`.
-pub(crate) async fn check(
-    registry: &impl Registry,
+pub(crate) async fn check<'r, R: Registry>(
+    registry: &'r R,
     setting: &ContentCheck,
     repo: &Repository,
     fetched: &Fetched,
     config: &[u8],
     platform: &Platform,
+    early: Early<'r>,
 ) -> Checked {
     if !setting.enabled {
         return Checked::unread(Verdict::Off);
@@ -97,16 +100,22 @@ pub(crate) async fn check(
         walk::walk(&program, expected, &skips, limits, &mut open)
     });
     let mut spent = 0u64;
+    let mut early = early.0;
     while let Some((i, tx)) = asked.recv().await {
-        feed(
-            registry,
-            repo,
-            &top_first[i].descriptor,
-            tx,
-            &mut spent,
-            setting.budget,
-        )
-        .await;
+        let left = setting.budget.saturating_sub(spent);
+        let opened = match early.take().filter(|_| i == 0) {
+            Some(opening) => opening.await,
+            None if left == 0 => {
+                let _ = tx.send(Err(Stop::Budget)).await;
+                continue;
+            }
+            None => {
+                registry
+                    .open_blob(repo, &top_first[i].descriptor, left)
+                    .await
+            }
+        };
+        feed(opened, tx, &mut spent, setting.budget).await;
     }
     let (walked, opened) = walker.await.expect("the walk does not panic");
     let verdict = verdict::from_walk(walked, &digests, setting.budget, &platform.to_string());
@@ -130,22 +139,64 @@ fn skip(layer: &RootLayer) -> Option<String> {
 
 type Chunk = Result<Bytes, Stop>;
 
-/// Streams one layer into the walk, within what is left of the budget; stops when the walk
-/// stops reading.
+/// The top layer of an image, opened while its config is on the way: the walk reads it first
+/// whatever the config says, so in the usual image (the program in the top layer) the check
+/// costs no round trip of its own. Still on its way (waiting for one of the run's blob streams)
+/// or opened; `Early::none()` when nothing was opened early.
+pub(crate) struct Early<'r>(Option<LocalBoxFuture<'r, Result<Blob<'r>, Error>>>);
+
+impl Early<'_> {
+    pub(crate) fn none() -> Self {
+        Early(None)
+    }
+}
+
+/// Runs `config` (the read of the config of `fetched`, an image of `repo`) while the image's top
+/// layer is opened for the check, unless the check is off or that layer is one the walk skips.
+/// Returns as soon as the config is read: an opening that waits for a blob stream goes on when
+/// the check awaits it, so configs are never held behind layers. Dropped unread when the config
+/// then rules the check out (no program, another platform, an earlier pipeline's build).
+pub(crate) async fn alongside_config<'r, T>(
+    registry: &'r impl Registry,
+    setting: &ContentCheck,
+    repo: &'r Repository,
+    fetched: &Fetched,
+    config: impl Future<Output = T>,
+) -> (T, Early<'r>) {
+    let top = match &fetched.manifest {
+        Manifest::Image { rootfs, .. } => rootfs.last(),
+        Manifest::Index { .. } => None,
+    };
+    let Some(top) = top.filter(|t| setting.enabled && setting.budget > 0 && skip(t).is_none())
+    else {
+        return (config.await, Early::none());
+    };
+    let (layer, budget) = (top.descriptor.clone(), setting.budget);
+    let mut opening = async move { registry.open_blob(repo, &layer, budget).await }.boxed_local();
+    let mut config = std::pin::pin!(config);
+    let mut opened = None;
+    let read = loop {
+        tokio::select! {
+            read = &mut config => break read,
+            blob = &mut opening, if opened.is_none() => opened = Some(blob),
+        }
+    };
+    let early = match opened {
+        Some(blob) => future::ready(blob).boxed_local(),
+        None => opening,
+    };
+    (read, Early(Some(early)))
+}
+
+/// Streams one opened layer into the walk, within what is left of the budget; stops when the
+/// walk stops reading.
 async fn feed(
-    registry: &impl Registry,
-    repo: &Repository,
-    layer: &crate::manifest::Descriptor,
+    opened: Result<Blob<'_>, Error>,
     tx: mpsc::Sender<Chunk>,
     spent: &mut u64,
     budget: u64,
 ) {
-    let left = budget.saturating_sub(*spent);
-    if left == 0 {
-        let _ = tx.send(Err(Stop::Budget)).await;
-        return;
-    }
-    let mut blob = match registry.open_blob(repo, layer, left).await {
+    let mut blob = match opened {
         Ok(b) => b,
         Err(e) => {
             let _ = tx.send(Err(Stop::Failed(first_line(&e)))).await;

@@ -2,7 +2,8 @@
 //! wanted platform and the attestations about them — checked at once, so a wrong image fails as
 //! soon as it is seen. An index is bounded and de-duplicated before its children are read
 //! (`index::distinct`): one request per distinct child, however often the index repeats it.
-//! Each image's content check starts as soon as its config is read (`content::check`); its
+//! Each image's top layer is opened alongside its config (`content::alongside_config`), and its content
+//! check runs as soon as the config is read (`content::check`); its
 //! verdict is held until the source is judged this pipeline's build.
 
 use futures_util::future::try_join_all;
@@ -27,7 +28,16 @@ pub(super) async fn resolve(
 ) -> Result<Resolved, Error> {
     let resolved = match &fetched.manifest {
         Manifest::Image { config, .. } => {
-            let bytes = registry.fetch_config(&source.reference, config).await?;
+            let repo = source.reference.repository();
+            let (bytes, early) = content::alongside_config(
+                registry,
+                &plan.content,
+                repo,
+                &fetched,
+                registry.fetch_config(&source.reference, config),
+            )
+            .await;
+            let bytes = bytes?;
             let config = manifest::config(&source.reference.to_string(), &bytes)?;
             let revision = config
                 .revision
@@ -36,7 +46,6 @@ pub(super) async fn resolve(
             let content = match ruled_out(plan, source, &config, revision.as_deref()) {
                 Some(verdict) => verdict,
                 None => {
-                    let repo = source.reference.repository();
                     content::check(
                         registry,
                         &plan.content,
@@ -44,6 +53,7 @@ pub(super) async fn resolve(
                         &fetched,
                         &bytes,
                         &config.platform,
+                        early,
                     )
                     .await
                 }
@@ -154,7 +164,16 @@ async fn child(
             reason: format!("nested {} is not supported", fetched.media_type),
         });
     };
-    let bytes = registry.fetch_config(&at, config).await?;
+    let repo = at.repository();
+    let (bytes, early) = content::alongside_config(
+        registry,
+        &plan.content,
+        repo,
+        &fetched,
+        registry.fetch_config(&at, config),
+    )
+    .await;
+    let bytes = bytes?;
     let config = manifest::config(&where_, &bytes)?;
     let revision = config
         .revision
@@ -164,7 +183,6 @@ async fn child(
     let content = match ruled_out(plan, source, &config, revision.as_deref()) {
         Some(verdict) => verdict,
         None => {
-            let repo = at.repository();
             content::check(
                 registry,
                 &plan.content,
@@ -172,6 +190,7 @@ async fn child(
                 &fetched,
                 &bytes,
                 &config.platform,
+                early,
             )
             .await
         }

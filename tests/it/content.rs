@@ -465,3 +465,60 @@ fn an_earlier_pipelines_broken_image_is_waited_past_not_failed() {
     assert_eq!(code, 3, "{stderr}");
     assert!(!stderr.contains("the program it starts"), "{stderr}");
 }
+
+#[test]
+fn the_top_layer_is_requested_alongside_the_config_and_the_base_below_it_never() {
+    use crate::support::proxy::{Fault, Proxy};
+    let reg = Registry::start();
+    let mut digests = Vec::new();
+    for (tag, platform, code) in [
+        ("amd64", "linux/amd64", amd64()),
+        ("arm64", "linux/arm64", arm64()),
+    ] {
+        digests.push(push_content(
+            &reg,
+            &format!("group/app:latest-{tag}"),
+            platform,
+            json!({"Entrypoint": ["/usr/local/bin/app"]}),
+            &[
+                base_layer(),
+                vec![Item::File("usr/local/bin/app", 0o755, code)],
+            ],
+            Compression::Gzip,
+        ));
+    }
+    let proxy = Proxy::start(&reg.host, std::time::Duration::ZERO, |_, _| Fault::Pass);
+    let mut env = job(&reg, &[]);
+    env.insert(
+        "CI_REGISTRY_IMAGE".into(),
+        format!("{}/group/app", proxy.host),
+    );
+    env.insert("MULTIARCH_INSECURE_REGISTRIES".into(), proxy.host.clone());
+    let (code, _, stderr) = run(&env, &["push"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("images=2 matched=2"), "{stderr}");
+
+    let log = proxy.log();
+    let gets = |digest: &str| {
+        log.iter()
+            .filter(|l| l.starts_with(&format!("GET /v2/group/app/blobs/{digest} ")))
+            .count()
+    };
+    for d in &digests {
+        let manifest: Value =
+            serde_json::from_slice(&reg.raw(&format!("group/app@{d}")).unwrap()).unwrap();
+        let layer = |i: usize| {
+            manifest["layers"][i]["digest"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        let config = manifest["config"]["digest"].as_str().unwrap();
+        assert_eq!(gets(config), 1, "{log:#?}");
+        assert_eq!(gets(&layer(1)), 1, "the top layer, once: {log:#?}");
+        assert_eq!(gets(&layer(0)), 0, "the base is never requested: {log:#?}");
+    }
+    // Per image a manifest, a config and its top layer; per tag a look and a PUT; the
+    // destination's push-access check.
+    assert_eq!(proxy.requests(), 3 * 2 + 2 + 2, "{log:#?}");
+}
