@@ -12,6 +12,7 @@ use tracing::{debug, info, warn};
 use crate::cancel::{self, Cancel};
 use crate::credentials::Credential;
 use crate::error::Error;
+use crate::outcome::Kept;
 use crate::publish::{self, NoPhases, Phases, Run};
 use crate::registry::Client;
 use crate::settings::table::Cmd;
@@ -152,6 +153,9 @@ async fn push(given: &Given, env: &Env, plan_only: bool, cancel: &Cancel) -> Res
         (Ok(Run::Incomplete(awaited)), _) => {
             return incomplete(&plan, &show, dotenv.as_deref(), &awaited)
         }
+        (Ok(Run::Superseded { kept, not_ready }), _) => {
+            return superseded(&plan, &show, dotenv.as_deref(), &kept, &not_ready)
+        }
         (Err(e), None) => return Err(e),
         // Cancelled before the tags: nothing to report but what the error says.
         (Err(_), Some(signal)) => return Err(cancel::before_tags(signal, cancel)),
@@ -215,6 +219,31 @@ fn incomplete(
         Output::Json => write_out(report::incomplete::json(plan, awaited).as_bytes()),
         Output::Text => Ok(()),
     }
+}
+
+/// Every target tag holds a newer index than this run could publish: nothing was pushed or
+/// waited for. Says so (stderr), names the kept tags (stdout, the dotenv); exit 0.
+fn superseded(
+    plan: &Plan,
+    show: &Presentation,
+    dotenv: Option<&Path>,
+    kept: &[Kept],
+    not_ready: &[(String, crate::error::NotReady)],
+) -> Result<(), Error> {
+    warn!("{}", report::superseded::text(plan, kept, not_ready));
+    if let Some(path) = dotenv {
+        output_file::write(
+            path,
+            &report::superseded::dotenv(&show.dotenv_prefix, kept),
+            0o644,
+        )?;
+        info!(path = %path.display(), "dotenv written");
+    }
+    let text = match show.output {
+        Output::Json => report::superseded::json(plan, kept, not_ready),
+        Output::Text => report::superseded::lines(kept),
+    };
+    write_out(text.as_bytes())
 }
 
 async fn show(given: &Given, env: &Env, cancel: &Cancel) -> Result<(), Error> {

@@ -22,6 +22,13 @@
 //!    is looked at just before its PUT and read back after it; another append that landed in
 //!    between is merged in and pushed again (`append::ROUNDS` in all).
 //!
+//! When every target tag is found holding a newer index than this run could publish (a later
+//! pipeline's, a higher version: `targets::superseded`), no source is worth waiting for: the
+//! wait is given up after its current round (or, at its deadline, the tags are looked at again)
+//! and the run ends there (`Run::Superseded`), exit 0 with every tag kept. That is an older
+//! pipeline's manifest job running last, finding the newer pipeline's builds under the shared
+//! per-arch tags.
+//!
 //! With `--if-complete` step 1 looks once and, unless every source is ready, the run ends there
 //! (`Run::Incomplete`): nothing is pushed, and the build job that completes the set publishes.
 //! Two such jobs finishing together build the same bytes, and `order` keeps a late older
@@ -34,6 +41,8 @@
 mod append;
 mod copy;
 mod targets;
+
+use std::cell::Cell;
 
 use futures_util::future::{join_all, try_join, try_join_all};
 use tokio::time::Instant;
@@ -99,6 +108,12 @@ pub(crate) enum Run {
     Published(Outcome),
     /// `--if-complete` with these sources not ready (and why): nothing was pushed.
     Incomplete(Vec<(String, NotReady)>),
+    /// Every target tag holds a newer index than this run could publish (a later pipeline's,
+    /// a higher version), and these sources were not ready: not waited for, nothing pushed.
+    Superseded {
+        kept: Vec<Kept>,
+        not_ready: Vec<(String, NotReady)>,
+    },
 }
 
 /// Runs `push` (or `plan`, when `plan.dry_run`). An `Ok` outcome may hold refused tags
@@ -119,6 +134,8 @@ pub(crate) async fn run(
     // (and at what they hold) and the push-access check run during the wait, so their retries
     // end with the wait's.
     let looking = registry.until(Some(Deadline::wait(wait::retries_until(plan, start))));
+    // Set once every target tag is found holding a newer index: no source is worth waiting for.
+    let give_up = Cell::new(false);
     let look = async {
         if plan.dry_run {
             return Ok(None);
@@ -127,9 +144,12 @@ pub(crate) async fn run(
             try_join(look_at_targets(plan, &looking), check_push(plan, &looking)).await?;
         let mut read = targets::Read::new();
         targets::read_held(&looking, &plan.targets, &current, None, &mut read).await?;
+        if targets::superseded(plan, &plan.targets, &current, &read).is_some() {
+            give_up.set(true);
+        }
         Ok(Some((current, read)))
     };
-    let gathered = try_join(wait::gather(plan, registry), look).await;
+    let gathered = try_join(wait::gather_until(plan, registry, &give_up), look).await;
     phases.end("multiarch_sources");
     let (
         Gathered {
@@ -137,11 +157,29 @@ pub(crate) async fn run(
             missing,
             waited,
             awaited,
+            given_up,
         },
         looked,
-    ) = gathered?;
+    ) = match gathered {
+        Err(Error::SourcesNotReady { sources, expected }) if !plan.dry_run => {
+            // At the deadline: a later pipeline may have published meanwhile.
+            return match superseded_now(plan, registry).await {
+                Some(kept) => Ok(Run::Superseded {
+                    kept,
+                    not_ready: sources,
+                }),
+                None => Err(Error::SourcesNotReady { sources, expected }),
+            };
+        }
+        other => other?,
+    };
     if !awaited.is_empty() {
         return Ok(Run::Incomplete(awaited));
+    }
+    if let (Some(not_ready), Some((current, read))) = (given_up, &looked) {
+        if let Some(kept) = targets::superseded(plan, &plan.targets, current, read) {
+            return Ok(Run::Superseded { kept, not_ready });
+        }
     }
 
     let groups = groups(plan);
@@ -249,6 +287,17 @@ fn base_of<'a>(fetched: &'a Fetched, at: &'a Reference) -> Base<'a> {
         reference: at.to_string(),
         repository: at.repository(),
     }
+}
+
+/// What keeps every target tag, looked at afresh, when each holds a newer index than this run
+/// could publish; `None` otherwise, or when looking fails (the caller's error stands).
+async fn superseded_now(plan: &Plan, registry: &impl Registry) -> Option<Vec<Kept>> {
+    let current = look_at_targets(plan, registry).await.ok()?;
+    let mut read = targets::Read::new();
+    targets::read_held(registry, &plan.targets, &current, None, &mut read)
+        .await
+        .ok()?;
+    targets::superseded(plan, &plan.targets, &current, &read)
 }
 
 /// The digest each target tag holds now (`None`: the tag does not exist), asked with push

@@ -5,13 +5,14 @@
 use serde_json::json;
 
 pub(crate) mod incomplete;
+pub(crate) mod superseded;
 
 use crate::content::{Checked, Verdict};
 use crate::digest::Digest;
 use crate::index::Child;
 use crate::manifest::Fetched;
 use crate::model::SourceOrigin;
-use crate::outcome::{Outcome, Status};
+use crate::outcome::{Kept, Outcome, Status};
 use crate::platform::Platform;
 use crate::settings::Plan;
 
@@ -30,10 +31,20 @@ pub(crate) fn text(outcome: &Outcome) -> String {
                 .kept
                 .iter()
                 .find(|k| k.reference == *t)
-                .map(|k| format!("{t}@{} kept\n", k.holds)),
+                .map(kept_line),
             Status::Failed | Status::Unknown => None,
         })
         .collect()
+}
+
+/// The stdout line of a tag kept because it holds something newer: what it holds, then `kept`.
+pub(crate) fn kept_line(k: &Kept) -> String {
+    format!("{}@{} kept\n", k.reference, k.holds)
+}
+
+/// The `--output json` entry of a kept tag.
+fn kept_json(k: &Kept) -> serde_json::Value {
+    json!({"reference": k.reference.to_string(), "status": Status::Kept, "holds": k.holds, "reason": k.why})
 }
 
 /// The `--output json` summary: `ref` (the first destination's `image@digest`, `null` when it
@@ -45,13 +56,12 @@ pub(crate) fn json(outcome: &Outcome, if_complete: bool) -> String {
         "ref": outcome.first_stored().map(|r| r.to_string()),
         "refs": outcome.stored().iter().map(ToString::to_string).collect::<Vec<_>>(),
         "targets": outcome.targets.iter().map(|(t, s)| {
+            if let Some(k) = outcome.kept.iter().find(|k| k.reference == *t) {
+                return kept_json(k);
+            }
             let mut v = json!({"reference": t.to_string(), "status": s});
             if matches!(s, Status::Pushed | Status::Unchanged) {
                 v["digest"] = json!(outcome.index_of(t.repository()).digest);
-            }
-            if let Some(k) = outcome.kept.iter().find(|k| k.reference == *t) {
-                v["holds"] = json!(k.holds);
-                v["reason"] = json!(k.why);
             }
             v
         }).collect::<Vec<_>>(),
@@ -121,11 +131,6 @@ fn content_json(c: &Checked) -> serde_json::Value {
 pub(crate) fn dotenv(outcome: &Outcome, prefix: &str) -> String {
     let index = &outcome.index;
     let tagged: Vec<String> = outcome.holding().map(ToString::to_string).collect();
-    let kept: Vec<String> = outcome
-        .kept
-        .iter()
-        .map(|k| k.reference.to_string())
-        .collect();
     let stored = outcome.stored();
     let refs: Vec<String> = stored.iter().map(ToString::to_string).collect();
     let first = outcome.first_stored().map(|r| r.to_string());
@@ -134,21 +139,42 @@ pub(crate) fn dotenv(outcome: &Outcome, prefix: &str) -> String {
     let digest = stored
         .first()
         .and_then(|r| r.digest())
-        .map(ToString::to_string)
-        .unwrap_or_default();
-    let mut lines = vec![
-        ("MULTIARCH_DIGEST".to_string(), digest),
+        .map(ToString::to_string);
+    let mut lines = summary_lines(digest, first, &refs, &tagged, &outcome.kept);
+    // The images of what was published: none when nothing was.
+    if !stored.is_empty() {
+        for c in index.children.iter().filter(|c| !c.attestation) {
+            lines.push((
+                format!("MULTIARCH_DIGEST_{}", c.platform.env_suffix()),
+                c.digest.to_string(),
+            ));
+        }
+    }
+    dotenv_text(prefix, lines)
+}
+
+/// The dotenv variables every `push` writes, in order: the digest and references of the index
+/// stored (empty when none is), the tags that hold it and those kept.
+pub(crate) fn summary_lines(
+    digest: Option<String>,
+    first: Option<String>,
+    refs: &[String],
+    tagged: &[String],
+    kept: &[Kept],
+) -> Vec<(String, String)> {
+    let kept: Vec<String> = kept.iter().map(|k| k.reference.to_string()).collect();
+    vec![
+        ("MULTIARCH_DIGEST".to_string(), digest.unwrap_or_default()),
         ("MULTIARCH_REF".to_string(), first.unwrap_or_default()),
         ("MULTIARCH_REFS".to_string(), refs.join(",")),
         ("MULTIARCH_TAGGED".to_string(), tagged.join(",")),
         ("MULTIARCH_KEPT".to_string(), kept.join(",")),
-    ];
-    for c in index.children.iter().filter(|c| !c.attestation) {
-        lines.push((
-            format!("MULTIARCH_DIGEST_{}", c.platform.env_suffix()),
-            c.digest.to_string(),
-        ));
-    }
+    ]
+}
+
+/// `NAME=value` lines with `prefix`; a value holding a control character is left out, never
+/// split a line.
+pub(crate) fn dotenv_text(prefix: &str, lines: Vec<(String, String)>) -> String {
     lines
         .into_iter()
         .filter(|(_, v)| !v.chars().any(char::is_control))
@@ -380,11 +406,10 @@ mod tests {
         let o = outcome(vec![(image.tag("latest"), Status::Kept)]);
         let o = with_kept(o, &image.tag("latest"), d('f'));
         let env = dotenv(&o, "");
-        assert!(
-            env.starts_with(
-                "MULTIARCH_DIGEST=\nMULTIARCH_REF=\nMULTIARCH_REFS=\nMULTIARCH_TAGGED=\n"
-            ),
-            "{env}"
+        // Nor the images of an index that was not published.
+        assert_eq!(
+            env,
+            "MULTIARCH_DIGEST=\nMULTIARCH_REF=\nMULTIARCH_REFS=\nMULTIARCH_TAGGED=\nMULTIARCH_KEPT=r.example/g/app:latest\n"
         );
         let j: serde_json::Value = serde_json::from_str(&json(&o, true)).unwrap();
         assert_eq!(j["published"], false);

@@ -22,6 +22,7 @@
 //! `--if-complete` never waits, whatever `--timeout` says: one round, as with `--timeout 0`, and
 //! the sources not ready then are an answer (`Gathered::awaited`), not an error.
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -76,6 +77,8 @@ pub(crate) struct Gathered {
     /// With `--if-complete`, the sources not ready at the one look and why (nothing is
     /// published then); else empty.
     pub(crate) awaited: Vec<(String, NotReady)>,
+    /// The wait was given up (`gather_until`) with these sources not ready, and why.
+    pub(crate) given_up: Option<Vec<(String, NotReady)>>,
 }
 
 /// How long to wait for sources: `--timeout`, or nothing at all with `--if-complete`.
@@ -123,6 +126,16 @@ pub(crate) fn retries_until(plan: &Plan, start: Instant) -> Instant {
 /// Waits for every source of `plan` (up to `plan.timeout`) and resolves each one's platform and
 /// revision.
 pub(crate) async fn gather(plan: &Plan, registry: &impl Registry) -> Result<Gathered, Error> {
+    gather_until(plan, registry, &Cell::new(false)).await
+}
+
+/// `gather`, given up after a round that leaves a source not ready once `give_up` is set (by
+/// whoever learns that no tag could move anyway): nothing is worth waiting for then.
+pub(crate) async fn gather_until(
+    plan: &Plan,
+    registry: &impl Registry,
+    give_up: &Cell<bool>,
+) -> Result<Gathered, Error> {
     let start = Instant::now();
     let deadline = start + waits(plan);
     let registry = &registry.until(Some(Deadline::wait(retries_until(plan, start))));
@@ -211,6 +224,15 @@ pub(crate) async fn gather(plan: &Plan, registry: &impl Registry) -> Result<Gath
                 }
             }
         }
+        if give_up.get() && !plan.if_complete {
+            return Ok(Gathered {
+                resolved: Vec::new(),
+                missing: Vec::new(),
+                waited: rounds > 1,
+                awaited: Vec::new(),
+                given_up: Some(not_ready(plan, &states, false)),
+            });
+        }
         if now >= deadline {
             return at_deadline(plan, states, failing);
         }
@@ -234,6 +256,7 @@ pub(crate) async fn gather(plan: &Plan, registry: &impl Registry) -> Result<Gath
         missing: Vec::new(),
         waited: rounds > 1,
         awaited: Vec::new(),
+        given_up: None,
     })
 }
 
@@ -275,32 +298,14 @@ fn at_deadline(
     // Build jobs that hand over some platforms but not others build another platform list —
     // unless this is a build job that hands over its own platform and looks for the others.
     let handing_off = !plan.if_complete && plan.sources.iter().any(|s| s.origin.is_hand_off());
-    let not_ready: Vec<(String, NotReady)> = plan
-        .sources
-        .iter()
-        .zip(&states)
-        .filter_map(|(s, state)| {
-            let why = match state {
-                State::Ready(_) => return None,
-                State::Waiting => match hand_off_variable(s) {
-                    Some(variable) if handing_off => NotReady::NotHandedOff { variable },
-                    _ => NotReady::Missing,
-                },
-                State::Stale { why, builder, .. } => NotReady::Stale {
-                    why: why.clone(),
-                    builder: *builder,
-                    hand_off: hand_off_variable(s),
-                },
-            };
-            Some((s.reference.to_string(), why))
-        })
-        .collect();
+    let not_ready = not_ready(plan, &states, handing_off);
     if plan.if_complete {
         return Ok(Gathered {
             resolved: Vec::new(),
             missing: Vec::new(),
             waited: false,
             awaited: not_ready,
+            given_up: None,
         });
     }
     let resolved: Vec<Resolved> = states
@@ -324,7 +329,32 @@ fn at_deadline(
         missing,
         waited: true,
         awaited: Vec::new(),
+        given_up: None,
     })
+}
+
+/// The sources of `plan` not ready in `states`, and why (`handing_off`: the build jobs hand
+/// digests over, so a missing one was not handed over).
+fn not_ready(plan: &Plan, states: &[State], handing_off: bool) -> Vec<(String, NotReady)> {
+    plan.sources
+        .iter()
+        .zip(states)
+        .filter_map(|(s, state)| {
+            let why = match state {
+                State::Ready(_) => return None,
+                State::Waiting => match hand_off_variable(s) {
+                    Some(variable) if handing_off => NotReady::NotHandedOff { variable },
+                    _ => NotReady::Missing,
+                },
+                State::Stale { why, builder, .. } => NotReady::Stale {
+                    why: why.clone(),
+                    builder: *builder,
+                    hand_off: hand_off_variable(s),
+                },
+            };
+            Some((s.reference.to_string(), why))
+        })
+        .collect()
 }
 
 /// One look at one source: GET in the first round; then a HEAD, and a GET only when the tag

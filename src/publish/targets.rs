@@ -193,6 +193,40 @@ pub(super) async fn settle(
     Ok(Settled { index, steps })
 }
 
+/// When every one of `targets` holds an index that is newer than this run's could be (a later
+/// pipeline's, a higher version: `order`), what keeps each one: no index this run could build
+/// would move any of them, so there is nothing to wait for. `None` when some tag would move (it
+/// does not exist, records no order, is older), with `--append` (the tag merged into moves
+/// whatever it records) and with `MULTIARCH_ROLLBACK=allow`.
+pub(super) fn superseded(
+    plan: &Plan,
+    targets: &[Reference],
+    current: &[Option<Digest>],
+    read: &Read,
+) -> Option<Vec<Kept>> {
+    if plan.append || targets.is_empty() {
+        return None;
+    }
+    let ours = Recorded::from_annotations(&plan.annotations.values);
+    targets
+        .iter()
+        .zip(current)
+        .map(|(t, c)| {
+            let holds = c.as_ref()?;
+            let recorded =
+                Recorded::from_annotations(read.get(&t.repository().digest(holds).to_string())?);
+            match order::decide(&ours, &recorded, plan.rollback) {
+                Verdict::Keep(newer) => Some(Kept {
+                    reference: t.clone(),
+                    holds: holds.clone(),
+                    why: order::explain(&newer, &ours, &recorded),
+                }),
+                Verdict::Move | Verdict::RollBack(_) => None,
+            }
+        })
+        .collect()
+}
+
 /// The annotations of the manifest at `at` (what a target tag holds): empty when it is gone or
 /// is not a manifest multiarch reads (it then records no order).
 async fn read(registry: &impl Registry, at: &Reference) -> Result<BTreeMap<String, String>, Error> {

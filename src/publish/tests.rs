@@ -13,6 +13,7 @@ async fn run(plan: &Plan, registry: &Scripted, phases: &dyn Phases) -> Result<Ou
     match super::run(plan, registry, phases).await? {
         Run::Published(outcome) => Ok(outcome),
         Run::Incomplete(awaited) => panic!("nothing published, awaiting {awaited:?}"),
+        Run::Superseded { kept, .. } => panic!("nothing published, every tag kept: {kept:?}"),
     }
 }
 
@@ -221,6 +222,84 @@ async fn a_tag_holding_a_newer_pipelines_index_is_kept_unless_rollback_is_allowe
     .unwrap();
     assert_eq!(outcome.targets[0].1, Status::Pushed);
     assert!(outcome.kept.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_older_pipeline_whose_sources_a_newer_one_replaced_is_kept_at_once_not_waited() {
+    // Pipeline 101 built and published; this is pipeline 100's manifest job, running last: its
+    // sources hold 101's builds (stale for it) and will never change back.
+    let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
+    registry.stale_until("latest-amd64", 100_000);
+    registry.stale_until("latest-arm64", 100_000);
+    let newer = holds(&registry, "latest", &[(PROJECT, "42"), (PIPELINE, "101")]);
+    let start = Instant::now();
+    let got = super::run(
+        &pipeline("100", &[("MULTIARCH_TIMEOUT", "15m")]),
+        &registry,
+        &NoPhases,
+    )
+    .await
+    .unwrap();
+    let Run::Superseded { kept, not_ready } = got else {
+        panic!("{got:?}")
+    };
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].holds, newer);
+    assert!(kept[0].why.contains("pipeline 101"), "{}", kept[0].why);
+    assert_eq!(not_ready.len(), 2);
+    assert!(registry.state.borrow().pushed.is_empty());
+
+    // A tag that would move (here: one that does not exist yet) is worth waiting for: the
+    // run waits, and at its deadline fails as before.
+    let got = super::run(
+        &pipeline(
+            "100",
+            &[
+                ("MULTIARCH_TIMEOUT", "30s"),
+                ("MULTIARCH_TAGS", "latest,1.0"),
+            ],
+        ),
+        &registry,
+        &NoPhases,
+    )
+    .await;
+    assert!(matches!(got, Err(Error::SourcesNotReady { .. })), "{got:?}");
+    // So does a rollback, which would move it.
+    let got = super::run(
+        &pipeline(
+            "100",
+            &[
+                ("MULTIARCH_TIMEOUT", "30s"),
+                ("MULTIARCH_ROLLBACK", "allow"),
+            ],
+        ),
+        &registry,
+        &NoPhases,
+    )
+    .await;
+    assert!(matches!(got, Err(Error::SourcesNotReady { .. })), "{got:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_newer_pipeline_publishing_during_the_wait_turns_the_deadline_into_kept() {
+    let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
+    registry.stale_until("latest-amd64", 100_000);
+    let plan = pipeline("100", &[("MULTIARCH_TIMEOUT", "60s")]);
+    let publishing = async {
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        holds(&registry, "latest", &[(PROJECT, "42"), (PIPELINE, "101")])
+    };
+    let (got, newer) = tokio::join!(super::run(&plan, &registry, &NoPhases), publishing);
+    let Run::Superseded { kept, .. } = got.unwrap() else {
+        panic!("not superseded")
+    };
+    assert_eq!(kept[0].holds, newer);
+    assert!(registry.state.borrow().pushed.is_empty());
 }
 
 #[tokio::test(start_paused = true)]

@@ -205,6 +205,66 @@ fn an_older_pipeline_finishing_last_keeps_latest_where_the_newer_one_put_it() {
 }
 
 #[test]
+fn an_older_pipeline_without_hand_off_finding_the_newer_ones_builds_is_kept_at_once() {
+    // The project's own build jobs push labelled images under shared tags, no digest hand-off.
+    // Pipeline 101 (commit B) built and published; pipeline 100's (commit A) manifest job runs
+    // last and finds 101's images under the per-arch tags: stale for it, and they never change
+    // back. Every target tag holds a newer pipeline's index: it ends at once, exit 0, kept.
+    let reg = Registry::start();
+    let repo = reg.repo("group/app");
+    build(&reg, "latest", A);
+    build(&reg, "latest", B);
+    let work = tempfile::tempdir().unwrap();
+    let (code, _, err, _) = push(&job(&reg, "101", B, &[]), work.path(), &[]);
+    assert_eq!(code, 0, "{err}");
+    let (newer, _) = holds(&reg, "latest");
+
+    // A default-length wait would be 15 minutes; a regression fails here after 60 s with exit 3.
+    let work = tempfile::tempdir().unwrap();
+    let env = job(&reg, "100", A, &[("MULTIARCH_TIMEOUT", "60s")]);
+    let (code, out, err, dotenv) = push(&env, work.path(), &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        holds(&reg, "latest").0,
+        newer,
+        "latest still holds 101's index"
+    );
+    assert_eq!(out, format!("{repo}:latest@{newer} kept\n"));
+    assert!(
+        err.contains("every target tag holds a newer index than this run could publish, so nothing was published and the sources were not waited for (2 not ready)"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("kept {repo}:latest: it holds the index of pipeline 101 (revision 3f2a1c0d), newer than this pipeline 100 (revision 1a2b3c4d)")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{repo}:latest-amd64: stale: built from revision {B}"
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        dotenv,
+        format!("MULTIARCH_DIGEST=\nMULTIARCH_REF=\nMULTIARCH_REFS=\nMULTIARCH_TAGGED=\nMULTIARCH_KEPT={repo}:latest\n")
+    );
+
+    // A release tag of its own would move: then the sources are worth waiting for, and a wait
+    // that ends without them is exit 3 as before.
+    let env = job(
+        &reg,
+        "100",
+        A,
+        &[
+            ("MULTIARCH_TIMEOUT", "1s"),
+            ("MULTIARCH_TAGS", "latest,a-only"),
+        ],
+    );
+    let (code, _, err, _) = push(&env, work.path(), &[]);
+    assert_eq!(code, 3, "{err}");
+}
+
+#[test]
 fn a_lower_release_moves_its_own_line_but_not_latest_or_a_higher_major() {
     let reg = Registry::start();
     let repo = reg.repo("group/app");
