@@ -34,12 +34,15 @@
 //! Two such jobs finishing together build the same bytes, and `order` keeps a late older
 //! pipeline from winning.
 //!
-//! Two pipelines publishing one tag at once are kept apart by the job's `resource_group`, not
-//! here: a look after the PUT would cost every run a round trip and only see a race that lands
-//! within it. (`--append` pays it: there a lost race loses a platform nobody republishes.)
+//! Two pipelines publishing one tag at once are kept apart by the manifest job's
+//! `resource_group`, not here: a look after the PUT would cost every run a round trip and only
+//! see a race that lands within it. `--append` pays it (there a lost race loses a platform
+//! nobody republishes), and so does `--if-complete` (`recheck`: build jobs have no resource
+//! group, and an older pipeline's completer landing last would move the tags backwards).
 
 mod append;
 mod copy;
+mod recheck;
 mod targets;
 
 use std::cell::Cell;
@@ -247,7 +250,10 @@ pub(crate) async fn run(
             });
         }
         // Boxed: the future of every step inlined is past the compiler's type-depth limit.
-        Box::pin(push_all(plan, registry, &copying, &resolved, publishing)).await
+        Box::pin(push_all(
+            plan, registry, &copying, &resolved, publishing, start,
+        ))
+        .await
     }
     .await;
     phases.end("multiarch_push");
@@ -395,13 +401,15 @@ fn moved(t: &Reference, r: Result<Status, Error>) -> Moved {
 }
 
 /// Steps 3 to 6 for every destination, given what every target tag holds and what becomes of
-/// it; `copying` is the access whose retries (and streams) end by the copy phase's deadline.
+/// it; `copying` is the access whose retries (and streams) end by the copy phase's deadline;
+/// the tags were first looked at from `looked_at` on.
 async fn push_all<R: Registry>(
     plan: &Plan,
     registry: &R,
     copying: &R,
     resolved: &[Resolved],
     mut publishing: Vec<Publishing<'_>>,
+    looked_at: Instant,
 ) -> Result<Outcome, Error> {
     // Every destination's rule before anything is pushed anywhere.
     for p in &publishing {
@@ -447,7 +455,7 @@ async fn push_all<R: Registry>(
     let moved = join_all(
         publishing
             .iter_mut()
-            .map(|p| move_tags(plan, registry, resolved, p)),
+            .map(|p| move_tags(plan, registry, resolved, p, looked_at)),
     )
     .await;
 
@@ -495,16 +503,24 @@ async fn push_all<R: Registry>(
 
 /// Moves one destination's tags (each on its own: a refusal stops no other). With `--append`,
 /// the tag merged into is read back: an index another writer pushed over this run's, lacking
-/// its platforms, is merged into and pushed again, up to `append::ROUNDS` rounds.
+/// its platforms, is merged into and pushed again, up to `append::ROUNDS` rounds. With
+/// `--if-complete` the tags that moved are looked at again (`recheck`): a build job has no
+/// `resource_group` to keep an older pipeline's completer from landing just after.
 async fn move_tags<R: Registry>(
     plan: &Plan,
     registry: &R,
     resolved: &[Resolved],
     p: &mut Publishing<'_>,
+    looked_at: Instant,
 ) -> (Vec<Moved>, Vec<Kept>) {
     let mut started = Instant::now();
     let mut moved = put_tags(registry, p).await;
     let mut kept = Vec::new();
+    if plan.if_complete && !plan.append {
+        let settle = recheck::settle(looked_at);
+        recheck::tags(plan, registry, p, &mut moved, &mut kept, settle).await;
+        return (moved, kept);
+    }
     if !p.merges(plan) {
         return (moved, kept);
     }

@@ -229,7 +229,10 @@ pub(super) fn superseded(
 
 /// The annotations of the manifest at `at` (what a target tag holds): empty when it is gone or
 /// is not a manifest multiarch reads (it then records no order).
-async fn read(registry: &impl Registry, at: &Reference) -> Result<BTreeMap<String, String>, Error> {
+pub(super) async fn read(
+    registry: &impl Registry,
+    at: &Reference,
+) -> Result<BTreeMap<String, String>, Error> {
     match registry.fetch_manifest(at).await {
         Ok(Some(f)) => Ok(f.annotations),
         Ok(None) => Ok(BTreeMap::new()),

@@ -434,3 +434,74 @@ async fn if_complete_pushes_nothing_until_the_set_is_complete_then_publishes_as_
     assert_eq!(completing.index.bytes, plain.index.bytes);
     assert_eq!(registry.state.borrow().pushed, ["r.example/app:latest"]);
 }
+
+/// Waits (on the paused clock) until this run has pushed `latest`, then, `after` later, makes
+/// `latest` hold the index of `pipeline`, as another pipeline's completer landing just after.
+async fn lands_after(registry: &Scripted, after: Duration, pipeline: &'static str) -> Digest {
+    while !registry
+        .state
+        .borrow()
+        .pushed
+        .iter()
+        .any(|p| p == "r.example/app:latest")
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(after).await;
+    holds(registry, "latest", &[(PROJECT, "42"), (PIPELINE, pipeline)])
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_completer_pushes_again_when_an_older_pipelines_completer_lands_just_after_it() {
+    let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
+    let plan = pipeline("101", &[("MULTIARCH_IF_COMPLETE", "true")]);
+    let (got, _) = tokio::join!(
+        run(&plan, &registry, &NoPhases),
+        lands_after(&registry, Duration::from_millis(50), "100")
+    );
+    let outcome = got.unwrap();
+    let state = registry.state.borrow();
+    assert_eq!(
+        state.pushed,
+        ["r.example/app:latest", "r.example/app:latest"]
+    );
+    assert_eq!(state.tags["r.example/app:latest"], outcome.index.digest);
+    assert_eq!(outcome.targets[0].1, Status::Pushed);
+    assert!(outcome.kept.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_completer_reports_kept_when_a_newer_pipelines_completer_lands_just_after_it() {
+    let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
+    let plan = pipeline("100", &[("MULTIARCH_IF_COMPLETE", "true")]);
+    let (got, newer) = tokio::join!(
+        run(&plan, &registry, &NoPhases),
+        lands_after(&registry, Duration::from_millis(50), "101")
+    );
+    let outcome = got.unwrap();
+    assert_eq!(registry.state.borrow().pushed, ["r.example/app:latest"]);
+    assert_eq!(registry.state.borrow().tags["r.example/app:latest"], newer);
+    assert_eq!(outcome.targets[0].1, Status::Kept);
+    assert_eq!(outcome.kept[0].holds, newer);
+    assert!(
+        outcome.kept[0].why.contains("just after its PUT"),
+        "{}",
+        outcome.kept[0].why
+    );
+    assert!(outcome.end(None).is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_plain_push_does_not_look_again_after_its_put() {
+    // The manifest job has its resource_group: a push does not look after its PUT (one request
+    // less on every run), so a racer landing just after it is not seen.
+    let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
+    let plan = pipeline("101", &[]);
+    let (got, older) = tokio::join!(
+        run(&plan, &registry, &NoPhases),
+        lands_after(&registry, Duration::from_millis(50), "100")
+    );
+    assert_eq!(got.unwrap().targets[0].1, Status::Pushed);
+    assert_eq!(registry.state.borrow().pushed, ["r.example/app:latest"]);
+    assert_eq!(registry.state.borrow().tags["r.example/app:latest"], older);
+}

@@ -261,3 +261,67 @@ fn an_older_pipelines_complete_set_keeps_latest_and_says_nothing_was_published()
     assert!(dotenv.contains("MULTIARCH_KEPT="), "{dotenv}");
     assert_eq!(latest(&reg), (newer, children), "latest did not move");
 }
+
+#[test]
+fn an_older_pipelines_completer_landing_just_after_the_newer_ones_put_is_pushed_over_again() {
+    use crate::support::fixtures::put_manifest_at;
+    use crate::support::proxy::{Fault, Proxy};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    // Pipeline 100's complete index, as its completer PUTs it.
+    let reg = Registry::start();
+    build(&reg, "amd64", EARLIER);
+    let old_arm = build(&reg, "arm64", EARLIER);
+    let env = build_job(&reg, "arm64", &old_arm, "100", EARLIER);
+    let (code, _, err, _, _) = push(&env, tempfile::tempdir().unwrap().path());
+    assert_eq!(code, 0, "{err}");
+    let older = reg.raw("group/app:latest").unwrap();
+
+    // Pipeline 101's completer, through a proxy that lands pipeline 100's index under `latest`
+    // once 101's own PUT has landed, before 101 looks at the tag again: both read `latest`
+    // before either PUT.
+    build(&reg, "amd64", THIS);
+    let arm = build(&reg, "arm64", THIS);
+    let upstream = reg.host.clone();
+    let (put, raced) = (Arc::new(AtomicBool::new(false)), AtomicBool::new(false));
+    let proxy = Proxy::start(&reg.host, Duration::ZERO, move |req, _| {
+        let latest = req.path == "/v2/group/app/manifests/latest";
+        if latest && req.method == "PUT" {
+            put.store(true, Ordering::SeqCst);
+        } else if latest && put.load(Ordering::SeqCst) && !raced.swap(true, Ordering::SeqCst) {
+            let media_type = "application/vnd.oci.image.index.v1+json";
+            put_manifest_at(&upstream, "group/app:latest", media_type, &older);
+        }
+        Fault::Pass
+    });
+    let mut env = build_job(&reg, "arm64", &arm, "101", THIS);
+    env.insert(
+        "CI_REGISTRY_IMAGE".into(),
+        format!("{}/group/app", proxy.host),
+    );
+    env.insert("MULTIARCH_INSECURE_REGISTRIES".into(), proxy.host.clone());
+    env.insert(
+        "MULTIARCH_SOURCE_LINUX_ARM64".into(),
+        format!("{}/group/app@{arm}", proxy.host),
+    );
+    let (code, out, err, dotenv, _) = push(&env, tempfile::tempdir().unwrap().path());
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(
+            "pushed this tag just after this run, moving it back: pushing this run's index again"
+        ),
+        "{err}"
+    );
+    let raw = reg.raw("group/app:latest").unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(
+        v["annotations"]["com.gitlab.multiarch.pipeline.id"], "101",
+        "{v}"
+    );
+    assert!(
+        out.ends_with(&format!(":latest@{}\n", sha256(&raw))),
+        "{out}"
+    );
+    assert!(dotenv.contains("MULTIARCH_PUBLISHED=true"), "{dotenv}");
+}

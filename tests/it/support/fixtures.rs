@@ -315,12 +315,16 @@ pub fn push_big(registry: &Registry, path: &str, platform: &str, size: usize, se
 /// auth (skopeo would rewrite what it copies); returns their digest.
 pub fn put_manifest(registry: &Registry, path: &str, media_type: &str, bytes: &[u8]) -> String {
     assert!(registry.ca_file.is_none() && registry.user.is_none());
+    put_manifest_at(&registry.host, path, media_type, bytes)
+}
+
+/// `put_manifest` to the registry at `host` (from any thread).
+pub fn put_manifest_at(host: &str, path: &str, media_type: &str, bytes: &[u8]) -> String {
     let (repo, tag) = path.rsplit_once(':').unwrap();
-    let mut stream = TcpStream::connect(&registry.host).unwrap();
+    let mut stream = TcpStream::connect(host).unwrap();
     write!(
         stream,
-        "PUT /v2/{repo}/manifests/{tag} HTTP/1.1\r\nHost: {}\r\nContent-Type: {media_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        registry.host,
+        "PUT /v2/{repo}/manifests/{tag} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {media_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         bytes.len()
     )
     .unwrap();

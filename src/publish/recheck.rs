@@ -1,0 +1,121 @@
+//! With `--if-complete`, a look at the tags just after they moved. Build jobs have no
+//! `resource_group`: the completers of two pipelines can each read a tag (holding neither's
+//! index), then PUT — and the older one's PUT can land last, moving the tag backwards. So a
+//! completer that moved a tag looks at it again, after as long as its own run took (the window
+//! in which a racer that read the tag before this run's PUT lands its own), and:
+//!
+//! - finds an older pipeline's index of this project there: PUTs its own again (`ROUNDS` in
+//!   all), so the newer pipeline's index is the one that stays;
+//! - finds a newer one: the tag is reported kept, as if it had been read so before the PUT;
+//! - finds anything else (another tool's index, nothing): leaves it and says so.
+//!
+//! One HEAD per moved tag (plus a GET when it was replaced), only in the job that publishes.
+//! A racer whose PUT lands later than that window is not seen; the README says so.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::targets;
+use super::{Moved, Publishing};
+use crate::order::{self, Recorded, Verdict};
+use crate::outcome::{Kept, Status};
+use crate::registry::{first_line, Registry};
+use crate::settings::Plan;
+
+/// Looks after the PUTs, at most this many (each may PUT the index again).
+pub(super) const ROUNDS: usize = 2;
+
+/// The shortest and longest wait before looking again.
+const SETTLE_MIN: Duration = Duration::from_millis(100);
+const SETTLE_MAX: Duration = Duration::from_secs(2);
+
+/// How long to wait before looking again: as long as this run took since it first read the
+/// tags, within bounds.
+pub(super) fn settle(started: Instant) -> Duration {
+    started.elapsed().clamp(SETTLE_MIN, SETTLE_MAX)
+}
+
+/// Looks again at the tags of `p` this run moved (`moved`), `settle` after their PUTs; updates
+/// `moved` and `kept` with what it finds.
+pub(super) async fn tags<R: Registry>(
+    plan: &Plan,
+    registry: &R,
+    p: &Publishing<'_>,
+    moved: &mut [Moved],
+    kept: &mut Vec<Kept>,
+    settle: Duration,
+) {
+    let ours = Recorded::from_annotations(&plan.annotations.values);
+    let index = &p.settled.index;
+    for round in 1..=ROUNDS {
+        let pushed: Vec<usize> = (0..moved.len())
+            .filter(|&i| moved[i].1 == Status::Pushed)
+            .collect();
+        if pushed.is_empty() {
+            return;
+        }
+        tokio::time::sleep(settle).await;
+        let mut again = Vec::new();
+        for i in pushed {
+            let t = moved[i].0.clone();
+            let holds = match registry.check_target(&t).await {
+                Ok(Some(d)) if d == index.digest => continue,
+                Ok(Some(d)) => d,
+                Ok(None) => {
+                    warn!(reference = %t, "the tag is gone again just after this run pushed it");
+                    continue;
+                }
+                Err(e) => {
+                    warn!(reference = %t, error = %first_line(&e), "could not look at the tag again after pushing it");
+                    continue;
+                }
+            };
+            let at = t.repository().digest(&holds);
+            let held = match targets::read(registry, &at).await {
+                Ok(a) => Recorded::from_annotations(&a),
+                Err(e) => {
+                    warn!(reference = %t, holds = %holds, error = %first_line(&e), "another index replaced this run's just after its PUT");
+                    continue;
+                }
+            };
+            match order::decide(&ours, &held, false) {
+                Verdict::Keep(newer) => {
+                    let why = format!(
+                        "{}; it replaced this run's index just after its PUT",
+                        order::explain(&newer, &ours, &held)
+                    );
+                    info!(reference = %t, holds = %holds, "kept: {why}");
+                    moved[i].1 = Status::Kept;
+                    kept.push(Kept {
+                        reference: t,
+                        holds,
+                        why,
+                    });
+                }
+                Verdict::Move | Verdict::RollBack(_) if held.is_ordered() => {
+                    warn!(reference = %t, holds = %holds, round, "{held} pushed this tag just after this run, moving it back: pushing this run's index again");
+                    again.push(i);
+                }
+                Verdict::Move | Verdict::RollBack(_) => {
+                    warn!(reference = %t, holds = %holds, "another writer's index replaced this run's just after its PUT; left as it is");
+                }
+            }
+        }
+        if again.is_empty() {
+            return;
+        }
+        for i in again {
+            let t = moved[i].0.clone();
+            let r = registry
+                .push_manifest(&t, index.media_type, &index.bytes)
+                .await
+                .map(|()| Status::Pushed);
+            if let Err(e) = &r {
+                warn!(reference = %t, error = %first_line(e), "pushing again failed");
+            }
+            moved[i] = super::moved(&t, r);
+        }
+    }
+}
