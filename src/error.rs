@@ -7,8 +7,10 @@
 
 use std::path::PathBuf;
 
+mod machine;
 mod not_ready;
 
+pub(crate) use machine::Mismatched;
 pub(crate) use not_ready::{reason as not_ready_reason, NotReady, Stale};
 
 /// The documented exit codes; users' pipelines match on these numbers.
@@ -135,16 +137,10 @@ pub(crate) enum Error {
         said_by: &'static str,
     },
 
-    /// The program an image starts is machine code of another platform than its config says.
-    #[error("{image} is {platform}, but the program it starts is not: {found}\n  found: {trail}\n  hint: the {platform} build put a program built for another machine into the image: download or copy artifacts for the target platform (…-${{TARGETARCH}}, not …-amd64), and cross-compile in stages built FROM --platform=$BUILDPLATFORM (for $TARGETPLATFORM) or build them for the target; MULTIARCH_CONTENT_CHECK=off publishes without this check")]
-    MachineMismatch {
-        image: String,
-        platform: String,
-        /// `/usr/local/bin/app is ELF 64-bit LSB x86-64 (machine code for linux/amd64)`.
-        found: String,
-        /// How the file was found: `entrypoint "app" → PATH … → … in layer 2/2 (…)`.
-        trail: String,
-    },
+    /// The programs images start are machine code of other platforms than their configs say:
+    /// every such image of the run, so that one fix covers them all.
+    #[error("{}", machine::describe(images))]
+    MachineMismatch { images: Vec<Mismatched> },
 
     /// Two sources claim the same platform.
     #[error("platform {platform} is provided by both {first} and {second}\n  hint: each platform may appear once; drop one of them from MULTIARCH_PLATFORMS or the spec")]

@@ -183,7 +183,7 @@ pub(crate) async fn gather_until(
                     changed = true;
                     states[i] = judge(plan, source, r, first_round)?;
                     if let State::Ready(r) = &states[i] {
-                        crate::content::enforce(r)?;
+                        crate::content::warn_unchecked(r);
                     }
                 }
                 Ok(Look::Absent) if source.origin.is_hand_off() => {
@@ -208,6 +208,19 @@ pub(crate) async fn gather_until(
             {
                 return Err(hand_off_error(source, Some((why.clone(), *builder))));
             }
+        }
+        // Every source this round read is judged before the verdict: one failed run names each
+        // image whose program is of another machine (sources not there yet are not waited for).
+        let ready: Vec<&Resolved> = states
+            .iter()
+            .filter_map(|s| match s {
+                State::Ready(r) => Some(&**r),
+                _ => None,
+            })
+            .collect();
+        if let Err(e) = crate::content::enforce(&ready) {
+            crate::content::summary(ready);
+            return Err(e);
         }
         rounds += 1;
         let now = Instant::now();

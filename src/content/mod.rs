@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 pub(crate) use crate::content_check::{Checked, Verdict};
-use crate::error::Error;
+use crate::error::{Error, Mismatched};
 use crate::manifest::{Fetched, Manifest, RootLayer};
 use crate::model::Resolved;
 use crate::platform::Platform;
@@ -86,6 +86,7 @@ pub(crate) async fn check<'r, R: Registry>(
         expanded: setting.budget.saturating_mul(EXPANSION),
         entries: MAX_ENTRIES,
     };
+    let described = program.describe();
     let (asks, mut asked) = mpsc::unbounded_channel::<(usize, mpsc::Sender<Chunk>)>();
     let walker = tokio::task::spawn_blocking(move || {
         let mut open = |i: usize| -> io::Result<Box<dyn Read>> {
@@ -117,9 +118,17 @@ pub(crate) async fn check<'r, R: Registry>(
         };
         feed(opened, tx, &mut spent, setting.budget).await;
     }
-    let (walked, opened) = walker.await.expect("the walk does not panic");
-    let verdict = verdict::from_walk(walked, &digests, setting.budget, &platform.to_string());
-    debug!(%repo, digest = %fetched.digest, layers = opened, bytes = spent, verdict = ?verdict, "content checked");
+    let report = walker.await.expect("the walk does not panic");
+    let context = verdict::Context {
+        digests: &digests,
+        budget: setting.budget,
+        limits,
+        platform: platform.to_string(),
+        program: described,
+    };
+    let verdict = verdict::from_walk(report.walked, &context);
+    let opened = report.opened;
+    debug!(%repo, digest = %fetched.digest, layers = opened, bytes = spent, lookups = report.lookups, verdict = ?verdict, "content checked");
     Checked {
         verdict,
         layers_read: opened,
@@ -259,43 +268,59 @@ fn image_name(reference: &Reference, digest: &crate::digest::Digest) -> String {
     }
 }
 
-/// For a source judged to be this pipeline's build: a mismatch fails the run (exit 4); what
-/// could not be checked and should have been is a warning.
-pub(crate) fn enforce(resolved: &Resolved) -> Result<(), Error> {
+/// For a source judged to be this pipeline's build: what could not be checked and should have
+/// been is a warning.
+pub(crate) fn warn_unchecked(resolved: &Resolved) {
     let source = resolved.source();
     for image in resolved.images() {
-        let name = image_name(&source.reference, &image.fetched.digest);
-        match &image.content.verdict {
-            Verdict::Mismatch {
+        if let Verdict::NotChecked { reason, warn: true } = &image.content.verdict {
+            let name = image_name(&source.reference, &image.fetched.digest);
+            warn!(image = %name, platform = %image.config.platform, "machine code not checked: {reason}");
+        }
+    }
+}
+
+/// For the sources judged to be this pipeline's builds: machine code of another platform fails
+/// the run (exit 4), naming every image that holds it.
+pub(crate) fn enforce(resolved: &[&Resolved]) -> Result<(), Error> {
+    let mut images = Vec::new();
+    for r in resolved {
+        for image in r.images() {
+            if let Verdict::Mismatch {
                 file,
                 found,
                 found_platform,
                 trail,
-            } => {
+            } = &image.content.verdict
+            {
                 let whose = found_platform
                     .as_ref()
                     .map(|p| format!(" (machine code for {p})"))
                     .unwrap_or_default();
-                return Err(Error::MachineMismatch {
-                    image: name,
+                images.push(Mismatched {
+                    image: image_name(&r.source().reference, &image.fetched.digest),
                     platform: image.config.platform.to_string(),
                     found: format!("{file} is {found}{whose}"),
+                    found_arch: found_platform
+                        .as_deref()
+                        .and_then(|p| p.split('/').nth(1))
+                        .map(str::to_string),
                     trail: trail.clone(),
                 });
             }
-            Verdict::NotChecked { reason, warn: true } => {
-                warn!(image = %name, platform = %image.config.platform, "machine code not checked: {reason}");
-            }
-            _ => {}
         }
     }
-    Ok(())
+    if images.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::MachineMismatch { images })
+    }
 }
 
 /// One line about the checks of a run: images checked, matched, not checked, warnings.
-pub(crate) fn summary(resolved: &[Resolved]) {
+pub(crate) fn summary<'a>(resolved: impl IntoIterator<Item = &'a Resolved>) {
     let images: Vec<&Checked> = resolved
-        .iter()
+        .into_iter()
         .flat_map(Resolved::images)
         .map(|i| &i.content)
         .collect();

@@ -10,6 +10,9 @@ pub(crate) const DEFAULT_PATH: &str =
     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// The same for Windows containers.
 const WINDOWS_PATH: &str = r"C:\Windows\system32;C:\Windows";
+/// `PATH` directories a name is looked for in, at most: each costs a lookup whenever the check
+/// asks again, and real images list a dozen. A name past them is "not found" (a warning).
+pub(crate) const MAX_PATH_DIRS: usize = 256;
 
 /// What a container of the image runs first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,8 +21,11 @@ pub(crate) struct Program {
     pub(crate) from: &'static str,
     /// The first word, as written.
     pub(crate) name: String,
-    /// Absolute directories of `PATH`, in order, in the layers' form (`usr/local/bin`).
+    /// Absolute directories of `PATH`, in order, in the layers' form (`usr/local/bin`); the
+    /// first `MAX_PATH_DIRS` of them.
     pub(crate) path: Vec<String>,
+    /// Absolute directories of `PATH` past `MAX_PATH_DIRS`, not looked in.
+    pub(crate) path_dropped: usize,
     /// The working directory in the layers' form (`` for the root).
     pub(crate) workdir: String,
     /// A Windows image: paths are case-insensitive, under `Files/` in layers, `.exe` implied.
@@ -41,6 +47,13 @@ struct Run {
     env: Option<Vec<String>>,
     #[serde(rename = "WorkingDir")]
     working_dir: Option<String>,
+}
+
+impl Program {
+    /// `entrypoint "app"`: where the program comes from, for messages.
+    pub(crate) fn describe(&self) -> String {
+        format!("{} {:?}", self.from, self.name)
+    }
 }
 
 /// `["a", "b"]`, or (some old builders) one string.
@@ -83,16 +96,19 @@ pub(crate) fn from_config(bytes: &[u8], windows: bool) -> Option<Program> {
         .filter(|w| !w.trim().is_empty())
         .map(|w| layer_path(&w, windows))
         .unwrap_or_default();
-    let path = path_var
+    let mut path: Vec<String> = path_var
         .split(separator)
         // Relative entries (`.`, empty) are refused by Go's exec.LookPath, which runc uses.
         .filter(|d| is_absolute(d, windows))
         .map(|d| layer_path(d, windows))
         .collect();
+    let path_dropped = path.len().saturating_sub(MAX_PATH_DIRS);
+    path.truncate(MAX_PATH_DIRS);
     Some(Program {
         from,
         name,
         path,
+        path_dropped,
         workdir,
         windows,
     })
@@ -183,6 +199,10 @@ mod tests {
         assert_eq!(p.path.len(), 6);
         assert_eq!(p.path[0], "usr/local/sbin");
         assert_eq!(p.workdir, "");
+        let long: Vec<String> = (0..MAX_PATH_DIRS + 3).map(|i| format!("/d{i}")).collect();
+        let config = serde_json::json!({"config": {"Cmd": ["app"], "Env": [format!("PATH={}", long.join(":"))]}});
+        let p = from_config(config.to_string().as_bytes(), false).unwrap();
+        assert_eq!((p.path.len(), p.path_dropped), (MAX_PATH_DIRS, 3));
     }
 
     #[test]

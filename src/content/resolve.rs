@@ -2,14 +2,21 @@
 //! system: component by component, symbolic links followed (absolute ones from the root, at
 //! most 40, as the kernel allows), hard links to their file, the top-most layer's entry winning,
 //! whiteouts and opaque directories hiding what lies below; a bare name through `PATH` (the
-//! first executable match); a script's `#!` interpreter (one level; `/usr/bin/env NAME` looks
-//! NAME up in `PATH`).
+//! first executable match, a candidate that cannot be resolved — a link loop, a dangling link, a
+//! directory — skipped as Go's `exec.LookPath` skips one it cannot stat); a script's `#!`
+//! interpreter (one level; `/usr/bin/env NAME` is judged itself, then NAME looked up in `PATH`).
 //!
 //! Layers are read from the top down, and this is asked again as entries arrive: an answer comes
 //! as soon as the entries read decide it, or it names the path it waits for in the layer being
 //! read. One shortcut, so that a program in the top layer never costs the layers below: a name
 //! found in `PATH` in a layer above is taken without waiting to see whether a lower layer holds
-//! the same name in a directory listed earlier in `PATH`. Pure.
+//! the same name in a directory listed earlier in `PATH`. That shortcut is weighed when a layer
+//! is about to be opened; while a layer is read, only the first `PATH` directory still undecided
+//! is asked again, and the directories ruled out before it are remembered (`Memo`), so a long
+//! `PATH` costs a lookup per directory, not one per directory per entry. Pure.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 
 use super::machine::{self, Expected, Head, Judgement};
 use super::program::{self, Program};
@@ -33,14 +40,43 @@ pub(crate) struct View<'a> {
     pub(crate) trees: &'a [Tree],
     pub(crate) states: &'a [State],
     pub(crate) keys: &'a Keys,
+    pub(crate) memo: &'a Memo,
+}
+
+/// What the layers read so far leave undecided, across the evaluations of one walk: how many
+/// leading `PATH` directories are ruled out for a name (a verdict on them cannot change as more
+/// entries arrive), and how many lookups were made (the work, which tests bound).
+#[derive(Default)]
+pub(crate) struct Memo {
+    ruled_out: RefCell<HashMap<String, usize>>,
+    pub(crate) lookups: Cell<u64>,
+}
+
+impl Memo {
+    fn ruled_out(&self, name: &str) -> usize {
+        self.ruled_out.borrow().get(name).copied().unwrap_or(0)
+    }
+
+    fn rule_out(&self, name: &str, leading: usize) {
+        self.ruled_out
+            .borrow_mut()
+            .insert(name.to_string(), leading);
+    }
+}
+
+/// A path an answer waits for: whether the layer being read (or the next) has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Wait {
+    pub(crate) key: Key,
+    /// As the container sees it (`/usr/local/bin`).
+    pub(crate) path: String,
 }
 
 /// Either an answer, or what is needed to give one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Progress<T> {
     Done(T),
-    /// Decided by whether the layer being read (or the next) has this path.
-    Pending(Key),
+    Pending(Wait),
     /// Decided by a layer that cannot be read.
     Hidden {
         layer: usize,
@@ -52,7 +88,7 @@ macro_rules! ready {
     ($e:expr) => {
         match $e {
             Progress::Done(v) => v,
-            Progress::Pending(k) => return Progress::Pending(k),
+            Progress::Pending(w) => return Progress::Pending(w),
             Progress::Hidden { layer, path } => return Progress::Hidden { layer, path },
         }
     };
@@ -104,12 +140,12 @@ pub(crate) enum Finding {
     },
     /// Not there: what was looked for.
     Missing { what: String, steps: Vec<Step> },
-    /// More symbolic links than the kernel follows.
-    Loop { path: String },
+    /// More symbolic links than the kernel follows: where the 41st was, and the way there.
+    Loop { path: String, steps: Vec<Step> },
 }
 
-/// Why a path does not lead to a file.
-type Miss = String;
+/// Why a path does not lead to a file: `Ok(what)`, or `Err(path)` past `MAX_LINKS` links.
+type Miss = Result<String, String>;
 
 enum Look<'a> {
     Found(usize, &'a Node),
@@ -127,11 +163,18 @@ impl View<'_> {
 
     /// What the merged file system has at `path` (its ancestors already resolved).
     fn lookup(&self, path: &[String]) -> Progress<Look<'_>> {
+        self.memo.lookups.set(self.memo.lookups.get() + 1);
         let keys = self.keys.prefixes(path);
         let key = *keys.last().expect("never the root");
+        let wait = || {
+            Progress::Pending(Wait {
+                key,
+                path: shown(path),
+            })
+        };
         for (i, (tree, state)) in self.trees.iter().zip(self.states).enumerate() {
             match state {
-                State::Unread => return Progress::Pending(key),
+                State::Unread => return wait(),
                 State::Skipped => {
                     return Progress::Hidden {
                         layer: i,
@@ -141,7 +184,7 @@ impl View<'_> {
                 State::Reading => {
                     return match tree.get(key) {
                         Some(node) => Progress::Done(Look::Found(i, node)),
-                        None => Progress::Pending(key),
+                        None => wait(),
                     }
                 }
                 State::Read => {
@@ -158,11 +201,7 @@ impl View<'_> {
     }
 
     /// Resolves an absolute path (in the layers' form) to a file.
-    fn resolve(
-        &self,
-        path: &str,
-        steps: &mut Vec<Step>,
-    ) -> Progress<Result<Located, Result<Miss, String>>> {
+    fn resolve(&self, path: &str, steps: &mut Vec<Step>) -> Progress<Result<Located, Miss>> {
         let mut todo: std::collections::VecDeque<String> =
             path.split('/').map(str::to_string).collect();
         let mut done: Vec<String> = Vec::new();
@@ -255,7 +294,7 @@ impl View<'_> {
         name: &str,
         program: &Program,
         steps: &mut Vec<Step>,
-    ) -> Progress<Result<Located, Result<Miss, String>>> {
+    ) -> Progress<Result<Located, Miss>> {
         let windows = program.windows;
         if program::is_path(name, windows) {
             let path = if program::is_absolute(name, windows) {
@@ -283,8 +322,15 @@ impl View<'_> {
             program.path.iter().map(String::as_str).collect()
         };
         let current = self.current();
+        // About to open a layer (or all read): every directory is weighed, so that one found in
+        // a layer above wins over an earlier one still undecided (the shortcut). While a layer
+        // is read, the first undecided directory is all the arriving entries can change.
+        let weigh_all = self.states.get(current).is_none_or(|s| *s == State::Unread);
         let mut blocked: Option<Progress<()>> = None;
-        for dir in dirs {
+        for (at, dir) in dirs.iter().enumerate().skip(self.memo.ruled_out(&name)) {
+            if blocked.is_some() && !weigh_all {
+                break;
+            }
             let candidate = format!("{dir}/{name}");
             let mut more = Vec::new();
             match self.resolve(&candidate, &mut more) {
@@ -306,14 +352,15 @@ impl View<'_> {
                     steps.extend(more);
                     return Progress::Done(Ok(file));
                 }
-                Progress::Done(Ok(_)) | Progress::Done(Err(Ok(_))) => {}
-                Progress::Done(Err(Err(looped))) => {
+                // Not executable, not there, a directory, a dangling link or a loop: the runtime
+                // cannot run it and goes on to the next directory; so does this, for good.
+                Progress::Done(_) => {
                     if blocked.is_none() {
-                        return Progress::Done(Err(Err(looped)));
+                        self.memo.rule_out(&name, at + 1);
                     }
                 }
-                Progress::Pending(k) => {
-                    blocked.get_or_insert(Progress::Pending(k));
+                Progress::Pending(w) => {
+                    blocked.get_or_insert(Progress::Pending(w));
                 }
                 Progress::Hidden { layer, path } => {
                     blocked.get_or_insert(Progress::Hidden { layer, path });
@@ -321,23 +368,18 @@ impl View<'_> {
             }
         }
         match blocked {
-            Some(Progress::Pending(k)) => Progress::Pending(k),
+            Some(Progress::Pending(w)) => Progress::Pending(w),
             Some(Progress::Hidden { layer, path }) => Progress::Hidden { layer, path },
             _ => Progress::Done(Err(Ok(format!(
-                "{name:?} is in no directory of PATH ({})",
-                program
-                    .path
-                    .iter()
-                    .map(|d| format!("/{d}"))
-                    .collect::<Vec<_>>()
-                    .join(if windows { ";" } else { ":" })
+                "{name:?} is in no directory of PATH ({}) as an executable file",
+                listed(program)
             )))),
         }
     }
 
     /// Finds the program, follows a script to its interpreter, and judges what it finds.
     pub(crate) fn evaluate(&self, program: &Program, expected: Expected) -> Progress<Finding> {
-        let mut steps = vec![Step::Start(format!("{} {:?}", program.from, program.name))];
+        let mut steps = vec![Step::Start(program.describe())];
         let file = match ready!(self.find(&program.name, program, &mut steps)) {
             Ok(file) => file,
             Err(miss) => return Progress::Done(missing(miss, steps)),
@@ -360,42 +402,66 @@ impl View<'_> {
             });
         };
         let rest: Vec<&str> = words.collect();
-        let found = if interpreter.rsplit('/').next() == Some("env") {
-            let Some(name) = env_program(&rest) else {
-                return Progress::Done(Finding::Judged {
-                    file,
-                    steps,
-                    judgement: Judgement::Unjudged(
-                        "a script run by env without a program name".into(),
-                    ),
-                });
-            };
-            steps.push(Step::Env(name.to_string()));
-            ready!(self.find(name, program, &mut steps))
+        // Named by the line, not by what it resolves to (often a link to busybox or coreutils).
+        let env = interpreter.rsplit('/').next() == Some("env");
+        // The kernel loads the interpreter the line names, `/usr/bin/env` too: it must be there
+        // and of this machine before what env runs (NAME, through PATH) is looked at.
+        let path = if program::is_absolute(interpreter, program.windows) {
+            program::layer_path(interpreter, program.windows)
         } else {
-            let path = if program::is_absolute(interpreter, program.windows) {
-                program::layer_path(interpreter, program.windows)
-            } else {
-                format!("{}/{interpreter}", program.workdir)
-            };
-            ready!(self.resolve(&path, &mut steps))
+            format!("{}/{interpreter}", program.workdir)
         };
-        let interpreter = match found {
+        let interpreter = match ready!(self.resolve(&path, &mut steps)) {
             Ok(f) => f,
             Err(miss) => return Progress::Done(missing(miss, steps)),
         };
-        if let Head::Script(_) = interpreter.head {
-            let path = interpreter.path.clone();
-            return Progress::Done(Finding::Judged {
-                file: interpreter,
-                steps,
-                judgement: Judgement::Unjudged(format!(
-                    "the script's interpreter {path} is itself a script (one level is followed)"
-                )),
-            });
+        if !env || matches!(interpreter.head, Head::Script(_)) {
+            return Progress::Done(interpreted(interpreter, steps, expected, program));
         }
-        Progress::Done(judged(interpreter, steps, expected, program))
+        let finding = judged(interpreter, steps, expected, program);
+        let Finding::Judged {
+            judgement: Judgement::Matches | Judgement::Unjudged(_),
+            mut steps,
+            file,
+        } = finding
+        else {
+            return Progress::Done(finding);
+        };
+        let Some(name) = env_program(&rest) else {
+            return Progress::Done(Finding::Judged {
+                file,
+                steps,
+                judgement: Judgement::Unjudged("a script run by env without a program name".into()),
+            });
+        };
+        steps.push(Step::Env(name.to_string()));
+        let interpreter = match ready!(self.find(name, program, &mut steps)) {
+            Ok(f) => f,
+            Err(miss) => return Progress::Done(missing(miss, steps)),
+        };
+        Progress::Done(interpreted(interpreter, steps, expected, program))
     }
+}
+
+/// Judges a script's interpreter: one level is followed, so one that is itself a script is not
+/// judged.
+fn interpreted(
+    interpreter: Located,
+    steps: Vec<Step>,
+    expected: Expected,
+    program: &Program,
+) -> Finding {
+    if let Head::Script(_) = interpreter.head {
+        let path = interpreter.path.clone();
+        return Finding::Judged {
+            file: interpreter,
+            steps,
+            judgement: Judgement::Unjudged(format!(
+                "the script's interpreter {path} is itself a script (one level is followed)"
+            )),
+        };
+    }
+    judged(interpreter, steps, expected, program)
 }
 
 fn judged(file: Located, steps: Vec<Step>, expected: Expected, program: &Program) -> Finding {
@@ -408,10 +474,10 @@ fn judged(file: Located, steps: Vec<Step>, expected: Expected, program: &Program
     }
 }
 
-fn missing(miss: Result<Miss, String>, steps: Vec<Step>) -> Finding {
+fn missing(miss: Miss, steps: Vec<Step>) -> Finding {
     match miss {
         Ok(what) => Finding::Missing { what, steps },
-        Err(path) => Finding::Loop { path },
+        Err(path) => Finding::Loop { path, steps },
     }
 }
 
@@ -435,6 +501,28 @@ fn env_program<'a>(args: &[&'a str]) -> Option<&'a str> {
         }
     }
     None
+}
+
+/// The `PATH` looked in, as the config writes it; a long one shortened, and the directories
+/// past `MAX_PATH_DIRS` counted.
+fn listed(program: &Program) -> String {
+    const SHOWN: usize = 8;
+    let separator = if program.windows { ";" } else { ":" };
+    let dirs = &program.path;
+    let all = dirs.len() + program.path_dropped;
+    let mut out: Vec<String> = dirs.iter().take(SHOWN).map(|d| format!("/{d}")).collect();
+    if all > SHOWN {
+        out.push(format!("… {all} directories in all"));
+    }
+    let mut out = out.join(separator);
+    if program.path_dropped > 0 {
+        out.push_str(&format!(
+            "; only the first {} were looked in, as multiarch looks in at most {}",
+            program::MAX_PATH_DIRS,
+            program::MAX_PATH_DIRS
+        ));
+    }
+    out
 }
 
 fn shown(path: &[String]) -> String {

@@ -2,9 +2,22 @@
 //! and the machine; layer names and sizes as users count them. Pure.
 
 use super::machine::{self, Judgement};
-use super::resolve::{Finding, Step};
-use super::walk::Walked;
+use super::resolve::{Finding, Step, MAX_LINKS};
+use super::walk::{Limit, Limits, Walked};
 use crate::content_check::Verdict;
+
+/// What a verdict's words need besides the walk.
+pub(crate) struct Context<'a> {
+    /// The image's layer digests, in manifest order.
+    pub(crate) digests: &'a [String],
+    /// `MULTIARCH_CONTENT_BUDGET`, and the bounds derived from it.
+    pub(crate) budget: u64,
+    pub(crate) limits: Limits,
+    /// `linux/arm64`.
+    pub(crate) platform: String,
+    /// `entrypoint "app"`.
+    pub(crate) program: String,
+}
 
 /// Names layer `i` (top first) of `digests` (manifest order) as users count them.
 pub(crate) fn layer_name(i: usize, digests: &[String]) -> String {
@@ -15,13 +28,9 @@ pub(crate) fn layer_name(i: usize, digests: &[String]) -> String {
     format!("layer {at}/{n} ({short}…)")
 }
 
-/// The verdict a walk came to; `budget` is shown when it was spent.
-pub(crate) fn from_walk(
-    walked: Walked,
-    digests: &[String],
-    budget: u64,
-    platform: &str,
-) -> Verdict {
+/// The verdict a walk came to.
+pub(crate) fn from_walk(walked: Walked, cx: &Context) -> Verdict {
+    let digests = cx.digests;
     match walked {
         Walked::Found(Finding::Judged {
             file,
@@ -50,12 +59,15 @@ pub(crate) fn from_walk(
         Walked::Found(Finding::Missing { what, steps }) => Verdict::NotChecked {
             reason: format!(
                 "the program was not found: {what} (looked for: {})",
-                steps.iter().map(|s| step(s, digests)).collect::<Vec<_>>().join(" → ")
+                looked_for(&steps, digests)
             ),
             warn: true,
         },
-        Walked::Found(Finding::Loop { path }) => Verdict::NotChecked {
-            reason: format!("{path} has more than 40 symbolic links in a row (a loop)"),
+        Walked::Found(Finding::Loop { path, steps }) => Verdict::NotChecked {
+            reason: format!(
+                "the program was not found: more than {MAX_LINKS} symbolic links in a row, a loop, the last at {path} (looked for: {})",
+                looked_for(&steps, digests)
+            ),
             warn: true,
         },
         Walked::Hidden { layer, path } => Verdict::NotChecked {
@@ -65,11 +77,12 @@ pub(crate) fn from_walk(
             ),
             warn: true,
         },
-        Walked::OverBudget => Verdict::NotChecked {
-            reason: format!(
-                "the program was not found within MULTIARCH_CONTENT_BUDGET ({}) of {platform} layers; raise it to check this image",
-                size(budget)
-            ),
+        Walked::OverBudget {
+            layer,
+            limit,
+            waiting,
+        } => Verdict::NotChecked {
+            reason: over(limit, &layer_name(layer, digests), &waiting, cx),
             warn: true,
         },
         Walked::Unreadable { layer, why } => Verdict::NotChecked {
@@ -77,6 +90,42 @@ pub(crate) fn from_walk(
             warn: true,
         },
     }
+}
+
+/// Why a bound ended the walk in `layer`, waiting for `waiting`.
+fn over(limit: Limit, layer: &str, waiting: &str, cx: &Context) -> String {
+    let budget = size(cx.budget);
+    let looking = format!("while looking for {waiting} ({})", cx.program);
+    match limit {
+        Limit::Download => format!(
+            "the program was not found within MULTIARCH_CONTENT_BUDGET ({budget}) of {} layers downloaded: it ran out in {layer} {looking}; raise it to check this image",
+            cx.platform
+        ),
+        Limit::Expanded => format!(
+            "the program was not found: {layer} expands past the decompressed limit of {} ({}× MULTIARCH_CONTENT_BUDGET {budget}, a bound apart from the download budget) {looking}; a layer that large is broken or hostile — if it is genuine, raise MULTIARCH_CONTENT_BUDGET",
+            size(cx.limits.expanded),
+            cx.limits.expanded / cx.budget.max(1)
+        ),
+        Limit::Entries => format!(
+            "the program was not found: {layer} takes the image past {} archive entries, the most read per image, {looking}",
+            cx.limits.entries
+        ),
+    }
+}
+
+/// The steps of a lookup that found nothing; a long one (a chain of links) shortened to its
+/// start and its end.
+fn looked_for(steps: &[Step], digests: &[String]) -> String {
+    const HEAD: usize = 4;
+    const TAIL: usize = 2;
+    let parts: Vec<String> = steps.iter().map(|s| step(s, digests)).collect();
+    if parts.len() <= HEAD + TAIL + 1 {
+        return parts.join(" → ");
+    }
+    let mut out = parts[..HEAD].to_vec();
+    out.push(format!("… {} more …", parts.len() - HEAD - TAIL));
+    out.extend_from_slice(&parts[parts.len() - TAIL..]);
+    out.join(" → ")
 }
 
 /// `entrypoint "app" → PATH /usr/local/bin/app → symlink … → /opt/app/bin/app in layer 1/3`.
@@ -140,5 +189,75 @@ mod tests {
             .collect();
         assert_eq!(layer_name(0, &digests), "layer 3/3 (sha256:cccccccccccc…)");
         assert_eq!(layer_name(2, &digests), "layer 1/3 (sha256:aaaaaaaaaaaa…)");
+    }
+
+    fn context(digests: &[String]) -> Context<'_> {
+        Context {
+            digests,
+            budget: 256 << 20,
+            limits: Limits {
+                expanded: 2 << 30,
+                entries: 1_000_000,
+            },
+            platform: "linux/arm64".into(),
+            program: "entrypoint \"/srv/app\"".into(),
+        }
+    }
+
+    #[test]
+    fn a_bound_reached_names_the_path_the_layer_and_which_bound() {
+        let digests = vec![
+            format!("sha256:{}", "a".repeat(64)),
+            format!("sha256:{}", "b".repeat(64)),
+        ];
+        let cx = context(&digests);
+        let reason = |limit| match from_walk(
+            Walked::OverBudget {
+                layer: 0,
+                limit,
+                waiting: "/srv".into(),
+            },
+            &cx,
+        ) {
+            Verdict::NotChecked { reason, warn: true } => reason,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            reason(Limit::Download),
+            "the program was not found within MULTIARCH_CONTENT_BUDGET (256MiB) of linux/arm64 layers downloaded: it ran out in layer 2/2 (sha256:bbbbbbbbbbbb…) while looking for /srv (entrypoint \"/srv/app\"); raise it to check this image"
+        );
+        assert_eq!(
+            reason(Limit::Expanded),
+            "the program was not found: layer 2/2 (sha256:bbbbbbbbbbbb…) expands past the decompressed limit of 2GiB (8× MULTIARCH_CONTENT_BUDGET 256MiB, a bound apart from the download budget) while looking for /srv (entrypoint \"/srv/app\"); a layer that large is broken or hostile — if it is genuine, raise MULTIARCH_CONTENT_BUDGET"
+        );
+        assert!(reason(Limit::Entries).contains("past 1000000 archive entries"));
+    }
+
+    #[test]
+    fn a_loop_names_the_entrypoint_and_a_shortened_way() {
+        let digests = vec![format!("sha256:{}", "a".repeat(64))];
+        let mut steps = vec![Step::Start("entrypoint \"/l0\"".into())];
+        steps.extend((0..41).map(|i| Step::Symlink {
+            from: format!("/l{i}"),
+            to: format!("l{}", i + 1),
+            layer: 0,
+        }));
+        let Verdict::NotChecked { reason, warn: true } = from_walk(
+            Walked::Found(Finding::Loop {
+                path: "/l40".into(),
+                steps,
+            }),
+            &context(&digests),
+        ) else {
+            panic!()
+        };
+        assert!(
+            reason.starts_with("the program was not found: more than 40 symbolic links in a row, a loop, the last at /l40 (looked for: entrypoint \"/l0\" → symlink /l0 to l1 in layer 1/1 (sha256:aaaaaaaaaaaa…) → "),
+            "{reason}"
+        );
+        assert!(
+            reason.contains(" → … 36 more … → symlink /l39 to l40"),
+            "{reason}"
+        );
     }
 }

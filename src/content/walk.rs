@@ -9,7 +9,7 @@ use std::io::{self, Read};
 use super::decompress;
 use super::machine::Expected;
 use super::program::{self, Program};
-use super::resolve::{Finding, Progress, State, View};
+use super::resolve::{Finding, Memo, Progress, State, View, Wait};
 use super::tar::{Entries, Entry, Kind, Problem};
 use super::tree::{components, Key, Keys, Node, Tree};
 
@@ -42,6 +42,17 @@ pub(crate) struct Limits {
     pub(crate) entries: usize,
 }
 
+/// Which bound a walk reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Limit {
+    /// The bytes downloaded (`MULTIARCH_CONTENT_BUDGET`).
+    Download,
+    /// The archive bytes once decompressed (`Limits::expanded`).
+    Expanded,
+    /// The entries recorded (`Limits::entries`).
+    Entries,
+}
+
 /// How the walk ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Walked {
@@ -51,8 +62,13 @@ pub(crate) enum Walked {
         layer: usize,
         path: String,
     },
-    /// The budget was spent before the answer was known.
-    OverBudget,
+    /// A bound was reached in a layer (top first) before the answer was known: which, and the
+    /// path the answer waited for.
+    OverBudget {
+        layer: usize,
+        limit: Limit,
+        waiting: String,
+    },
     /// A layer could not be read: which (top first), and why.
     Unreadable {
         layer: usize,
@@ -60,14 +76,42 @@ pub(crate) enum Walked {
     },
 }
 
+/// How a walk ended and what it cost.
+#[derive(Debug)]
+pub(crate) struct Report {
+    pub(crate) walked: Walked,
+    /// Layers opened.
+    pub(crate) opened: usize,
+    /// Paths looked up in the layers' trees (the CPU work, which grows with `PATH` and the
+    /// entries awaited, never with their product).
+    pub(crate) lookups: u64,
+}
+
 /// Walks `layers` (top first; `Some(why)` for one that cannot be read) for `program`, opening
-/// layer `i` with `open(i)`; returns how it ended and how many layers were opened.
+/// layer `i` with `open(i)`.
 pub(crate) fn walk(
     program: &Program,
     expected: Expected,
     layers: &[Option<String>],
     limits: Limits,
     open: &mut dyn FnMut(usize) -> io::Result<Box<dyn Read>>,
+) -> Report {
+    let memo = Memo::default();
+    let (walked, opened) = walk_layers(program, expected, layers, limits, open, &memo);
+    Report {
+        walked,
+        opened,
+        lookups: memo.lookups.get(),
+    }
+}
+
+fn walk_layers(
+    program: &Program,
+    expected: Expected,
+    layers: &[Option<String>],
+    limits: Limits,
+    open: &mut dyn FnMut(usize) -> io::Result<Box<dyn Read>>,
+    memo: &Memo,
 ) -> (Walked, usize) {
     let keys = Keys::default();
     let n = layers.len();
@@ -81,6 +125,7 @@ pub(crate) fn walk(
             trees,
             states,
             keys: &keys,
+            memo,
         }
         .evaluate(program, expected)
     };
@@ -88,7 +133,7 @@ pub(crate) fn walk(
         let mut waiting = match evaluate(&trees, &states) {
             Progress::Done(f) => return (Walked::Found(f), opened),
             Progress::Hidden { layer, path } => return (Walked::Hidden { layer, path }, opened),
-            Progress::Pending(k) => k,
+            Progress::Pending(w) => w,
         };
         if layers[i].is_some() {
             states[i] = State::Skipped;
@@ -96,9 +141,19 @@ pub(crate) fn walk(
         }
         opened += 1;
         let unreadable = |why: String| Walked::Unreadable { layer: i, why };
+        let over = |limit: Limit, waiting: &Wait| Walked::OverBudget {
+            layer: i,
+            limit,
+            waiting: waiting.path.clone(),
+        };
         let reader = match open(i).and_then(decompress::open) {
             Ok(r) => r,
-            Err(e) => return (stopped(e, unreadable), opened),
+            Err(e) => {
+                return (
+                    stopped(e, unreadable, over(Limit::Download, &waiting)),
+                    opened,
+                )
+            }
         };
         let mut archive = Entries::new(reader, limits.expanded.saturating_sub(expanded));
         states[i] = State::Reading;
@@ -106,22 +161,27 @@ pub(crate) fn walk(
             let entry = match archive.next_entry() {
                 Ok(Some(e)) => e,
                 Ok(None) => break,
-                Err(Problem::TooLarge) => return (Walked::OverBudget, opened),
+                Err(Problem::TooLarge) => return (over(Limit::Expanded, &waiting), opened),
                 Err(Problem::Invalid(why)) => return (unreadable(why), opened),
-                Err(Problem::Io(e)) => return (stopped(e, unreadable), opened),
+                Err(Problem::Io(e)) => {
+                    return (
+                        stopped(e, unreadable, over(Limit::Download, &waiting)),
+                        opened,
+                    )
+                }
             };
             let touched = record(&mut trees[i], &keys, entry, program.windows);
             entries += 1;
             if entries > limits.entries {
-                return (Walked::OverBudget, opened);
+                return (over(Limit::Entries, &waiting), opened);
             }
-            if touched.contains(&waiting) {
+            if touched.contains(&waiting.key) {
                 match evaluate(&trees, &states) {
                     Progress::Done(f) => return (Walked::Found(f), opened),
                     Progress::Hidden { layer, path } => {
                         return (Walked::Hidden { layer, path }, opened)
                     }
-                    Progress::Pending(k) => waiting = k,
+                    Progress::Pending(w) => waiting = w,
                 }
             }
         }
@@ -142,10 +202,11 @@ pub(crate) fn walk(
     }
 }
 
-/// A stream that stopped: over budget, or unreadable with the feeder's reason or the decoder's.
-fn stopped(e: io::Error, unreadable: impl Fn(String) -> Walked) -> Walked {
+/// A stream that stopped: over the download budget, or unreadable with the feeder's reason or
+/// the decoder's.
+fn stopped(e: io::Error, unreadable: impl Fn(String) -> Walked, over: Walked) -> Walked {
     match e.get_ref().and_then(|inner| inner.downcast_ref::<Stop>()) {
-        Some(Stop::Budget) => Walked::OverBudget,
+        Some(Stop::Budget) => over,
         Some(Stop::Failed(why)) => unreadable(why.clone()),
         None => unreadable(e.to_string()),
     }

@@ -101,3 +101,34 @@ fn validation_errors_exit_4() {
     assert!(e.to_string().contains("linux/arm64"));
     assert!(e.to_string().contains("linux/amd64"));
 }
+
+#[test]
+fn every_image_of_another_machine_is_named_with_the_arch_found() {
+    let image = |tag: &str, platform: &str, arch: &str| crate::error::Mismatched {
+        image: format!("r/app:{tag}@sha256:1"),
+        platform: platform.into(),
+        found: format!("/app is machine code for linux/{arch}"),
+        found_arch: Some(arch.into()),
+        trail: "entrypoint \"/app\" → /app in layer 1/1".into(),
+    };
+    let e = Error::MachineMismatch {
+        images: vec![
+            image("latest-amd64", "linux/amd64", "arm64"),
+            image("latest-arm64", "linux/arm64", "amd64"),
+        ],
+    };
+    assert_eq!(e.exit_code(), 4);
+    let text = e.to_string();
+    assert!(text.starts_with("2 images start a program built for another machine than their platform:\nr/app:latest-amd64@sha256:1 is linux/amd64, but"), "{text}");
+    assert!(text.contains("(…-${TARGETARCH}, not …-arm64)"), "{text}");
+    assert!(
+        text.contains("r/app:latest-arm64@sha256:1 is linux/arm64, but"),
+        "{text}"
+    );
+    assert!(text.contains("(…-${TARGETARCH}, not …-amd64)"), "{text}");
+    assert_eq!(
+        text.matches("MULTIARCH_CONTENT_CHECK=off").count(),
+        1,
+        "{text}"
+    );
+}

@@ -15,6 +15,7 @@ fn file(bytes: &[u8]) -> Node {
 #[test]
 fn waits_for_the_path_it_needs_in_the_layer_being_read_and_then_answers() {
     let keys = Keys::default();
+    let memo = Memo::default();
     let program =
         program::from_config(br#"{"config":{"Entrypoint":["/opt/app"]}}"#, false).unwrap();
     let expected = Expected::Elf(Elf {
@@ -29,16 +30,20 @@ fn waits_for_the_path_it_needs_in_the_layer_being_read_and_then_answers() {
             trees,
             states,
             keys: &keys,
+            memo: &memo,
         }
         .evaluate(&program, expected)
     };
-    let opt = keys.prefixes(&["opt"]);
-    assert_eq!(ask(&trees, &states), Progress::Pending(opt[0]));
+    let opt = Progress::Pending(Wait {
+        key: keys.prefixes(&["opt"])[0],
+        path: "/opt".into(),
+    });
+    assert_eq!(ask(&trees, &states), opt);
     trees[0].add(&keys.prefixes(&["etc", "x"]), Node::Other);
-    assert_eq!(ask(&trees, &states), Progress::Pending(opt[0]));
+    assert_eq!(ask(&trees, &states), opt);
     // The top layer is read to its end without /opt: the answer lies below.
     states[0] = State::Read;
-    assert_eq!(ask(&trees, &states), Progress::Pending(opt[0]));
+    assert_eq!(ask(&trees, &states), opt);
     states[1] = State::Reading;
     trees[1].add(&keys.prefixes(&["opt", "app"]), file(&elf(true, true, 62)));
     let Progress::Done(Finding::Judged {

@@ -43,7 +43,8 @@ fn run_with(
     let mut open = |i: usize| -> io::Result<Box<dyn Read>> {
         Ok(Box::new(io::Cursor::new(top_first[i].clone().unwrap())))
     };
-    walk(&program, expected, &skips, limits, &mut open)
+    let report = walk(&program, expected, &skips, limits, &mut open);
+    (report.walked, report.opened)
 }
 
 fn run(config: &str, platform: &str, layers: Vec<Option<Vec<u8>>>) -> (Walked, usize) {
@@ -350,5 +351,200 @@ fn what_cannot_be_found_or_read_says_so() {
         entries: usize::MAX,
     };
     let (w, _) = run_with(&entrypoint("/x"), "linux/amd64", vec![Some(big)], small);
-    assert_eq!(w, Walked::OverBudget);
+    assert_eq!(
+        w,
+        Walked::OverBudget {
+            layer: 0,
+            limit: Limit::Expanded,
+            waiting: "/x".into()
+        }
+    );
+}
+
+/// The walk's report, with no bounds but the ones `program` sets.
+fn report(config: &str, layers: Vec<Vec<u8>>) -> Report {
+    let program = crate::content::program::from_config(config.as_bytes(), false).unwrap();
+    let expected = machine::expected(&Platform::parse("test", "linux/arm64").unwrap()).unwrap();
+    let top_first: Vec<Vec<u8>> = layers.into_iter().rev().collect();
+    let mut open = |i: usize| -> io::Result<Box<dyn Read>> {
+        Ok(Box::new(io::Cursor::new(top_first[i].clone())))
+    };
+    let limits = Limits {
+        expanded: u64::MAX,
+        entries: usize::MAX,
+    };
+    walk(
+        &program,
+        expected,
+        &vec![None; top_first.len()],
+        limits,
+        &mut open,
+    )
+}
+
+/// A top layer where each of `dirs` PATH directories holds a non-executable `app` (the runtime
+/// skips it), and `/zz/app` is arm64 code; the config's PATH lists them all, then `/zz`.
+fn long_path(dirs: usize) -> (String, Vec<u8>) {
+    let mut layer = Builder::new();
+    for i in 0..dirs {
+        layer = layer
+            .dir(&format!("a{i}/"))
+            .file(&format!("a{i}/app"), 0o644, b"data");
+    }
+    let layer = layer.file("zz/app", 0o755, &bin(ARM64)).finish();
+    let path: Vec<String> = (0..dirs)
+        .map(|i| format!("/a{i}"))
+        .chain(["/zz".into()])
+        .collect();
+    let config = serde_json::json!({"config": {"Entrypoint": ["app"], "Env": [format!("PATH={}", path.join(":"))]}});
+    (config.to_string(), layer)
+}
+
+#[test]
+fn a_long_path_costs_lookups_in_proportion_to_its_length_not_its_square() {
+    use crate::content::program::MAX_PATH_DIRS;
+    let dirs = MAX_PATH_DIRS - 1;
+    let (config, layer) = long_path(dirs);
+    let r = report(&config, vec![layer]);
+    assert_eq!(judged(&r.walked), ("/zz/app".into(), Judgement::Matches));
+    // Asking every directory again as each awaited entry arrives costs ~4 × dirs² lookups
+    // (260,000 here); remembering the directories ruled out keeps it to a few per directory.
+    assert!(
+        r.lookups < 8 * MAX_PATH_DIRS as u64,
+        "{} lookups",
+        r.lookups
+    );
+
+    // Past the limit, the directories beyond it are not looked in: not found, said so, and the
+    // work stays bounded however long PATH is.
+    let (config, layer) = long_path(4 * MAX_PATH_DIRS);
+    let r = report(&config, vec![layer]);
+    let Walked::Found(Finding::Missing { what, .. }) = &r.walked else {
+        panic!("{:?}", r.walked)
+    };
+    assert!(what.contains("PATH (/a0:/a1:"), "{what}");
+    assert!(
+        what.contains("… 1025 directories in all; only the first 256 were looked in"),
+        "{what}"
+    );
+    assert!(
+        r.lookups < 8 * MAX_PATH_DIRS as u64,
+        "{} lookups",
+        r.lookups
+    );
+}
+
+#[test]
+fn a_path_candidate_that_cannot_be_resolved_is_skipped_for_the_next_directory() {
+    let amd = Builder::new()
+        .symlink("a/app", "/a/app")
+        .symlink("c/app", "/nowhere")
+        .dir("d/app/")
+        .file("b/app", 0o755, &bin(AMD64))
+        .finish();
+    let config = r#"{"config":{"Entrypoint":["app"],"Env":["PATH=/a:/c:/d:/b"]}}"#;
+    let (w, _) = run(config, "linux/arm64", vec![Some(amd)]);
+    assert!(
+        matches!(judged(&w), (ref f, Judgement::Differs { .. }) if f == "/b/app"),
+        "{w:?}"
+    );
+    assert_eq!(steps(&w)[1], Step::Path("/b/app".into()));
+}
+
+#[test]
+fn env_in_a_shebang_is_judged_itself_before_the_program_it_runs() {
+    let script = |env: Option<(bool, bool, u16)>| {
+        let mut b = Builder::new()
+            .file("run", 0o755, b"#!/usr/bin/env python3\n")
+            .file("usr/bin/python3", 0o755, &bin(ARM64));
+        if let Some(m) = env {
+            b = b.file("usr/bin/env", 0o755, &bin(m));
+        }
+        b.finish()
+    };
+    let (w, _) = run(
+        &entrypoint("/run"),
+        "linux/arm64",
+        vec![Some(script(Some(AMD64)))],
+    );
+    assert!(
+        matches!(judged(&w), (ref f, Judgement::Differs { .. }) if f == "/usr/bin/env"),
+        "{w:?}"
+    );
+    let (w, _) = run(
+        &entrypoint("/run"),
+        "linux/arm64",
+        vec![Some(script(Some(ARM64)))],
+    );
+    assert_eq!(judged(&w), ("/usr/bin/python3".into(), Judgement::Matches));
+    let (w, _) = run(&entrypoint("/run"), "linux/arm64", vec![Some(script(None))]);
+    let Walked::Found(Finding::Missing { what, .. }) = &w else {
+        panic!("{w:?}")
+    };
+    assert_eq!(what, "/usr/bin/env does not exist");
+}
+
+#[test]
+fn a_bound_reached_names_the_layer_the_limit_and_the_path_awaited() {
+    // A gzip bomb: a header for a 100 GB file, then zeros that compress to almost nothing.
+    let mut header = tar::Header::new_gnu();
+    header.set_size(100_000_000_000);
+    header.set_path("huge").unwrap();
+    header.set_mode(0o644);
+    header.set_cksum();
+    let mut bomb = header.as_bytes().to_vec();
+    bomb.extend(vec![0u8; 4 << 20]);
+    let lower = Builder::new().file("app", 0o755, &bin(AMD64)).finish();
+    let limits = Limits {
+        expanded: 1 << 20,
+        entries: usize::MAX,
+    };
+    let (w, opened) = run_with(
+        &entrypoint("/app"),
+        "linux/arm64",
+        vec![Some(lower), Some(gzip(bomb))],
+        limits,
+    );
+    assert_eq!(
+        w,
+        Walked::OverBudget {
+            layer: 0,
+            limit: Limit::Expanded,
+            waiting: "/app".into()
+        }
+    );
+    assert_eq!(opened, 1);
+    let many = (0..10).fold(Builder::new(), |b, i| b.dir(&format!("d{i}/")));
+    let limits = Limits {
+        expanded: u64::MAX,
+        entries: 5,
+    };
+    let (w, _) = run_with(
+        &entrypoint("/srv/app"),
+        "linux/arm64",
+        vec![Some(many.finish())],
+        limits,
+    );
+    assert!(
+        matches!(&w, Walked::OverBudget { limit: Limit::Entries, waiting, .. } if waiting == "/srv"),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn a_link_loop_keeps_the_way_from_the_entrypoint() {
+    let chain = (0..50).fold(Builder::new(), |b, i| {
+        b.symlink(&format!("l{i}"), &format!("l{}", i + 1))
+    });
+    let (w, _) = run(
+        &entrypoint("/l0"),
+        "linux/arm64",
+        vec![Some(chain.finish())],
+    );
+    let Walked::Found(Finding::Loop { path, steps }) = &w else {
+        panic!("{w:?}")
+    };
+    assert_eq!(path, "/l40");
+    assert_eq!(steps[0], Step::Start("entrypoint \"/l0\"".into()));
+    assert!(matches!(&steps[1], Step::Symlink { from, .. } if from == "/l0"));
 }
