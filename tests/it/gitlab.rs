@@ -256,6 +256,104 @@ fn kaniko_pipeline_runs_with_a_stand_in_executor() {
     );
 }
 
+/// A kaniko stand-in that keeps the config.json it is given (and the directory it is in) under
+/// `$SEEN`, named for the job, and writes a digest file as kaniko does after its push.
+const RECORDING_EXECUTOR: &str = r#"#!/bin/sh
+name=$(printf %s "$CI_JOB_NAME" | tr -c 'A-Za-z0-9' _)
+cp "$DOCKER_CONFIG/config.json" "$SEEN/$name.json"
+printf %s "$DOCKER_CONFIG" > "$SEEN/$name.dir"
+while [ $# -gt 0 ]; do [ "$1" != --digest-file ] || printf 'sha256:%064d' 0 > "$2"; shift; done
+"#;
+
+/// build-kaniko logs in by adding its entry to a copy of the project's docker config: the
+/// project's auths (a private base image's registry), credHelpers, credsStore and other keys stay,
+/// its own file is left as it wrote it, and the copy is gone when the job ends. Both logins, one
+/// of them under busybox awk (kaniko's debug image has only busybox).
+#[test]
+fn kaniko_adds_its_login_to_a_copy_of_the_projects_docker_config() {
+    const ECR_HOST: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+    const PROJECT: &str = r#"{"auths":{"private.example.com":{"auth":"dXNlcjpwYXNz"},"reg.example.com":{"auth":"b2xk"}},"credHelpers":{"gcr.io":"gcr"},"credsStore":"pass","experimental":"enabled"}"#;
+    let kaniko = |job: &str, login: &str, image: &str| {
+        format!(
+            "  - component: $CI_SERVER_FQDN/$CI_PROJECT_PATH/build-kaniko@$CI_COMMIT_SHA\n    inputs:\n      job-name: {job}\n      archs: [amd64]\n      context: app\n      registry-login: {login}\n      image: {image}\n"
+        )
+    };
+    let pipeline = format!(
+        "include:\n{}{}default:\n  before_script:\n    - case \"$CI_JOB_NAME\" in kaniko-ecr*) export PATH=\"$BUSYBOX_AWK:$PATH\" ;; esac\n    - mkdir -p \"$DOCKER_CONFIG\" && printf '%s' '{PROJECT}' > \"$DOCKER_CONFIG/config.json\"\n",
+        kaniko("kaniko-gitlab", "gitlab", "reg.example.com/group/app"),
+        kaniko("kaniko-ecr", "ecr", &format!("{ECR_HOST}/app")),
+    );
+    let repo = project(&pipeline);
+    let bin = repo.path().join("kaniko-executor");
+    std::fs::write(&bin, RECORDING_EXECUTOR).unwrap();
+    std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let busybox = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(
+        crate::support::require("busybox", "apt-get install busybox"),
+        busybox.path().join("awk"),
+    )
+    .unwrap();
+    let (docker_config, seen) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (ok, log) = run(
+        repo.path(),
+        &[
+            ("KANIKO_EXECUTOR", bin.display().to_string()),
+            ("DOCKER_CONFIG", docker_config.path().display().to_string()),
+            ("SEEN", seen.path().display().to_string()),
+            ("BUSYBOX_AWK", busybox.path().display().to_string()),
+            ("CI_REGISTRY", "reg.example.com".into()),
+            ("CI_REGISTRY_USER", "gitlab-ci-token".into()),
+            ("CI_REGISTRY_PASSWORD", "job-token-secret".into()),
+        ],
+    );
+    assert!(ok, "{log}");
+    assert_passed(&log, &["kaniko-gitlab: [amd64]", "kaniko-ecr: [amd64]"]);
+    // "gitlab-ci-token:job-token-secret"
+    let ours = "Z2l0bGFiLWNpLXRva2VuOmpvYi10b2tlbi1zZWNyZXQ=";
+    assert!(
+        !log.contains("job-token-secret") && !log.contains(ours),
+        "{log}"
+    );
+    let project_file: Json = serde_json::from_str(PROJECT).unwrap();
+    let seen_by = |job: &str| -> Json {
+        let dir = std::fs::read_to_string(seen.path().join(format!("{job}.dir"))).unwrap();
+        assert!(
+            !std::path::Path::new(&dir).exists(),
+            "{job}: the job's config ({dir}) is removed when the job ends"
+        );
+        let text = std::fs::read_to_string(seen.path().join(format!("{job}.json"))).unwrap();
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{job}: {e}: {text}"))
+    };
+
+    // gitlab: the job token for CI_REGISTRY replaces the project's entry for it; the credsStore
+    // would answer for every host without a helper, so CI_REGISTRY gets an empty one (the file).
+    let mut expected = project_file.clone();
+    expected["auths"]["reg.example.com"] = serde_json::json!({ "auth": ours });
+    expected["credHelpers"]["reg.example.com"] = "".into();
+    assert_eq!(seen_by("kaniko_gitlab___amd64_"), expected);
+
+    // ecr: kaniko's ECR helper for the ECR host, everything else as the project wrote it.
+    let mut expected = project_file.clone();
+    expected["credHelpers"][ECR_HOST] = "ecr-login".into();
+    assert_eq!(seen_by("kaniko_ecr___amd64_"), expected);
+
+    let files: Vec<_> = std::fs::read_dir(docker_config.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        files,
+        ["config.json"],
+        "nothing added to the project's directory"
+    );
+    assert_eq!(
+        std::fs::read_to_string(docker_config.path().join("config.json")).unwrap(),
+        PROJECT,
+        "the project's file is never written"
+    );
+}
+
 #[test]
 fn ecr_pipeline_with_gitlab_oidc_runs_against_moto_and_a_registry_under_its_ecr_name() {
     const ECR_HOST: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
