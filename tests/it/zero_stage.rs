@@ -4,7 +4,8 @@
 //! that completes the set publishes both images, and a later job reads the report. When an arch
 //! job fails, nothing is published; a retry of that one job publishes, with no other job run
 //! again. gitlab-ci-local runs the two build jobs at once, so either may be the one that publishes
-//! (or both, the same bytes).
+//! (or both, the same bytes). Against a registry with a self-signed certificate the publishing
+//! step needs MULTIARCH_CA_FILE (`tls-verify: false` reaches buildah only).
 
 use serde_norway::Value;
 
@@ -12,7 +13,7 @@ use crate::support::glci::{
     adapt, arguments, assert_passed, builds_of, command, commit, example, head, log_of, project,
     ran, run, tool_image, write,
 };
-use crate::support::{sha256, Registry};
+use crate::support::{sha256, Options, Registry};
 
 const BUILDS: &[&str] = &["multiarch-build: [amd64]", "multiarch-build: [arm64]"];
 
@@ -129,5 +130,48 @@ fn a_failed_arch_job_publishes_nothing_and_its_retry_publishes() {
         reg.raw("group/app:latest-amd64").unwrap(),
         amd,
         "amd64 was not built again"
+    );
+}
+
+/// `tls-verify: false` reaches buildah only: the publishing step verifies certificates, so against
+/// a registry with a self-signed certificate the job fails before it builds (exit 2, naming
+/// MULTIARCH_CA_FILE) until MULTIARCH_CA_FILE names the registry's CA; then it publishes. A
+/// project's MULTIARCH_DOTENV is not the component's report: a notice says so, and the report
+/// still reaches the later job.
+#[test]
+fn a_self_signed_registry_needs_the_ca_file_and_the_report_stays_the_components() {
+    let reg = Registry::start_with(Options {
+        tls: true,
+        ..Default::default()
+    });
+    let tool = tool_image(&reg);
+    let repo = project(&pipeline(&tool, ""));
+    let image = ("TEST_IMAGE", reg.repo("group/app"));
+    let (ok, log) = run(repo.path(), std::slice::from_ref(&image));
+    assert!(!ok, "{log}");
+    assert!(
+        log.contains("FAIL 2") && log.contains("set MULTIARCH_CA_FILE to the registry's CA"),
+        "{log}"
+    );
+    assert!(
+        reg.raw("group/app:latest-amd64").is_none() && reg.raw("group/app:latest-arm64").is_none(),
+        "it failed before building"
+    );
+
+    let ca_file = reg.ca_file.as_ref().unwrap().display().to_string();
+    let (ok, log) = run(
+        repo.path(),
+        &[
+            image,
+            ("MULTIARCH_CA_FILE", ca_file),
+            ("MULTIARCH_DOTENV", "custom.env".into()),
+        ],
+    );
+    assert!(ok, "{log}");
+    assert_passed(&log, &[BUILDS, &["verify"]].concat());
+    published_both(&reg, repo.path());
+    assert!(
+        log.contains("notice: MULTIARCH_DOTENV=custom.env is not used here"),
+        "{log}"
     );
 }
