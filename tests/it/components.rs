@@ -242,7 +242,7 @@ fn manifest_job_follows_the_stage_order_unless_order_is_needs() {
         [yaml(
             r#"{if: '$CI_PIPELINE_SOURCE != "merge_request_event"'}"#
         )],
-        "as a job without rules: not in merge request pipelines"
+        "branch and tag pipelines, never merge request pipelines"
     );
 
     let mut given = required(&path);
@@ -292,7 +292,7 @@ fn build_components_run_one_job_per_arch_on_that_arch_runner() {
             "{name}"
         );
         // Platforms MULTIARCH_PLATFORMS leaves out get no job; then the input's rules, whose
-        // default keeps the job out of merge request pipelines as a job without rules is.
+        // default keeps the job out of merge request pipelines (no duplicate pipelines).
         let rules = flat_rules(&job);
         let (skips, given) = rules.split_at(rules.len() - 1);
         assert!(skips.len() >= 7, "{name}: {rules:?}");

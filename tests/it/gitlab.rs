@@ -453,7 +453,8 @@ fn leak(s: String) -> &'static str {
 
 /// Every pipeline the README shows resolves its components (inputs, types and options checked by
 /// gitlab-ci-local's include and interpolation) into the jobs users expect; in a merge request
-/// pipeline the components' jobs are left out, as jobs without rules are (no duplicate pipelines).
+/// pipeline the components' jobs are left out (no duplicate pipelines; for a workflow that runs
+/// merge request pipelines instead, see the next test).
 #[test]
 fn every_documented_pipeline_resolves_into_its_jobs_and_none_in_merge_request_pipelines() {
     let builds = ["multiarch-build: [amd64]", "multiarch-build: [arm64]"];
@@ -496,4 +497,38 @@ fn every_documented_pipeline_resolves_into_its_jobs_and_none_in_merge_request_pi
             "{file}: component jobs in a merge request pipeline:\n{listing}"
         );
     }
+}
+
+/// The README's pipeline for a workflow that runs merge request pipelines instead of branch
+/// pipelines while a merge request is open: with its `rules` the components' jobs are in the merge
+/// request pipeline as the project's rule-less `test` is, and in branch pipelines; with the
+/// default rules the merge request pipeline would hold `test` alone (nothing built or published).
+/// gitlab-ci-local's listing does not apply `workflow:rules`: which pipeline exists is GitLab's.
+#[test]
+fn merge_request_workflow_pipeline_runs_the_components_in_merge_request_pipelines() {
+    let builds = ["multiarch-build: [amd64]", "multiarch-build: [arm64]"];
+    let every_job = [&builds[..], &["test", "manifest"]].concat();
+    let documented = local_components(&example("merge-requests.yml"));
+    let merge_request = [("CI_PIPELINE_SOURCE", "merge_request_event".to_string())];
+    let repo = project(&documented);
+    for variables in [&merge_request[..], &[]] {
+        let (ok, listing) = list(repo.path(), variables);
+        assert!(ok, "{listing}");
+        assert_eq!(
+            jobs_listed(&listing),
+            every_job,
+            "{variables:?}:\n{listing}"
+        );
+    }
+    let defaults = documented
+        .replace(
+            "    inputs:\n      rules:\n        - when: on_success\n",
+            "",
+        )
+        .replace("      rules:\n        - when: on_success\n", "");
+    assert!(!defaults.contains("rules:\n        -"), "{defaults}");
+    let repo = project(&defaults);
+    let (ok, listing) = list(repo.path(), &merge_request);
+    assert!(ok, "{listing}");
+    assert_eq!(jobs_listed(&listing), ["test"], "{listing}");
 }
