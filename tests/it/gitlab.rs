@@ -419,6 +419,8 @@ script:
             ecr.ca_file.as_ref().unwrap().display().to_string(),
         ),
         ("ECR_PASSWORD", ecr_password()),
+        // A release: the builds and the manifest job read the pipeline's MULTIARCH_TAGS=semver.
+        ("CI_COMMIT_TAG", "v1.4.2".to_string()),
     ]);
     let (ok, log) = run_in(repo.path(), &variables, Some(&hosts));
     assert!(ok, "{log}");
@@ -436,6 +438,14 @@ script:
         "{log}"
     );
     assert_eq!(log.matches("scanned ").count(), 2, "{log}");
+    let index = ecr.raw("app:1.4.2").expect("the version was published");
+    for (arch, digest) in children(&index) {
+        let built = ecr.raw(&format!("app:1.4.2-{arch}")).unwrap();
+        assert_eq!(sha256(&built), digest, "{arch}: built as 1.4.2-{arch}");
+    }
+    for tag in ["1.4", "1", "latest"] {
+        assert_eq!(ecr.raw(&format!("app:{tag}")).unwrap(), index, "{tag}");
+    }
     for secret in [ecr_password().as_str(), "c2ln"] {
         let shown: Vec<&str> = log
             .lines()
