@@ -16,7 +16,8 @@ use serde_json::Value as Json;
 
 /// Two build jobs as a project writes them (buildah stands in for kaniko here): the image holds
 /// the commit, so every pipeline pushes new digests; `LABEL` adds the revision label; the arm64
-/// build sleeps `ARM64_DELAY` seconds first; `FAIL_ARCH` makes that build fail before pushing.
+/// build sleeps `ARM64_DELAY` seconds first; `FAIL_ARCH` makes that build fail before pushing;
+/// `LATE_ARCH`'s image reaches its tag only after its job ended.
 const OWN_BUILDS: &str = r#"
 include:
   - component: $CI_SERVER_FQDN/$CI_PROJECT_PATH/manifest@$CI_COMMIT_SHA
@@ -41,7 +42,13 @@ include:
       [ -z "${LABEL:-}" ] || buildah config --label "org.opencontainers.image.revision=$CI_COMMIT_SHA" "$ctr"
       buildah commit --quiet --iidfile iid "$ctr" >/dev/null
       buildah rm "$ctr" >/dev/null
-      buildah push --quiet --tls-verify=false --digestfile digest "$(cat iid)" "docker://$CI_REGISTRY_IMAGE:$tag-$ARCH"
+      to="docker://$CI_REGISTRY_IMAGE:$tag-$ARCH"
+      if [ "${LATE_ARCH:-}" = "$ARCH" ]; then
+        # The image reaches the tag 6 s after the job ends (a registry's replication lag).
+        setsid sh -c "sleep 6; buildah push --quiet --tls-verify=false $(cat iid) $to" >/dev/null 2>&1 < /dev/null &
+        echo "pushing $ARCH late"; exit 0
+      fi
+      buildah push --quiet --tls-verify=false --digestfile digest "$(cat iid)" "$to"
       echo "pushed $ARCH $(cat digest)"
 
 build-amd64:
@@ -198,6 +205,29 @@ fn own_build_jobs_with_the_projects_own_variables_and_on_a_tag() {
     let entries: BTreeMap<String, String> = children(&raw).into_iter().collect();
     assert_eq!(entries, pushed(&log));
     assert!(reg.raw("group/app/server:latest").is_none());
+}
+
+/// On its defaults the manifest job runs after every build has pushed, so it waits only a short
+/// while (2 minutes, not 15) for a source not there yet: a registry's lag, not a build.
+#[test]
+fn on_stage_order_the_manifest_job_waits_two_minutes_for_a_late_image_not_fifteen() {
+    let reg = Registry::start();
+    let repo = project(OWN_BUILDS);
+    commit(repo.path(), "late arm64");
+    let vars: Vec<(&'static str, String)> = variables(&reg, &[("LATE_ARCH", "arm64")])
+        .into_iter()
+        .filter(|(k, _)| *k != "MULTIARCH_TIMEOUT")
+        .collect();
+    let (ok, log) = run(repo.path(), &vars);
+    assert!(ok, "{log}");
+    assert_passed(&log, &["build-amd64", "build-arm64", "manifest"]);
+    assert!(log.contains("pushing arm64 late"), "{log}");
+    let waiting = log
+        .lines()
+        .find(|l| l.contains("waiting for sources"))
+        .unwrap_or_else(|| panic!("the manifest job did not wait:\n{log}"));
+    assert!(waiting.contains("remaining=1m"), "{waiting}");
+    assert_eq!(held(&reg, "latest").1.len(), 2, "{log}");
 }
 
 /// A project with its own `stages:` list: with a deploy stage after its tests, the manifest job
