@@ -139,6 +139,9 @@ async fn push(given: &Given, env: &Env, plan_only: bool, cancel: &Cancel) -> Res
         )?),
         _ => None,
     };
+    if let Some(path) = &dotenv {
+        dotenv_fits(&plan, &show.dotenv_prefix, path)?;
+    }
     let registry = Client::connect(&plan.access, cancel)?;
     let phases: &dyn Phases = if show.gitlab {
         &GitLabSections
@@ -199,6 +202,25 @@ async fn push(given: &Given, env: &Env, plan_only: bool, cancel: &Cancel) -> Res
         other => other,
     })?;
     printed
+}
+
+/// Refuses, before any request, a plan whose dotenv could exceed what GitLab accepts: the
+/// report would be refused after the tags moved, and a later job would not learn what moved.
+fn dotenv_fits(plan: &Plan, prefix: &str, path: &Path) -> Result<(), Error> {
+    let size = report::dotenv_worst_case(plan, prefix);
+    if size <= report::DOTENV_LIMIT {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "--dotenv / MULTIARCH_DOTENV",
+        path.display().to_string(),
+        format!(
+            "the report for {} target tag(s) could be {size} bytes, over GitLab's dotenv limit of {} bytes, which would refuse it after the tags moved",
+            plan.targets.len(),
+            report::DOTENV_LIMIT
+        ),
+        "publish fewer or shorter tags (or fewer images), or set MULTIARCH_DOTENV=none and read the results from stdout",
+    ))
 }
 
 /// `--if-complete` found sources not ready: nothing was pushed. Says which (stderr, or stdout

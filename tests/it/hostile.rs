@@ -514,6 +514,32 @@ fn the_dotenv_is_checked_before_any_request_and_written_before_stdout() {
             stderr_of(&out)
         );
     }
+    // 64 long tags (the cap) on a long path: a report GitLab would refuse after the tags moved.
+    let tags: Vec<String> = (0..64)
+        .map(|i| format!("release-candidate-build-{i:02}"))
+        .collect();
+    let mut env: BTreeMap<String, String> = base
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    env.insert(
+        "MULTIARCH_IMAGE".into(),
+        format!("{}/group/subgroup/some-long-application-name", proxy.host),
+    );
+    env.insert("MULTIARCH_TAGS".into(), tags.join(","));
+    env.insert("MULTIARCH_DOTENV".into(), "multiarch.env".into());
+    let out = multiarch(&env, work.path()).arg("push").output().unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for part in [
+        "the report for 64 target tag(s) could be ",
+        "over GitLab's dotenv limit of 5120 bytes",
+        "fewer or shorter tags",
+        "MULTIARCH_DOTENV=none",
+    ] {
+        assert!(err.contains(part), "{part}: {err}");
+    }
+    assert!(!work.path().join("multiarch.env").exists());
     assert_eq!(proxy.requests(), 0, "nothing was asked of the registry");
 
     // A closed stdout: the push happened, so the dotenv says so.
