@@ -284,3 +284,45 @@ fn a_bind_mounted_auth_file_is_made_owner_only_or_left_alone() {
     assert!(!err.contains("s3cret-pw"), "{err}");
     assert_eq!(std::fs::read_to_string(&outside).unwrap(), "{}\n");
 }
+
+#[test]
+fn a_check_answered_by_another_host_is_not_a_login() {
+    use crate::support::hostile::{redirect, Behaviour, Hostile};
+    // The registry sends GET /v2/ to another host that answers 200 to anything: the credential
+    // is (rightly) not sent there, so nothing has checked it.
+    let other = Hostile::start(|_, _| Behaviour::json(200, "{}"));
+    let target = format!("http://{}/v2/", other.host);
+    let registry = Hostile::start(move |_, _| redirect(307, &target));
+    let work = tempfile::tempdir().unwrap();
+    let auth = work.path().join("auth.json");
+    let env = vars(&[
+        ("MULTIARCH_USERNAME", "job"),
+        ("MULTIARCH_PASSWORD", "job-token-5f3c"),
+        (
+            "MULTIARCH_INSECURE_REGISTRIES",
+            &format!("{},{}", registry.host, other.host),
+        ),
+    ]);
+    let out = multiarch(&env, work.path())
+        .args([
+            "login",
+            &registry.host,
+            "--auth-file",
+            auth.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    exited(&out, 1);
+    assert!(
+        err.contains(&format!(
+            "logging in to {0}: the credential could not be checked: {0} redirected GET /v2/ to {1}, which gets no credentials (it answered HTTP 200); nothing was written",
+            registry.host, other.host
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("job-token-5f3c"), "{err}");
+    assert!(!auth.exists(), "nothing written");
+    assert!(out.stdout.is_empty());
+    assert!(other.seen().iter().all(|s| s.authorization.is_none()));
+}
