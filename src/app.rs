@@ -11,7 +11,7 @@ use tracing::{debug, info, warn};
 
 use crate::cancel::{self, Cancel};
 use crate::credentials::Credential;
-use crate::error::Error;
+use crate::error::{Error, Progress};
 use crate::outcome::Kept;
 use crate::publish::{self, NoPhases, Phases, Run};
 use crate::registry::Client;
@@ -49,7 +49,10 @@ pub(crate) async fn run(cmd: Cmd, given: &Given, env: &Env) -> Result<(), Error>
         done = work => done,
         signal = cancel.dropped() => Err(Error::Cancelled {
             signal,
-            progress: cancel.progress_when_dropped(),
+            progress: match cmd {
+                Cmd::Login => Progress::LoginUnwritten,
+                _ => cancel.progress_when_dropped(),
+            },
         }),
     }
 }

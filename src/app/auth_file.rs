@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use serde_json::value::RawValue;
 use tokio::time::Instant;
+use tracing::info;
 
 use crate::error::Error;
 use crate::{output_file, user_file};
@@ -74,10 +75,14 @@ async fn lock(path: &Path) -> Result<File, Error> {
         source,
     })?;
     let start = Instant::now();
+    let mut said = false;
     loop {
         match file.try_lock() {
             Ok(()) => return Ok(file),
             Err(TryLockError::WouldBlock) if start.elapsed() < LOCK_WAIT => {
+                if !std::mem::replace(&mut said, true) {
+                    info!(lock = %at.display(), "another login holds the auth file's lock; waiting for it");
+                }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             Err(TryLockError::WouldBlock) => {
