@@ -96,7 +96,11 @@ fn checked_auth_file(path: &Path) -> Result<PathBuf, Error> {
             )
         })?;
     }
-    output_file::writable(path, auth_file::SETTING, auth_file::HINT)
+    let target = output_file::regular(path, auth_file::SETTING, auth_file::HINT)?;
+    // The lock file beside it is the first file a login needs: named when it cannot be made.
+    auth_file::check_lock(&target)?;
+    output_file::creatable_beside(path, &target, auth_file::SETTING, auth_file::HINT)?;
+    Ok(target)
 }
 
 /// Sets `host`'s credential in a docker/containers auth file (created 0600 if missing), keeping
