@@ -11,7 +11,7 @@ use tracing::{debug, info, warn};
 
 use crate::cancel::{self, Cancel};
 use crate::credentials::Credential;
-use crate::error::Error;
+use crate::error::{Error, Progress};
 use crate::outcome::Kept;
 use crate::publish::{self, NoPhases, Phases, Run};
 use crate::registry::Client;
@@ -49,7 +49,10 @@ pub(crate) async fn run(cmd: Cmd, given: &Given, env: &Env) -> Result<(), Error>
         done = work => done,
         signal = cancel.dropped() => Err(Error::Cancelled {
             signal,
-            progress: cancel.progress_when_dropped(),
+            progress: match cmd {
+                Cmd::Login => Progress::LoginUnwritten,
+                _ => cancel.progress_when_dropped(),
+            },
         }),
     }
 }
@@ -93,7 +96,11 @@ fn checked_auth_file(path: &Path) -> Result<PathBuf, Error> {
             )
         })?;
     }
-    output_file::writable(path, auth_file::SETTING, auth_file::HINT)
+    let target = output_file::regular(path, auth_file::SETTING, auth_file::HINT)?;
+    // The lock file beside it is the first file a login needs: named when it cannot be made.
+    auth_file::check_lock(&target)?;
+    output_file::creatable_beside(path, &target, auth_file::SETTING, auth_file::HINT)?;
+    Ok(target)
 }
 
 /// Sets `host`'s credential in a docker/containers auth file (created 0600 if missing), keeping
@@ -139,6 +146,9 @@ async fn push(given: &Given, env: &Env, plan_only: bool, cancel: &Cancel) -> Res
         )?),
         _ => None,
     };
+    if let Some(path) = &dotenv {
+        dotenv_fits(&plan, &show.dotenv_prefix, path)?;
+    }
     let registry = Client::connect(&plan.access, cancel)?;
     let phases: &dyn Phases = if show.gitlab {
         &GitLabSections
@@ -199,6 +209,25 @@ async fn push(given: &Given, env: &Env, plan_only: bool, cancel: &Cancel) -> Res
         other => other,
     })?;
     printed
+}
+
+/// Refuses, before any request, a plan whose dotenv could exceed what GitLab accepts: the
+/// report would be refused after the tags moved, and a later job would not learn what moved.
+fn dotenv_fits(plan: &Plan, prefix: &str, path: &Path) -> Result<(), Error> {
+    let size = report::dotenv_worst_case(plan, prefix);
+    if size <= report::DOTENV_LIMIT {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "--dotenv / MULTIARCH_DOTENV",
+        path.display().to_string(),
+        format!(
+            "the report for {} target tag(s) could be {size} bytes, over GitLab's dotenv limit of {} bytes, which would refuse it after the tags moved",
+            plan.targets.len(),
+            report::DOTENV_LIMIT
+        ),
+        "publish fewer or shorter tags (or fewer images), or set MULTIARCH_DOTENV=none and read the results from stdout",
+    ))
 }
 
 /// `--if-complete` found sources not ready: nothing was pushed. Says which (stderr, or stdout

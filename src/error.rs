@@ -59,6 +59,8 @@ impl std::fmt::Display for Signal {
 pub(crate) enum Progress {
     /// Nothing that changes a registry had been sent.
     NothingPushed,
+    /// A `login` stopped before it wrote (its write, once the lock is held, is not interrupted).
+    LoginUnwritten,
     /// Children were being copied or the index pushed by digest: no tag had been asked to move.
     Untagged,
     /// The tags were moving: those that hold the index, those whose PUT was cut off in flight
@@ -437,6 +439,9 @@ fn cancelled(signal: Signal, progress: &Progress) -> String {
     let rerun = "\n  hint: re-run the job: tags that already hold the index are left alone, the others move";
     match progress {
         Progress::NothingPushed => format!("cancelled by {signal} before anything was pushed"),
+        Progress::LoginUnwritten => {
+            format!("cancelled by {signal}: the login wrote nothing (the auth file is as it was)")
+        }
         Progress::Untagged => format!(
             "cancelled by {signal} while children were copied into the destinations: no tag moved; untagged content may have been added (a re-run reuses it){rerun}"
         ),

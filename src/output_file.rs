@@ -20,6 +20,14 @@ use crate::user_file::irregular;
 /// temporary one, removed at once). A symlink is followed: the file it points to is what gets
 /// written. Returns the path to write. `setting` and `hint` name the setting in errors.
 pub(crate) fn writable(path: &Path, setting: &str, hint: &str) -> Result<PathBuf, Error> {
+    let target = regular(path, setting, hint)?;
+    creatable_beside(path, &target, setting, hint)?;
+    Ok(target)
+}
+
+/// `writable` but for the last check (a file can be created next to it): the path to write,
+/// for a caller that needs another file beside it first (a login's lock file).
+pub(crate) fn regular(path: &Path, setting: &str, hint: &str) -> Result<PathBuf, Error> {
     let bad = |reason: String| Error::invalid(setting, path.display().to_string(), reason, hint);
     let target = match std::fs::canonicalize(path) {
         Ok(real) => real,
@@ -50,19 +58,34 @@ pub(crate) fn writable(path: &Path, setting: &str, hint: &str) -> Result<PathBuf
             )));
         }
     }
-    let probe = temp_beside(&target);
+    Ok(target)
+}
+
+/// `writable`'s last check: a file can be created next to `target` (what `path` leads to).
+pub(crate) fn creatable_beside(
+    path: &Path,
+    target: &Path,
+    setting: &str,
+    hint: &str,
+) -> Result<(), Error> {
+    let probe = temp_beside(target);
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&probe)
         .map_err(|e| {
-            bad(format!(
-                "no file can be created in {} ({e})",
-                dir_of(&target).display()
-            ))
+            Error::invalid(
+                setting,
+                path.display().to_string(),
+                format!(
+                    "no file can be created in {} ({e})",
+                    dir_of(target).display()
+                ),
+                hint,
+            )
         })?;
     let _ = std::fs::remove_file(&probe);
-    Ok(target)
+    Ok(())
 }
 
 /// Writes through a unique temporary file and a rename, so a reader never sees half a file and no

@@ -16,7 +16,8 @@
 //!    phase's deadline (`MULTIARCH_TIMEOUT` plus 10 minutes from the start).
 //! 5. PUT the index by digest into each destination with several tags to move; a failure here
 //!    moves no tag. (With one tag, its own PUT is all or nothing.)
-//! 6. PUT it under each tag that does not hold it yet. A tag the registry refuses (a protected
+//! 6. PUT it under each tag that does not hold it yet. Steps 3 and 5–6 each retry for at most
+//!    `PUSH_ALLOWANCE` (a `Retry-After` asking for more is not slept). A tag the registry refuses (a protected
 //!    tag, `TAG_INVALID`, a persistent 5xx) does not stop the others: the outcome says exactly
 //!    which tags hold the index and why the others do not. With `--append`, the tag merged into
 //!    is looked at just before its PUT and read back after it; another append that landed in
@@ -217,9 +218,11 @@ pub(crate) async fn run(
         return Ok(Run::Published(outcome));
     };
     phases.start("multiarch_push", "Pushing the index", true);
+    // The push phase's retries end within its allowance (renewed once the copies are done).
+    let pushing = &registry.until(Some(Deadline::push(Instant::now())));
     // After a wait, the target tags may have moved meanwhile: look again.
     let current = if waited {
-        look_at_targets(plan, registry).await
+        look_at_targets(plan, pushing).await
     } else {
         Ok(looked)
     };
@@ -232,7 +235,7 @@ pub(crate) async fn run(
             let b = base.as_ref().map(|f| base_of(f, &g.targets[0]));
             let settled = targets::settle(
                 plan,
-                registry,
+                pushing,
                 &resolved,
                 b.as_ref(),
                 index,
@@ -251,7 +254,7 @@ pub(crate) async fn run(
         }
         // Boxed: the future of every step inlined is past the compiler's type-depth limit.
         Box::pin(push_all(
-            plan, registry, &copying, &resolved, publishing, start,
+            plan, pushing, &copying, &resolved, publishing, start,
         ))
         .await
     }
@@ -440,6 +443,7 @@ async fn push_all<R: Registry>(
             }),
     )
     .await?;
+    let registry = &registry.until(Some(Deadline::push(Instant::now())));
     try_join_all(publishing.iter_mut().map(|p| async move {
         if p.merges(plan) {
             let at = &p.group.targets[0];

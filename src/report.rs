@@ -182,6 +182,58 @@ pub(crate) fn dotenv_text(prefix: &str, lines: Vec<(String, String)>) -> String 
         .collect()
 }
 
+/// The largest dotenv report GitLab accepts: 5 KiB (gitlab-org/gitlab#411139); a larger one
+/// fails the job's report after the tags moved.
+pub(crate) const DOTENV_LIMIT: usize = 5 * 1024;
+
+/// The size of the largest dotenv `plan` can produce, known before any request: `dotenv` itself
+/// (and the `--if-complete` line), composed for an outcome where every target tag moved, with one
+/// sha256 child per platform the plan names (a spec entry that leaves its platform to the
+/// registry counts as one, or as each `--platforms` entry that filters it). Platforms an
+/// `--append` base brings are not known yet and not counted.
+pub(crate) fn dotenv_worst_case(plan: &Plan, prefix: &str) -> usize {
+    let digest = Digest::parse(&format!("sha256:{}", "0".repeat(64))).expect("a sha256 digest");
+    let from = plan.images[0].clone();
+    let unknown = [Platform::normalised("linux", "arm", Some("v7"), None)];
+    let child = |platform: &Platform| Child {
+        platform: platform.clone(),
+        digest: digest.clone(),
+        media_type: String::new(),
+        source: String::new(),
+        from: from.clone(),
+        attestation: false,
+        revision: None,
+        size: 0,
+        content: None,
+    };
+    let children = plan
+        .sources
+        .iter()
+        .flat_map(|s| match (&s.platform, &plan.platform_filter) {
+            (Some(p), _) => std::slice::from_ref(p).iter(),
+            (None, Some(filter)) => filter.iter(),
+            (None, None) => unknown.iter(),
+        })
+        .map(child)
+        .collect();
+    let index = crate::index::Index {
+        bytes: Vec::new(),
+        digest: digest.clone(),
+        media_type: crate::manifest::OCI_INDEX,
+        children,
+    };
+    let targets = plan
+        .targets
+        .iter()
+        .map(|t| (t.clone(), Status::Pushed))
+        .collect();
+    let mut size = dotenv(&Outcome::new(index, targets), prefix).len();
+    if plan.if_complete {
+        size += incomplete::published(prefix).len();
+    }
+    size
+}
+
 /// `plan`: sources (each with where it came from and the revision it holds), targets and the
 /// exact index JSON.
 pub(crate) fn plan(plan: &Plan, outcome: &Outcome) -> String {
@@ -440,6 +492,47 @@ mod tests {
             text(&o),
             format!("r.example/app:latest@{i}\nr.example/app:1.0@{i}\n")
         );
+    }
+
+    #[test]
+    fn the_worst_case_dotenv_is_the_one_a_run_that_moved_every_tag_writes() {
+        let plan = crate::testing::plan(&[
+            ("MULTIARCH_TAGS", "latest,1.4.2"),
+            ("MULTIARCH_PLATFORMS", "linux/amd64,linux/arm/v7"),
+        ]);
+        let targets = plan
+            .targets
+            .iter()
+            .map(|t| (t.clone(), Status::Pushed))
+            .collect();
+        let written = dotenv(&Outcome::new(index(), targets), "API_");
+        assert_eq!(dotenv_worst_case(&plan, "API_"), written.len(), "{written}");
+        let complete = crate::testing::plan(&[
+            ("MULTIARCH_TAGS", "latest,1.4.2"),
+            ("MULTIARCH_PLATFORMS", "linux/amd64,linux/arm/v7"),
+            ("MULTIARCH_IF_COMPLETE", "true"),
+        ]);
+        assert_eq!(
+            dotenv_worst_case(&complete, "API_"),
+            written.len() + "API_MULTIARCH_PUBLISHED=true\n".len()
+        );
+    }
+
+    #[test]
+    fn sixty_four_long_tags_exceed_gitlab_s_dotenv_limit() {
+        let tags: Vec<String> = (0..64)
+            .map(|i| format!("release-candidate-build-{i:02}"))
+            .collect();
+        let plan = crate::testing::plan(&[
+            (
+                "MULTIARCH_IMAGE",
+                "r.example/group/subgroup/some-long-application-name",
+            ),
+            ("MULTIARCH_TAGS", &tags.join(",")),
+        ]);
+        assert!(dotenv_worst_case(&plan, "") > DOTENV_LIMIT);
+        let few = crate::testing::plan(&[("MULTIARCH_TAGS", "1.4.2,1.4,1,latest")]);
+        assert!(dotenv_worst_case(&few, "") < DOTENV_LIMIT / 4);
     }
 
     #[test]

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use serde_json::value::RawValue;
 use tokio::time::Instant;
+use tracing::info;
 
 use crate::error::Error;
 use crate::{output_file, user_file};
@@ -60,24 +61,19 @@ fn lock_path(path: &Path) -> PathBuf {
 /// needs no more), so a login running as another user can take it too.
 async fn lock(path: &Path) -> Result<File, Error> {
     let at = lock_path(path);
-    let opened = match File::open(&at) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .open(&at),
-        other => other,
-    };
-    let file = opened.map_err(|source| Error::WriteFile {
+    let file = open_lock(&at).map_err(|source| Error::WriteFile {
         path: at.clone(),
         source,
     })?;
     let start = Instant::now();
+    let mut said = false;
     loop {
         match file.try_lock() {
             Ok(()) => return Ok(file),
             Err(TryLockError::WouldBlock) if start.elapsed() < LOCK_WAIT => {
+                if !std::mem::replace(&mut said, true) {
+                    info!(lock = %at.display(), "another login holds the auth file's lock; waiting for it");
+                }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             Err(TryLockError::WouldBlock) => {
@@ -90,6 +86,43 @@ async fn lock(path: &Path) -> Result<File, Error> {
             Err(TryLockError::Error(source)) => return Err(Error::WriteFile { path: at, source }),
         }
     }
+}
+
+/// The lock file at `at`, opened as it is or created.
+fn open_lock(at: &Path) -> std::io::Result<File> {
+    match File::open(at) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .open(at),
+        other => other,
+    }
+}
+
+/// Refuses, before any request, an auth file whose lock file cannot be opened or created
+/// beside it (a read-only directory with a writable file in it, as a single-file mount
+/// leaves): the login could not write.
+pub(super) fn check_lock(path: &Path) -> Result<(), Error> {
+    let at = lock_path(path);
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(d) => d.display().to_string(),
+        None => ".".to_string(),
+    };
+    open_lock(&at).map(drop).map_err(|e| {
+        Error::invalid(
+            SETTING,
+            path.display().to_string(),
+            format!(
+                "its lock file {}, which keeps concurrent logins apart, cannot be created in {dir} ({e})",
+                at.display()
+            ),
+            format!(
+                "make {dir} writable for the job (a login creates the lock file there and replaces the auth file through a temporary file beside it), or name an auth file in a writable directory, or use --password-stdout"
+            ),
+        )
+    })
 }
 
 /// `existing` (the file's text; `None` or blank: no file yet) with `key`'s entry under `auths`

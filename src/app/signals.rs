@@ -1,7 +1,7 @@
 //! SIGTERM and SIGINT, turned into the stages of the run's `Cancel`: the first signal stops new
 //! requests, `GRACE` later what is still in flight is cut off, `WIND_DOWN` after that a run that
-//! has not reported is dropped. A second signal ends the process at once, as a second Ctrl-C
-//! does in most tools, without a report.
+//! has not reported is dropped. A second signal (either) ends the process at once, as a second
+//! Ctrl-C does in most tools, without a report and with the first signal's exit code.
 //!
 //! GitLab sends SIGTERM when a job is cancelled or times out, and SIGKILL some seconds later:
 //! without this the run died mid-push with nothing on stdout and no dotenv.
@@ -38,10 +38,10 @@ async fn watch(cancel: Cancel, mut term: Stream, mut int: Stream) {
     for (wait, then) in [(GRACE, Stage::Aborted), (WIND_DOWN, Stage::Abandoned)] {
         tokio::select! {
             () = sleep(wait) => cancel.advance(then, first),
-            again = next(&mut term, &mut int) => at_once(again),
+            again = next(&mut term, &mut int) => at_once(first, again),
         }
     }
-    at_once(next(&mut term, &mut int).await)
+    at_once(first, next(&mut term, &mut int).await)
 }
 
 async fn next(term: &mut Stream, int: &mut Stream) -> Signal {
@@ -51,8 +51,9 @@ async fn next(term: &mut Stream, int: &mut Stream) -> Signal {
     }
 }
 
-/// A second signal: out now.
-fn at_once(signal: Signal) -> ! {
-    eprintln!("error: {signal} again: exiting at once; what moved is not reported");
-    std::process::exit(signal.exit_code())
+/// A second signal (`again`, of either kind): out now, with the first signal's exit code (the
+/// job was cancelled by that one).
+fn at_once(first: Signal, again: Signal) -> ! {
+    eprintln!("error: a second signal ({again} after {first}): exiting at once; what moved is not reported");
+    std::process::exit(first.exit_code())
 }

@@ -60,6 +60,20 @@ impl Client {
         if !reply.status.is_success() {
             return Err(self.refusal(&reply, &op).await);
         }
+        // An answer from another host, where a redirect led (without the credential, by the
+        // origin rule), says nothing about the credential.
+        if let Some(via) = &reply.via {
+            return Err(Error::Registry {
+                action: op.action.doing(),
+                reference: host.to_string(),
+                reason: format!(
+                    "the credential could not be checked: {} redirected GET /v2/ to {}, which gets no credentials (it answered HTTP {}); nothing was written",
+                    via.from,
+                    via.to,
+                    reply.status.as_u16()
+                ),
+            });
+        }
         Ok(found)
     }
 

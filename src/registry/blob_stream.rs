@@ -10,6 +10,7 @@
 //! it after the upload failed, so the failure is reported as the source's (`reading blob … from
 //! <source>`), not the destination's; and a read (`checked`: the content check's layers).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,8 +38,17 @@ pub(super) enum Verdict {
     Failed { seen: u64, what: String },
 }
 
-/// Where a stream's verdict is left for the copy to read after the upload failed.
-pub(super) type Shared = Arc<Mutex<Option<Verdict>>>;
+/// What a copy's upload body leaves for the copy to read: why it stopped early, if it did, and
+/// how many bytes it handed to the destination (all of them: the source did its part, so a copy
+/// still unanswered is waiting on the destination).
+#[derive(Debug, Default)]
+pub(super) struct Watch {
+    pub(super) verdict: Mutex<Option<Verdict>>,
+    pub(super) passed: AtomicU64,
+}
+
+/// Where a stream's `Watch` is shared with the copy.
+pub(super) type Shared = Arc<Watch>;
 
 struct State {
     inner: BoxStream<'static, reqwest::Result<bytes::Bytes>>,
@@ -74,20 +84,26 @@ pub(super) fn checked(
 }
 
 /// The same as a request body (a copy's upload): a failure aborts the upload, never committed,
-/// and `verdict` says why.
+/// and `watch` says why (and how many bytes it passed on).
 pub(super) fn verified(
     response: reqwest::Response,
     expected: Digest,
     size: u64,
     limit: Duration,
-    verdict: Shared,
+    watch: Shared,
 ) -> reqwest::Body {
-    let stream = checked(response, expected, size, limit).map(move |piece| {
-        piece.map_err(|why| {
+    let stream = checked(response, expected, size, limit).map(move |piece| match piece {
+        Ok(chunk) => {
+            watch
+                .passed
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            Ok(chunk)
+        }
+        Err(why) => {
             let text = format!("{why:?}");
-            *verdict.lock().expect("verdict") = Some(why);
-            std::io::Error::other(text)
-        })
+            *watch.verdict.lock().expect("verdict") = Some(why);
+            Err(std::io::Error::other(text))
+        }
     });
     reqwest::Body::wrap_stream(stream)
 }
@@ -204,7 +220,7 @@ mod tests {
             passed += chunk.len();
             tokio::time::sleep(pause).await;
         }
-        let said = verdict.lock().unwrap().clone();
+        let said = verdict.verdict.lock().unwrap().clone();
         (passed, said)
     }
 

@@ -17,7 +17,8 @@
 //! cannot be replayed) — but not one that ran out of time: it would run out again.
 //! Spec: <https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pushing-blobs>.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +28,7 @@ use reqwest::{Method, StatusCode, Url};
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::blob_stream::{checked, verified, Verdict, STALL_BLOCK};
+use super::blob_stream::{checked, verified, Shared, Verdict, STALL_BLOCK};
 use super::classify::{self, Action, Op};
 use super::client::Client;
 use super::origin::Sent;
@@ -161,16 +162,23 @@ impl Client {
             budget.deadline,
             Instant::now(),
         );
-        match tokio::time::timeout(limit, self.stream_within(from, to, blob, session)).await {
+        let watch: Shared = Arc::default();
+        let upload_host = RefCell::new(None);
+        let copy = self.stream_within(from, to, blob, session, &watch, &upload_host);
+        match tokio::time::timeout(limit, copy).await {
             Ok(Ok(())) => Attempt::Done(Ok(())),
             Ok(Err(e)) => retry_if_transient(e),
             // Out of time: another attempt would be as slow.
-            Err(_) => Attempt::Done(Err(Error::Transient {
-                action: "copying blob",
-                reference: format!("{} from {from} to {to}", blob.digest),
-                reason: format!("the copy did not finish {said}; it was not retried"),
-                gave_up: GaveUp::Not,
-            })),
+            Err(_) => {
+                let passed = watch.passed.load(Ordering::Relaxed);
+                let upload_host = upload_host.borrow_mut().take();
+                Attempt::Done(Err(Error::Transient {
+                    action: "copying blob",
+                    reference: format!("{} from {from} to {to}", blob.digest),
+                    reason: out_of_time(&said, passed, blob.size, upload_host),
+                    gave_up: GaveUp::Not,
+                }))
+            }
         }
     }
 
@@ -180,6 +188,8 @@ impl Client {
         to: &Repository,
         blob: &Descriptor,
         session: Option<Url>,
+        watch: &Shared,
+        upload_host: &RefCell<Option<String>>,
     ) -> Result<(), Error> {
         let source_shown = format!("{} from {from}", blob.digest);
         let source_op = self.op(Action::FetchBlob, &source_shown, from, false);
@@ -195,14 +205,14 @@ impl Client {
             .query_pairs_mut()
             .append_pair("digest", &blob.digest.to_string());
         let op = self.op(Action::UploadBlob, &shown, to, true);
-        let verdict: super::blob_stream::Shared = Arc::default();
+        *upload_host.borrow_mut() = Some(super::origin::authority(&location));
         let stall = self.budget().request_timeout;
         let body = verified(
             response,
             blob.digest.clone(),
             blob.size,
             stall,
-            Arc::clone(&verdict),
+            Arc::clone(watch),
         );
         debug!(blob = %blob.digest, size = blob.size, from = %from, to = %to, "streaming");
         let upload = Request::new(Method::PUT, location)
@@ -211,7 +221,7 @@ impl Client {
         let sent = self
             .send_once(&op, upload, Within::Caller, Limit::ANSWER)
             .await;
-        let stopped = verdict.lock().expect("verdict").take();
+        let stopped = watch.verdict.lock().expect("verdict").take();
         if let Some(verdict) = stopped {
             return Err(source_failed(
                 verdict,
@@ -271,6 +281,21 @@ fn source_failed(
         Verdict::Failed { seen, what } => {
             transient(format!("{what} at {host} after {seen} of {size} bytes"))
         }
+    }
+}
+
+/// Why a copy attempt ran out of time (`said`: the limit it ran into): a destination that took
+/// every byte and never answered is named as the one that did not answer (a source that stalls
+/// is cut off sooner, and named as the source); otherwise how far the bytes got, and where to.
+fn out_of_time(said: &str, passed: u64, size: u64, upload_host: Option<String>) -> String {
+    match upload_host {
+        Some(host) if passed == size => format!(
+            "the destination {host} took all {size} bytes of the upload and did not answer {said}; it was not retried"
+        ),
+        Some(host) => format!(
+            "the copy did not finish {said}: {passed} of {size} bytes had been sent on to {host}; it was not retried"
+        ),
+        None => format!("the copy did not finish {said}; it was not retried"),
     }
 }
 

@@ -17,6 +17,7 @@
 use serde::Deserialize;
 
 use super::origin::Sent;
+use super::request::{MAX_HEADERS, MAX_HEAD_BYTES};
 use super::transport::{Failure, Reply, Unanswered, MAX_REDIRECTS};
 use crate::error::{Error, GaveUp};
 use crate::text::bounded;
@@ -356,11 +357,20 @@ pub(crate) fn failure(unanswered: Unanswered, op: &Op) -> Failed {
         Failure::TooManyRedirects { from, hops, last } => done(registry_fault(format!(
             "{hops} redirects in a row from {from}, the last to {last} (at most {MAX_REDIRECTS} are followed): a redirect loop in the registry or a proxy in front of it"
         ))),
+        // A token is a few KiB: more is the token service's fault, not content of ours.
+        Failure::TooLarge(bound) if op.action == Action::Token => done(registry_fault(format!(
+            "{where_} answered with more than {bound} bytes, far more than any token"
+        ))),
         Failure::TooLarge(bound) => done(Error::InvalidManifest {
             reference: op.at.to_string(),
             what: op.action.object(),
             reason: format!("{where_} sent more than the {bound} bytes accepted"),
         }),
+        Failure::OversizedHead => done(registry_fault(format!(
+            "{where_} answered with response headers over {} KiB or more than {} of them, which no registry sends",
+            MAX_HEAD_BYTES / 1024,
+            MAX_HEADERS
+        ))),
         Failure::Transient(reason) => Failed::Transient(Error::Transient {
             action: op.action.doing(),
             reference: op.at.to_string(),

@@ -211,6 +211,11 @@ impl From<Failure> for Unanswered {
     }
 }
 
+/// The most bytes of a response head the HTTP client (hyper) reads.
+pub(crate) const MAX_HEAD_BYTES: usize = 8192 + 4096 * 100;
+/// The most response headers the HTTP client (hyper) reads.
+pub(crate) const MAX_HEADERS: usize = 100;
+
 /// Why a request got no answer.
 #[derive(Debug)]
 pub(crate) enum Failure {
@@ -240,6 +245,9 @@ pub(crate) enum Failure {
     },
     /// The response body was larger than the limit.
     TooLarge(usize),
+    /// The response head (status line and headers) was larger than the HTTP client reads
+    /// (`MAX_HEAD_BYTES`, `MAX_HEADERS`): the server's fault, which no retry changes.
+    OversizedHead,
     /// Worth another try: connection refused or reset, timeout, cut-off body, DNS outage.
     Transient(String),
 }

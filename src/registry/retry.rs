@@ -1,9 +1,10 @@
 //! The one retry site for registry requests, and the one budget they spend: a number of retries,
 //! a time limit per request, and — while looking for sources, and while copying — a deadline no
-//! retry sleeps past (the wait's, or a short window when no wait was asked for; the copy phase's);
-//! a retry that would sleep past it, a `Retry-After` included, ends the retries at once. Backoff
-//! is exponential with jitter (backon); `Retry-After` (seconds or an HTTP date) is honoured up to
-//! a cap. How the retries ended is said once, on the error (`GaveUp`), however many loops it
+//! retry sleeps past (the wait's, or a short window when no wait was asked for; the copy phase's;
+//! the push phase's `PUSH_ALLOWANCE`); a retry that would sleep past it ends the retries at once,
+//! and so does a `Retry-After` asking for more than the phase has left (it is not slept in part
+//! only to be refused again). Backoff is exponential with jitter (backon); `Retry-After` (seconds
+//! or an HTTP date) within the deadline is honoured up to a cap. How the retries ended is said once, on the error (`GaveUp`), however many loops it
 //! passed through (a blob copy is retried as a whole around requests of its own).
 //!
 //! What is worth retrying is decided below (`classify`, `api`): 429, 408, 5xx, refused or reset
@@ -30,6 +31,12 @@ pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 /// component's default job timeout of 30 minutes with the default wait of 15.
 pub(crate) const COPY_ALLOWANCE: Duration = Duration::from_secs(10 * 60);
 
+/// How long the push phase (what the tags hold, the index by digest, the tags) may go on
+/// retrying from its start, and again after the copies: a rate-limited or failing registry ends
+/// the run within this rather than after `MULTIARCH_RETRIES` capped `Retry-After` sleeps per
+/// request.
+pub(crate) const PUSH_ALLOWANCE: Duration = Duration::from_secs(2 * 60);
+
 /// A time no retry sleeps past (and no blob copy runs past), and what set it, for messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Deadline {
@@ -52,6 +59,14 @@ impl Deadline {
             at: start + timeout + COPY_ALLOWANCE,
             what:
                 "the end of the time for copying (MULTIARCH_TIMEOUT plus 10 minutes from the start)",
+        }
+    }
+
+    /// The push phase's, from `now` (its start, and again once the copies are done).
+    pub(crate) fn push(now: Instant) -> Deadline {
+        Deadline {
+            at: now + PUSH_ALLOWANCE,
+            what: "the 2 minutes the push phase retries for",
         }
     }
 }
@@ -134,8 +149,10 @@ where
         let Some(delay) = delays.next() else {
             return Err(spent(error, GaveUp::Spent { attempts: tries }));
         };
+        // A `Retry-After` is held against the deadline as asked, and slept only up to the cap.
+        let needs = after.unwrap_or(delay);
         let delay = after.map(|a| a.min(MAX_RETRY_AFTER)).unwrap_or(delay);
-        if let Some(d) = budget.deadline.filter(|d| Instant::now() + delay > d.at) {
+        if let Some(d) = budget.deadline.filter(|d| Instant::now() + needs > d.at) {
             let how = GaveUp::Deadline {
                 attempts: tries,
                 deadline: d.what,
@@ -347,6 +364,60 @@ mod tests {
                 .contains("it asks to be retried in 999999999 s (Retry-After)"),
             "{e}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_after_past_the_deadline_is_not_slept_even_in_part() {
+        // Within the deadline once capped, past it as asked: the registry would refuse again.
+        let start = Instant::now();
+        let deadline = Deadline::push(start);
+        let mut calls = 0;
+        let budget = Budget {
+            deadline: Some(deadline),
+            ..budget(5, None)
+        };
+        let result: Result<(), Error> = retry(&budget, || {
+            calls += 1;
+            async {
+                Attempt::Retry {
+                    error: unavailable(),
+                    after: Some(Duration::from_secs(99_999)),
+                }
+            }
+        })
+        .await;
+        let e = result.unwrap_err();
+        assert_eq!((e.exit_code(), calls), (75, 1));
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        assert!(
+            e.to_string().contains(
+                "after 1 attempt: it asks to be retried in 99999 s (Retry-After), past the 2 minutes the push phase retries for"
+            ),
+            "{e}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_push_phase_stops_retrying_at_its_allowance() {
+        let start = Instant::now();
+        let budget = Budget {
+            deadline: Some(Deadline::push(start)),
+            ..budget(20, None)
+        };
+        let result: Result<(), Error> = retry(&budget, || async {
+            Attempt::Retry {
+                error: unavailable(),
+                after: Some(Duration::from_secs(30)),
+            }
+        })
+        .await;
+        let e = result.unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("after 5 attempts: it asks to be retried in 30 s (Retry-After)"),
+            "{e}"
+        );
+        assert!(start.elapsed() <= PUSH_ALLOWANCE);
     }
 
     #[tokio::test(start_paused = true)]

@@ -66,8 +66,20 @@ impl Auth {
         headers: &HeaderMap,
         transport: &Transport,
     ) -> Result<(), Error> {
-        let Some(challenge) = challenge(headers) else {
-            return Ok(()); // a 401 without a usable challenge: the answer stands
+        let challenge = match challenge(headers) {
+            Ok(Some(challenge)) => challenge,
+            Ok(None) => return Ok(()), // a 401 without a challenge: the answer stands
+            Err(realm) => {
+                return Err(Error::Registry {
+                    action: op.action.doing(),
+                    reference: op.at.to_string(),
+                    reason: format!(
+                        "{} asks for a bearer token from the token service \"{}\", which is not an absolute http(s) URL, so no token can be asked for (docker and containerd do not resolve such a realm either); the registry's token realm needs fixing",
+                        op.host,
+                        classify::clean(&realm)
+                    ),
+                })
+            }
         };
         if let Challenge::Bearer { realm, .. } = &challenge {
             origin::judge(Sent::Realm, registry, realm, transport.insecure()).map_err(|p| {
@@ -274,20 +286,34 @@ fn ungranted(token: &str, scope: &str) -> Option<String> {
     None
 }
 
-/// The challenge a 401 carries: Bearer if offered (with a usable realm), else Basic.
-pub(crate) fn challenge(headers: &HeaderMap) -> Option<Challenge> {
+/// The challenge a 401 carries: Bearer if offered with a usable realm, else Basic if offered.
+/// A Bearer challenge whose realm is not an absolute http(s) URL (`/token`, `token`,
+/// `//host/token`) and nothing else usable: `Err(realm)`. Such a realm is not resolved against
+/// the registry's URL, as docker/distribution and containerd do not resolve it either: a
+/// registry configured so fails for every client, and is named.
+pub(crate) fn challenge(headers: &HeaderMap) -> Result<Option<Challenge>, String> {
     let mut basic = false;
+    let mut unusable = None;
     for value in headers.get_all(WWW_AUTHENTICATE) {
         let Ok(text) = value.to_str() else { continue };
         for (scheme, params) in parse_challenges(text) {
             match scheme.to_ascii_lowercase().as_str() {
                 "bearer" => {
-                    let realm = params.get("realm").and_then(|r| Url::parse(r).ok());
-                    if let Some(realm) = realm.filter(|r| matches!(r.scheme(), "http" | "https")) {
-                        return Some(Challenge::Bearer {
-                            realm,
-                            service: params.get("service").cloned(),
-                        });
+                    // No realm at all (an `error=` alone): not a challenge to answer.
+                    let Some(given) = params.get("realm").cloned() else {
+                        continue;
+                    };
+                    let realm = Url::parse(&given)
+                        .ok()
+                        .filter(|r| matches!(r.scheme(), "http" | "https"));
+                    match realm {
+                        Some(realm) => {
+                            return Ok(Some(Challenge::Bearer {
+                                realm,
+                                service: params.get("service").cloned(),
+                            }))
+                        }
+                        None => unusable = unusable.or(Some(given)),
                     }
                 }
                 "basic" => basic = true,
@@ -295,7 +321,11 @@ pub(crate) fn challenge(headers: &HeaderMap) -> Option<Challenge> {
             }
         }
     }
-    basic.then_some(Challenge::Basic)
+    match (basic, unusable) {
+        (true, _) => Ok(Some(Challenge::Basic)),
+        (false, Some(realm)) => Err(realm),
+        (false, None) => Ok(None),
+    }
 }
 
 /// Parses `WWW-Authenticate` (RFC 9110 §11.6.1): one or more `scheme param=value, …`
@@ -377,7 +407,7 @@ mod tests {
     fn prefers_bearer_with_a_usable_realm() {
         let mut h = HeaderMap::new();
         h.append(WWW_AUTHENTICATE, "Basic realm=\"r\"".parse().unwrap());
-        assert_eq!(challenge(&h), Some(Challenge::Basic));
+        assert_eq!(challenge(&h), Ok(Some(Challenge::Basic)));
         h.append(
             WWW_AUTHENTICATE,
             "Bearer realm=\"https://auth.example/token\",service=\"reg\""
@@ -385,14 +415,25 @@ mod tests {
                 .unwrap(),
         );
         assert!(
-            matches!(challenge(&h), Some(Challenge::Bearer { service: Some(s), .. }) if s == "reg")
+            matches!(challenge(&h), Ok(Some(Challenge::Bearer { service: Some(s), .. })) if s == "reg")
         );
         let mut h = HeaderMap::new();
         h.append(
             WWW_AUTHENTICATE,
             "Bearer realm=\"file:///etc/passwd\"".parse().unwrap(),
         );
-        assert_eq!(challenge(&h), None);
+        assert_eq!(challenge(&h), Err("file:///etc/passwd".to_string()));
+        // Relative and scheme-relative realms are not resolved (nor by docker or containerd).
+        for realm in ["/token", "token", "//peer.example/token", ""] {
+            let mut h = HeaderMap::new();
+            let value = format!("Bearer realm=\"{realm}\",service=\"reg\"");
+            h.append(WWW_AUTHENTICATE, value.parse().unwrap());
+            assert_eq!(challenge(&h), Err(realm.to_string()), "{realm}");
+            // With Basic offered too, Basic is taken.
+            h.append(WWW_AUTHENTICATE, "Basic realm=\"r\"".parse().unwrap());
+            assert_eq!(challenge(&h), Ok(Some(Challenge::Basic)), "{realm}");
+        }
+        assert_eq!(challenge(&HeaderMap::new()), Ok(None));
     }
 
     fn jwt(claims: serde_json::Value) -> String {

@@ -417,6 +417,11 @@ pub(super) fn failure(e: &reqwest::Error) -> Failure {
             Some(rustls::Error::InvalidMessage(_)) => return Failure::NotTls,
             _ => {}
         }
+        if s.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_parse_too_large)
+        {
+            return Failure::OversizedHead;
+        }
         match s.downcast_ref::<std::io::Error>().map(std::io::Error::kind) {
             Some(std::io::ErrorKind::ConnectionRefused) => {
                 return Failure::Transient("connection refused".into())

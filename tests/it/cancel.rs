@@ -35,8 +35,13 @@ struct Ended {
 
 impl Run {
     fn start(env: &std::collections::BTreeMap<String, String>, cwd: &Path) -> Run {
+        Run::command(env, cwd, &["push"])
+    }
+
+    /// `multiarch` with `args`.
+    fn command(env: &std::collections::BTreeMap<String, String>, cwd: &Path, args: &[&str]) -> Run {
         let mut child = multiarch_process(env, cwd)
-            .arg("push")
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -272,17 +277,18 @@ fn cancelled_while_tags_move_reports_exactly_what_moved() {
     }
     run.signal("TERM");
     run.wait_for_line("SIGTERM: cancelling");
-    let sent = run.signal("TERM");
+    // Of the other kind: still a second signal, and the job was cancelled by the first.
+    let sent = run.signal("INT");
     let ended = run.end(sent);
     println!(
-        "a second SIGTERM: exit {:?} after {:?}",
+        "SIGINT after SIGTERM: exit {:?} after {:?}",
         ended.code, ended.after_signal
     );
     assert_eq!(ended.code, Some(143), "{}", ended.stderr);
     assert!(
-        ended
-            .stderr
-            .contains("error: SIGTERM again: exiting at once; what moved is not reported"),
+        ended.stderr.contains(
+            "error: a second signal (SIGINT after SIGTERM): exiting at once; what moved is not reported"
+        ),
         "{}",
         ended.stderr
     );
@@ -335,4 +341,44 @@ fn cancelled_while_copying_children_moves_no_tag() {
     );
     assert!(!work.path().join("multiarch.env").exists());
     assert_eq!(reg.raw("app:1"), None);
+}
+
+/// A `login` cancelled while it waits for another login's lock on the auth file: it says that
+/// it wrote nothing (there is nothing "pushed" about a login), and the file is as it was.
+#[test]
+fn a_login_cancelled_while_waiting_for_the_lock_wrote_nothing() {
+    let reg = Registry::start_with(crate::support::Options {
+        user: Some(("job".into(), "job-token-77ab".into())),
+        ..Default::default()
+    });
+    let work = tempfile::tempdir().unwrap();
+    let auth = work.path().join("auth.json");
+    std::fs::write(&auth, "{\"auths\": {}}\n").unwrap();
+    // Another login holds the lock.
+    let held = std::fs::File::create(work.path().join("auth.json.lock")).unwrap();
+    held.lock().unwrap();
+    let env = vars(&[
+        ("MULTIARCH_USERNAME", "job"),
+        ("MULTIARCH_PASSWORD", "job-token-77ab"),
+        ("MULTIARCH_INSECURE_REGISTRIES", &reg.host),
+    ]);
+    let mut run = Run::command(
+        &env,
+        work.path(),
+        &["login", &reg.host, "--auth-file", auth.to_str().unwrap()],
+    );
+    run.wait_for_line("holds the auth file's lock; waiting for it");
+    let sent = run.signal("TERM");
+    let ended = run.end(sent);
+    assert_eq!(ended.code, Some(143), "{}", ended.stderr);
+    assert!(
+        ended.stderr.contains(
+            "error: cancelled by SIGTERM: the login wrote nothing (the auth file is as it was)"
+        ),
+        "{}",
+        ended.stderr
+    );
+    assert!(!ended.stderr.contains("pushed"), "{}", ended.stderr);
+    assert_eq!(std::fs::read_to_string(&auth).unwrap(), "{\"auths\": {}}\n");
+    drop(held);
 }

@@ -2,7 +2,8 @@
 //! or cuts a layer short while it is streamed into a real docker-registry is cut off within the
 //! request limit and named as the source, not as the destination failing; a copy slower than a
 //! MiB a second on average ends at its bound; a source that sends another size than its
-//! descriptor says is refused (exit 4). No tag moves in any case.
+//! descriptor says is refused (exit 4); a destination that takes the whole upload and never
+//! answers is named as the destination. No tag moves in any case.
 
 use crate::support;
 
@@ -113,9 +114,16 @@ fn a_copy_slower_than_a_mib_a_second_ends_with_its_bound_and_is_not_retried() {
     assert_eq!(code, Some(75), "{err}");
     assert!(
         err.contains(&format!(
-            "error: copying blob {digest} from {}/app to {}: the copy did not finish within 7 s (MULTIARCH_REQUEST_TIMEOUT plus 1 s per MiB); it was not retried",
+            "error: copying blob {digest} from {}/app to {}: the copy did not finish within 7 s (MULTIARCH_REQUEST_TIMEOUT plus 1 s per MiB): ",
             src.host,
             dest.repo("app")
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            " of 4194304 bytes had been sent on to {}; it was not retried",
+            dest.host
         )),
         "{err}"
     );
@@ -145,4 +153,65 @@ fn a_source_that_sends_another_size_than_its_descriptor_is_refused() {
         "{err}"
     );
     assert!(dest.raw("app:1").is_none(), "no tag moved");
+}
+
+#[test]
+fn a_destination_that_takes_the_upload_and_never_answers_is_named() {
+    let image = Image::amd64_with_layer(vec![b'w'; 4096]);
+    let layer = image.layer();
+    let src = source(image, layer);
+    // A destination that opens upload sessions, reads every byte PUT into one and never answers.
+    let dest = Hostile::start(|method, path| match method {
+        "PUT" if path.starts_with("/v2/app/blobs/uploads/") => Behaviour::Silent,
+        "POST" if path.starts_with("/v2/app/blobs/uploads/") => Behaviour::Answer {
+            status: 202,
+            headers: vec![("Location".into(), "/v2/app/blobs/uploads/u1".into())],
+            body: Vec::new(),
+        },
+        "DELETE" => Behaviour::json(204, ""),
+        "GET" if path == "/v2/" => Behaviour::json(200, "{}"),
+        _ => Behaviour::json(404, r#"{"errors":[{"code":"NOT_FOUND","message":"no"}]}"#),
+    });
+    let env: BTreeMap<String, String> = vars(&[
+        ("MULTIARCH_IMAGE", &format!("{}/app", dest.host)),
+        ("MULTIARCH_TAGS", "1"),
+        ("MULTIARCH_PLATFORMS", "linux/amd64"),
+        (
+            "MULTIARCH_SOURCE_TEMPLATE",
+            &format!("{}/app:{{tag}}-{{arch}}", src.host),
+        ),
+        (
+            "MULTIARCH_INSECURE_REGISTRIES",
+            &format!("{},{}", dest.host, src.host),
+        ),
+        ("MULTIARCH_REQUEST_TIMEOUT", "2s"),
+        ("MULTIARCH_RETRIES", "5"),
+        ("MULTIARCH_TIMEOUT", "0"),
+    ]);
+    let (code, err, _) = support::run(&env, &["push"]);
+    assert_eq!(code, Some(75), "{err}");
+    let error = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_default();
+    assert!(
+        error.contains(&format!(
+            "to {}/app: the destination {} took all ",
+            dest.host, dest.host
+        )),
+        "{err}"
+    );
+    assert!(
+        error.ends_with(
+            "bytes of the upload and did not answer within 3 s (MULTIARCH_REQUEST_TIMEOUT plus 1 s per MiB); it was not retried"
+        ),
+        "{err}"
+    );
+    assert!(
+        !dest
+            .seen()
+            .iter()
+            .any(|s| s.path.contains("/manifests/1") && s.method == "PUT"),
+        "no tag moved"
+    );
 }

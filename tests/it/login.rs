@@ -284,3 +284,93 @@ fn a_bind_mounted_auth_file_is_made_owner_only_or_left_alone() {
     assert!(!err.contains("s3cret-pw"), "{err}");
     assert_eq!(std::fs::read_to_string(&outside).unwrap(), "{}\n");
 }
+
+#[test]
+fn a_check_answered_by_another_host_is_not_a_login() {
+    use crate::support::hostile::{redirect, Behaviour, Hostile};
+    // The registry sends GET /v2/ to another host that answers 200 to anything: the credential
+    // is (rightly) not sent there, so nothing has checked it.
+    let other = Hostile::start(|_, _| Behaviour::json(200, "{}"));
+    let target = format!("http://{}/v2/", other.host);
+    let registry = Hostile::start(move |_, _| redirect(307, &target));
+    let work = tempfile::tempdir().unwrap();
+    let auth = work.path().join("auth.json");
+    let env = vars(&[
+        ("MULTIARCH_USERNAME", "job"),
+        ("MULTIARCH_PASSWORD", "job-token-5f3c"),
+        (
+            "MULTIARCH_INSECURE_REGISTRIES",
+            &format!("{},{}", registry.host, other.host),
+        ),
+    ]);
+    let out = multiarch(&env, work.path())
+        .args([
+            "login",
+            &registry.host,
+            "--auth-file",
+            auth.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    exited(&out, 1);
+    assert!(
+        err.contains(&format!(
+            "logging in to {0}: the credential could not be checked: {0} redirected GET /v2/ to {1}, which gets no credentials (it answered HTTP 200); nothing was written",
+            registry.host, other.host
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("job-token-5f3c"), "{err}");
+    assert!(!auth.exists(), "nothing written");
+    assert!(out.stdout.is_empty());
+    assert!(other.seen().iter().all(|s| s.authorization.is_none()));
+}
+
+#[test]
+fn an_auth_file_whose_lock_file_cannot_be_made_is_refused_naming_the_lock() {
+    use crate::support::hostile::{Behaviour, Hostile};
+    let registry = Hostile::start(|_, _| Behaviour::json(200, "{}"));
+    let work = tempfile::tempdir().unwrap();
+    let auth = work.path().join("config.json");
+    std::fs::write(&auth, "{\"auths\": {}}").unwrap();
+    // A lock file that cannot be created, even by root (a read-only directory, for anyone
+    // else, is the same failure): it leads into a directory that does not exist.
+    let lock = work.path().join("config.json.lock");
+    std::os::unix::fs::symlink(work.path().join("gone/lock"), &lock).unwrap();
+    let env = vars(&[
+        ("MULTIARCH_USERNAME", "job"),
+        ("MULTIARCH_PASSWORD", "job-token-5f3c"),
+        ("MULTIARCH_INSECURE_REGISTRIES", &registry.host),
+    ]);
+    let out = multiarch(&env, work.path())
+        .args([
+            "login",
+            &registry.host,
+            "--auth-file",
+            auth.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    exited(&out, 2);
+    let dir = std::fs::canonicalize(work.path()).unwrap();
+    assert!(
+        err.contains(&format!(
+            "its lock file {}/config.json.lock, which keeps concurrent logins apart, cannot be created in {}",
+            dir.display(),
+            dir.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "hint: make {} writable for the job",
+            dir.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("name a JSON auth file"), "{err}");
+    assert_eq!(registry.requests(), 0, "refused before any request");
+    assert_eq!(std::fs::read_to_string(&auth).unwrap(), "{\"auths\": {}}");
+}

@@ -214,3 +214,48 @@ fn a_challenge_from_where_a_location_points_is_not_answered_with_the_registrys_c
         run.capture
     );
 }
+
+#[test]
+fn a_relative_or_scheme_relative_token_realm_is_named_and_never_asked() {
+    let capture = capture();
+    for realm in ["/token", "token", "//{capture}/token"] {
+        let realm = realm.replace("{capture}", &capture.host);
+        let registry = Hostile::start({
+            let realm = realm.clone();
+            move |_, _| Behaviour::challenge(&realm)
+        });
+        let env: BTreeMap<String, String> = vars(&[
+            ("MULTIARCH_IMAGE", &format!("{}/app", registry.host)),
+            ("MULTIARCH_TAGS", "1"),
+            ("MULTIARCH_PLATFORMS", "linux/amd64"),
+            (
+                "MULTIARCH_INSECURE_REGISTRIES",
+                &format!("{},{}", registry.host, capture.host),
+            ),
+            ("MULTIARCH_USERNAME", "job"),
+            ("MULTIARCH_PASSWORD", PASSWORD),
+            ("MULTIARCH_TIMEOUT", "0"),
+            ("MULTIARCH_RETRIES", "1"),
+        ]);
+        let (code, err, _) = support::run(&env, &["push"]);
+        assert!(!err.contains(PASSWORD), "{err}");
+        assert_eq!(code, Some(1), "{realm}: {err}");
+        assert!(
+            err.contains(&format!(
+                "{} asks for a bearer token from the token service \"{realm}\", which is not an absolute http(s) URL",
+                registry.host
+            )),
+            "{realm}: {err}"
+        );
+        assert!(
+            err.contains("the registry's token realm needs fixing"),
+            "{err}"
+        );
+        assert!(
+            !registry.seen().iter().any(|s| s.path.contains("token")),
+            "{realm}: {:#?}",
+            registry.seen()
+        );
+    }
+    assert_eq!(capture.requests(), 0, "{:#?}", capture.seen());
+}

@@ -385,6 +385,40 @@ fn with_no_wait_a_registry_asking_to_come_back_much_later_ends_the_run_at_once()
         start.elapsed()
     );
 
+    // The push phase is held to its own allowance: a tag PUT asked to come back in a day is not
+    // slept on (not even the capped 30 s, five times over), and the delay asked for is named.
+    let proxy = Proxy::start(&reg.host, Duration::ZERO, |req, _| {
+        if req.method == "PUT" && req.path.contains("/manifests/") {
+            Fault::Status {
+                code: 429,
+                retry_after: Some("99999".into()),
+            }
+        } else {
+            Fault::Pass
+        }
+    });
+    let work = tempfile::tempdir().unwrap();
+    let env = vars(
+        &proxy.host,
+        &[("MULTIARCH_TIMEOUT", "0"), ("MULTIARCH_RETRIES", "5")],
+    );
+    let start = Instant::now();
+    let out = multiarch(&env, work.path()).arg("push").output().unwrap();
+    let err = stderr_of(&out);
+    exited(&out, 75);
+    assert!(
+        err.contains(
+            "after 1 attempt: it asks to be retried in 99999 s (Retry-After), past the 2 minutes the push phase retries for"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("retrying"), "no sleep was started: {err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+
     // A registry that is only briefly flaky is still ridden out without a wait.
     let proxy = Proxy::start(&reg.host, Duration::ZERO, |_, n| match n {
         0 | 1 => Fault::Status {

@@ -1,10 +1,10 @@
 //! A tiny HTTP server that misbehaves on purpose, for what a real registry or token service
 //! cannot be made to do: answer with a body that never ends, drip one byte a second, cut a body
-//! short, hand out a token no header may carry, name another host in an upload `Location`, or
-//! accept connections and never answer. Threads, not async: it must not share a runtime with what
-//! it tests. Counts the requests it got and records each one's method, path and `Authorization`
-//! header (a capture host: where credentials must never arrive); request bodies are read and
-//! dropped.
+//! short, send headers without end, hand out a token no header may carry, name another host in
+//! an upload `Location`, or accept connections and never answer. Threads, not async: it must not
+//! share a runtime with what it tests. Counts the requests it got and records each one's method,
+//! path and `Authorization` header (a capture host: where credentials must never arrive);
+//! request bodies are read and dropped.
 
 use std::io::{BufReader, Write};
 use std::net::TcpStream;
@@ -34,6 +34,8 @@ pub enum Behaviour {
     Slow { body: Vec<u8>, per_second: usize },
     /// Read the request and never answer.
     Silent,
+    /// Answer 200 and then response headers, forever (a head no client reads to its end).
+    EndlessHeaders,
 }
 
 impl Behaviour {
@@ -278,6 +280,17 @@ fn serve(
             }
             Behaviour::Silent => {
                 thread::sleep(Duration::from_secs(600));
+                return;
+            }
+            Behaviour::EndlessHeaders => {
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\n");
+                let mut i = 0u64;
+                while stream
+                    .write_all(format!("X-Junk-{i}: {}\r\n", "a".repeat(100)).as_bytes())
+                    .is_ok()
+                {
+                    i += 1;
+                }
                 return;
             }
         }
