@@ -11,7 +11,7 @@ mod machine;
 mod not_ready;
 
 pub(crate) use machine::Mismatched;
-pub(crate) use not_ready::{reason as not_ready_reason, NotReady, Stale};
+pub(crate) use not_ready::{reason as not_ready_reason, Later, NotReady, SemverTag, Stale};
 
 /// The documented exit codes; users' pipelines match on these numbers.
 pub(crate) mod exit {
@@ -116,11 +116,13 @@ pub(crate) enum Error {
     UntrustedCertificate { registry: String, detail: String },
 
     /// Per-architecture sources that do not exist (yet), or hold an earlier pipeline's build.
-    #[error("{}", not_ready::describe(sources, expected.as_deref()))]
+    #[error("{}", not_ready::describe(sources, expected.as_deref(), semver.as_ref()))]
     SourcesNotReady {
         sources: Vec<(String, NotReady)>,
         /// The revision this pipeline expects, when checked.
         expected: Option<String>,
+        /// A `v`-prefixed (or otherwise rewritten) git tag whose version names the sources.
+        semver: Option<SemverTag>,
     },
 
     /// A reference the user asked about does not exist.

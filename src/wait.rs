@@ -286,6 +286,7 @@ fn hand_off_error(source: &Source, stale: Option<(Stale, Option<Builder>)>) -> E
     Error::SourcesNotReady {
         sources: vec![(source.reference.to_string(), state)],
         expected: None,
+        semver: None,
     }
 }
 
@@ -332,6 +333,7 @@ fn at_deadline(
         return Err(Error::SourcesNotReady {
             sources: not_ready,
             expected: plan.revision.clone(),
+            semver: plan.semver_tag.clone(),
         });
     }
     let missing: Vec<String> = not_ready.into_iter().map(|(r, _)| r).collect();
@@ -410,6 +412,9 @@ fn progress(plan: &Plan, states: &[State], elapsed: Duration, remaining: Duratio
     let stale = list(&|s| match s {
         State::Stale { why, .. } => Some(match why {
             Stale::Revision(held) => format!(" holds {}", short(held)),
+            Stale::LaterRevision { revision, .. } => {
+                format!(" holds {} (a later pipeline's build)", short(revision))
+            }
             Stale::Unlabelled => " holds no revision label".to_string(),
             Stale::CreatedBefore { created, .. } => {
                 format!(" holds an unlabelled image created {created}")
