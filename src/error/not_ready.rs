@@ -162,7 +162,7 @@ fn hints(sources: &[(String, NotReady)], semver: Option<&SemverTag>) -> Vec<Stri
         if let Some(SemverTag { git_tag, version }) = semver {
             out.push(format!("with MULTIARCH_TAGS=semver the sources are named by the version {version}, not the git tag {git_tag}: push the per-architecture images as {version}-<arch> (the build components do), or name the git tag in MULTIARCH_SOURCE_TEMPLATE, e.g. {{image}}:$CI_COMMIT_TAG-{{arch}}{{variant}}"));
         }
-        out.push(format!("check that each build job pushed the tag named above (`multiarch plan` lists them), or raise MULTIARCH_TIMEOUT for late builds; {PLATFORMS}"));
+        out.push(format!("check that the build jobs pushed the tags named above (`multiarch plan` lists them), or raise MULTIARCH_TIMEOUT for late builds; {PLATFORMS}"));
     }
     let stale: Vec<(&Stale, Option<Builder>, Option<&str>)> = sources
         .iter()
@@ -324,7 +324,7 @@ mod tests {
 
     #[test]
     fn a_missing_source_names_the_tag_and_both_ways_of_setting_platforms() {
-        let hint = "\n  hint: check that each build job pushed the tag named above (`multiarch plan` lists them), or raise MULTIARCH_TIMEOUT for late builds; MULTIARCH_PLATFORMS must list the platforms the build jobs build (with the build components: their `archs` input)";
+        let hint = "\n  hint: check that the build jobs pushed the tags named above (`multiarch plan` lists them), or raise MULTIARCH_TIMEOUT for late builds; MULTIARCH_PLATFORMS must list the platforms the build jobs build (with the build components: their `archs` input)";
         assert_eq!(
             one(NotReady::Missing, None),
             format!(
