@@ -116,13 +116,11 @@ pub(crate) enum Error {
     UntrustedCertificate { registry: String, detail: String },
 
     /// Per-architecture sources that do not exist (yet), or hold an earlier pipeline's build.
-    #[error("{}", not_ready::describe(sources, expected.as_deref(), semver.as_ref()))]
+    #[error("{}", not_ready::describe(sources, expected.as_deref()))]
     SourcesNotReady {
         sources: Vec<(String, NotReady)>,
         /// The revision this pipeline expects, when checked.
         expected: Option<String>,
-        /// A `v`-prefixed (or otherwise rewritten) git tag whose version names the sources.
-        semver: Option<SemverTag>,
     },
 
     /// A reference the user asked about does not exist.

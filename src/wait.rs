@@ -286,7 +286,6 @@ fn hand_off_error(source: &Source, stale: Option<(Stale, Option<Builder>)>) -> E
     Error::SourcesNotReady {
         sources: vec![(source.reference.to_string(), state)],
         expected: None,
-        semver: None,
     }
 }
 
@@ -333,7 +332,6 @@ fn at_deadline(
         return Err(Error::SourcesNotReady {
             sources: not_ready,
             expected: plan.revision.clone(),
-            semver: plan.semver_tag.clone(),
         });
     }
     let missing: Vec<String> = not_ready.into_iter().map(|(r, _)| r).collect();
@@ -359,7 +357,10 @@ fn not_ready(plan: &Plan, states: &[State], handing_off: bool) -> Vec<(String, N
                 State::Ready(_) => return None,
                 State::Waiting => match hand_off_variable(s) {
                     Some(variable) if handing_off => NotReady::NotHandedOff { variable },
-                    _ => NotReady::Missing,
+                    _ => match &plan.semver_tag {
+                        Some(tag) => NotReady::MissingVersion(tag.clone()),
+                        None => NotReady::Missing,
+                    },
                 },
                 State::Stale { why, builder, .. } => NotReady::Stale {
                     why: why.clone(),

@@ -12,6 +12,9 @@ use crate::timestamp::Timestamp;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum NotReady {
     Missing,
+    /// Missing, under a name made from the version `MULTIARCH_TAGS=semver` read from a git tag
+    /// that is not it (`2.0.1-amd64` for `v2.0.1`): the builds may have pushed under the git tag.
+    MissingVersion(SemverTag),
     /// Missing while build jobs handed over other platforms' digests but not this one's
     /// (`variable`): the platform lists of the build jobs and of this job disagree.
     NotHandedOff {
@@ -77,6 +80,9 @@ pub(crate) struct SemverTag {
 pub(crate) fn reason(why: &NotReady, expected: Option<&str>) -> String {
     match why {
         NotReady::Missing => "missing".to_string(),
+        NotReady::MissingVersion(SemverTag { git_tag, version }) => {
+            format!("missing (named by the version {version}, not the git tag {git_tag})")
+        }
         NotReady::NotHandedOff { variable } => {
             format!("missing, and no build job handed over {variable} (others were)")
         }
@@ -132,16 +138,12 @@ fn hand_off(variable: &str) -> String {
 }
 
 /// The error's text: one line per source, then the hints that apply.
-pub(super) fn describe(
-    sources: &[(String, NotReady)],
-    expected: Option<&str>,
-    semver: Option<&SemverTag>,
-) -> String {
+pub(super) fn describe(sources: &[(String, NotReady)], expected: Option<&str>) -> String {
     let mut out = format!("{} source(s) not ready, nothing was pushed:", sources.len());
     for (reference, why) in sources {
         out.push_str(&format!("\n  - {reference}: {}", reason(why, expected)));
     }
-    for hint in hints(sources, semver) {
+    for hint in hints(sources) {
         out.push_str("\n  hint: ");
         out.push_str(&hint);
     }
@@ -149,7 +151,7 @@ pub(super) fn describe(
 }
 
 /// The hints for these sources, most specific first, the switch last.
-fn hints(sources: &[(String, NotReady)], semver: Option<&SemverTag>) -> Vec<String> {
+fn hints(sources: &[(String, NotReady)]) -> Vec<String> {
     let mut out = Vec::new();
     let any = |f: &dyn Fn(&NotReady) -> bool| sources.iter().any(|(_, w)| f(w));
     if any(&|w| matches!(w, NotReady::NotHandedOff { .. })) {
@@ -158,10 +160,14 @@ fn hints(sources: &[(String, NotReady)], semver: Option<&SemverTag>) -> Vec<Stri
     if any(&|w| matches!(w, NotReady::HandedOver { .. })) {
         out.push("a build job handed this digest over (read once, never waited for): check that it pushed this commit's build to the repository its digest names, and that nothing deleted it since".into());
     }
-    if any(&|w| *w == NotReady::Missing) {
-        if let Some(SemverTag { git_tag, version }) = semver {
-            out.push(format!("with MULTIARCH_TAGS=semver the sources are named by the version {version}, not the git tag {git_tag}: push the per-architecture images as {version}-<arch> (the build components do), or name the git tag in MULTIARCH_SOURCE_TEMPLATE, e.g. {{image}}:$CI_COMMIT_TAG-{{arch}}{{variant}}"));
-        }
+    let semver = sources.iter().find_map(|(_, w)| match w {
+        NotReady::MissingVersion(tag) => Some(tag),
+        _ => None,
+    });
+    if let Some(SemverTag { git_tag, version }) = semver {
+        out.push(format!("with MULTIARCH_TAGS=semver the sources are named by the version {version}, not the git tag {git_tag}: push the per-architecture images as {version}-<arch> (the build components do), or name the git tag in MULTIARCH_SOURCE_TEMPLATE, e.g. {{image}}:$CI_COMMIT_TAG-{{arch}}{{variant}}"));
+    }
+    if any(&|w| matches!(w, NotReady::Missing | NotReady::MissingVersion(_))) {
         out.push(format!("check that the build jobs pushed the tags named above (`multiarch plan` lists them), or raise MULTIARCH_TIMEOUT for late builds; {PLATFORMS}"));
     }
     let stale: Vec<(&Stale, Option<Builder>, Option<&str>)> = sources
@@ -254,12 +260,8 @@ mod tests {
     }
 
     /// The text for one source under `r/app:latest-amd64`, in a pipeline of revision 3f2a1c0d.
-    fn one(why: NotReady, semver: Option<&SemverTag>) -> String {
-        describe(
-            &[("r/app:latest-amd64".into(), why)],
-            Some("3f2a1c0d"),
-            semver,
-        )
+    fn one(why: NotReady) -> String {
+        describe(&[("r/app:latest-amd64".into(), why)], Some("3f2a1c0d"))
     }
 
     const HAND_OFF: &str = "hand the image over by digest: a dotenv report with MULTIARCH_SOURCE_LINUX_AMD64=<repository>@sha256:… (buildah push --digestfile, kaniko --digest-file, docker buildx build --metadata-file), which is exact and never waited for";
@@ -288,14 +290,14 @@ mod tests {
                 revision: "1a2b3c4d".into(),
                 sign,
             };
-            assert_eq!(one(stale(why, None), None), format!("{head}{says}{}", hint(who)));
+            assert_eq!(one(stale(why, None)), format!("{head}{says}{}", hint(who)));
         }
     }
 
     #[test]
     fn another_revision_of_unknown_age_names_both_causes() {
         assert_eq!(
-            one(stale(Stale::Revision("1a2b3c4d".into()), None), None),
+            one(stale(Stale::Revision("1a2b3c4d".into()), None)),
             format!("1 source(s) not ready, nothing was pushed:\n  - r/app:latest-amd64: stale: built from revision 1a2b3c4d, this pipeline is 3f2a1c0d\n  hint: the tag holds another revision's build: check that this commit's build jobs ran and pushed to this tag; if another pipeline pushed there after them, this pipeline's build was replaced under the shared tag: push per-commit source tags and name them in MULTIARCH_SOURCE_TEMPLATE, e.g. {{image}}:$CI_COMMIT_SHORT_SHA-{{arch}}{{variant}}, or {HAND_OFF}{SWITCH}")
         );
     }
@@ -309,7 +311,7 @@ mod tests {
             started: t("2026-12-04T12:07:14Z"),
         };
         assert_eq!(
-            one(stale(why, Some(Builder::Kaniko)), None),
+            one(stale(why, Some(Builder::Kaniko))),
             format!("1 source(s) not ready, nothing was pushed:\n  - r/app:latest-amd64: stale: unlabelled, created 2026-12-04T11:02:00Z, before this pipeline started at 2026-12-04T12:07:14Z (no tolerance for clock skew)\n  hint: the tag still holds an image made before this pipeline started: check that this pipeline's build pushed to this tag (a build that pushed to another tag or repository, or not at all, leaves the earlier image there)\n  hint: if it did, a fully cached rebuild (buildah/podman build --layers, docker's classic builder) pushed the earlier image again, dated as it was: label the image with this commit: /kaniko/executor --label org.opencontainers.image.revision=$CI_COMMIT_SHA …, or {HAND_OFF}; a label also covers a build runner whose clock is behind GitLab's{SWITCH}")
         );
     }
@@ -317,7 +319,7 @@ mod tests {
     #[test]
     fn an_unlabelled_image_where_a_label_is_required_asks_for_the_label() {
         assert_eq!(
-            one(stale(Stale::Unlabelled, None), None),
+            one(stale(Stale::Unlabelled, None)),
             format!("1 source(s) not ready, nothing was pushed:\n  - r/app:latest-amd64: no org.opencontainers.image.revision label (MULTIARCH_REQUIRE_REVISION is on)\n  hint: make the build label the image with this commit: buildah build --label org.opencontainers.image.revision=$CI_COMMIT_SHA … | docker buildx build --label org.opencontainers.image.revision=$CI_COMMIT_SHA … | /kaniko/executor --label org.opencontainers.image.revision=$CI_COMMIT_SHA …, or {HAND_OFF}{SWITCH}")
         );
     }
@@ -326,7 +328,7 @@ mod tests {
     fn a_missing_source_names_the_tag_and_both_ways_of_setting_platforms() {
         let hint = "\n  hint: check that the build jobs pushed the tags named above (`multiarch plan` lists them), or raise MULTIARCH_TIMEOUT for late builds; MULTIARCH_PLATFORMS must list the platforms the build jobs build (with the build components: their `archs` input)";
         assert_eq!(
-            one(NotReady::Missing, None),
+            one(NotReady::Missing),
             format!(
                 "1 source(s) not ready, nothing was pushed:\n  - r/app:latest-amd64: missing{hint}"
             )
@@ -337,15 +339,9 @@ mod tests {
             version: "2.0.1".into(),
         };
         assert_eq!(
-            one(NotReady::Missing, Some(&semver)),
-            format!("1 source(s) not ready, nothing was pushed:\n  - r/app:latest-amd64: missing\n  hint: with MULTIARCH_TAGS=semver the sources are named by the version 2.0.1, not the git tag v2.0.1: push the per-architecture images as 2.0.1-<arch> (the build components do), or name the git tag in MULTIARCH_SOURCE_TEMPLATE, e.g. {{image}}:$CI_COMMIT_TAG-{{arch}}{{variant}}{hint}")
+            one(NotReady::MissingVersion(semver)),
+            format!("1 source(s) not ready, nothing was pushed:\n  - r/app:latest-amd64: missing (named by the version 2.0.1, not the git tag v2.0.1)\n  hint: with MULTIARCH_TAGS=semver the sources are named by the version 2.0.1, not the git tag v2.0.1: push the per-architecture images as 2.0.1-<arch> (the build components do), or name the git tag in MULTIARCH_SOURCE_TEMPLATE, e.g. {{image}}:$CI_COMMIT_TAG-{{arch}}{{variant}}{hint}")
         );
-        // Not for a stale source: its tag was found.
-        let text = one(
-            stale(Stale::Revision("1a2b3c4d".into()), None),
-            Some(&semver),
-        );
-        assert!(!text.contains("semver"), "{text}");
     }
 
     #[test]
@@ -354,7 +350,7 @@ mod tests {
             variable: "MULTIARCH_SOURCE_LINUX_ARM64".into(),
         };
         assert_eq!(
-            one(why, None),
+            one(why),
             "1 source(s) not ready, nothing was pushed:\n  - r/app:latest-amd64: missing, and no build job handed over MULTIARCH_SOURCE_LINUX_ARM64 (others were)\n  hint: build jobs handed over some platforms by digest but not these: MULTIARCH_PLATFORMS must list the platforms the build jobs build (with the build components: their `archs` input), or the build job for them failed"
         );
     }

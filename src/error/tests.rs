@@ -17,7 +17,6 @@ fn sources_not_ready_are_listed_one_per_line_with_both_revisions() {
             ),
         ],
         expected: Some("3f2a1c0".into()),
-        semver: None,
     };
     let text = e.to_string();
     assert!(text.starts_with("2 source(s) not ready, nothing was pushed:"));

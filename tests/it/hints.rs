@@ -88,7 +88,9 @@ fn semver_on_a_v_tag_says_the_sources_are_the_version_without_v() {
         ],
     );
     assert!(
-        err.contains(&format!("  - {repo}:2.0.1-arm64: missing\n")),
+        err.contains(&format!(
+            "  - {repo}:2.0.1-arm64: missing (named by the version 2.0.1, not the git tag v2.0.1)\n"
+        )),
         "{err}"
     );
     assert!(
