@@ -11,7 +11,7 @@ mod machine;
 mod not_ready;
 
 pub(crate) use machine::Mismatched;
-pub(crate) use not_ready::{reason as not_ready_reason, NotReady, Stale};
+pub(crate) use not_ready::{reason as not_ready_reason, Later, NotReady, SemverTag, Stale};
 
 /// The documented exit codes; users' pipelines match on these numbers.
 pub(crate) mod exit {

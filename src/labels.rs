@@ -11,5 +11,6 @@ pub(crate) const VERSION: &str = "org.opencontainers.image.version";
 /// index (what orders publishers, with `PIPELINE`; see `order`).
 pub(crate) const PROJECT: &str = "com.gitlab.multiarch.project.id";
 /// Our annotation: the GitLab pipeline id (`CI_PIPELINE_ID`, instance-wide and increasing) that
-/// published an index.
+/// published an index; as an image's config label, the pipeline that built it (what names a stale
+/// image of another revision a later pipeline's build).
 pub(crate) const PIPELINE: &str = "com.gitlab.multiarch.pipeline.id";

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::builder::{Builder, Traces};
 use crate::digest::Digest;
 use crate::error::Error;
-use crate::labels::REVISION;
+use crate::labels::{PIPELINE, REVISION};
 use crate::platform::Platform;
 use crate::text::printable;
 
@@ -301,6 +301,9 @@ pub(crate) struct ImageConfig {
     pub(crate) created: Option<String>,
     /// The tool that built it, when its traces say so.
     pub(crate) builder: Option<Builder>,
+    /// The pipeline that built it, when a `com.gitlab.multiarch.pipeline.id` label says so:
+    /// what tells a later pipeline's build from an earlier one's.
+    pub(crate) pipeline: Option<u64>,
 }
 
 /// Reads an image config.
@@ -324,6 +327,7 @@ pub(crate) fn config(reference: &str, bytes: &[u8]) -> Result<ImageConfig, Error
         .remove(REVISION)
         .filter(|r| !r.trim().is_empty())
         .map(|r| printable(&r));
+    let pipeline = labels.get(PIPELINE).and_then(|p| p.trim().parse().ok());
     let last = c
         .history
         .as_ref()
@@ -350,6 +354,7 @@ pub(crate) fn config(reference: &str, bytes: &[u8]) -> Result<ImageConfig, Error
         revision,
         created,
         builder,
+        pipeline,
     })
 }
 

@@ -357,7 +357,10 @@ fn not_ready(plan: &Plan, states: &[State], handing_off: bool) -> Vec<(String, N
                 State::Ready(_) => return None,
                 State::Waiting => match hand_off_variable(s) {
                     Some(variable) if handing_off => NotReady::NotHandedOff { variable },
-                    _ => NotReady::Missing,
+                    _ => match &plan.semver_tag {
+                        Some(tag) => NotReady::MissingVersion(tag.clone()),
+                        None => NotReady::Missing,
+                    },
                 },
                 State::Stale { why, builder, .. } => NotReady::Stale {
                     why: why.clone(),
@@ -410,6 +413,9 @@ fn progress(plan: &Plan, states: &[State], elapsed: Duration, remaining: Duratio
     let stale = list(&|s| match s {
         State::Stale { why, .. } => Some(match why {
             Stale::Revision(held) => format!(" holds {}", short(held)),
+            Stale::LaterRevision { revision, .. } => {
+                format!(" holds {} (a later pipeline's build)", short(revision))
+            }
             Stale::Unlabelled => " holds no revision label".to_string(),
             Stale::CreatedBefore { created, .. } => {
                 format!(" holds an unlabelled image created {created}")

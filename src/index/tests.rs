@@ -25,6 +25,7 @@ fn config_of(platform: &str) -> ImageConfig {
         revision: None,
         created: None,
         builder: None,
+        pipeline: None,
     }
 }
 

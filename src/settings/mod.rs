@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::error::Error;
+use crate::error::{Error, SemverTag};
 use crate::index::{Annotations, Format};
 use crate::model::Source;
 use crate::platform::Platform;
@@ -76,6 +76,9 @@ pub(crate) struct Plan {
     pub(crate) content: ContentCheck,
     /// The pipeline's start and commit time, to date unlabelled sources (only with a revision).
     pub(crate) times: Times,
+    /// With `MULTIARCH_TAGS=semver`, a git tag that is not the version the sources are named by
+    /// (`v2.0.1`), for the hint when they are missing.
+    pub(crate) semver_tag: Option<SemverTag>,
     /// Move target tags that hold a newer pipeline's index or a higher version.
     pub(crate) rollback: bool,
     pub(crate) access: Access,
@@ -188,7 +191,7 @@ pub(crate) fn resolve(
     spec: Option<&Spec>,
 ) -> Result<(Plan, Presentation), Error> {
     let inputs = Inputs::new(given, env);
-    let (images, tags, mut sources, platform_filter) = match spec {
+    let (images, tags, mut sources, platform_filter, semver_tag) = match spec {
         Some(spec) => sources::from_spec(&inputs, spec)?,
         None => sources::from_template(&inputs)?,
     };
@@ -248,6 +251,7 @@ pub(crate) fn resolve(
         require_revision,
         content,
         times,
+        semver_tag,
         rollback,
         access,
     };

@@ -9,13 +9,15 @@ use super::values::Inputs;
 use crate::error::Error;
 use crate::timestamp::Timestamp;
 
-/// The pipeline's clocks, read only when sources are checked for this pipeline's revision.
+/// The pipeline's clocks and id, read only when sources are checked for this pipeline's revision.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Times {
     /// When GitLab created the pipeline (GitLab's clock).
     pub(crate) started: Option<Timestamp>,
     /// The commit's time, which reproducible builds (`SOURCE_DATE_EPOCH`) write as `created`.
     pub(crate) commit: Option<Timestamp>,
+    /// This pipeline's id (`CI_PIPELINE_ID`), to tell a later pipeline's build by its label.
+    pub(crate) pipeline: Option<u64>,
 }
 
 /// The pipeline's start and commit time, each checked: GitLab writes ISO 8601 (RFC 3339), so
@@ -40,6 +42,7 @@ pub(super) fn times(inputs: &Inputs, checked: bool) -> Result<Times, Error> {
     Ok(Times {
         started: read("CI_PIPELINE_CREATED_AT")?,
         commit: read("CI_COMMIT_TIMESTAMP")?,
+        pipeline: id(inputs, "CI_PIPELINE_ID")?.and_then(|id| id.parse().ok()),
     })
 }
 

@@ -5,7 +5,7 @@
 use super::table::{IMAGE, PLATFORMS, REVISION, SOURCE_TEMPLATE, TAGS};
 use super::values::{list, Found, Inputs, Origin};
 use super::{flag_only, refuse_with_spec};
-use crate::error::Error;
+use crate::error::{Error, SemverTag};
 use crate::model::{Source, SourceOrigin, HAND_OFF_PREFIX};
 use crate::platform::Platform;
 use crate::reference::{self, Repository};
@@ -21,18 +21,20 @@ pub(crate) const DEFAULT_TEMPLATE: &str = "{image}:{tag}-{arch}{variant}";
 /// caps a report at 5 KiB, refuses: at about 70 bytes a reference, 64 tags already fill it.
 pub(crate) const MAX_TARGETS: usize = 64;
 
-/// Destinations, tags, sources, and (with a spec) the platforms to take from platform-less entries.
+/// Destinations, tags, sources, (with a spec) the platforms to take from platform-less entries,
+/// and (semver) a git tag the sources are not named by.
 type Resolved = (
     Vec<Repository>,
     Vec<String>,
     Vec<Source>,
     Option<Vec<Platform>>,
+    Option<SemverTag>,
 );
 
 /// Images, tags and sources from flags, variables and GitLab defaults.
 pub(super) fn from_template(inputs: &Inputs) -> Result<Resolved, Error> {
     let images = images(inputs)?;
-    let tags = tags(inputs)?;
+    let (tags, semver) = tags(inputs)?;
     let (platform_text, origin) = match inputs.get(&PLATFORMS) {
         Some(f) => (f.text, f.origin),
         None => (DEFAULT_PLATFORMS, Origin::Default),
@@ -43,7 +45,8 @@ pub(super) fn from_template(inputs: &Inputs) -> Result<Resolved, Error> {
         None => (DEFAULT_TEMPLATE, Origin::Default),
     };
     let sources = expand_sources(&origin, template, &images[0], &tags[0], &platforms)?;
-    Ok((images, tags, sources, None))
+    let semver = semver.filter(|_| template.contains("{tag}"));
+    Ok((images, tags, sources, None, semver))
 }
 
 /// Image, tags and sources from a manifest-tool spec; `--image` and `--tags` flags beat it.
@@ -73,7 +76,7 @@ pub(super) fn from_spec(inputs: &Inputs, spec: &Spec) -> Result<Resolved, Error>
         Some(f) => Some(platforms(&f.origin, f.text)?),
         None => None,
     };
-    Ok((images, tags, spec.sources.clone(), filter))
+    Ok((images, tags, spec.sources.clone(), filter, None))
 }
 
 fn images(inputs: &Inputs) -> Result<Vec<Repository>, Error> {
@@ -109,8 +112,9 @@ fn repositories(f: &Found) -> Result<Vec<Repository>, Error> {
 }
 
 /// Target tags: flag/variable list, else `CI_COMMIT_TAG`, else `latest` on the default branch,
-/// else `CI_COMMIT_REF_SLUG`.
-fn tags(inputs: &Inputs) -> Result<Vec<String>, Error> {
+/// else `CI_COMMIT_REF_SLUG`; with semver, the git tag when its version (the first tag) is not it
+/// (`v2.0.1`), for the hint about missing sources.
+fn tags(inputs: &Inputs) -> Result<(Vec<String>, Option<SemverTag>), Error> {
     let given = inputs.get(&TAGS);
     let semver = given
         .as_ref()
@@ -125,7 +129,12 @@ fn tags(inputs: &Inputs) -> Result<Vec<String>, Error> {
                     let tags =
                         reference::tags(&t.origin.name(), fanned.iter().map(String::as_str))?;
                     inputs.record(TAGS.flag, t.origin);
-                    return Ok(tags);
+                    let git_tag = t.text.trim();
+                    let renamed = (tags[0] != git_tag).then(|| SemverTag {
+                        git_tag: git_tag.to_string(),
+                        version: tags[0].clone(),
+                    });
+                    return Ok((tags, renamed));
                 }
                 t
             } else if branch.is_some() && branch == inputs.var("CI_DEFAULT_BRANCH") {
@@ -158,7 +167,7 @@ fn tags(inputs: &Inputs) -> Result<Vec<String>, Error> {
         (e, _) => e,
     })?;
     inputs.record(TAGS.flag, found.origin);
-    Ok(tags)
+    Ok((tags, None))
 }
 
 fn tag_list(f: &Found) -> Result<Vec<String>, Error> {

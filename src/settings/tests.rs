@@ -109,6 +109,41 @@ fn tags_follow_gitlab_defaults() {
     }
 }
 
+/// Semver names the sources by the version; a git tag that is not it (`v2.0.1`) is kept for the
+/// hint when they are missing, unless the source template does not use `{tag}`.
+#[test]
+fn semver_keeps_a_git_tag_that_is_not_the_version_for_the_hint() {
+    let release = |tag: &str, extra: &[(&str, &str)]| {
+        let mut e = with(
+            gitlab(),
+            &[
+                ("CI_COMMIT_TAG", tag),
+                ("CI_COMMIT_BRANCH", ""),
+                ("MULTIARCH_TAGS", "semver"),
+            ],
+        );
+        e = with(e, extra);
+        resolve_flags(&[], &e).unwrap()
+    };
+    let p = release("v2.0.1", &[]);
+    assert_eq!(sources(&p)[0], "registry.gitlab.example/g/app:2.0.1-amd64");
+    assert_eq!(
+        p.semver_tag,
+        Some(SemverTag {
+            git_tag: "v2.0.1".into(),
+            version: "2.0.1".into()
+        })
+    );
+    assert_eq!(release("2.0.1", &[]).semver_tag, None);
+    let own = [("MULTIARCH_SOURCE_TEMPLATE", "{image}:build-{arch}")];
+    assert_eq!(release("v2.0.1", &own).semver_tag, None);
+    let listed = with(
+        gitlab(),
+        &[("CI_COMMIT_TAG", "v2.0.1"), ("MULTIARCH_TAGS", "v2.0.1")],
+    );
+    assert_eq!(resolve_flags(&[], &listed).unwrap().semver_tag, None);
+}
+
 #[test]
 fn flags_beat_variables_beat_gitlab() {
     let e = with(

@@ -4,7 +4,7 @@
 
 use tracing::{info, warn};
 
-use super::provenance::{builder, provenance, short, Provenance};
+use super::provenance::{builder, later, provenance, short, Provenance};
 use super::State;
 use crate::builder::Builder;
 use crate::error::{Error, Stale};
@@ -62,10 +62,19 @@ pub(super) fn judge(
             info!(%reference, %digest, %created, %started, "stale: unlabelled and created before this pipeline started; waiting for this pipeline's build");
             Ok(stale(Stale::CreatedBefore { created, started }))
         }
-        Provenance::Other(held) => {
-            info!(%reference, holds = %short(&held), want = %short(expected), %digest, "stale: built from another revision; waiting for this pipeline's build");
-            Ok(stale(Stale::Revision(held)))
-        }
+        Provenance::Other(held) => match later(&r, expected, &plan.times) {
+            None => {
+                info!(%reference, holds = %short(&held), want = %short(expected), %digest, "stale: built from another revision; waiting for this pipeline's build");
+                Ok(stale(Stale::Revision(held)))
+            }
+            Some(sign) => {
+                info!(%reference, holds = %short(&held), want = %short(expected), %digest, "stale: a later pipeline's build of another revision; waiting for this pipeline's build");
+                Ok(stale(Stale::LaterRevision {
+                    revision: held,
+                    sign,
+                }))
+            }
+        },
     }
 }
 

@@ -21,6 +21,7 @@
 //! check exists for. GitLab gives the start to the second; `created` is compared with it as is.
 
 use crate::builder::Builder;
+use crate::error::Later;
 use crate::model::{Resolved, SourceImage};
 use crate::settings::Times;
 use crate::timestamp::Timestamp;
@@ -106,6 +107,44 @@ pub(super) fn provenance(r: &Resolved, expected: &str, times: &Times) -> Provena
         .map(|image| of_image(image, expected, times))
         .max_by_key(Provenance::rank)
         .unwrap_or(Provenance::Unlabelled(Undated::NoCreated))
+}
+
+/// Whether a source of another revision is a later pipeline's build (or one made while this
+/// pipeline ran), judged on its images of another revision.
+pub(super) fn later(r: &Resolved, expected: &str, times: &Times) -> Option<Later> {
+    let other = r
+        .images()
+        .iter()
+        .filter(|image| matches!(of_image(image, expected, times), Provenance::Other(_)))
+        .map(|image| (image.config.pipeline, image.config.created.as_deref()));
+    later_of(other, times)
+}
+
+/// From each image's pipeline label and `created`: a label above this pipeline's id says a later
+/// pipeline built it; a label at or below says it did not, whatever the time; without a label to
+/// say, a `created` at or after this pipeline's start says it was made while this one ran.
+fn later_of<'a>(
+    images: impl Iterator<Item = (Option<u64>, Option<&'a str>)>,
+    times: &Times,
+) -> Option<Later> {
+    let mut by_time = None;
+    for (pipeline, created) in images {
+        match (pipeline, times.pipeline) {
+            (Some(built_by), Some(this)) if built_by > this => {
+                return Some(Later::Pipeline { built_by, this })
+            }
+            (Some(_), Some(_)) => {}
+            _ => {
+                let created = created.map(Timestamp::parse);
+                if let (Some(Ok(created)), Some(started)) = (created, times.started) {
+                    if created >= started && by_time.is_none() {
+                        by_time = Some(Later::Created { created, started });
+                    }
+                }
+            }
+        }
+    }
+    by_time
 }
 
 /// The builder of a source's images, when they agree on one.
@@ -223,6 +262,7 @@ mod tests {
         let gitlab = Times {
             started: Some(started),
             commit: Some(commit),
+            pipeline: None,
         };
         let before = |c: &str| Provenance::CreatedBefore {
             created: t(c),
@@ -297,6 +337,7 @@ mod tests {
                 Times {
                     started: Some(started),
                     commit: None,
+                    pipeline: None,
                 },
                 Provenance::Unlabelled(Undated::NoClock),
             ),
@@ -304,6 +345,57 @@ mod tests {
         for (created, times, want) in rows {
             assert_eq!(dated(created, &times), want, "{created:?}");
         }
+    }
+
+    #[test]
+    fn another_revisions_build_is_later_by_its_pipeline_label_else_by_its_time() {
+        let t = |s: &str| Timestamp::parse(s).unwrap();
+        let started = t("2026-12-04T12:07:14Z");
+        let times = Times {
+            started: Some(started),
+            commit: Some(t("2026-12-04T11:58:02Z")),
+            pipeline: Some(3001),
+        };
+        let (before, after) = (Some("2026-12-04T11:02:00Z"), Some("2026-12-04T12:09:41Z"));
+        let by_time = Some(Later::Created {
+            created: t("2026-12-04T12:09:41Z"),
+            started,
+        });
+        // (pipeline label, created, this pipeline's id known, verdict)
+        let rows = [
+            (
+                Some(3002),
+                before,
+                true,
+                Some(Later::Pipeline {
+                    built_by: 3002,
+                    this: 3001,
+                }),
+            ),
+            (Some(3000), after, true, None),
+            (Some(3001), after, true, None),
+            (None, after, true, by_time),
+            (Some(3002), after, false, by_time),
+            (None, before, true, None),
+            (None, Some("yesterday"), true, None),
+            (None, None, true, None),
+        ];
+        for (pipeline, created, known, want) in rows {
+            let times = Times {
+                pipeline: times.pipeline.filter(|_| known),
+                ..times
+            };
+            assert_eq!(
+                later_of([(pipeline, created)].into_iter(), &times),
+                want,
+                "{pipeline:?} {created:?}"
+            );
+        }
+        // Outside GitLab nothing is known.
+        assert_eq!(
+            later_of([(None, after)].into_iter(), &Times::default()),
+            None
+        );
     }
 
     #[test]

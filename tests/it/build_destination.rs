@@ -194,12 +194,18 @@ fn planned(stderr: &str) -> (Vec<String>, Vec<String>) {
         .lines()
         .filter_map(|l| l.trim().strip_prefix("- "))
         .filter_map(|l| {
-            // A tag that is missing, or a digest a build job handed over that is not there.
-            l.strip_suffix(": missing").or_else(|| {
-                l.split_once(": handed over by ")
-                    .filter(|(_, why)| why.ends_with("but not in the repository"))
-                    .map(|(source, _)| source)
-            })
+            // A tag that is missing (semver: named by the version), or a digest a build job
+            // handed over that is not there.
+            l.strip_suffix(": missing")
+                .or_else(|| {
+                    l.split_once(": missing (named by the version ")
+                        .map(|(s, _)| s)
+                })
+                .or_else(|| {
+                    l.split_once(": handed over by ")
+                        .filter(|(_, why)| why.ends_with("but not in the repository"))
+                        .map(|(source, _)| source)
+                })
         })
         .map(str::to_string)
         .collect();

@@ -16,6 +16,7 @@ mod copies;
 mod demo;
 mod ecr;
 mod gitlab;
+mod hints;
 mod hostile;
 mod if_complete;
 mod login;
