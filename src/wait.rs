@@ -6,9 +6,11 @@
 //!
 //! A source built from another revision than this pipeline's (its `org.opencontainers.image.
 //! revision` label says so), or unlabelled and created before this pipeline started, is
-//! **stale**: an earlier pipeline's image still under the tag (`provenance` decides). It is
-//! waited past exactly like a missing one; HEAD polling sees when the tag moves, and only then is
-//! it read again. A build job's digest hand-off (`MULTIARCH_SOURCE_*`) is exact: it is read once
+//! **stale**: usually an earlier pipeline's image still under the tag (`provenance` decides). It
+//! is waited past exactly like a missing one; HEAD polling sees when the tag moves, and only then
+//! is it read again — unless the tag holds a later pipeline's build, by that build's own pipeline
+//! label (`replaced_for_good`): this pipeline's build was replaced there for good, and the run
+//! ends at once. A build job's digest hand-off (`MULTIARCH_SOURCE_*`) is exact: it is read once
 //! and never waited for.
 //!
 //! Here 404 means "not yet". A registry that fails transiently is polled on, but not forever: if
@@ -32,7 +34,7 @@ use tracing::{info, warn};
 
 use crate::builder::Builder;
 use crate::digest::Digest;
-use crate::error::{Error, NotReady, Stale};
+use crate::error::{Error, Later, NotReady, Stale};
 use crate::model::{Resolved, Source, SourceOrigin, HAND_OFF_PREFIX};
 use crate::registry::{first_line, Deadline, Registry};
 use crate::settings::Plan;
@@ -246,6 +248,10 @@ pub(crate) async fn gather_until(
                 given_up: Some(not_ready(plan, &states, false)),
             });
         }
+        if !plan.allow_missing && !plan.if_complete && states.iter().any(replaced_for_good) {
+            info!("a later pipeline's build (by its pipeline label) holds a source's tag: this pipeline's build was replaced there and will not come back; not waiting");
+            return at_deadline(plan, states, failing);
+        }
         if now >= deadline {
             return at_deadline(plan, states, failing);
         }
@@ -271,6 +277,23 @@ pub(crate) async fn gather_until(
         awaited: Vec::new(),
         given_up: None,
     })
+}
+
+/// A source whose tag holds a later pipeline's build, by that build's own pipeline label: this
+/// pipeline's build was replaced under the shared tag and will not come back (the later pipeline
+/// publishes its own), so there is nothing to wait for. (A time alone does not show it: an
+/// earlier pipeline's build that finished late looks the same.)
+fn replaced_for_good(state: &State) -> bool {
+    matches!(
+        state,
+        State::Stale {
+            why: Stale::LaterRevision {
+                sign: Later::Pipeline { .. },
+                ..
+            },
+            ..
+        }
+    )
 }
 
 /// A handed-off digest that is missing or stale will not change by waiting: fail at once.
