@@ -17,8 +17,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use super::moving::{self, Moved, Publishing};
 use super::targets;
-use super::{Moved, Publishing};
 use crate::order::{self, Recorded, Verdict};
 use crate::outcome::{Kept, Status};
 use crate::registry::{first_line, Registry};
@@ -115,7 +115,7 @@ pub(super) async fn tags<R: Registry>(
             if let Err(e) = &r {
                 warn!(reference = %t, error = %first_line(e), "pushing again failed");
             }
-            moved[i] = super::moved(&t, r);
+            moved[i] = moving::moved(&t, r);
         }
     }
 }

@@ -1,0 +1,201 @@
+//! Moving one destination's tags: what is on its way to the push (`Publishing`), each tag's PUT
+//! on its own (a refusal stops no other), and the looks after the PUTs that `--append` (the tag
+//! merged into, read back) and `--if-complete` (`recheck`) pay for.
+
+use futures_util::future::join_all;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::targets::{Settled, Step};
+use super::{append, base_of, recheck, Group};
+use crate::digest::Digest;
+use crate::error::Error;
+use crate::index;
+use crate::manifest::Fetched;
+use crate::model::Resolved;
+use crate::outcome::{Kept, Status};
+use crate::reference::Reference;
+use crate::registry::Registry;
+use crate::settings::Plan;
+
+/// One destination on its way to the push.
+pub(super) struct Publishing<'a> {
+    pub(super) group: &'a Group<'a>,
+    /// What each of its tags held when looked at.
+    pub(super) current: Vec<Option<Digest>>,
+    pub(super) settled: Settled,
+    /// With `--append`: what the index is merged into.
+    pub(super) base: Option<Fetched>,
+    /// The index was PUT here by digest.
+    pub(super) by_digest: bool,
+}
+
+impl Publishing<'_> {
+    pub(super) fn moving(&self) -> impl Iterator<Item = (&Reference, &Option<Digest>)> {
+        self.group
+            .targets
+            .iter()
+            .zip(&self.current)
+            .zip(&self.settled.steps)
+            .filter(|(_, s)| **s == Step::Move)
+            .map(|(t, _)| t)
+    }
+
+    /// With `--append`, the tag merged into moves: it is looked at around its PUT.
+    pub(super) fn merges(&self, plan: &Plan) -> bool {
+        plan.append && self.settled.steps[0] == Step::Move
+    }
+
+    /// The index again, merged into `base` (what the tag merged into holds now).
+    pub(super) fn merge_again(
+        &mut self,
+        plan: &Plan,
+        resolved: &[Resolved],
+        base: Option<Fetched>,
+    ) -> Result<(), Error> {
+        self.base = base;
+        let b = self
+            .base
+            .as_ref()
+            .map(|f| base_of(f, &self.group.targets[0]));
+        self.settled.index = index::build(resolved, plan.format, &plan.annotations, b.as_ref())?;
+        Ok(())
+    }
+
+    /// The index by digest, when several tags move here (one tag's PUT is all or nothing).
+    pub(super) async fn push_by_digest(&mut self, registry: &impl Registry) -> Result<(), Error> {
+        if self.moving().count() > 1 {
+            let index = &self.settled.index;
+            registry
+                .push_manifest(
+                    &self.group.repository.digest(&index.digest),
+                    index.media_type,
+                    &index.bytes,
+                )
+                .await?;
+            self.by_digest = true;
+        }
+        Ok(())
+    }
+}
+
+/// A tag's result: its status, and why it does not hold the index (`Failed`, `Unknown`).
+pub(super) type Moved = (Reference, Status, Option<Error>);
+
+pub(super) fn moved(t: &Reference, r: Result<Status, Error>) -> Moved {
+    match r {
+        Ok(status) => (t.clone(), status, None),
+        Err(e) => (t.clone(), Status::of_failure(&e), Some(e)),
+    }
+}
+
+/// Moves one destination's tags (each on its own: a refusal stops no other). With `--append`,
+/// the tag merged into is read back: an index another writer pushed over this run's, lacking
+/// its platforms, is merged into and pushed again, up to `append::ROUNDS` rounds. With
+/// `--if-complete` the tags that moved are looked at again (`recheck`): a build job has no
+/// `resource_group` to keep an older pipeline's completer from landing just after.
+pub(super) async fn move_tags<R: Registry>(
+    plan: &Plan,
+    registry: &R,
+    resolved: &[Resolved],
+    p: &mut Publishing<'_>,
+    looked_at: Instant,
+) -> (Vec<Moved>, Vec<Kept>) {
+    let mut started = Instant::now();
+    let mut moved = put_tags(registry, p).await;
+    let mut kept = Vec::new();
+    if plan.if_complete && !plan.append {
+        let settle = recheck::settle(looked_at);
+        recheck::tags(plan, registry, p, &mut moved, &mut kept, settle).await;
+        return (moved, kept);
+    }
+    if !p.merges(plan) {
+        return (moved, kept);
+    }
+    let at = p.group.targets[0].clone();
+    for round in 1..=append::ROUNDS {
+        if moved[0].1 != Status::Pushed {
+            break;
+        }
+        let index = &p.settled.index;
+        let failure = match append::read_back_settled(registry, &at, index, started).await {
+            Ok(append::ReadBack::Ours) => break,
+            Ok(append::ReadBack::Covers(holds)) => {
+                info!(reference = %at, holds = %holds, "another --append pushed this tag after this run, holding every platform of this run's: left as it is");
+                moved[0].1 = Status::Kept;
+                kept.push(Kept {
+                    reference: at.clone(),
+                    holds,
+                    why: "another --append run pushed it after this run, and what it holds has every platform of this run's".into(),
+                });
+                break;
+            }
+            Ok(append::ReadBack::Lacks { missing, .. }) if round == append::ROUNDS => {
+                Error::AppendContended {
+                    reference: at.to_string(),
+                    rounds: round,
+                    missing,
+                }
+            }
+            Ok(append::ReadBack::Lacks { theirs, missing }) => {
+                warn!(reference = %at, missing = %missing.join(","), round, "another writer pushed this tag over this run's index: merging into what it holds and pushing again");
+                let again = match theirs {
+                    Some(f) => p.merge_again(plan, resolved, Some(f)),
+                    None => Ok(()),
+                };
+                match again {
+                    Ok(()) => match p.push_by_digest(registry).await {
+                        Ok(()) => {
+                            started = Instant::now();
+                            moved = put_tags(registry, p).await;
+                            continue;
+                        }
+                        Err(e) => e,
+                    },
+                    Err(e) => e,
+                }
+            }
+            // Not sent: the run is being cancelled; the tag was pushed.
+            Err(Error::RequestCancelled {
+                in_flight: false, ..
+            }) => break,
+            Err(e) => {
+                // It was pushed; what it holds now is not known.
+                moved[0] = (at, Status::Unknown, Some(e));
+                break;
+            }
+        };
+        moved[0] = (at, Status::Failed, Some(failure));
+        break;
+    }
+    (moved, kept)
+}
+
+/// PUTs the index under each tag of `p` that moves.
+async fn put_tags(registry: &impl Registry, p: &Publishing<'_>) -> Vec<Moved> {
+    let index = &p.settled.index;
+    join_all(
+        p.group
+            .targets
+            .iter()
+            .zip(&p.settled.steps)
+            .map(|(t, step)| async move {
+                let status = match step {
+                    Step::Unchanged => {
+                        info!(reference = %t, digest = %index.digest, "unchanged");
+                        Ok(Status::Unchanged)
+                    }
+                    Step::Keep(_) => Ok(Status::Kept),
+                    Step::Move => registry
+                        .push_manifest(t, index.media_type, &index.bytes)
+                        .await
+                        .map(|()| {
+                            info!(reference = %t, digest = %index.digest, "pushed");
+                            Status::Pushed
+                        }),
+                };
+                moved(t, status)
+            }),
+    )
+    .await
+}
