@@ -234,10 +234,12 @@ fn hints(sources: &[(String, NotReady)]) -> Vec<String> {
             format!("make the build {label}")
         });
     }
-    out.push(
-        "only if images cannot say their commit: MULTIARCH_REVISION=none turns the check off"
-            .into(),
-    );
+    out.push(if is(&|w| matches!(w, Stale::Unlabelled)) {
+        // The label is required: dropping that requirement is the smaller switch.
+        "only if images cannot say their commit: MULTIARCH_REQUIRE_REVISION=false accepts unlabelled images again (with a warning); MULTIARCH_REVISION=none turns the check off".into()
+    } else {
+        "only if images cannot say their commit: MULTIARCH_REVISION=none turns the check off".into()
+    });
     out
 }
 
@@ -320,7 +322,7 @@ mod tests {
     fn an_unlabelled_image_where_a_label_is_required_asks_for_the_label() {
         assert_eq!(
             one(stale(Stale::Unlabelled, None)),
-            format!("1 source(s) not ready, nothing was pushed:\n  - r/app:latest-amd64: no org.opencontainers.image.revision label (MULTIARCH_REQUIRE_REVISION is on)\n  hint: make the build label the image with this commit: buildah build --label org.opencontainers.image.revision=$CI_COMMIT_SHA … | docker buildx build --label org.opencontainers.image.revision=$CI_COMMIT_SHA … | /kaniko/executor --label org.opencontainers.image.revision=$CI_COMMIT_SHA …, or {HAND_OFF}{SWITCH}")
+            format!("1 source(s) not ready, nothing was pushed:\n  - r/app:latest-amd64: no org.opencontainers.image.revision label (MULTIARCH_REQUIRE_REVISION is on)\n  hint: make the build label the image with this commit: buildah build --label org.opencontainers.image.revision=$CI_COMMIT_SHA … | docker buildx build --label org.opencontainers.image.revision=$CI_COMMIT_SHA … | /kaniko/executor --label org.opencontainers.image.revision=$CI_COMMIT_SHA …, or {HAND_OFF}\n  hint: only if images cannot say their commit: MULTIARCH_REQUIRE_REVISION=false accepts unlabelled images again (with a warning); MULTIARCH_REVISION=none turns the check off")
         );
     }
 
