@@ -35,11 +35,12 @@
 //! Two such jobs finishing together build the same bytes, and `order` keeps a late older
 //! pipeline from winning.
 //!
-//! Two pipelines publishing one tag at once are kept apart by the manifest job's
+//! Two pipelines of one ref publishing at once are kept apart by the manifest job's
 //! `resource_group`, not here: a look after the PUT would cost every run a round trip and only
 //! see a race that lands within it. `--append` pays it (there a lost race loses a platform
-//! nobody republishes), and so does `--if-complete` (`recheck`: build jobs have no resource
-//! group, and an older pipeline's completer landing last would move the tags backwards).
+//! nobody republishes), and so do `--if-complete` and releases (`recheck`: build jobs have no
+//! resource group, a release's floating tags are shared across refs, and an older publisher
+//! landing last would move the tags backwards).
 
 mod append;
 mod copy;
@@ -47,9 +48,9 @@ mod moving;
 mod recheck;
 mod targets;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
-use futures_util::future::{join_all, try_join, try_join_all};
+use futures_util::future::{join_all, try_join, try_join_all, FutureExt as _};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
@@ -140,8 +141,11 @@ pub(crate) async fn run(
     // (and at what they hold) and the push-access check run during the wait, so their retries
     // end with the wait's.
     let looking = registry.until(Some(Deadline::wait(wait::retries_until(plan, start))));
-    // Set once every target tag is found holding a newer index: no source is worth waiting for.
+    // Set once every target tag is found holding a newer index (`kept`: what keeps each): no
+    // source is worth waiting for. Found by the first look, or by a look again while a source
+    // is stale (a later pipeline, whose builds those may be, may publish meanwhile).
     let give_up = Cell::new(false);
+    let kept: RefCell<Option<Vec<Kept>>> = RefCell::new(None);
     let look = async {
         if plan.dry_run {
             return Ok(None);
@@ -150,12 +154,24 @@ pub(crate) async fn run(
             try_join(look_at_targets(plan, &looking), check_push(plan, &looking)).await?;
         let mut read = targets::Read::new();
         targets::read_held(&looking, &plan.targets, &current, None, &mut read).await?;
-        if targets::superseded(plan, &plan.targets, &current, &read).is_some() {
+        if let Some(k) = targets::superseded(plan, &plan.targets, &current, &read) {
+            *kept.borrow_mut() = Some(k);
             give_up.set(true);
         }
         Ok(Some((current, read)))
     };
-    let gathered = try_join(wait::gather_until(plan, registry, &give_up), look).await;
+    let relook = || {
+        async {
+            let found = superseded_now(plan, &looking).await;
+            let some = found.is_some();
+            *kept.borrow_mut() = found;
+            some
+        }
+        .boxed_local()
+    };
+    let relook: wait::Relook = &relook;
+    let gather = wait::gather_until(plan, registry, &give_up, (!plan.dry_run).then_some(relook));
+    let gathered = try_join(gather, look).await;
     phases.end("multiarch_sources");
     let (
         Gathered {
@@ -182,10 +198,8 @@ pub(crate) async fn run(
     if !awaited.is_empty() {
         return Ok(Run::Incomplete(awaited));
     }
-    if let (Some(not_ready), Some((current, read))) = (given_up, &looked) {
-        if let Some(kept) = targets::superseded(plan, &plan.targets, current, read) {
-            return Ok(Run::Superseded { kept, not_ready });
-        }
+    if let (Some(not_ready), Some(kept)) = (given_up, kept.take()) {
+        return Ok(Run::Superseded { kept, not_ready });
     }
 
     let groups = groups(plan);

@@ -8,10 +8,10 @@
 //! revision` label says so), or unlabelled and created before this pipeline started, is
 //! **stale**: usually an earlier pipeline's image still under the tag (`provenance` decides). It
 //! is waited past exactly like a missing one; HEAD polling sees when the tag moves, and only then
-//! is it read again — unless the tag holds a later pipeline's build, by that build's own pipeline
-//! label (`replaced_for_good`): this pipeline's build was replaced there for good, and the run
-//! ends at once. A build job's digest hand-off (`MULTIARCH_SOURCE_*`) is exact: it is read once
-//! and never waited for.
+//! is it read again. While a source is stale, whoever gave `relook` is asked every `RELOOK_EVERY`
+//! whether waiting is still worth it (a later pipeline, whose builds those may be, may have
+//! published meanwhile: then no tag could move). A build job's digest hand-off
+//! (`MULTIARCH_SOURCE_*`) is exact: it is read once and never waited for.
 //!
 //! Here 404 means "not yet". A registry that fails transiently is polled on, but not forever: if
 //! every request fails for `FAILING_LIMIT`, or it is still failing at the deadline, the run ends
@@ -28,13 +28,13 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use futures_util::future::join_all;
+use futures_util::future::{join_all, LocalBoxFuture};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::builder::Builder;
 use crate::digest::Digest;
-use crate::error::{Error, Later, NotReady, Stale};
+use crate::error::{Error, NotReady, Stale};
 use crate::model::{Resolved, Source, SourceOrigin, HAND_OFF_PREFIX};
 use crate::registry::{first_line, Deadline, Registry};
 use crate::settings::Plan;
@@ -128,15 +128,23 @@ pub(crate) fn retries_until(plan: &Plan, start: Instant) -> Instant {
 /// Waits for every source of `plan` (up to `plan.timeout`) and resolves each one's platform and
 /// revision.
 pub(crate) async fn gather(plan: &Plan, registry: &impl Registry) -> Result<Gathered, Error> {
-    gather_until(plan, registry, &Cell::new(false)).await
+    gather_until(plan, registry, &Cell::new(false), None).await
 }
 
+/// Asked while a source is stale: whether waiting is no longer worth it.
+pub(crate) type Relook<'a> = &'a dyn Fn() -> LocalBoxFuture<'a, bool>;
+
+/// How often `relook` is asked.
+pub(crate) const RELOOK_EVERY: Duration = Duration::from_secs(10);
+
 /// `gather`, given up after a round that leaves a source not ready once `give_up` is set (by
-/// whoever learns that no tag could move anyway): nothing is worth waiting for then.
+/// whoever learns that no tag could move anyway) or `relook` says so: nothing is worth waiting
+/// for then.
 pub(crate) async fn gather_until(
     plan: &Plan,
     registry: &impl Registry,
     give_up: &Cell<bool>,
+    relook: Option<Relook<'_>>,
 ) -> Result<Gathered, Error> {
     let start = Instant::now();
     let deadline = start + waits(plan);
@@ -148,6 +156,7 @@ pub(crate) async fn gather_until(
     let mut delays = poll_delays();
     let mut next_progress = start + PROGRESS_EVERY;
     let mut rounds = 0u32;
+    let mut next_relook = start + RELOOK_EVERY;
     loop {
         let first_round = rounds == 0;
         let pending: Vec<usize> = (0..n)
@@ -239,6 +248,13 @@ pub(crate) async fn gather_until(
                 }
             }
         }
+        let stale = states.iter().any(|s| matches!(s, State::Stale { .. }));
+        if let Some(relook) = relook.filter(|_| stale && now >= next_relook && !give_up.get()) {
+            if relook().await {
+                give_up.set(true);
+            }
+            next_relook = Instant::now() + RELOOK_EVERY;
+        }
         if give_up.get() && !plan.if_complete {
             return Ok(Gathered {
                 resolved: Vec::new(),
@@ -247,10 +263,6 @@ pub(crate) async fn gather_until(
                 awaited: Vec::new(),
                 given_up: Some(not_ready(plan, &states, false)),
             });
-        }
-        if !plan.allow_missing && !plan.if_complete && states.iter().any(replaced_for_good) {
-            info!("a later pipeline's build (by its pipeline label) holds a source's tag: this pipeline's build was replaced there and will not come back; not waiting");
-            return at_deadline(plan, states, failing);
         }
         if now >= deadline {
             return at_deadline(plan, states, failing);
@@ -277,23 +289,6 @@ pub(crate) async fn gather_until(
         awaited: Vec::new(),
         given_up: None,
     })
-}
-
-/// A source whose tag holds a later pipeline's build, by that build's own pipeline label: this
-/// pipeline's build was replaced under the shared tag and will not come back (the later pipeline
-/// publishes its own), so there is nothing to wait for. (A time alone does not show it: an
-/// earlier pipeline's build that finished late looks the same.)
-fn replaced_for_good(state: &State) -> bool {
-    matches!(
-        state,
-        State::Stale {
-            why: Stale::LaterRevision {
-                sign: Later::Pipeline { .. },
-                ..
-            },
-            ..
-        }
-    )
 }
 
 /// A handed-off digest that is missing or stale will not change by waiting: fail at once.

@@ -1,6 +1,6 @@
 //! Moving one destination's tags: what is on its way to the push (`Publishing`), each tag's PUT
 //! on its own (a refusal stops no other), and the looks after the PUTs that `--append` (the tag
-//! merged into, read back) and `--if-complete` (`recheck`) pay for.
+//! merged into, read back), `--if-complete` and releases (`recheck`) pay for.
 
 use futures_util::future::join_all;
 use tokio::time::Instant;
@@ -92,8 +92,9 @@ pub(super) fn moved(t: &Reference, r: Result<Status, Error>) -> Moved {
 /// Moves one destination's tags (each on its own: a refusal stops no other). With `--append`,
 /// the tag merged into is read back: an index another writer pushed over this run's, lacking
 /// its platforms, is merged into and pushed again, up to `append::ROUNDS` rounds. With
-/// `--if-complete` the tags that moved are looked at again (`recheck`): a build job has no
-/// `resource_group` to keep an older pipeline's completer from landing just after.
+/// `--if-complete`, and in a release, the tags that moved are looked at again (`recheck`):
+/// nothing serialises those publishers, and an older one landing just after would move them
+/// backwards.
 pub(super) async fn move_tags<R: Registry>(
     plan: &Plan,
     registry: &R,
@@ -104,7 +105,7 @@ pub(super) async fn move_tags<R: Registry>(
     let mut started = Instant::now();
     let mut moved = put_tags(registry, p).await;
     let mut kept = Vec::new();
-    if plan.if_complete && !plan.append {
+    if recheck::due(plan) {
         let settle = recheck::settle(looked_at);
         recheck::tags(plan, registry, p, &mut moved, &mut kept, settle).await;
         return (moved, kept);

@@ -1,16 +1,20 @@
-//! With `--if-complete`, a look at the tags just after they moved. Build jobs have no
-//! `resource_group`: the completers of two pipelines can each read a tag (holding neither's
-//! index), then PUT — and the older one's PUT can land last, moving the tag backwards. So a
-//! completer that moved a tag looks at it again, after as long as its own run took (the window
-//! in which a racer that read the tag before this run's PUT lands its own), and:
+//! A look at the tags just after they moved, where nothing serialises the publishers of a tag.
+//! Build jobs (`--if-complete`) have no `resource_group`, and the manifest component's is per
+//! ref, while a release's floating tags (`latest`, `2`, `2.0`) are shared by every release
+//! pipeline: two publishers can each read a tag (holding neither's index), then PUT — and the
+//! older one's PUT can land last, moving the tag backwards. So a run that moved such a tag (`due`)
+//! looks at it again, after as long as its own run took (the window in which a racer that read
+//! the tag before this run's PUT lands its own), and:
 //!
-//! - finds an older pipeline's index of this project there: PUTs its own again (`ROUNDS` in
-//!   all), so the newer pipeline's index is the one that stays;
+//! - finds an older pipeline's (or lower version's) index of this project there: PUTs its own
+//!   again (`ROUNDS` in all), so the newer index is the one that stays;
 //! - finds a newer one: the tag is reported kept, as if it had been read so before the PUT;
 //! - finds anything else (another tool's index, nothing): leaves it and says so.
 //!
-//! One HEAD per moved tag (plus a GET when it was replaced), only in the job that publishes.
-//! A racer whose PUT lands later than that window is not seen; the README says so.
+//! One HEAD per moved tag (plus a GET when it was replaced). A racer whose PUT lands later than
+//! that window is not seen, and a run's report says what the tags held at its last look (an
+//! older run that looked before the newer one pushed over it reports the tag as its own); the
+//! README says so.
 
 use std::time::Duration;
 
@@ -23,6 +27,17 @@ use crate::order::{self, Recorded, Verdict};
 use crate::outcome::{Kept, Status};
 use crate::registry::{first_line, Registry};
 use crate::settings::Plan;
+
+/// Whether this run looks at the tags it moved again: a build job (`--if-complete`), or a
+/// release (the index records a version: its floating tags are shared with other releases'
+/// pipelines, which the per-ref `resource_group` does not serialise). Not with `--append`, which
+/// reads its tag back itself.
+pub(super) fn due(plan: &Plan) -> bool {
+    let release = Recorded::from_annotations(&plan.annotations.values)
+        .version
+        .is_some();
+    (plan.if_complete || release) && !plan.append
+}
 
 /// Looks after the PUTs, at most this many (each may PUT the index again).
 pub(super) const ROUNDS: usize = 2;

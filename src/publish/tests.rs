@@ -286,10 +286,11 @@ async fn an_older_pipeline_whose_sources_a_newer_one_replaced_is_kept_at_once_no
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_newer_pipeline_publishing_during_the_wait_turns_the_deadline_into_kept() {
+async fn a_newer_pipeline_publishing_during_the_wait_ends_it_soon_with_every_tag_kept() {
     let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
     registry.stale_until("latest-amd64", 100_000);
-    let plan = pipeline("100", &[("MULTIARCH_TIMEOUT", "60s")]);
+    let plan = pipeline("100", &[("MULTIARCH_TIMEOUT", "15m")]);
+    let start = Instant::now();
     let publishing = async {
         tokio::time::sleep(Duration::from_secs(20)).await;
         holds(&registry, "latest", &[(PROJECT, "42"), (PIPELINE, "101")])
@@ -298,8 +299,21 @@ async fn a_newer_pipeline_publishing_during_the_wait_turns_the_deadline_into_kep
     let Run::Superseded { kept, .. } = got.unwrap() else {
         panic!("not superseded")
     };
+    // Looked at again every 10 s while a source is stale: not at the 15-minute deadline.
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(20) + 2 * wait::RELOOK_EVERY,
+        "{took:?}"
+    );
     assert_eq!(kept[0].holds, newer);
     assert!(registry.state.borrow().pushed.is_empty());
+
+    // Where no later pipeline publishes, the wait runs to its deadline as before.
+    let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
+    registry.stale_until("latest-amd64", 100_000);
+    let plan = pipeline("100", &[("MULTIARCH_TIMEOUT", "60s")]);
+    let got = super::run(&plan, &registry, &NoPhases).await;
+    assert!(matches!(got, Err(Error::SourcesNotReady { .. })), "{got:?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -438,6 +452,15 @@ async fn if_complete_pushes_nothing_until_the_set_is_complete_then_publishes_as_
 /// Waits (on the paused clock) until this run has pushed `latest`, then, `after` later, makes
 /// `latest` hold the index of `pipeline`, as another pipeline's completer landing just after.
 async fn lands_after(registry: &Scripted, after: Duration, pipeline: &'static str) -> Digest {
+    lands_after_with(registry, after, &[(PROJECT, "42"), (PIPELINE, pipeline)]).await
+}
+
+/// `lands_after`, the index landing recording `annotations`.
+async fn lands_after_with(
+    registry: &Scripted,
+    after: Duration,
+    annotations: &[(&str, &str)],
+) -> Digest {
     while !registry
         .state
         .borrow()
@@ -448,7 +471,7 @@ async fn lands_after(registry: &Scripted, after: Duration, pipeline: &'static st
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     tokio::time::sleep(after).await;
-    holds(registry, "latest", &[(PROJECT, "42"), (PIPELINE, pipeline)])
+    holds(registry, "latest", annotations)
 }
 
 #[tokio::test(start_paused = true)]
@@ -504,4 +527,33 @@ async fn a_plain_push_does_not_look_again_after_its_put() {
     assert_eq!(got.unwrap().targets[0].1, Status::Pushed);
     assert_eq!(registry.state.borrow().pushed, ["r.example/app:latest"]);
     assert_eq!(registry.state.borrow().tags["r.example/app:latest"], older);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_release_pushes_latest_again_when_a_lower_release_lands_just_after_it() {
+    // Two release pipelines (other refs: the per-ref resource_group does not serialise them)
+    // share `latest`: v1.9.1's manifest job, started later, lands just after v2.0.1's.
+    let registry = Scripted::new(&[("2.0.1-amd64", 0, "amd64"), ("2.0.1-arm64", 0, "arm64")]);
+    let plan = pipeline(
+        "101",
+        &[("CI_COMMIT_TAG", "v2.0.1"), ("MULTIARCH_TAGS", "semver")],
+    );
+    let lower = [(PROJECT, "42"), (PIPELINE, "102"), (VERSION, "v1.9.1")];
+    let (got, _) = tokio::join!(
+        run(&plan, &registry, &NoPhases),
+        lands_after_with(&registry, Duration::from_millis(50), &lower)
+    );
+    let outcome = got.unwrap();
+    assert_eq!(
+        registry.state.borrow().tags["r.example/app:latest"],
+        outcome.index.digest
+    );
+    let latest = registry
+        .state
+        .borrow()
+        .pushed
+        .iter()
+        .filter(|p| *p == "r.example/app:latest")
+        .count();
+    assert_eq!(latest, 2, "pushed again");
 }

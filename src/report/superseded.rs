@@ -14,7 +14,7 @@ use crate::settings::Plan;
 /// The stderr notice: why nothing was published, then each source not ready and why.
 pub(crate) fn text(plan: &Plan, kept: &[Kept], not_ready: &[(String, NotReady)]) -> String {
     let mut out = format!(
-        "every target tag holds a newer index than this run could publish, so nothing was published and the sources were not waited for ({} not ready):",
+        "every target tag holds a newer index than this run could publish, so nothing was published and the sources are not waited for any longer ({} not ready):",
         not_ready.len()
     );
     for (reference, why) in not_ready {
@@ -86,7 +86,7 @@ mod tests {
         let f = "f".repeat(64);
         assert_eq!(
             text(&p, &kept(), &not_ready()),
-            "every target tag holds a newer index than this run could publish, so nothing was published and the sources were not waited for (1 not ready):\n  - r.example/app:latest-amd64: missing\n  kept r.example/app:latest: it holds the index of pipeline 3002 of group/app, newer than this pipeline 3001 of group/app"
+            "every target tag holds a newer index than this run could publish, so nothing was published and the sources are not waited for any longer (1 not ready):\n  - r.example/app:latest-amd64: missing\n  kept r.example/app:latest: it holds the index of pipeline 3002 of group/app, newer than this pipeline 3001 of group/app"
         );
         assert_eq!(
             lines(&kept()),

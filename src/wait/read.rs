@@ -28,45 +28,11 @@ pub(super) async fn resolve(
 ) -> Result<Resolved, Error> {
     let resolved = match &fetched.manifest {
         Manifest::Image { config, .. } => {
-            let repo = source.reference.repository();
-            let (bytes, early) = content::alongside_config(
-                registry,
-                &plan.content,
-                repo,
-                &fetched,
-                registry.fetch_config(&source.reference, config),
-            )
-            .await;
-            let bytes = bytes?;
-            let config = manifest::config(&source.reference.to_string(), &bytes)?;
-            let revision = config
-                .revision
-                .clone()
-                .or_else(|| fetched.annotations.get(REVISION).map(|r| printable(r)));
-            let content = match ruled_out(plan, source, &config, revision.as_deref()) {
-                Some(verdict) => verdict,
-                None => {
-                    content::check(
-                        registry,
-                        &plan.content,
-                        repo,
-                        &fetched,
-                        &bytes,
-                        &config.platform,
-                        early,
-                    )
-                    .await
-                }
-            };
+            let config = config.clone();
+            let image = image(registry, plan, source, fetched, &config, None).await?;
             Resolved::Image {
                 source: source.clone(),
-                image: Box::new(SourceImage {
-                    fetched,
-                    config,
-                    revision,
-                    entry: None,
-                    content,
-                }),
+                image: Box::new(image),
             }
         }
         Manifest::Index { manifests } => {
@@ -164,6 +130,28 @@ async fn child(
             reason: format!("nested {} is not supported", fetched.media_type),
         });
     };
+    let config = config.clone();
+    image(registry, plan, source, fetched, &config, Some((parent, d))).await
+}
+
+/// One image of a source (`config`: its manifest's config descriptor; `child_of`: the index it
+/// is an entry of, and that entry): its config, read with its top layer alongside, its revision
+/// (its own label, else its manifest's annotation, else the index's) and its content check.
+async fn image(
+    registry: &impl Registry,
+    plan: &Plan,
+    source: &Source,
+    fetched: Fetched,
+    config: &Descriptor,
+    child_of: Option<(&Fetched, &Descriptor)>,
+) -> Result<SourceImage, Error> {
+    let (at, shown) = match child_of {
+        Some((_, d)) => (
+            source.reference.repository().digest(&d.digest),
+            format!("{} ({})", source.reference, d.digest),
+        ),
+        None => (source.reference.clone(), source.reference.to_string()),
+    };
     let repo = at.repository();
     let (bytes, early) = content::alongside_config(
         registry,
@@ -174,22 +162,24 @@ async fn child(
     )
     .await;
     let bytes = bytes?;
-    let config = manifest::config(&where_, &bytes)?;
+    let config = manifest::config(&shown, &bytes)?;
+    let annotation = |f: &Fetched| f.annotations.get(REVISION).map(|r| printable(r));
     let revision = config
         .revision
         .clone()
-        .or_else(|| fetched.annotations.get(REVISION).map(|r| printable(r)))
-        .or_else(|| parent.annotations.get(REVISION).map(|r| printable(r)));
+        .or_else(|| annotation(&fetched))
+        .or_else(|| child_of.and_then(|(parent, _)| annotation(parent)));
     let content = match ruled_out(plan, source, &config, revision.as_deref()) {
         Some(verdict) => verdict,
         None => {
+            let platform = &config.platform;
             content::check(
                 registry,
                 &plan.content,
                 repo,
                 &fetched,
                 &bytes,
-                &config.platform,
+                platform,
                 early,
             )
             .await
@@ -199,7 +189,7 @@ async fn child(
         fetched,
         config,
         revision,
-        entry: Some(d.clone()),
+        entry: child_of.map(|(_, d)| d.clone()),
         content,
     })
 }

@@ -231,7 +231,7 @@ fn an_older_pipeline_without_hand_off_finding_the_newer_ones_builds_is_kept_at_o
     );
     assert_eq!(out, format!("{repo}:latest@{newer} kept\n"));
     assert!(
-        err.contains("every target tag holds a newer index than this run could publish, so nothing was published and the sources were not waited for (2 not ready)"),
+        err.contains("every target tag holds a newer index than this run could publish, so nothing was published and the sources are not waited for any longer (2 not ready)"),
         "{err}"
     );
     assert!(
