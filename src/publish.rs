@@ -184,8 +184,9 @@ pub(crate) async fn run(
         looked,
     ) = match gathered {
         Err(Error::SourcesNotReady { sources, expected }) if !plan.dry_run => {
-            // At the deadline: a later pipeline may have published meanwhile.
-            return match superseded_now(plan, registry).await {
+            // At the deadline: a later pipeline may have published meanwhile (one look, within
+            // a request limit: the wait's retries are over).
+            return match superseded_now(plan, &looking).await {
                 Some(kept) => Ok(Run::Superseded {
                     kept,
                     not_ready: sources,

@@ -34,7 +34,7 @@ use tracing::{info, warn};
 
 use crate::builder::Builder;
 use crate::digest::Digest;
-use crate::error::{Error, NotReady, Stale};
+use crate::error::{Error, GaveUp, NotReady, Stale};
 use crate::model::{Resolved, Source, SourceOrigin, HAND_OFF_PREFIX};
 use crate::registry::{first_line, Deadline, Registry};
 use crate::settings::Plan;
@@ -207,6 +207,14 @@ pub(crate) async fn gather_until(
                     }
                 }
                 Ok(Look::Same) => {}
+                // A registry asking (`Retry-After`) for a pause past the wait's deadline is
+                // taken at its word: polling on would only hit it again.
+                Err(
+                    e @ Error::Transient {
+                        gave_up: GaveUp::Deadline { asked: Some(_), .. },
+                        ..
+                    },
+                ) => return Err(e),
                 // A flaky registry is not a missing source: keep polling, within limits.
                 Err(e @ Error::Transient { .. }) if !waits(plan).is_zero() => {
                     warn!(reference = %source.reference, error = %first_line(&e), "still failing; polling on");

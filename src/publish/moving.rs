@@ -15,7 +15,7 @@ use crate::manifest::Fetched;
 use crate::model::Resolved;
 use crate::outcome::{Kept, Status};
 use crate::reference::Reference;
-use crate::registry::Registry;
+use crate::registry::{Deadline, Registry};
 use crate::settings::Plan;
 
 /// One destination on its way to the push.
@@ -107,7 +107,9 @@ pub(super) async fn move_tags<R: Registry>(
     let mut kept = Vec::new();
     if recheck::due(plan) {
         let settle = recheck::settle(looked_at);
-        recheck::tags(plan, registry, p, &mut moved, &mut kept, settle).await;
+        // The looks are not retried (a failed one is a warning); a PUT again is, as every PUT.
+        let looks = registry.until(Some(Deadline::once(Instant::now())));
+        recheck::tags(plan, registry, &looks, p, &mut moved, &mut kept, settle).await;
         return (moved, kept);
     }
     if !p.merges(plan) {

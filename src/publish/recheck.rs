@@ -9,7 +9,8 @@
 //! - finds an older pipeline's (or lower version's) index of this project there: PUTs its own
 //!   again (`ROUNDS` in all), so the newer index is the one that stays;
 //! - finds a newer one: the tag is reported kept, as if it had been read so before the PUT;
-//! - finds anything else (another tool's index, nothing): leaves it and says so.
+//! - finds another index that records no order (another tool's): leaves it, reported as what
+//!   the tag holds (`kept`), not as this run's; finds nothing: says so.
 //!
 //! One HEAD per moved tag (plus a GET when it was replaced). A racer whose PUT lands later than
 //! that window is not seen, and a run's report says what the tags held at its last look (an
@@ -52,11 +53,13 @@ pub(super) fn settle(started: Instant) -> Duration {
     started.elapsed().clamp(SETTLE_MIN, SETTLE_MAX)
 }
 
-/// Looks again at the tags of `p` this run moved (`moved`), `settle` after their PUTs; updates
-/// `moved` and `kept` with what it finds.
+/// Looks again (through `looks`) at the tags of `p` this run moved (`moved`), `settle` after
+/// their PUTs, pushing again through `registry`; updates `moved` and `kept` with what it finds.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn tags<R: Registry>(
     plan: &Plan,
     registry: &R,
+    looks: &R,
     p: &Publishing<'_>,
     moved: &mut [Moved],
     kept: &mut Vec<Kept>,
@@ -75,7 +78,7 @@ pub(super) async fn tags<R: Registry>(
         let mut again = Vec::new();
         for i in pushed {
             let t = moved[i].0.clone();
-            let holds = match registry.check_target(&t).await {
+            let holds = match looks.check_target(&t).await {
                 Ok(Some(d)) if d == index.digest => continue,
                 Ok(Some(d)) => d,
                 Ok(None) => {
@@ -88,7 +91,7 @@ pub(super) async fn tags<R: Registry>(
                 }
             };
             let at = t.repository().digest(&holds);
-            let held = match targets::read(registry, &at).await {
+            let held = match targets::read(looks, &at).await {
                 Ok(a) => Recorded::from_annotations(&a),
                 Err(e) => {
                     warn!(reference = %t, holds = %holds, error = %first_line(&e), "another index replaced this run's just after its PUT");
@@ -114,7 +117,16 @@ pub(super) async fn tags<R: Registry>(
                     again.push(i);
                 }
                 Verdict::Move | Verdict::RollBack(_) => {
-                    warn!(reference = %t, holds = %holds, "another writer's index replaced this run's just after its PUT; left as it is");
+                    // Not this run's any more, and nothing says which is newer: reported as what
+                    // the tag holds, not as this run's.
+                    let why = "an index recording no order (another tool's, or not readable) replaced this run's just after its PUT; left as it is".to_string();
+                    warn!(reference = %t, holds = %holds, "{why}");
+                    moved[i].1 = Status::Kept;
+                    kept.push(Kept {
+                        reference: t,
+                        holds,
+                        why,
+                    });
                 }
             }
         }

@@ -557,3 +557,20 @@ async fn a_release_pushes_latest_again_when_a_lower_release_lands_just_after_it(
         .count();
     assert_eq!(latest, 2, "pushed again");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_completer_reports_an_unordered_index_landing_just_after_it_as_what_the_tag_holds() {
+    // Another tool's index (no order recorded) lands just after this run's PUT: left there, and
+    // the report does not claim the tag for this run.
+    let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
+    let plan = pipeline("101", &[("MULTIARCH_IF_COMPLETE", "true")]);
+    let (got, theirs) = tokio::join!(
+        run(&plan, &registry, &NoPhases),
+        lands_after_with(&registry, Duration::from_millis(50), &[])
+    );
+    let outcome = got.unwrap();
+    assert_eq!(registry.state.borrow().pushed, ["r.example/app:latest"]);
+    assert_eq!(outcome.targets[0].1, Status::Kept);
+    assert_eq!(outcome.kept[0].holds, theirs);
+    assert!(outcome.holding().next().is_none());
+}

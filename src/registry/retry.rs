@@ -62,6 +62,14 @@ impl Deadline {
         }
     }
 
+    /// None past `now`: one attempt, no retry (a look whose failure is only a warning).
+    pub(crate) fn once(now: Instant) -> Deadline {
+        Deadline {
+            at: now,
+            what: "a look that is not retried",
+        }
+    }
+
     /// The push phase's, from `now` (its start, and again once the copies are done).
     pub(crate) fn push(now: Instant) -> Deadline {
         Deadline {

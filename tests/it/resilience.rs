@@ -363,6 +363,19 @@ fn with_no_wait_a_registry_asking_to_come_back_much_later_ends_the_run_at_once()
         }
     }
 
+    // With a wait too: the pause asked for is past its deadline, so the polling does not go on
+    // (it would only hit the registry again), whatever is left of the wait.
+    let proxy = Proxy::start(&reg.host, Duration::ZERO, |_, _| Fault::Status {
+        code: 503,
+        retry_after: Some("99999".into()),
+    });
+    let work = tempfile::tempdir().unwrap();
+    let env = vars(&proxy.host, &[("MULTIARCH_TIMEOUT", "60s")]);
+    let out = multiarch(&env, work.path()).arg("push").output().unwrap();
+    let err = exited(&out, 75);
+    assert!(err.contains("99999"), "{err}");
+    assert!(!err.contains("polling on"), "{err}");
+
     // The same for the look at the target tag, which runs during the wait.
     let proxy = Proxy::start(&reg.host, Duration::ZERO, |req, _| {
         if req.path == "/v2/app/manifests/latest" {
