@@ -44,6 +44,9 @@ pub(crate) struct Deadline {
     pub(crate) what: &'static str,
 }
 
+/// How long the content check's layer reads are retried.
+const CONTENT_RETRIES: Duration = Duration::from_secs(15);
+
 impl Deadline {
     /// The wait's deadline (or, with no wait, the look's short window).
     pub(crate) fn wait(at: Instant) -> Deadline {
@@ -59,6 +62,14 @@ impl Deadline {
             at: start + timeout + COPY_ALLOWANCE,
             what:
                 "the end of the time for copying (MULTIARCH_TIMEOUT plus 10 minutes from the start)",
+        }
+    }
+
+    /// The content check's layer reads, from `now`: a few retries, then "not checked".
+    pub(crate) fn content(now: Instant) -> Deadline {
+        Deadline {
+            at: now + CONTENT_RETRIES,
+            what: "the 15 s the content check retries a layer for",
         }
     }
 

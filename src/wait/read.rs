@@ -7,6 +7,7 @@
 //! verdict is held until the source is judged this pipeline's build.
 
 use futures_util::future::try_join_all;
+use tokio::time::Instant;
 
 use crate::content::{self, Checked, Verdict};
 use crate::error::Error;
@@ -14,7 +15,7 @@ use crate::index;
 use crate::labels::REVISION;
 use crate::manifest::{self, Descriptor, DescriptorPlatform, Fetched, ImageConfig, Manifest};
 use crate::model::{Resolved, Source, SourceImage};
-use crate::registry::Registry;
+use crate::registry::{Deadline, Registry};
 use crate::settings::Plan;
 use crate::text::printable;
 
@@ -153,8 +154,11 @@ async fn image(
         None => (source.reference.clone(), source.reference.to_string()),
     };
     let repo = at.repository();
+    // The layers are read for a check that only warns when it cannot read them: their retries
+    // end sooner than the wait's.
+    let checking = registry.until(Some(Deadline::content(Instant::now())));
     let (bytes, early) = content::alongside_config(
-        registry,
+        &checking,
         &plan.content,
         repo,
         &fetched,
@@ -174,7 +178,7 @@ async fn image(
         None => {
             let platform = &config.platform;
             content::check(
-                registry,
+                &checking,
                 &plan.content,
                 repo,
                 &fetched,
