@@ -45,6 +45,7 @@
 mod append;
 mod copy;
 mod moving;
+mod publishing;
 mod recheck;
 mod targets;
 
@@ -64,7 +65,8 @@ use crate::reference::{Reference, Repository};
 use crate::registry::{first_line, Deadline, Registry};
 use crate::settings::Plan;
 use crate::wait::{self, Gathered};
-use moving::{move_tags, Publishing};
+use moving::move_tags;
+use publishing::Publishing;
 use targets::Step;
 
 /// Marks the phases of a run, for GitLab's collapsible log sections.

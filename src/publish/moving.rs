@@ -1,93 +1,19 @@
-//! Moving one destination's tags: what is on its way to the push (`Publishing`), each tag's PUT
-//! on its own (a refusal stops no other), and the looks after the PUTs that `--append` (the tag
-//! merged into, read back), `--if-complete` and releases (`recheck`) pay for.
+//! Moving one destination's tags: each tag's PUT on its own (a refusal stops no other), and the
+//! looks after the PUTs that `--append` (the tag merged into, read back), `--if-complete` and
+//! releases (`recheck`) pay for.
 
 use futures_util::future::join_all;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::targets::{Settled, Step};
-use super::{append, base_of, recheck, Group};
-use crate::digest::Digest;
+use super::publishing::{moved, Moved, Publishing};
+use super::targets::Step;
+use super::{append, recheck};
 use crate::error::Error;
-use crate::index;
-use crate::manifest::Fetched;
 use crate::model::Resolved;
 use crate::outcome::{Kept, Status};
-use crate::reference::Reference;
 use crate::registry::{Deadline, Registry};
 use crate::settings::Plan;
-
-/// One destination on its way to the push.
-pub(super) struct Publishing<'a> {
-    pub(super) group: &'a Group<'a>,
-    /// What each of its tags held when looked at.
-    pub(super) current: Vec<Option<Digest>>,
-    pub(super) settled: Settled,
-    /// With `--append`: what the index is merged into.
-    pub(super) base: Option<Fetched>,
-    /// The index was PUT here by digest.
-    pub(super) by_digest: bool,
-}
-
-impl Publishing<'_> {
-    pub(super) fn moving(&self) -> impl Iterator<Item = (&Reference, &Option<Digest>)> {
-        self.group
-            .targets
-            .iter()
-            .zip(&self.current)
-            .zip(&self.settled.steps)
-            .filter(|(_, s)| **s == Step::Move)
-            .map(|(t, _)| t)
-    }
-
-    /// With `--append`, the tag merged into moves: it is looked at around its PUT.
-    pub(super) fn merges(&self, plan: &Plan) -> bool {
-        plan.append && self.settled.steps[0] == Step::Move
-    }
-
-    /// The index again, merged into `base` (what the tag merged into holds now).
-    pub(super) fn merge_again(
-        &mut self,
-        plan: &Plan,
-        resolved: &[Resolved],
-        base: Option<Fetched>,
-    ) -> Result<(), Error> {
-        self.base = base;
-        let b = self
-            .base
-            .as_ref()
-            .map(|f| base_of(f, &self.group.targets[0]));
-        self.settled.index = index::build(resolved, plan.format, &plan.annotations, b.as_ref())?;
-        Ok(())
-    }
-
-    /// The index by digest, when several tags move here (one tag's PUT is all or nothing).
-    pub(super) async fn push_by_digest(&mut self, registry: &impl Registry) -> Result<(), Error> {
-        if self.moving().count() > 1 {
-            let index = &self.settled.index;
-            registry
-                .push_manifest(
-                    &self.group.repository.digest(&index.digest),
-                    index.media_type,
-                    &index.bytes,
-                )
-                .await?;
-            self.by_digest = true;
-        }
-        Ok(())
-    }
-}
-
-/// A tag's result: its status, and why it does not hold the index (`Failed`, `Unknown`).
-pub(super) type Moved = (Reference, Status, Option<Error>);
-
-pub(super) fn moved(t: &Reference, r: Result<Status, Error>) -> Moved {
-    match r {
-        Ok(status) => (t.clone(), status, None),
-        Err(e) => (t.clone(), Status::of_failure(&e), Some(e)),
-    }
-}
 
 /// Moves one destination's tags (each on its own: a refusal stops no other). With `--append`,
 /// the tag merged into is read back: an index another writer pushed over this run's, lacking

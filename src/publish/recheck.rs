@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::moving::{self, Moved, Publishing};
+use super::publishing::{self, Moved, Publishing};
 use super::targets;
 use crate::order::{self, Recorded, Verdict};
 use crate::outcome::{Kept, Status};
@@ -142,7 +142,7 @@ pub(super) async fn tags<R: Registry>(
             if let Err(e) = &r {
                 warn!(reference = %t, error = %first_line(e), "pushing again failed");
             }
-            moved[i] = moving::moved(&t, r);
+            moved[i] = publishing::moved(&t, r);
         }
     }
 }
