@@ -148,6 +148,9 @@ pub(crate) async fn run(
     // is stale (a later pipeline, whose builds those may be, may publish meanwhile).
     let give_up = Cell::new(false);
     let kept: RefCell<Option<Vec<Kept>>> = RefCell::new(None);
+    // What the target tags were seen holding: read once per digest, so that looking again is a
+    // HEAD per tag (a GET is a pull on registries that count them) unless a tag moved.
+    let seen: RefCell<targets::Read> = RefCell::new(targets::Read::new());
     let look = async {
         if plan.dry_run {
             return Ok(None);
@@ -156,6 +159,7 @@ pub(crate) async fn run(
             try_join(look_at_targets(plan, &looking), check_push(plan, &looking)).await?;
         let mut read = targets::Read::new();
         targets::read_held(&looking, &plan.targets, &current, None, &mut read).await?;
+        seen.borrow_mut().clone_from(&read);
         if let Some(k) = targets::superseded(plan, &plan.targets, &current, &read) {
             *kept.borrow_mut() = Some(k);
             give_up.set(true);
@@ -164,7 +168,9 @@ pub(crate) async fn run(
     };
     let relook = || {
         async {
-            let found = superseded_now(plan, &looking).await;
+            let mut read = seen.take();
+            let found = superseded_now(plan, &looking, &mut read).await;
+            seen.replace(read);
             let some = found.is_some();
             *kept.borrow_mut() = found;
             some
@@ -188,7 +194,7 @@ pub(crate) async fn run(
         Err(Error::SourcesNotReady { sources, expected }) if !plan.dry_run => {
             // At the deadline: a later pipeline may have published meanwhile (one look, within
             // a request limit: the wait's retries are over).
-            return match superseded_now(plan, &looking).await {
+            return match superseded_now(plan, &looking, &mut seen.take()).await {
                 Some(kept) => Ok(Run::Superseded {
                     kept,
                     not_ready: sources,
@@ -318,14 +324,18 @@ fn base_of<'a>(fetched: &'a Fetched, at: &'a Reference) -> Base<'a> {
 }
 
 /// What keeps every target tag, looked at afresh, when each holds a newer index than this run
-/// could publish; `None` otherwise, or when looking fails (the caller's error stands).
-async fn superseded_now(plan: &Plan, registry: &impl Registry) -> Option<Vec<Kept>> {
+/// could publish; `None` otherwise, or when looking fails (the caller's error stands). `read`:
+/// what is known of the indexes the tags held (only a digest not seen before is read).
+async fn superseded_now(
+    plan: &Plan,
+    registry: &impl Registry,
+    read: &mut targets::Read,
+) -> Option<Vec<Kept>> {
     let current = look_at_targets(plan, registry).await.ok()?;
-    let mut read = targets::Read::new();
-    targets::read_held(registry, &plan.targets, &current, None, &mut read)
+    targets::read_held(registry, &plan.targets, &current, None, read)
         .await
         .ok()?;
-    targets::superseded(plan, &plan.targets, &current, &read)
+    targets::superseded(plan, &plan.targets, &current, read)
 }
 
 /// The digest each target tag holds now (`None`: the tag does not exist), asked with push

@@ -308,12 +308,22 @@ async fn a_newer_pipeline_publishing_during_the_wait_ends_it_soon_with_every_tag
     assert_eq!(kept[0].holds, newer);
     assert!(registry.state.borrow().pushed.is_empty());
 
-    // Where no later pipeline publishes, the wait runs to its deadline as before.
+    // Where no later pipeline publishes, the wait runs to its deadline as before; the index the
+    // tag holds (an earlier pipeline's) is read once, the looks again are HEADs.
     let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
     registry.stale_until("latest-amd64", 100_000);
+    let older = holds(&registry, "latest", &[(PROJECT, "42"), (PIPELINE, "99")]);
     let plan = pipeline("100", &[("MULTIARCH_TIMEOUT", "60s")]);
     let got = super::run(&plan, &registry, &NoPhases).await;
     assert!(matches!(got, Err(Error::SourcesNotReady { .. })), "{got:?}");
+    let read = registry
+        .state
+        .borrow()
+        .fetched
+        .iter()
+        .filter(|f| f.ends_with(&older.to_string()))
+        .count();
+    assert_eq!(read, 1);
 }
 
 #[tokio::test(start_paused = true)]
