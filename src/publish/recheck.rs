@@ -19,13 +19,16 @@
 
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::publishing::{self, Moved, Publishing};
 use super::targets;
+use crate::digest::Digest;
 use crate::order::{self, Recorded, Verdict};
 use crate::outcome::{Kept, Status};
+use crate::reference::Reference;
 use crate::registry::{first_line, Registry};
 use crate::settings::Plan;
 
@@ -76,28 +79,18 @@ pub(super) async fn tags<R: Registry>(
         }
         tokio::time::sleep(settle).await;
         let mut again = Vec::new();
-        for i in pushed {
+        // Every tag at once: one request limit at most, however many tags.
+        let found = join_all(
+            pushed
+                .iter()
+                .map(|&i| look_again(looks, &moved[i].0, &index.digest)),
+        )
+        .await;
+        for (i, found) in pushed.into_iter().zip(found) {
+            let Some((holds, held)) = found else {
+                continue;
+            };
             let t = moved[i].0.clone();
-            let holds = match looks.check_target(&t).await {
-                Ok(Some(d)) if d == index.digest => continue,
-                Ok(Some(d)) => d,
-                Ok(None) => {
-                    warn!(reference = %t, "the tag is gone again just after this run pushed it");
-                    continue;
-                }
-                Err(e) => {
-                    warn!(reference = %t, error = %first_line(&e), "could not look at the tag again after pushing it");
-                    continue;
-                }
-            };
-            let at = t.repository().digest(&holds);
-            let held = match targets::read(looks, &at).await {
-                Ok(a) => Recorded::from_annotations(&a),
-                Err(e) => {
-                    warn!(reference = %t, holds = %holds, error = %first_line(&e), "another index replaced this run's just after its PUT");
-                    continue;
-                }
-            };
             match order::decide(&ours, &held, false) {
                 Verdict::Keep(newer) => {
                     let why = format!(
@@ -143,6 +136,35 @@ pub(super) async fn tags<R: Registry>(
                 warn!(reference = %t, error = %first_line(e), "pushing again failed");
             }
             moved[i] = publishing::moved(&t, r);
+        }
+    }
+}
+
+/// What tag `t` holds when looked at again, and what that records: `None` when it holds this
+/// run's index (`ours`), or could not be looked at (said as a warning).
+async fn look_again<R: Registry>(
+    looks: &R,
+    t: &Reference,
+    ours: &Digest,
+) -> Option<(Digest, Recorded)> {
+    let holds = match looks.check_target(t).await {
+        Ok(Some(d)) if d == *ours => return None,
+        Ok(Some(d)) => d,
+        Ok(None) => {
+            warn!(reference = %t, "the tag is gone again just after this run pushed it");
+            return None;
+        }
+        Err(e) => {
+            warn!(reference = %t, error = %first_line(&e), "could not look at the tag again after pushing it");
+            return None;
+        }
+    };
+    let at = t.repository().digest(&holds);
+    match targets::read(looks, &at).await {
+        Ok(a) => Some((holds, Recorded::from_annotations(&a))),
+        Err(e) => {
+            warn!(reference = %t, holds = %holds, error = %first_line(&e), "another index replaced this run's just after its PUT");
+            None
         }
     }
 }

@@ -69,7 +69,7 @@ impl Deadline {
     pub(crate) fn content(now: Instant) -> Deadline {
         Deadline {
             at: now + CONTENT_RETRIES,
-            what: "the 15 s the content check retries a layer for",
+            what: "the 15 s in which the content check retries a layer (an attempt may take MULTIARCH_REQUEST_TIMEOUT)",
         }
     }
 
@@ -77,7 +77,7 @@ impl Deadline {
     pub(crate) fn once(now: Instant) -> Deadline {
         Deadline {
             at: now,
-            what: "a look that is not retried",
+            what: "the one attempt this look gets",
         }
     }
 
