@@ -91,37 +91,35 @@ pub(super) async fn tags<R: Registry>(
                 continue;
             };
             let t = moved[i].0.clone();
-            match order::decide(&ours, &held, false) {
+            let why = match order::decide(&ours, &held, false) {
                 Verdict::Keep(newer) => {
                     let why = format!(
                         "{}; it replaced this run's index just after its PUT",
                         order::explain(&newer, &ours, &held)
                     );
                     info!(reference = %t, holds = %holds, "kept: {why}");
-                    moved[i].1 = Status::Kept;
-                    kept.push(Kept {
-                        reference: t,
-                        holds,
-                        why,
-                    });
+                    why
                 }
                 Verdict::Move | Verdict::RollBack(_) if held.is_ordered() => {
                     warn!(reference = %t, holds = %holds, round, "{held} pushed this tag just after this run, moving it back: pushing this run's index again");
                     again.push(i);
+                    continue;
                 }
                 Verdict::Move | Verdict::RollBack(_) => {
                     // Not this run's any more, and nothing says which is newer: reported as what
                     // the tag holds, not as this run's.
                     let why = "an index recording no order (another tool's, or not readable) replaced this run's just after its PUT; left as it is".to_string();
                     warn!(reference = %t, holds = %holds, "{why}");
-                    moved[i].1 = Status::Kept;
-                    kept.push(Kept {
-                        reference: t,
-                        holds,
-                        why,
-                    });
+                    why
                 }
-            }
+            };
+            // Left holding what it holds now: reported so, not as this run's.
+            moved[i].1 = Status::Kept;
+            kept.push(Kept {
+                reference: t,
+                holds,
+                why,
+            });
         }
         if again.is_empty() {
             return;
