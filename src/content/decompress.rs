@@ -72,7 +72,7 @@ impl<R: BufRead> Read for Zstd<R> {
                             &mut io::sink(),
                         )?;
                     }
-                    Err(e) => return Err(io::Error::other(format!("zstd: {e}"))),
+                    Err(e) => return Err(zstd_error(&e)),
                 }
                 continue;
             }
@@ -85,9 +85,33 @@ impl<R: BufRead> Read for Zstd<R> {
             }
             self.decoder
                 .decode_blocks(&mut self.source, BlockDecodingStrategy::UptoBlocks(1))
-                .map_err(|e| io::Error::other(format!("zstd: {e}")))?;
+                .map_err(|e| zstd_error(&e))?;
         }
     }
+}
+
+/// A zstd decoder's error in words: ruzstd's own text nests the debug form of its causes
+/// (`BlockContentReadError(Error { kind: UnexpectedEof, … })`), so only its first clause is
+/// kept, and a stream that ends inside a frame is called truncated, as gzip's is.
+fn zstd_error(e: &(dyn std::error::Error + 'static)) -> io::Error {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<io::Error>() {
+            if io.kind() == io::ErrorKind::UnexpectedEof {
+                return io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "zstd: the layer ends inside a frame (truncated)",
+                );
+            }
+        }
+        cause = c.source();
+    }
+    let text = e.to_string();
+    let first = text.split([':', '(']).next().unwrap_or_default().trim();
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("zstd: not a valid stream ({})", first.to_lowercase()),
+    )
 }
 
 #[cfg(test)]
@@ -141,6 +165,20 @@ mod tests {
         assert!(read_all(bytes).is_err());
         let mut zstd = ZSTD.to_vec();
         zstd.extend([0xff; 16]);
-        assert!(read_all(zstd).is_err());
+        let garbage = read_all(zstd).unwrap_err().to_string();
+        assert!(
+            garbage.starts_with("zstd: not a valid stream ("),
+            "{garbage}"
+        );
+        assert!(!garbage.contains("Error {"), "{garbage}");
+        let mut truncated = ruzstd::encoding::compress_to_vec(
+            &data()[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        truncated.truncate(truncated.len() / 2);
+        assert_eq!(
+            read_all(truncated).unwrap_err().to_string(),
+            "zstd: the layer ends inside a frame (truncated)"
+        );
     }
 }

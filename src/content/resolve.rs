@@ -1,6 +1,7 @@
 //! Finding the program in the layers read so far, as the runtime would in the merged file
 //! system: component by component, symbolic links followed (absolute ones from the root, at
-//! most 40, as the kernel allows), hard links to their file, the top-most layer's entry winning,
+//! most 40, as the kernel allows), hard links to the file they name in their layer or a layer
+//! below (what extraction links to), the top-most layer's entry winning,
 //! whiteouts and opaque directories hiding what lies below; a bare name through `PATH` (the
 //! first executable match, a candidate that cannot be resolved — a link loop, a dangling link, a
 //! directory — skipped as Go's `exec.LookPath` skips one it cannot stat); a script's `#!`
@@ -163,6 +164,12 @@ impl View<'_> {
 
     /// What the merged file system has at `path` (its ancestors already resolved).
     fn lookup(&self, path: &[String]) -> Progress<Look<'_>> {
+        self.lookup_from(path, 0)
+    }
+
+    /// What the layers from `from` down have at `path`: the file system a layer was applied
+    /// onto, which is what a hard link in it names.
+    fn lookup_from<S: AsRef<str>>(&self, path: &[S], from: usize) -> Progress<Look<'_>> {
         self.memo.lookups.set(self.memo.lookups.get() + 1);
         let keys = self.keys.prefixes(path);
         let key = *keys.last().expect("never the root");
@@ -172,7 +179,8 @@ impl View<'_> {
                 path: shown(path),
             })
         };
-        for (i, (tree, state)) in self.trees.iter().zip(self.states).enumerate() {
+        let layers = self.trees.iter().zip(self.states).enumerate();
+        for (i, (tree, state)) in layers.skip(from) {
             match state {
                 State::Unread => return wait(),
                 State::Skipped => {
@@ -254,25 +262,11 @@ impl View<'_> {
                     }))
                 }
                 Node::Hardlink(to) if last => {
-                    // The file a hard link names is in the same layer (it came earlier in it).
-                    let target = components(to);
-                    let key = *self.keys.prefixes(&target).last().unwrap_or(&0);
                     steps.push(Step::Hardlink {
                         from: shown(&done),
-                        to: format!("/{}", target.join("/")),
+                        to: shown(&components(to)),
                     });
-                    return match self.trees[layer].get(key) {
-                        Some(Node::File { mode, head }) => Progress::Done(Ok(Located {
-                            path: shown(&done),
-                            layer,
-                            mode: *mode,
-                            head: head.clone(),
-                        })),
-                        _ => Progress::Done(Err(Ok(format!(
-                            "{} is a hard link to {to}, which its layer does not hold",
-                            shown(&done)
-                        )))),
-                    };
+                    return self.linked(to, layer);
                 }
                 Node::File { .. } | Node::Hardlink(_) | Node::Other => {
                     let what = if last {
@@ -285,6 +279,47 @@ impl View<'_> {
             }
         }
         Progress::Done(Err(Ok("the root is a directory".into())))
+    }
+
+    /// The file a hard link in `layer` names: an earlier entry of that layer, or a file of the
+    /// layers below it (extraction links to what the file system holds when the layer is applied,
+    /// as containerd and Docker do). The name is taken literally, as extraction does: no
+    /// symbolic link is followed in it. A link to another hard link (one a lower layer holds)
+    /// is followed, at most `MAX_LINKS` deep.
+    fn linked(&self, to: &str, layer: usize) -> Progress<Result<Located, Miss>> {
+        let (mut to, mut layer) = (components(to), layer);
+        for _ in 0..MAX_LINKS {
+            let (at, node) = match ready!(self.lookup_from(&to, layer)) {
+                Look::Found(at, node) => (at, node),
+                Look::Absent => {
+                    return Progress::Done(Err(Ok(format!(
+                        "{} is named by a hard link but does not exist",
+                        shown(&to)
+                    ))))
+                }
+            };
+            match node {
+                Node::File { mode, head } => {
+                    return Progress::Done(Ok(Located {
+                        path: shown(&to),
+                        layer: at,
+                        mode: *mode,
+                        head: head.clone(),
+                    }))
+                }
+                Node::Hardlink(next) => (to, layer) = (components(next), at),
+                _ => {
+                    return Progress::Done(Err(Ok(format!(
+                        "{} is named by a hard link but is not a regular file",
+                        shown(&to)
+                    ))))
+                }
+            }
+        }
+        Progress::Done(Err(Ok(format!(
+            "{} is reached through more than {MAX_LINKS} hard links, never a file",
+            shown(&to)
+        ))))
     }
 
     /// Finds a program as the runtime does: a path as it is (relative to the working
@@ -525,8 +560,9 @@ fn listed(program: &Program) -> String {
     out
 }
 
-fn shown(path: &[String]) -> String {
-    format!("/{}", path.join("/"))
+fn shown<S: AsRef<str>>(path: &[S]) -> String {
+    let parts: Vec<&str> = path.iter().map(AsRef::as_ref).collect();
+    format!("/{}", parts.join("/"))
 }
 
 #[cfg(test)]

@@ -61,7 +61,7 @@ pub(crate) enum Node {
         head: Head,
     },
     Symlink(Box<str>),
-    /// A hard link to another path of the same layer.
+    /// A hard link: the path it names, in its own layer (an earlier entry) or a layer below.
     Hardlink(Box<str>),
     Other,
 }

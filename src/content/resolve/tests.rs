@@ -57,6 +57,75 @@ fn waits_for_the_path_it_needs_in_the_layer_being_read_and_then_answers() {
 }
 
 #[test]
+fn a_hard_link_names_a_file_of_its_own_layer_or_of_a_layer_below() {
+    let keys = Keys::default();
+    let memo = Memo::default();
+    let program = program::from_config(br#"{"config":{"Entrypoint":["/app"]}}"#, false).unwrap();
+    let expected = Expected::Elf(Elf {
+        bits64: true,
+        little: true,
+        machine: 62,
+    });
+    let k = |p: &str| keys.prefixes(&components(p));
+    let ask = |trees: &[Tree]| {
+        let states = vec![State::Read; trees.len()];
+        View {
+            trees,
+            states: &states,
+            keys: &keys,
+            memo: &memo,
+        }
+        .evaluate(&program, expected)
+    };
+    let found = |trees: &[Tree]| match ask(trees) {
+        Progress::Done(Finding::Judged { file, steps, .. }) => (file.path, file.layer, steps),
+        other => panic!("{other:?}"),
+    };
+    // In its own layer, as a tar writer stores a second name of a file it has written.
+    let mut top = Tree::default();
+    top.add(&k("opt/x"), file(&elf(true, true, 62)));
+    top.add(&k("app"), Node::Hardlink("opt/x".into()));
+    let (path, layer, steps) = found(std::slice::from_ref(&top));
+    assert_eq!((path.as_str(), layer), ("/opt/x", 0));
+    assert_eq!(
+        steps.last(),
+        Some(&Step::Hardlink {
+            from: "/app".into(),
+            to: "/opt/x".into()
+        })
+    );
+    // In a layer below: what the file system held when the link's layer was applied, even
+    // when a layer above has since put something else at that path.
+    let mut above = Tree::default();
+    above.add(&k("opt/x"), file(b"#!/bin/sh\n"));
+    let mut linking = Tree::default();
+    linking.add(&k("app"), Node::Hardlink("/opt/x".into()));
+    let mut below = Tree::default();
+    below.add(&k("opt/x"), file(&elf(true, true, 62)));
+    let (path, layer, _) = found(&[above, linking, below]);
+    assert_eq!((path.as_str(), layer), ("/opt/x", 2));
+    // Whited out in the link's own layer, or a link to itself: not found, and said so.
+    let mut linking = Tree::default();
+    linking.add(&k("app"), Node::Hardlink("opt/x".into()));
+    linking.whiteout(&k("opt/x"));
+    let mut below = Tree::default();
+    below.add(&k("opt/x"), file(&elf(true, true, 62)));
+    let Progress::Done(Finding::Missing { what, .. }) = ask(&[linking, below]) else {
+        panic!("found a whited-out file")
+    };
+    assert_eq!(what, "/opt/x is named by a hard link but does not exist");
+    let mut selfish = Tree::default();
+    selfish.add(&k("app"), Node::Hardlink("app".into()));
+    let Progress::Done(Finding::Missing { what, .. }) = ask(&[selfish]) else {
+        panic!("a loop of hard links found a file")
+    };
+    assert_eq!(
+        what,
+        "/app is reached through more than 40 hard links, never a file"
+    );
+}
+
+#[test]
 fn env_runs_the_first_word_that_is_not_an_option_or_assignment() {
     for (args, program) in [
         (&["python3"][..], Some("python3")),
