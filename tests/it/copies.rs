@@ -3,7 +3,8 @@
 //! request limit and named as the source, not as the destination failing; a copy slower than a
 //! MiB a second on average ends at its bound; a source that sends another size than its
 //! descriptor says is refused (exit 4); a destination that takes the whole upload and never
-//! answers is named as the destination. No tag moves in any case.
+//! answers is named as the destination. No tag moves in any of those; a source cut off once is
+//! copied whole on the retry, the short upload never committed.
 
 use crate::support;
 
@@ -27,12 +28,17 @@ fn source(image: Image, layer: Behaviour) -> Hostile {
 
 /// Publishes `dest/app:1` from `src/app:1-amd64` with a short request limit; exit code, stderr.
 fn publish(src: &Hostile, dest: &Registry) -> (Option<i32>, String) {
-    publish_with(src, dest, "2s")
+    publish_with(src, dest, "2s", &[])
 }
 
-/// The same with `request_timeout`.
-fn publish_with(src: &Hostile, dest: &Registry, request_timeout: &str) -> (Option<i32>, String) {
-    let env: BTreeMap<String, String> = vars(&[
+/// The same with `request_timeout` and `more` variables.
+fn publish_with(
+    src: &Hostile,
+    dest: &Registry,
+    request_timeout: &str,
+    more: &[(&str, &str)],
+) -> (Option<i32>, String) {
+    let mut env: BTreeMap<String, String> = vars(&[
         ("MULTIARCH_IMAGE", &dest.repo("app")),
         ("MULTIARCH_TAGS", "1"),
         ("MULTIARCH_PLATFORMS", "linux/amd64"),
@@ -48,6 +54,7 @@ fn publish_with(src: &Hostile, dest: &Registry, request_timeout: &str) -> (Optio
         ("MULTIARCH_RETRIES", "1"),
         ("MULTIARCH_TIMEOUT", "0"),
     ]);
+    env.extend(vars(more));
     let (code, err, took) = support::run(&env, &["push"]);
     eprintln!(
         "ended with {code:?} in {:.1} s: {}",
@@ -99,6 +106,43 @@ fn a_dripping_or_cut_source_is_named_as_the_source_and_the_run_ends() {
 }
 
 #[test]
+fn a_source_cut_off_once_is_copied_whole_on_the_retry_and_the_short_upload_never_lands() {
+    let dest = Registry::start();
+    let layer = vec![b'y'; 1_000_000];
+    let image = Image::amd64_with_layer(layer.clone());
+    let gets = std::sync::atomic::AtomicUsize::new(0);
+    let whole = image.layer();
+    let src = Hostile::start(move |method, path| {
+        let blob = |digest: &str| path == format!("/v2/app/blobs/{digest}");
+        match method {
+            "GET" | "HEAD" if path.starts_with("/v2/app/manifests/") => image.manifest(),
+            "GET" if blob(&image.config_digest) => image.config(),
+            // The first read of the layer stops a third of the way; the next is whole.
+            "GET" if blob(&image.layer_digest) => {
+                if gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    Behaviour::Cut {
+                        body: layer.clone(),
+                        sent: 333_333,
+                    }
+                } else {
+                    whole.clone()
+                }
+            }
+            _ => Behaviour::json(404, r#"{"errors":[{"code":"NOT_FOUND","message":"no"}]}"#),
+        }
+    });
+    // The content check would open the layer too (alongside the config): only the copy reads it.
+    let (code, err) = publish_with(&src, &dest, "2s", &[("MULTIARCH_CONTENT_CHECK", "off")]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("after 333333 of 1000000 bytes"),
+        "the cut was retried: {err}"
+    );
+    // The upload cut short was never committed: skopeo reads every blob back, digests checked.
+    dest.complete("app:1");
+}
+
+#[test]
 fn a_copy_slower_than_a_mib_a_second_ends_with_its_bound_and_is_not_retried() {
     let dest = Registry::start();
     let mib = 1024 * 1024;
@@ -110,7 +154,7 @@ fn a_copy_slower_than_a_mib_a_second_ends_with_its_bound_and_is_not_retried() {
         per_second: 450 * 1024,
     };
     let src = source(image, slow);
-    let (code, err) = publish_with(&src, &dest, "3s");
+    let (code, err) = publish_with(&src, &dest, "3s", &[]);
     assert_eq!(code, Some(75), "{err}");
     assert!(
         err.contains(&format!(
