@@ -223,6 +223,18 @@ pub(crate) fn resolve(
         .choice(&FORMAT, "unknown format")?
         .unwrap_or(Format::Auto);
     let annotations = annotations(&inputs, spec, revision.as_deref())?;
+    if format == Format::Docker && annotations.asked {
+        let name = inputs
+            .origin_of(FORMAT.flag)
+            .unwrap_or(Origin::Default)
+            .name();
+        return Err(Error::invalid(
+            name,
+            "docker",
+            "a Docker manifest list cannot carry the annotations asked for (MULTIARCH_ANNOTATIONS, --annotation or the spec's annotations)",
+            "set MULTIARCH_FORMAT=oci (or auto) to keep them, or drop the annotations",
+        ));
+    }
     let mut presentation = presentation::resolve(&inputs)?;
     let dry_run = inputs.switch(&DRY_RUN)?;
     let content = content::resolve(&inputs)?;

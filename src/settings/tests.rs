@@ -736,6 +736,29 @@ fn only_asked_for_annotations_count_as_asked() {
     assert!(plan.annotations.asked);
 }
 
+#[test]
+fn a_docker_list_asked_for_with_annotations_asked_for_is_refused() {
+    let env = with(
+        gitlab(),
+        &[
+            ("MULTIARCH_FORMAT", "docker"),
+            (
+                "MULTIARCH_ANNOTATIONS",
+                "org.opencontainers.image.title=App",
+            ),
+        ],
+    );
+    let e = resolve_flags(&[], &env).err().unwrap();
+    assert_eq!(e.exit_code(), 2);
+    assert_eq!(
+        e.to_string(),
+        "MULTIARCH_FORMAT = \"docker\" is invalid: a Docker manifest list cannot carry the annotations asked for (MULTIARCH_ANNOTATIONS, --annotation or the spec's annotations)\n  hint: set MULTIARCH_FORMAT=oci (or auto) to keep them, or drop the annotations"
+    );
+    // The CI's own annotations are not asked for: a Docker list leaves them out and says so.
+    let plan = resolve_flags(&[], &with(gitlab(), &[("MULTIARCH_FORMAT", "docker")])).unwrap();
+    assert!(!plan.annotations.asked);
+}
+
 /// A command reads only the settings it takes: a variable set pipeline-wide for another command
 /// (`MULTIARCH_IF_COMPLETE` for the build jobs, `MULTIARCH_OUTPUT` for a manifest job) changes
 /// nothing and fails nothing in `wait`.
