@@ -272,15 +272,25 @@ pub(crate) fn unknown_variables(env: &Env) -> Vec<(String, Option<&'static str>)
         .filter(|k| !known.contains(&k.as_str()))
         .filter(|k| !OTHER_PREFIXES.iter().any(|p| k.starts_with(p)))
         .map(|k| {
-            let closest = known
+            // Only a setting is suggested: the dotenv's outputs (MULTIARCH_KEPT…) are read by
+            // later jobs, never set for multiarch.
+            let closest = SETTINGS
                 .iter()
-                .map(|n| (strsim::levenshtein(k, n), *n))
+                .map(|s| (strsim::levenshtein(k, s.variable), s.variable))
                 .min()
-                .filter(|(distance, _)| *distance <= 4)
+                .filter(|(distance, _)| *distance <= typos_allowed(k))
                 .map(|(_, n)| n);
             (k.clone(), closest)
         })
         .collect()
+}
+
+/// How many edits a name may be from a setting to be taken for a typo of it: one per three
+/// letters after `MULTIARCH_` (at least one, at most four), so a short name is not "corrected"
+/// into an unrelated setting (`MULTIARCH_TYPO` is not `MULTIARCH_TAGS`).
+fn typos_allowed(name: &str) -> usize {
+    let own = name.trim_start_matches("MULTIARCH_").chars().count();
+    (own / 3).clamp(1, 4)
 }
 
 #[cfg(test)]
@@ -366,15 +376,27 @@ mod tests {
             ("MULTIARCH_DIGEST_LINUX_ARM64", "x"),
             ("MULTIARCH_REF", "x"),
             ("MULTIARCH_WHATEVER_ELSE", "x"),
+            // Close to the output MULTIARCH_KEPT (outputs are not suggested), and to no setting.
+            ("MULTIARCH_TYPO", "x"),
+            ("MULTIARCH_TIMOUT", "x"),
+            ("MULTIARCH_TAG", "x"),
+            ("MULTIARCH_CONTENT_CHEK", "x"),
             ("CI_COMMIT_SHA", "x"),
         ]);
         assert_eq!(
             unknown_variables(&e),
             [
                 (
+                    "MULTIARCH_CONTENT_CHEK".to_string(),
+                    Some("MULTIARCH_CONTENT_CHECK")
+                ),
+                (
                     "MULTIARCH_PLATFORM".to_string(),
                     Some("MULTIARCH_PLATFORMS")
                 ),
+                ("MULTIARCH_TAG".to_string(), Some("MULTIARCH_TAGS")),
+                ("MULTIARCH_TIMOUT".to_string(), Some("MULTIARCH_TIMEOUT")),
+                ("MULTIARCH_TYPO".to_string(), None),
                 ("MULTIARCH_WHATEVER_ELSE".to_string(), None),
             ]
         );
