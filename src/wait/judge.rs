@@ -27,6 +27,13 @@ pub(super) fn judge(
     let digest = r.fetched().digest.clone();
     let builder = builder(&r);
     let label = Builder::label_lines(builder);
+    // What comes of a stale source: waited for, or with --if-complete (which never waits) the
+    // set is incomplete and the build job that completes it publishes.
+    let then = if plan.if_complete {
+        "not this pipeline's build yet (--if-complete does not wait)"
+    } else {
+        "waiting for this pipeline's build"
+    };
     let stale = |why: Stale| State::Stale {
         digest: digest.clone(),
         why,
@@ -55,20 +62,20 @@ pub(super) fn judge(
             Ok(State::Ready(r))
         }
         Provenance::CreatedAfter { .. } | Provenance::Unlabelled(_) => {
-            info!(%reference, %digest, "unlabelled (MULTIARCH_REQUIRE_REVISION): waiting for a labelled build");
+            info!(%reference, %digest, "unlabelled (MULTIARCH_REQUIRE_REVISION): {}", if plan.if_complete { "not taken (--if-complete does not wait)" } else { "waiting for a labelled build" });
             Ok(stale(Stale::Unlabelled))
         }
         Provenance::CreatedBefore { created, started } => {
-            info!(%reference, %digest, %created, %started, "stale: unlabelled and created before this pipeline started; waiting for this pipeline's build");
+            info!(%reference, %digest, %created, %started, "stale: unlabelled and created before this pipeline started; {then}");
             Ok(stale(Stale::CreatedBefore { created, started }))
         }
         Provenance::Other(held) => match later(&r, expected, &plan.times) {
             None => {
-                info!(%reference, holds = %short(&held), want = %short(expected), %digest, "stale: built from another revision; waiting for this pipeline's build");
+                info!(%reference, holds = %short(&held), want = %short(expected), %digest, "stale: built from another revision; {then}");
                 Ok(stale(Stale::Revision(held)))
             }
             Some(sign) => {
-                info!(%reference, holds = %short(&held), want = %short(expected), %digest, "stale: a later pipeline's build of another revision; waiting for this pipeline's build");
+                info!(%reference, holds = %short(&held), want = %short(expected), %digest, "stale: a later pipeline's build of another revision; {then}");
                 Ok(stale(Stale::LaterRevision {
                     revision: held,
                     sign,
