@@ -263,7 +263,7 @@ fn superseded(
     if let Some(path) = dotenv {
         output_file::write(
             path,
-            &report::superseded::dotenv(&show.dotenv_prefix, kept),
+            &report::superseded::dotenv(plan, &show.dotenv_prefix, kept, not_ready),
             0o644,
         )?;
         info!(path = %path.display(), "dotenv written");

@@ -31,7 +31,8 @@
 //! per-arch tags.
 //!
 //! With `--if-complete` step 1 looks once and, unless every source is ready, the run ends there
-//! (`Run::Incomplete`): nothing is pushed, and the build job that completes the set publishes.
+//! (`Run::Incomplete`): nothing is pushed, and the build job that completes the set publishes —
+//! unless every target tag holds a newer index already (`Run::Superseded`: none ever will).
 //! Two such jobs finishing together build the same bytes, and `order` keeps a late older
 //! pipeline from winning.
 //!
@@ -205,7 +206,15 @@ pub(crate) async fn run(
         other => other?,
     };
     if !awaited.is_empty() {
-        return Ok(Run::Incomplete(awaited));
+        // Every tag already holds a newer index: no build job of this run's pipeline will
+        // publish (its completer would keep them all), so it is said as the manifest job says it.
+        return Ok(match kept.take() {
+            Some(kept) => Run::Superseded {
+                kept,
+                not_ready: awaited,
+            },
+            None => Run::Incomplete(awaited),
+        });
     }
     if let (Some(not_ready), Some(kept)) = (given_up, kept.take()) {
         return Ok(Run::Superseded { kept, not_ready });

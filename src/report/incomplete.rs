@@ -53,6 +53,15 @@ pub(crate) fn text(plan: &Plan, awaited: &[(String, NotReady)]) -> String {
 
 /// The `--output json` answer: `{"published": false, "awaiting": [{platform, reference, reason}]}`.
 pub(crate) fn json(plan: &Plan, awaited: &[(String, NotReady)]) -> String {
+    let v = json!({"published": false, "awaiting": awaiting(plan, awaited)});
+    format!(
+        "{}\n",
+        serde_json::to_string_pretty(&v).expect("json values serialise")
+    )
+}
+
+/// Each awaited platform for `--output json`: `{platform, reference, reason}`.
+pub(crate) fn awaiting(plan: &Plan, awaited: &[(String, NotReady)]) -> serde_json::Value {
     let awaiting: Vec<_> = platforms(plan, awaited)
         .into_iter()
         .map(|(platform, reference, why)| {
@@ -63,11 +72,7 @@ pub(crate) fn json(plan: &Plan, awaited: &[(String, NotReady)]) -> String {
             })
         })
         .collect();
-    let v = json!({"published": false, "awaiting": awaiting});
-    format!(
-        "{}\n",
-        serde_json::to_string_pretty(&v).expect("json values serialise")
-    )
+    json!(awaiting)
 }
 
 /// The dotenv of a run that published nothing: `MULTIARCH_AWAITING` (platforms,

@@ -33,13 +33,25 @@ pub(crate) fn lines(kept: &[Kept]) -> String {
 }
 
 /// The dotenv: no index (`MULTIARCH_DIGEST`, `MULTIARCH_REF`, `MULTIARCH_REFS` and
-/// `MULTIARCH_TAGGED` empty), every tag in `MULTIARCH_KEPT`.
-pub(crate) fn dotenv(prefix: &str, kept: &[Kept]) -> String {
-    super::dotenv_text(prefix, super::summary_lines(None, None, &[], &[], kept))
+/// `MULTIARCH_TAGGED` empty), every tag in `MULTIARCH_KEPT`; with `--if-complete`, the
+/// platforms not ready in `MULTIARCH_AWAITING` (and no `MULTIARCH_PUBLISHED`), as an incomplete
+/// run writes them.
+pub(crate) fn dotenv(
+    plan: &Plan,
+    prefix: &str,
+    kept: &[Kept],
+    not_ready: &[(String, NotReady)],
+) -> String {
+    let mut out = super::dotenv_text(prefix, super::summary_lines(None, None, &[], &[], kept));
+    if plan.if_complete {
+        out.push_str(&super::incomplete::dotenv(plan, prefix, not_ready));
+    }
+    out
 }
 
 /// The `--output json` answer, shaped as `push`'s: no index, every target `kept`, the sources
-/// not ready under `missing`; with `--if-complete`, `"published": false`.
+/// not ready under `missing`; with `--if-complete`, `"published": false` and `awaiting` as an
+/// incomplete run's.
 pub(crate) fn json(plan: &Plan, kept: &[Kept], not_ready: &[(String, NotReady)]) -> String {
     let mut v = json!({
         "digest": null,
@@ -54,6 +66,7 @@ pub(crate) fn json(plan: &Plan, kept: &[Kept], not_ready: &[(String, NotReady)])
     });
     if plan.if_complete {
         v["published"] = json!(false);
+        v["awaiting"] = super::incomplete::awaiting(plan, not_ready);
     }
     format!(
         "{}\n",
@@ -93,9 +106,12 @@ mod tests {
             format!("r.example/app:latest@sha256:{f} kept\n")
         );
         assert_eq!(
-            dotenv("", &kept()),
+            dotenv(&p, "", &kept(), &not_ready()),
             "MULTIARCH_DIGEST=\nMULTIARCH_REF=\nMULTIARCH_REFS=\nMULTIARCH_TAGGED=\nMULTIARCH_KEPT=r.example/app:latest\n"
         );
+        let if_complete = plan(&[("MULTIARCH_IF_COMPLETE", "true")]);
+        assert!(dotenv(&if_complete, "", &kept(), &not_ready())
+            .ends_with("MULTIARCH_KEPT=r.example/app:latest\nMULTIARCH_AWAITING=linux/amd64\n"));
     }
 
     #[test]
@@ -107,6 +123,8 @@ mod tests {
         assert_eq!(v["targets"][0]["reference"], "r.example/app:latest");
         assert_eq!(v["missing"][0], "r.example/app:latest-amd64");
         assert_eq!(v["published"], false);
+        assert_eq!(v["awaiting"][0]["reference"], "r.example/app:latest-amd64");
+        assert_eq!(v["awaiting"][0]["reason"], "missing");
         assert_eq!(v["superseded"], true);
     }
 }

@@ -2,7 +2,8 @@
 //! push: it never waits; with a platform of this revision missing or stale it pushes nothing,
 //! exits 0 at once naming what it awaits (`MULTIARCH_AWAITING`); the job that completes the set
 //! publishes exactly what `push` publishes (`MULTIARCH_PUBLISHED=true`); two completers racing
-//! both succeed and leave one complete index; a late older pipeline's completer publishes nothing.
+//! both succeed and leave one complete index; a late older pipeline's completer publishes nothing
+//! (superseded when the tags hold the newer pipeline's index already).
 //! Real registry, real binary, skopeo to check what the tag holds.
 
 use std::collections::BTreeMap;
@@ -211,6 +212,9 @@ fn two_completers_racing_both_exit_0_and_the_tag_holds_one_complete_index() {
     reg.complete("group/app:latest");
 }
 
+/// Pipeline 100's arm64 job finishing last, its set incomplete (amd64 holds the newer build) and
+/// `latest` already holding the newer pipeline's index: no job of pipeline 100 will ever publish,
+/// so it is not said to be awaited by one — it is superseded, as a manifest job would say.
 #[test]
 fn a_late_older_pipelines_completer_publishes_nothing_over_the_newer_index() {
     let reg = Registry::start();
@@ -224,14 +228,38 @@ fn a_late_older_pipelines_completer_publishes_nothing_over_the_newer_index() {
     assert_eq!(code, 0, "{err}");
     let (newer, _) = latest(&reg);
     let old_arm = build(&reg, "arm64", EARLIER);
-    let (err, dotenv) = published_nothing(&build_job(&reg, "arm64", &old_arm, "100", EARLIER));
+    let work = tempfile::tempdir().unwrap();
+    let (code, out, err, dotenv, took) = push(
+        &build_job(&reg, "arm64", &old_arm, "100", EARLIER),
+        work.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(took < AT_ONCE, "waited {took:?}: {err}");
+    assert!(
+        err.contains("every target tag holds a newer index than this run could publish, so nothing was published"),
+        "{err}"
+    );
     assert!(
         err.contains(&format!(
             "stale: built from revision {THIS}, this pipeline is {EARLIER}"
         )),
         "{err}"
     );
-    assert_eq!(dotenv, "MULTIARCH_AWAITING=linux/amd64\n");
+    assert!(
+        !err.contains("the build job that completes the set publishes"),
+        "{err}"
+    );
+    assert_eq!(
+        out,
+        format!("{}:latest@{newer} kept\n", reg.repo("group/app"))
+    );
+    assert_eq!(
+        dotenv,
+        format!(
+            "MULTIARCH_DIGEST=\nMULTIARCH_REF=\nMULTIARCH_REFS=\nMULTIARCH_TAGGED=\nMULTIARCH_KEPT={}:latest\nMULTIARCH_AWAITING=linux/amd64\n",
+            reg.repo("group/app")
+        )
+    );
     assert_eq!(latest(&reg), (newer, vec![amd, arm]), "latest did not move");
 }
 
