@@ -18,7 +18,7 @@ use crate::index::{self, Index};
 use crate::manifest::{DescriptorPlatform, Fetched, Manifest};
 use crate::platform::Platform;
 use crate::reference::Reference;
-use crate::registry::Registry;
+use crate::registry::{Headed, Registry};
 
 /// The most PUT rounds of one destination's index with `--append`: the first, and a merge
 /// again after each read-back that found another writer's index lacking this run's platforms.
@@ -39,8 +39,9 @@ pub(super) async fn base(
 
 /// Checks the index a tag holds as a source index is checked (entries bounded, one image per
 /// platform, one platform per digest: `index::base_entries`), then that every child it lists is
-/// in the repository (a Docker list, like an OCI index, can name a manifest that is gone, and
-/// the registry would refuse the merged index, or store it broken). A single image is left to
+/// in the repository with the size its entry says (a Docker list, like an OCI index, can name a
+/// manifest that is gone, or say a wrong size, and the registry would refuse the merged index,
+/// or store it broken). A single image is left to
 /// the merge, which refuses it.
 async fn check(registry: &impl Registry, at: &Reference, fetched: &Fetched) -> Result<(), Error> {
     let Manifest::Index { manifests } = &fetched.manifest else {
@@ -49,7 +50,20 @@ async fn check(registry: &impl Registry, at: &Reference, fetched: &Fetched) -> R
     let entries = index::base_entries(&at.to_string(), manifests)?;
     let repository = at.repository();
     try_join_all(entries.iter().map(|d| async move {
-        match registry.check_target(&repository.digest(&d.digest)).await? {
+        match registry.check_entry(&repository.digest(&d.digest)).await? {
+            // The entry's size is what pullers check the child against.
+            Some(Headed {
+                length: Some(n), ..
+            }) if n != d.size => Err(Error::InvalidManifest {
+                reference: at.to_string(),
+                what: index::BASE,
+                reason: format!(
+                    "its entry {} ({}) says {} bytes, but the registry holds {n} bytes under that digest, which pulls of that platform refuse; push the tag again whole (without --append)",
+                    d.digest,
+                    platform(d.platform.as_ref()),
+                    d.size
+                ),
+            }),
             Some(_) => Ok(()),
             None => Err(Error::InvalidManifest {
                 reference: at.to_string(),

@@ -12,7 +12,7 @@ use super::classify::{Action, Op};
 use super::client::Client;
 use super::retry::Deadline;
 use super::transport::{Limit, Overflow, Request};
-use super::{Blob, Copied, Registry};
+use super::{Blob, Copied, Headed, Registry};
 use crate::credentials::{Credential, Found};
 use crate::digest::Digest;
 use crate::error::Error;
@@ -83,7 +83,7 @@ impl Client {
         at: &Reference,
         action: Action,
         push: bool,
-    ) -> Result<Option<Digest>, Error> {
+    ) -> Result<Option<Headed>, Error> {
         debug!(reference = %at, push, "HEAD manifest");
         let shown = at.to_string();
         let op = self.op(action, &shown, at.repository(), push);
@@ -95,15 +95,20 @@ impl Client {
             .await?;
         match reply.status {
             StatusCode::OK => match reply.header("docker-content-digest") {
-                Some(d) => Digest::parse(d)
-                    .map(Some)
-                    .map_err(|reason| Error::InvalidManifest {
+                Some(d) => {
+                    let digest = Digest::parse(d).map_err(|reason| Error::InvalidManifest {
                         reference: shown.clone(),
                         what: "Docker-Content-Digest header",
                         reason,
-                    }),
+                    })?;
+                    let length = reply.header("content-length").and_then(|n| n.parse().ok());
+                    Ok(Some(Headed { digest, length }))
+                }
                 // A registry that does not say the digest on HEAD: read the bytes instead.
-                None => Ok(self.fetch_manifest(at).await?.map(|f| f.digest)),
+                None => Ok(self.fetch_manifest(at).await?.map(|f| Headed {
+                    length: Some(f.bytes.len() as u64),
+                    digest: f.digest,
+                })),
             },
             StatusCode::NOT_FOUND => Ok(None),
             _ => Err(self.refusal(&reply, &op).await),
@@ -117,10 +122,17 @@ impl Registry for Client {
     }
 
     async fn head_manifest(&self, at: &Reference) -> Result<Option<Digest>, Error> {
-        self.head(at, Action::Fetch, false).await
+        Ok(self.head(at, Action::Fetch, false).await?.map(|h| h.digest))
     }
 
     async fn check_target(&self, at: &Reference) -> Result<Option<Digest>, Error> {
+        Ok(self
+            .head(at, Action::CheckTarget, true)
+            .await?
+            .map(|h| h.digest))
+    }
+
+    async fn check_entry(&self, at: &Reference) -> Result<Option<Headed>, Error> {
         self.head(at, Action::CheckTarget, true).await
     }
 

@@ -50,6 +50,14 @@ pub(crate) enum Copied {
     Present,
 }
 
+/// What a HEAD of a manifest found: its digest, and its size when the registry says it
+/// (`Content-Length`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Headed {
+    pub(crate) digest: Digest,
+    pub(crate) length: Option<u64>,
+}
+
 /// A blob being read: its bytes as they arrive, never more than its descriptor says and, read to
 /// its end, hashing to its digest (else the last item is an error). Dropping it ends the download.
 pub(crate) struct Blob<'a> {
@@ -84,6 +92,15 @@ pub(crate) trait Registry {
     /// What a target tag holds now, asked with push credentials: a refused push credential
     /// fails here, at the start, not after the wait.
     async fn check_target(&self, at: &Reference) -> Result<Option<Digest>, Error>;
+    /// The child an index entry names (`at` = its repository @ its digest) in a destination,
+    /// asked as `check_target` asks: `None` when it is not there, else what the HEAD said (its
+    /// size too, which the entry must match).
+    async fn check_entry(&self, at: &Reference) -> Result<Option<Headed>, Error> {
+        Ok(self.check_target(at).await?.map(|digest| Headed {
+            digest,
+            length: None,
+        }))
+    }
     /// Whether the credentials may push to `to`, asked as a push asks (an upload session opened
     /// and given back): a token that may pull but not push fails here, at the start. `uploads`
     /// says whether the run may upload blobs into `to` (a source lives elsewhere).

@@ -190,12 +190,31 @@ fn a_base_is_checked_like_a_source_index_before_anything_moves() {
         &format!("{base} is not a usable index to append to: its entry {gone} (linux/s390x) is not in {}", reg.repo("app")),
     );
 
+    // An entry whose size is not its child's: pulls of that platform would refuse it.
+    let size = |digest: &str| reg.raw(&format!("app@{digest}")).unwrap().len();
+    let (amd_size, arm_size) = (size(&amd), size(&arm));
+    refused_base(
+        &reg,
+        oci,
+        &index_of(&[(&amd, amd_size, "linux/amd64"), (&arm, arm_size + 5, "linux/arm64")], 1),
+        &format!(
+            "{base} is not a usable index to append to: its entry {arm} (linux/arm64) says {} bytes, but the registry holds {arm_size} bytes under that digest",
+            arm_size + 5
+        ),
+    );
+
     // The same child twice is read once, as in a source index: the merged index lists it once.
     put_manifest(
         &reg,
         "app:1",
         oci,
-        &index_of(&[(&amd, 500, "linux/amd64"), (&arm, 500, "linux/arm64")], 2),
+        &index_of(
+            &[
+                (&amd, amd_size, "linux/amd64"),
+                (&arm, arm_size, "linux/arm64"),
+            ],
+            2,
+        ),
     );
     let (code, _, err) = push(
         &reg,
