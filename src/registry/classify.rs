@@ -126,6 +126,16 @@ pub(crate) fn is_transient(status: reqwest::StatusCode) -> bool {
 }
 
 /// A non-success reply (after retries) as an error; `credential` names what was presented.
+/// Whether a refusal is about the credential (401, 403, or a `DENIED`/`UNAUTHORIZED` error code
+/// with another status, as some registries answer a protected tag): then the error names where
+/// the credential came from.
+pub(crate) fn about_credentials(reply: &Reply) -> bool {
+    matches!(reply.status.as_u16(), 401 | 403)
+        || codes(&reply.body)
+            .iter()
+            .any(|(c, _)| c == "DENIED" || c == "UNAUTHORIZED")
+}
+
 pub(crate) fn reply(reply: &Reply, op: &Op, credential: Option<&str>) -> Error {
     let codes = codes(&reply.body);
     let status = reply.status;

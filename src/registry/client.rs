@@ -311,15 +311,15 @@ impl Client {
 
     /// A non-success answer as an error, naming the credential that was presented.
     pub(super) async fn refusal(&self, reply: &Reply, op: &Op<'_>) -> Error {
-        let origin = match reply.status.as_u16() {
-            401 | 403 => self
+        let origin = match classify::about_credentials(reply) {
+            true => self
                 .shared
                 .credentials
                 .get(op.registry, false)
                 .await
                 .ok()
                 .map(|f| f.origin),
-            _ => None,
+            false => None,
         };
         classify::reply(reply, op, origin.as_deref())
     }

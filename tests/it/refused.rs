@@ -12,10 +12,15 @@ use crate::support::{multiarch, sha256, stderr_of, vars, Registry};
 
 /// A proxy refusing the PUT of each of `paths` (`app/manifests/latest`) as a protected tag.
 fn refusing(reg: &Registry, paths: &'static [&'static str]) -> Proxy {
+    refusing_with(reg, paths, 403)
+}
+
+/// The same with HTTP `code` (some registries answer a protected tag 400 or 405, with `DENIED`).
+fn refusing_with(reg: &Registry, paths: &'static [&'static str], code: u16) -> Proxy {
     Proxy::start(&reg.host, Duration::ZERO, move |req, _| {
         if req.method == "PUT" && paths.iter().any(|p| req.path == format!("/v2/{p}")) {
             Fault::Json {
-                code: 403,
+                code,
                 body: r#"{"errors":[{"code":"DENIED","message":"protected tag"}]}"#.into(),
             }
         } else {
@@ -27,12 +32,22 @@ fn refusing(reg: &Registry, paths: &'static [&'static str]) -> Proxy {
 /// Runs `multiarch push` publishing `tags` (from `app:latest-<arch>`) to `images` (paths behind
 /// `proxy`); exit code, stdout, stderr and the dotenv.
 fn push(proxy: &Proxy, images: &[&str], tags: &str) -> (Option<i32>, String, String, String) {
+    push_with(proxy, images, tags, &[])
+}
+
+/// The same with `more` variables.
+fn push_with(
+    proxy: &Proxy,
+    images: &[&str],
+    tags: &str,
+    more: &[(&str, &str)],
+) -> (Option<i32>, String, String, String) {
     let work = tempfile::tempdir().unwrap();
     let images: Vec<String> = images
         .iter()
         .map(|i| format!("{}/{i}", proxy.host))
         .collect();
-    let env = vars(&[
+    let mut env = vars(&[
         ("MULTIARCH_IMAGE", &images.join(",")),
         ("MULTIARCH_TAGS", tags),
         (
@@ -43,6 +58,7 @@ fn push(proxy: &Proxy, images: &[&str], tags: &str) -> (Option<i32>, String, Str
         ("MULTIARCH_DOTENV", "multiarch.env"),
         ("MULTIARCH_TIMEOUT", "0"),
     ]);
+    env.extend(vars(more));
     let out = multiarch(&env, work.path()).arg("push").output().unwrap();
     let dotenv = std::fs::read_to_string(work.path().join("multiarch.env")).unwrap();
     let err = stderr_of(&out);
@@ -91,6 +107,31 @@ fn a_single_refused_tag_leaves_no_index_and_the_report_names_none() {
     );
     assert!(!err.contains("is in the registry"), "{err}");
     assert!(err.contains("the tag did not move"), "{err}");
+    assert!(err.contains("credentials from anonymous"), "{err}");
+}
+
+/// A protected tag answered 405 with `DENIED` is a refused credential as a 403 is: the error
+/// names where the credential came from, not "anonymous".
+#[test]
+fn a_tag_refused_with_another_status_and_denied_names_the_credential_used() {
+    let reg = Registry::start();
+    push_two_arches(&reg, "app", Kind::Oci);
+    let proxy = refusing_with(&reg, &["app/manifests/latest"], 405);
+    let (code, _, err, _) = push_with(
+        &proxy,
+        &["app"],
+        "latest",
+        &[
+            ("MULTIARCH_USERNAME", "ci"),
+            ("MULTIARCH_PASSWORD", "not-a-real-secret"),
+        ],
+    );
+    assert_eq!(code, Some(5), "{err}");
+    assert!(
+        err.contains("(HTTP 405 Method Not Allowed, DENIED: protected tag; credentials from MULTIARCH_USERNAME/MULTIARCH_PASSWORD)"),
+        "{err}"
+    );
+    assert!(!err.contains("not-a-real-secret"), "{err}");
 }
 
 #[test]
