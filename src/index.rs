@@ -443,14 +443,22 @@ fn merge(base: &Base, new: Vec<(Descriptor, Child)>) -> Result<Vec<(Descriptor, 
             out.push(e);
         }
     }
-    if out
+    if let Some((d, _)) = out
         .iter()
-        .any(|(d, _)| d.media_type != OCI_MANIFEST && d.media_type != DOCKER_MANIFEST)
+        .find(|(d, _)| d.media_type != OCI_MANIFEST && d.media_type != DOCKER_MANIFEST)
     {
+        let what = if d.media_type == OCI_INDEX || d.media_type == DOCKER_LIST {
+            "a nested index".to_string()
+        } else {
+            format!("of media type {:?}, not an image manifest", d.media_type)
+        };
         return Err(Error::InvalidManifest {
             reference: base.reference.clone(),
             what: BASE,
-            reason: "it holds nested indexes".into(),
+            reason: format!(
+                "its entry {} is {what}: only image manifests can be appended to",
+                d.digest
+            ),
         });
     }
     Ok(out)

@@ -598,3 +598,44 @@ fn append_refuses_an_index_it_could_not_read_back() {
         "{text}"
     );
 }
+
+/// A base entry that is not an image manifest (a nested index, a layer's media type) is named
+/// with what it is: only images can be appended to.
+#[test]
+fn append_names_a_base_entry_that_is_not_an_image() {
+    let repo = crate::reference::Repository::parse("t", "registry.test/app").unwrap();
+    let riscv = image(OCI_MANIFEST, &"44".repeat(32));
+    for (media_type, says) in [
+        (crate::manifest::OCI_INDEX, "is a nested index"),
+        (
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            "is of media type \"application/vnd.oci.image.layer.v1.tar+gzip\", not an image manifest",
+        ),
+    ] {
+        let bytes = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2, "mediaType": crate::manifest::OCI_INDEX,
+            "manifests": [{"mediaType": media_type, "digest": format!("sha256:{}", "5".repeat(64)),
+                "size": 500, "platform": {"os": "linux", "architecture": "amd64"}}],
+        }))
+        .unwrap();
+        let digest = Digest::of(&bytes);
+        let fetched = Fetched::parse("base", bytes, digest).unwrap();
+        let base = Base {
+            fetched: &fetched,
+            reference: "registry.test/app:1".into(),
+            repository: &repo,
+        };
+        let e = build(
+            &[source("2-riscv64", "linux/riscv64", riscv.clone(), None)],
+            Format::Auto,
+            &plain(BTreeMap::new()),
+            Some(&base),
+        )
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 4);
+        assert_eq!(
+            e.to_string(),
+            format!("registry.test/app:1 is not a usable index to append to: its entry sha256:{} {says}: only image manifests can be appended to", "5".repeat(64))
+        );
+    }
+}
