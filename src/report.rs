@@ -47,11 +47,20 @@ fn kept_json(k: &Kept) -> serde_json::Value {
     json!({"reference": k.reference.to_string(), "status": Status::Kept, "holds": k.holds, "reason": k.why})
 }
 
-/// The `--output json` summary: `ref` (the first destination's `image@digest`, `null` when it
-/// does not hold the index) and `refs` (each destination that holds it), as in the dotenv.
+/// The `--output json` summary: `digest` and `ref` (the first destination's `image@digest`,
+/// `null` when it does not hold the index) and `refs` (each destination that holds it), as in
+/// the dotenv.
 pub(crate) fn json(outcome: &Outcome, if_complete: bool) -> String {
+    // As in the dotenv: the digest of an index some registry holds (a dry run's is the one it
+    // would push), `null` when no tag moved and no copy was stored (every tag kept, or refused).
+    let planned = outcome.targets.iter().all(|(_, s)| *s == Status::Planned);
+    let digest = match outcome.stored().first().and_then(|r| r.digest()) {
+        Some(d) => Some(d.clone()),
+        None if planned => Some(outcome.index.digest.clone()),
+        None => None,
+    };
     let mut v = json!({
-        "digest": outcome.index.digest,
+        "digest": digest,
         "mediaType": outcome.index.media_type,
         "ref": outcome.first_stored().map(|r| r.to_string()),
         "refs": outcome.stored().iter().map(ToString::to_string).collect::<Vec<_>>(),
@@ -466,6 +475,11 @@ mod tests {
         let j: serde_json::Value = serde_json::from_str(&json(&o, true)).unwrap();
         assert_eq!(j["published"], false);
         assert_eq!(j["ref"], serde_json::Value::Null);
+        assert_eq!(j["digest"], serde_json::Value::Null, "as MULTIARCH_DIGEST");
+        // A dry run names the index it would push.
+        let planned = outcome(vec![(image.tag("latest"), Status::Planned)]);
+        let j: serde_json::Value = serde_json::from_str(&json(&planned, false)).unwrap();
+        assert_eq!(j["digest"], d('0').to_string());
     }
 
     #[test]
