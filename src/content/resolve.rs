@@ -42,6 +42,8 @@ pub(crate) struct View<'a> {
     pub(crate) states: &'a [State],
     pub(crate) keys: &'a Keys,
     pub(crate) memo: &'a Memo,
+    /// A Windows image: paths are shown as its users write them (`C:\app\app.exe`).
+    pub(crate) windows: bool,
 }
 
 /// What the layers read so far leave undecided, across the evaluations of one walk: how many
@@ -102,6 +104,8 @@ pub(crate) enum Step {
     Start(String),
     /// A `PATH` directory held it: the path.
     Path(String),
+    /// The working directory held it (Windows looks there first): the path.
+    WorkingDir(String),
     Symlink {
         from: String,
         to: String,
@@ -154,6 +158,17 @@ enum Look<'a> {
 }
 
 impl View<'_> {
+    /// A path (its components) as the container's users write it: `/usr/bin/app`, or on
+    /// Windows `C:\app\app.exe` (in the lower case lookups use).
+    fn shown<S: AsRef<str>>(&self, path: &[S]) -> String {
+        let parts: Vec<&str> = path.iter().map(AsRef::as_ref).collect();
+        if self.windows {
+            format!("C:\\{}", parts.join("\\"))
+        } else {
+            format!("/{}", parts.join("/"))
+        }
+    }
+
     /// The first layer not read to its end (where a pending answer waits).
     fn current(&self) -> usize {
         self.states
@@ -176,7 +191,7 @@ impl View<'_> {
         let wait = || {
             Progress::Pending(Wait {
                 key,
-                path: shown(path),
+                path: self.shown(path),
             })
         };
         let layers = self.trees.iter().zip(self.states).enumerate();
@@ -186,7 +201,7 @@ impl View<'_> {
                 State::Skipped => {
                     return Progress::Hidden {
                         layer: i,
-                        path: shown(path),
+                        path: self.shown(path),
                     }
                 }
                 State::Reading => {
@@ -226,22 +241,22 @@ impl View<'_> {
             let last = !todo.iter().any(|c| !c.is_empty() && c != ".");
             let (layer, node) = match ready!(self.lookup(&done)) {
                 Look::Absent => {
-                    return Progress::Done(Err(Ok(format!("{} does not exist", shown(&done)))))
+                    return Progress::Done(Err(Ok(format!("{} does not exist", self.shown(&done)))))
                 }
                 Look::Found(i, node) => (i, node),
             };
             match node {
                 Node::Dir if last => {
-                    return Progress::Done(Err(Ok(format!("{} is a directory", shown(&done)))))
+                    return Progress::Done(Err(Ok(format!("{} is a directory", self.shown(&done)))))
                 }
                 Node::Dir => {}
                 Node::Symlink(to) => {
                     links += 1;
                     if links > MAX_LINKS {
-                        return Progress::Done(Err(Err(shown(&done))));
+                        return Progress::Done(Err(Err(self.shown(&done))));
                     }
                     steps.push(Step::Symlink {
-                        from: shown(&done),
+                        from: self.shown(&done),
                         to: to.to_string(),
                         layer,
                     });
@@ -255,7 +270,7 @@ impl View<'_> {
                 }
                 Node::File { mode, head } if last => {
                     return Progress::Done(Ok(Located {
-                        path: shown(&done),
+                        path: self.shown(&done),
                         layer,
                         mode: *mode,
                         head: head.clone(),
@@ -263,8 +278,8 @@ impl View<'_> {
                 }
                 Node::Hardlink(to) if last => {
                     steps.push(Step::Hardlink {
-                        from: shown(&done),
-                        to: shown(&components(to)),
+                        from: self.shown(&done),
+                        to: self.shown(&components(to)),
                     });
                     return self.linked(to, layer);
                 }
@@ -274,7 +289,7 @@ impl View<'_> {
                     } else {
                         "not a directory"
                     };
-                    return Progress::Done(Err(Ok(format!("{} is {what}", shown(&done)))));
+                    return Progress::Done(Err(Ok(format!("{} is {what}", self.shown(&done)))));
                 }
             }
         }
@@ -294,14 +309,14 @@ impl View<'_> {
                 Look::Absent => {
                     return Progress::Done(Err(Ok(format!(
                         "{} is named by a hard link but does not exist",
-                        shown(&to)
+                        self.shown(&to)
                     ))))
                 }
             };
             match node {
                 Node::File { mode, head } => {
                     return Progress::Done(Ok(Located {
-                        path: shown(&to),
+                        path: self.shown(&to),
                         layer: at,
                         mode: *mode,
                         head: head.clone(),
@@ -311,14 +326,14 @@ impl View<'_> {
                 _ => {
                     return Progress::Done(Err(Ok(format!(
                         "{} is named by a hard link but is not a regular file",
-                        shown(&to)
+                        self.shown(&to)
                     ))))
                 }
             }
         }
         Progress::Done(Err(Ok(format!(
             "{} is reached through more than {MAX_LINKS} hard links, never a file",
-            shown(&to)
+            self.shown(&to)
         ))))
     }
 
@@ -380,10 +395,12 @@ impl View<'_> {
                     if before {
                         break;
                     }
-                    steps.push(Step::Path(format!(
-                        "/{}",
-                        candidate.trim_start_matches('/')
-                    )));
+                    let found = self.shown(&components(&candidate));
+                    // Windows looks in the working directory before PATH.
+                    steps.push(match windows && at == 0 {
+                        true => Step::WorkingDir(found),
+                        false => Step::Path(found),
+                    });
                     steps.extend(more);
                     return Progress::Done(Ok(file));
                 }
@@ -558,11 +575,6 @@ fn listed(program: &Program) -> String {
         ));
     }
     out
-}
-
-fn shown<S: AsRef<str>>(path: &[S]) -> String {
-    let parts: Vec<&str> = path.iter().map(AsRef::as_ref).collect();
-    format!("/{}", parts.join("/"))
 }
 
 #[cfg(test)]

@@ -139,6 +139,7 @@ fn step(s: &Step, digests: &[String]) -> String {
     match s {
         Step::Start(what) => what.clone(),
         Step::Path(p) => format!("PATH {p}"),
+        Step::WorkingDir(p) => format!("working directory {p}"),
         Step::Symlink { from, to, layer } => {
             format!("symlink {from} to {to} in {}", layer_name(*layer, digests))
         }

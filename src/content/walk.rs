@@ -126,6 +126,7 @@ fn walk_layers(
             states,
             keys: &keys,
             memo,
+            windows: program.windows,
         }
         .evaluate(program, expected)
     };

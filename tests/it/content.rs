@@ -343,8 +343,30 @@ fn a_windows_image_is_judged_by_its_pe_header() {
         &["push"],
     );
     assert_eq!(code, 4, "{stderr}");
+    // Paths as Windows users write them.
     assert!(
-        stderr.contains("/app/app.exe is PE ARM64 (machine code for windows/arm64)"),
+        stderr.contains("C:\\app\\app.exe is PE ARM64 (machine code for windows/arm64)"),
+        "{stderr}"
+    );
+    // A bare name is looked for in the working directory first, and said so.
+    push_content(
+        &reg,
+        "group/app:latest-amd64",
+        "windows/amd64",
+        json!({"Entrypoint": ["app"], "WorkingDir": "C:\\app"}),
+        &[vec![
+            Item::Dir("Files/"),
+            Item::File("Files/app/app.exe", 0o644, pe(0xaa64)),
+        ]],
+        Compression::Gzip,
+    );
+    let (code, _, stderr) = run(
+        &job(&reg, &[("MULTIARCH_PLATFORMS", "windows/amd64")]),
+        &["push"],
+    );
+    assert_eq!(code, 4, "{stderr}");
+    assert!(
+        stderr.contains("working directory C:\\app\\app.exe → C:\\app\\app.exe in layer 1/1"),
         "{stderr}"
     );
 }

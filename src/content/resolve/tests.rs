@@ -31,6 +31,7 @@ fn waits_for_the_path_it_needs_in_the_layer_being_read_and_then_answers() {
             states,
             keys: &keys,
             memo: &memo,
+            windows: false,
         }
         .evaluate(&program, expected)
     };
@@ -74,6 +75,7 @@ fn a_hard_link_names_a_file_of_its_own_layer_or_of_a_layer_below() {
             states: &states,
             keys: &keys,
             memo: &memo,
+            windows: false,
         }
         .evaluate(&program, expected)
     };
