@@ -4,14 +4,16 @@
 # `manifest` job would have, and show the result with `multiarch inspect` and skopeo.
 # Everything it starts is stopped and removed on exit.
 set -euo pipefail
+called_from=$PWD
 cd "$(dirname "$0")/.."
 . ci/lib.sh
 # python3 finds a free port (free_port in ci/lib.sh).
 apt_install_missing python3:python3 docker-registry:docker-registry skopeo:skopeo umoci:umoci
 
-# DEMO_BIN runs a binary built elsewhere (ci/test.sh smoke-tests the release build this way).
+# DEMO_BIN runs a binary built elsewhere (ci/test.sh smoke-tests the release build this way); a
+# relative path is taken from where the script was called.
 if [ -n "${DEMO_BIN:-}" ]; then
-  bin=$(realpath "$DEMO_BIN")
+  bin=$(cd "$called_from" && realpath "$DEMO_BIN")
 else
   echo "==> building multiarch"
   cargo build --quiet --locked
@@ -41,7 +43,17 @@ YAML
 echo "==> starting docker-registry on $host"
 docker-registry serve "$work/registry.yml" 2>"$work/registry.log" &
 registry_pid=$!
-for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+up=""
+for _ in $(seq 100); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then up=yes; break; fi
+  kill -0 "$registry_pid" 2>/dev/null || break
+  sleep 0.1
+done
+if [ -z "$up" ]; then
+  echo "docker-registry did not start on $host; its log:" >&2
+  cat "$work/registry.log" >&2
+  exit 1
+fi
 
 echo "==> pushing per-architecture images (what the build jobs would do)"
 umoci init --layout "$work/layout"

@@ -7,6 +7,14 @@ apt_install() {
   echo "installing: $*"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  # Debian starts the registry it installs as a service on :5000; the tests start their own on
+  # free ports, and nothing of ours is left running.
+  if printf '%s
+' "$@" | grep -qx docker-registry && command -v systemctl >/dev/null 2>&1 &&
+    systemctl is-active --quiet docker-registry 2>/dev/null; then
+    echo "stopping the docker-registry service the package started (the tests start their own)"
+    $sudo systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  fi
 }
 
 # apt-get install every package whose command is missing: "command:package" pairs.
@@ -48,20 +56,30 @@ pip_install_missing() {
 
 # npm packages in $TOOLS_DIR/node, their bin first on PATH: "command:package" pairs.
 npm_install_missing() {
-  apt_install_missing npm:npm
   export PATH="$TOOLS_DIR/node/node_modules/.bin:$PATH"
   local missing=() pair
   for pair in "$@"; do
     [ -x "$TOOLS_DIR/node/node_modules/.bin/${pair%%:*}" ] || missing+=("${pair#*:}")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
+  # Debian's npm only bootstraps what is missing: a cached .ci-tools needs none of it.
+  apt_install_missing npm:npm
   echo "npm installing: ${missing[*]}"
   mkdir -p "$TOOLS_DIR/node"
   npm install --prefix "$TOOLS_DIR/node" --no-audit --no-fund --loglevel=error "${missing[@]}"
 }
 
-# The Rust toolchain's formatter and linter (the official rust images come without them).
+# The Rust toolchain Cargo.toml's rust-version asks for (Debian's own rustc is older), with its
+# formatter and linter (the official rust images come without them).
 install_rust_components() {
+  local want have
+  want=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+  have=$(cargo --version 2>/dev/null | sed -n 's/^cargo \([0-9.]*\).*/\1/p')
+  if [ -z "$have" ] || [ "$(printf '%s\n%s\n' "$want" "$have" | sort -V | head -1)" != "$want" ]; then
+    echo "Rust $want or later is needed (found: ${have:-no cargo}); Debian's own rustc is older:" \
+      "install it with rustup (https://rustup.rs), or run in the rust:1.95-bookworm image" >&2
+    return 1
+  fi
   if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
     command -v rustup >/dev/null 2>&1 || { echo "cargo fmt/clippy are missing and rustup is not there to add them" >&2; return 1; }
     echo "installing: rustfmt clippy (rustup)"
