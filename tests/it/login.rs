@@ -12,6 +12,19 @@ use crate::support::moto::{ecr_password, Moto};
 use crate::support::proxy::{Fault, Proxy};
 use crate::support::{exited, multiarch, multiarch_process, stderr_of, vars, Options, Registry};
 
+/// Runs `multiarch login ARGS` with `env` in `dir`.
+fn login(
+    env: &std::collections::BTreeMap<String, String>,
+    dir: &Path,
+    args: &[&str],
+) -> std::process::Output {
+    multiarch(env, dir)
+        .arg("login")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn writes_the_job_credential_into_an_auth_file_that_skopeo_can_use() {
     let reg = Registry::start_with(Options {
@@ -33,10 +46,7 @@ fn writes_the_job_credential_into_an_auth_file_that_skopeo_can_use() {
         ("MULTIARCH_INSECURE_REGISTRIES", &reg.host),
         ("REGISTRY_AUTH_FILE", auth.to_str().unwrap()),
     ]);
-    let out = multiarch(&env, work.path())
-        .args(["login", &reg.host])
-        .output()
-        .unwrap();
+    let out = login(&env, work.path(), &[&reg.host]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert!(out.stdout.is_empty());
     assert!(!stderr_of(&out).contains("job-token-5a1e"));
@@ -68,10 +78,7 @@ fn writes_the_job_credential_into_an_auth_file_that_skopeo_can_use() {
     );
 
     // --password-stdout: the password alone, for `… login --password-stdin`.
-    let out = multiarch(&env, work.path())
-        .args(["login", "--password-stdout", &reg.host])
-        .output()
-        .unwrap();
+    let out = login(&env, work.path(), &["--password-stdout", &reg.host]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(String::from_utf8(out.stdout).unwrap(), "job-token-5a1e\n");
 
@@ -79,23 +86,18 @@ fn writes_the_job_credential_into_an_auth_file_that_skopeo_can_use() {
     let before = std::fs::read_to_string(&auth).unwrap();
     let mut wrong = env.clone();
     wrong.insert("CI_REGISTRY_PASSWORD".into(), "expired".into());
-    let out = multiarch(&wrong, work.path())
-        .args(["login", &reg.host])
-        .output()
-        .unwrap();
+    let out = login(&wrong, work.path(), &[&reg.host]);
     exited(&out, 5);
     assert!(
         stderr_of(&out).contains("refused access"),
         "{}",
         stderr_of(&out)
     );
-    let out = multiarch(
+    let out = login(
         &vars(&[("REGISTRY_AUTH_FILE", auth.to_str().unwrap())]),
         work.path(),
-    )
-    .args(["login", "quay.example"])
-    .output()
-    .unwrap();
+        &["quay.example"],
+    );
     exited(&out, 5);
     assert!(
         stderr_of(&out).contains("no credentials for quay.example"),
@@ -127,10 +129,7 @@ fn an_ecr_token_from_a_gitlab_oidc_role() {
             "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln",
         ),
     ]));
-    let out = multiarch(&env, work.path())
-        .args(["login", "--password-stdout", &reg.host])
-        .output()
-        .unwrap();
+    let out = login(&env, work.path(), &["--password-stdout", &reg.host]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), ecr_password());
     assert!(
@@ -303,15 +302,11 @@ fn a_check_answered_by_another_host_is_not_a_login() {
             &format!("{},{}", registry.host, other.host),
         ),
     ]);
-    let out = multiarch(&env, work.path())
-        .args([
-            "login",
-            &registry.host,
-            "--auth-file",
-            auth.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = login(
+        &env,
+        work.path(),
+        &[&registry.host, "--auth-file", auth.to_str().unwrap()],
+    );
     let err = stderr_of(&out);
     exited(&out, 1);
     assert!(
@@ -343,15 +338,11 @@ fn an_auth_file_whose_lock_file_cannot_be_made_is_refused_naming_the_lock() {
         ("MULTIARCH_PASSWORD", "job-token-5f3c"),
         ("MULTIARCH_INSECURE_REGISTRIES", &registry.host),
     ]);
-    let out = multiarch(&env, work.path())
-        .args([
-            "login",
-            &registry.host,
-            "--auth-file",
-            auth.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = login(
+        &env,
+        work.path(),
+        &[&registry.host, "--auth-file", auth.to_str().unwrap()],
+    );
     let err = stderr_of(&out);
     exited(&out, 2);
     let dir = std::fs::canonicalize(work.path()).unwrap();
