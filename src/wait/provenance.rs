@@ -54,8 +54,8 @@ pub(super) enum Provenance {
 /// Why an unlabelled image cannot be dated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Undated {
-    /// `CI_PIPELINE_CREATED_AT` or `CI_COMMIT_TIMESTAMP` is not set.
-    NoClock,
+    /// `CI_PIPELINE_CREATED_AT` or `CI_COMMIT_TIMESTAMP` is not set: which of them is known.
+    NoClock { started: bool, commit: bool },
     /// The config has no `created`.
     NoCreated,
     /// `created` is not a date-time.
@@ -70,10 +70,14 @@ impl Undated {
     /// Why, for the warning.
     pub(super) fn reason(&self) -> String {
         match self {
-            Undated::NoClock => {
-                "the pipeline's start is not known (CI_PIPELINE_CREATED_AT, CI_COMMIT_TIMESTAMP)"
-                    .into()
+            Undated::NoClock {
+                started: false,
+                commit: false,
+            } => "CI_PIPELINE_CREATED_AT and CI_COMMIT_TIMESTAMP are not set: neither the pipeline's start nor the commit's time is known".into(),
+            Undated::NoClock { started: false, .. } => {
+                "CI_PIPELINE_CREATED_AT is not set: the pipeline's start is not known".into()
             }
+            Undated::NoClock { .. } => "CI_COMMIT_TIMESTAMP is not set: without the commit's time a reproducible build's created time cannot be told from a build time".into(),
             Undated::NoCreated => "its config has no created time".into(),
             Undated::Unreadable(text) => format!("its created time {text:?} is not a date"),
             Undated::Placeholder(t) => {
@@ -190,7 +194,10 @@ impl Provenance {
 /// An unlabelled image judged by its `created`.
 fn dated(created: Option<&str>, times: &Times) -> Provenance {
     let (Some(started), Some(commit)) = (times.started, times.commit) else {
-        return Provenance::Unlabelled(Undated::NoClock);
+        return Provenance::Unlabelled(Undated::NoClock {
+            started: times.started.is_some(),
+            commit: times.commit.is_some(),
+        });
     };
     let Some(text) = created else {
         return Provenance::Unlabelled(Undated::NoCreated);
@@ -330,7 +337,10 @@ mod tests {
             (
                 Some("2026-12-04T11:02:00Z"),
                 Times::default(),
-                Provenance::Unlabelled(Undated::NoClock),
+                Provenance::Unlabelled(Undated::NoClock {
+                    started: false,
+                    commit: false,
+                }),
             ),
             (
                 Some("2026-12-04T11:02:00Z"),
@@ -339,12 +349,45 @@ mod tests {
                     commit: None,
                     pipeline: None,
                 },
-                Provenance::Unlabelled(Undated::NoClock),
+                Provenance::Unlabelled(Undated::NoClock {
+                    started: true,
+                    commit: false,
+                }),
+            ),
+            (
+                Some("2026-12-04T11:02:00Z"),
+                Times {
+                    started: None,
+                    commit: Some(commit),
+                    pipeline: None,
+                },
+                Provenance::Unlabelled(Undated::NoClock {
+                    started: false,
+                    commit: true,
+                }),
             ),
         ];
         for (created, times, want) in rows {
             assert_eq!(dated(created, &times), want, "{created:?}");
         }
+    }
+
+    /// The warning names exactly the variables that are missing, and only those.
+    #[test]
+    fn an_unknown_clock_names_each_missing_variable() {
+        let reason = |started, commit| Undated::NoClock { started, commit }.reason();
+        assert_eq!(
+            reason(false, false),
+            "CI_PIPELINE_CREATED_AT and CI_COMMIT_TIMESTAMP are not set: neither the pipeline's start nor the commit's time is known"
+        );
+        assert_eq!(
+            reason(false, true),
+            "CI_PIPELINE_CREATED_AT is not set: the pipeline's start is not known"
+        );
+        assert_eq!(
+            reason(true, false),
+            "CI_COMMIT_TIMESTAMP is not set: without the commit's time a reproducible build's created time cannot be told from a build time"
+        );
     }
 
     #[test]

@@ -280,6 +280,24 @@ fn unlabelled_images_warn_by_default_and_are_refused_when_a_label_is_required() 
         err.contains("--label org.opencontainers.image.revision=$CI_COMMIT_SHA"),
         "{err}"
     );
+    // The warning names the clock that is missing, and only that one.
+    assert!(
+        err.contains("cannot be dated (CI_PIPELINE_CREATED_AT is not set: the pipeline's start is not known)"),
+        "{err}"
+    );
+    let mut no_commit_time = job(&reg, &[("CI_PIPELINE_CREATED_AT", STARTED)]);
+    no_commit_time.remove("CI_COMMIT_TIMESTAMP");
+    let out = multiarch(&no_commit_time, work.path())
+        .arg("push")
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("cannot be dated (CI_COMMIT_TIMESTAMP is not set: without the commit's time a reproducible build's created time cannot be told from a build time)"),
+        "{err}"
+    );
+    assert!(!err.contains("CI_PIPELINE_CREATED_AT"), "{err}");
 
     let out = multiarch(
         &job(
