@@ -200,6 +200,17 @@ pub(crate) enum Error {
         reason: String,
     },
 
+    /// `login`'s check was refused: it names no repository, so the credentials themselves are
+    /// what the registry (or its token service) does not take.
+    #[error("logging in to {registry}: {refused_by} refused the credentials ({reason}; credentials from {credential})\n  hint: check the credentials for {registry} (MULTIARCH_USERNAME/MULTIARCH_PASSWORD, CI_REGISTRY_USER/CI_REGISTRY_PASSWORD or docker config): a login asks for no repository, so the credentials themselves are not taken (wrong, expired or revoked)")]
+    LoginRefused {
+        registry: String,
+        /// `the registry`, or `its token service <host>`.
+        refused_by: String,
+        credential: String,
+        reason: String,
+    },
+
     /// The token service refused to grant what the operation needs.
     #[error("the token service {service} of {registry} refused {scope} ({reason}; credentials from {credential})\n  hint: check the credentials for {registry} and that they may pull (and, to publish, push) these repositories")]
     TokenRefused {
@@ -353,6 +364,7 @@ impl Error {
             | Error::ManifestRefused { .. }
             | Error::TagImmutable { .. } => exit::VALIDATION,
             Error::AccessDenied { .. }
+            | Error::LoginRefused { .. }
             | Error::TokenRefused { .. }
             | Error::NoCredentials { .. }
             | Error::InsecureRealm { .. }

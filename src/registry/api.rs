@@ -45,6 +45,7 @@ impl Client {
             host: repo.api_host(),
             registry: host,
             scope: String::new(),
+            hosts_from: self.hosts_from(),
         };
         let url = Url::parse(&format!(
             "{}://{}/v2/",

@@ -89,6 +89,9 @@ pub(crate) struct Op<'a> {
     pub(crate) registry: &'a str,
     /// Token scope: `repository:group/app:pull[,push]`, several separated by spaces.
     pub(crate) scope: String,
+    /// Where the user named the registry hosts (`Access::hosts_from`): what to check when one
+    /// does not resolve.
+    pub(crate) hosts_from: &'a str,
 }
 
 #[derive(Deserialize)]
@@ -218,12 +221,21 @@ pub(crate) fn reply(reply: &Reply, op: &Op, credential: Option<&str>) -> Error {
 }
 
 fn denied(op: &Op, credential: Option<&str>, reason: String) -> Error {
+    let credential = credential.unwrap_or("anonymous").to_string();
+    if op.action == Action::Login {
+        return Error::LoginRefused {
+            registry: op.registry.to_string(),
+            refused_by: "the registry".into(),
+            credential,
+            reason,
+        };
+    }
     Error::AccessDenied {
         action: op.action.doing(),
         push: op.action.pushes(),
         reference: op.at.to_string(),
         registry: op.registry.to_string(),
-        credential: credential.unwrap_or("anonymous").to_string(),
+        credential,
         reason,
     }
 }
@@ -313,9 +325,7 @@ pub(crate) fn failure(unanswered: Unanswered, op: &Op) -> Failed {
                 (None, Action::Token) => format!(
                     "{where_} is what the registry's challenge names; check the registry's configuration"
                 ),
-                (None, _) => {
-                    "check the registry host in MULTIARCH_IMAGE (--image), the source template or the spec".into()
-                }
+                (None, _) => format!("check {}", op.hosts_from),
             },
         }),
         Failure::NotTls => done(Error::Unreachable {

@@ -50,6 +50,8 @@ struct Shared {
     /// Turns to stream a blob (`STREAMS_AT_ONCE`), shared by every copy and read of the run.
     streams: Semaphore,
     cancel: Cancel,
+    /// `Access::hosts_from`.
+    hosts_from: &'static str,
 }
 
 impl Client {
@@ -82,6 +84,7 @@ impl Client {
                 ecr,
                 streams: Semaphore::new(STREAMS_AT_ONCE),
                 cancel: cancel.clone(),
+                hosts_from: access.hosts_from,
             }),
             budget: Budget {
                 retries: access.retries,
@@ -115,7 +118,13 @@ impl Client {
             host: repo.api_host(),
             registry: repo.registry(),
             scope: format!("repository:{}:{actions}", repo.path()),
+            hosts_from: self.shared.hosts_from,
         }
+    }
+
+    /// Where the user named the registry hosts, for the hint of one that does not resolve.
+    pub(super) fn hosts_from(&self) -> &'static str {
+        self.shared.hosts_from
     }
 
     /// One request, authorized, with retries, its answer read (a success's body within

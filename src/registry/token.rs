@@ -164,6 +164,7 @@ async fn fetch_token(
         host: &service_host,
         registry: op.registry,
         scope: op.scope.clone(),
+        hosts_from: op.hosts_from,
     };
     let limit = Limit {
         bytes: MAX_TOKEN_BYTES,
@@ -182,6 +183,14 @@ async fn fetch_token(
         reply.status,
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
     ) {
+        if op.action == Action::Login {
+            return Err(Error::LoginRefused {
+                registry: op.registry.to_string(),
+                refused_by: format!("its token service {service_host}"),
+                credential: found.origin.clone(),
+                reason: classify::service_reason(&reply),
+            });
+        }
         return Err(Error::TokenRefused {
             service: service_host,
             registry: op.registry.to_string(),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::table::{
-    AUTH, CA_FILE, INSECURE_REGISTRY, PASSWORD, REQUEST_TIMEOUT, RETRIES, USERNAME,
+    Cmd, AUTH, CA_FILE, INSECURE_REGISTRY, PASSWORD, REQUEST_TIMEOUT, RETRIES, USERNAME,
 };
 use super::values::{list, parse_duration, Inputs};
 use super::{environment, insecure};
@@ -29,6 +29,9 @@ pub(crate) struct Access {
     /// (The polling budget, `Plan::timeout`, is separate: a missing source is not a failure.)
     pub(crate) retries: u32,
     pub(crate) request_timeout: Duration,
+    /// What to check when a registry host does not resolve: where this command's hosts were
+    /// named (settings for push, plan and wait; the argument of inspect and login).
+    pub(crate) hosts_from: &'static str,
 }
 
 /// Resolves how to reach registries (shared by every command).
@@ -122,6 +125,7 @@ pub(crate) fn access(inputs: &Inputs) -> Result<Access, Error> {
         session_name: session_name(inputs.var("CI_PROJECT_PATH"), inputs.var("CI_JOB_ID")),
     };
     Ok(Access {
+        hosts_from: hosts_from(inputs.given.cmd),
         retries,
         request_timeout,
         insecure,
@@ -134,6 +138,17 @@ pub(crate) fn access(inputs: &Inputs) -> Result<Access, Error> {
             aws,
         },
     })
+}
+
+/// Where a command's registry hosts were named, for the hint of one that does not resolve.
+fn hosts_from(cmd: Option<Cmd>) -> &'static str {
+    match cmd {
+        Some(Cmd::Inspect) => "the registry host in the reference given to multiarch inspect",
+        Some(Cmd::Login) => "the host given to multiarch login",
+        Some(Cmd::Push | Cmd::Plan | Cmd::Wait) | None => {
+            "the registry host in MULTIARCH_IMAGE (--image), the source template, MULTIARCH_SOURCE_* or the spec"
+        }
+    }
 }
 
 /// `multiarch-<project path>-<job id>`, within STS's 64 characters of `[\w+=,.@-]`.

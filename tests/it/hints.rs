@@ -1,9 +1,10 @@
-//! What a user reads when a source is missing or stale at the deadline: the likely cause, named
-//! from what the tag holds, and the fix before the switch that turns the check off. Real
-//! registry, real binary.
+//! What a user reads: when a source is missing or stale at the deadline, the likely cause, named
+//! from what the tag holds, and the fix before the switch that turns the check off; elsewhere, a
+//! hint that names what the user actually gave (a command's argument, a setting) and the exact
+//! way out. Real registry, real binary.
 
 use crate::support::fixtures::{push_built, push_config, Kind};
-use crate::support::{exited, job, multiarch, plain, Registry};
+use crate::support::{exited, job, multiarch, plain, run, vars, Registry};
 use serde_json::json;
 
 /// This pipeline's commit (the one `gitlab_env` sets) and another pipeline's.
@@ -97,4 +98,38 @@ fn semver_on_a_v_tag_says_the_sources_are_the_version_without_v() {
         err.contains("  hint: with MULTIARCH_TAGS=semver the sources are named by the version 2.0.1, not the git tag v2.0.1: push the per-architecture images as 2.0.1-<arch> (the build components do), or name the git tag in MULTIARCH_SOURCE_TEMPLATE, e.g. {image}:$CI_COMMIT_TAG-{arch}{variant}\n"),
         "{err}"
     );
+}
+
+/// A registry host that does not resolve is sent back to where the user named it: the image
+/// settings for push, the command's argument for inspect and login.
+#[test]
+fn an_unknown_host_is_checked_where_it_was_given() {
+    let env = vars(&[
+        ("MULTIARCH_USERNAME", "u"),
+        ("MULTIARCH_PASSWORD", "p"),
+        ("MULTIARCH_TIMEOUT", "2s"),
+        ("MULTIARCH_DOTENV", "none"),
+    ]);
+    for (args, hint) in [
+        (
+            &["push", "--image", "nosuch.invalid/app", "--tags", "1"][..],
+            "check the registry host in MULTIARCH_IMAGE (--image), the source template, MULTIARCH_SOURCE_* or the spec",
+        ),
+        (
+            &["inspect", "nosuch.invalid/app:1"][..],
+            "check the registry host in the reference given to multiarch inspect",
+        ),
+        (
+            &["login", "--password-stdout", "nosuch.invalid"][..],
+            "check the host given to multiarch login",
+        ),
+    ] {
+        let (code, err, _) = run(&env, args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("error: cannot reach nosuch.invalid: the name does not resolve"),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains(&format!("  hint: {hint}\n")), "{args:?}: {err}");
+    }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::support::moto::{ecr_password, Moto};
 use crate::support::proxy::{Fault, Proxy};
+use crate::support::token::TokenService;
 use crate::support::{exited, multiarch, multiarch_process, stderr_of, vars, Options, Registry};
 
 /// Runs `multiarch login ARGS` with `env` in `dir`.
@@ -89,7 +90,7 @@ fn writes_the_job_credential_into_an_auth_file_that_skopeo_can_use() {
     let out = login(&wrong, work.path(), &[&reg.host]);
     exited(&out, 5);
     assert!(
-        stderr_of(&out).contains("refused access"),
+        stderr_of(&out).contains("the registry refused the credentials"),
         "{}",
         stderr_of(&out)
     );
@@ -105,6 +106,60 @@ fn writes_the_job_credential_into_an_auth_file_that_skopeo_can_use() {
         stderr_of(&out)
     );
     assert_eq!(std::fs::read_to_string(&auth).unwrap(), before);
+}
+
+/// A login names no repository: a refusal, by the registry or by its token service, is said to
+/// be of the credentials, with nothing about pulling a repository.
+#[test]
+fn a_refused_login_is_about_the_credentials_not_a_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = TokenService::start(dir.path(), "gitlab-ci-token", "job-token-3c9d");
+    let token_host = tokens
+        .realm
+        .trim_start_matches("http://")
+        .trim_end_matches("/token")
+        .to_string();
+    let basic = Registry::start_with(Options {
+        user: Some(("gitlab-ci-token".into(), "job-token-3c9d".into())),
+        ..Default::default()
+    });
+    let bearer = Registry::start_with(Options {
+        user: Some(("gitlab-ci-token".into(), "job-token-3c9d".into())),
+        token: Some((tokens.realm.clone(), tokens.bundle.clone())),
+        ..Default::default()
+    });
+    let hint = "  hint: check the credentials for {host} (MULTIARCH_USERNAME/MULTIARCH_PASSWORD, CI_REGISTRY_USER/CI_REGISTRY_PASSWORD or docker config): a login asks for no repository, so the credentials themselves are not taken (wrong, expired or revoked)\n";
+    for (reg, refused_by) in [
+        (&basic, "the registry".to_string()),
+        (&bearer, format!("its token service {token_host}")),
+    ] {
+        let env = vars(&[
+            ("MULTIARCH_USERNAME", "gitlab-ci-token"),
+            ("MULTIARCH_PASSWORD", "stale-pw-9f3e"),
+            ("MULTIARCH_TIMEOUT", "5s"),
+            (
+                "MULTIARCH_INSECURE_REGISTRIES",
+                &format!("{},{token_host}", reg.host),
+            ),
+        ]);
+        let work = tempfile::tempdir().unwrap();
+        let out = multiarch(&env, work.path())
+            .args(["login", "--password-stdout", &reg.host])
+            .output()
+            .unwrap();
+        let err = exited(&out, 5);
+        assert!(out.stdout.is_empty());
+        assert!(
+            err.contains(&format!(
+                "error: logging in to {}: {refused_by} refused the credentials (HTTP 401 Unauthorized",
+                reg.host
+            )),
+            "{err}"
+        );
+        assert!(err.contains(&hint.replace("{host}", &reg.host)), "{err}");
+        assert!(!err.contains("this repository"), "{err}");
+        assert!(!err.contains("stale-pw-9f3e"), "{err}");
+    }
 }
 
 #[test]

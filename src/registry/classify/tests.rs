@@ -31,6 +31,7 @@ fn op(action: Action) -> Op<'static> {
         host: "r.example",
         registry: "r.example",
         scope: "repository:app:pull".into(),
+        hosts_from: "the registry host in MULTIARCH_IMAGE",
     }
 }
 
@@ -82,6 +83,36 @@ fn statuses_and_codes_pick_the_exit_code() {
         e.to_string()
             .contains("CI_REGISTRY_USER/CI_REGISTRY_PASSWORD"),
         "{e}"
+    );
+}
+
+/// A login names no repository: its refusal is of the credentials, said so, not of a repository.
+#[test]
+fn a_refused_login_is_worded_for_the_credentials_not_a_repository() {
+    let e = reply(
+        &reply_of(401, "", false),
+        &op(Action::Login),
+        Some("MULTIARCH_USERNAME/MULTIARCH_PASSWORD"),
+    );
+    assert_eq!(e.exit_code(), 5);
+    assert_eq!(
+        e.to_string(),
+        "logging in to r.example: the registry refused the credentials (HTTP 401 Unauthorized; credentials from MULTIARCH_USERNAME/MULTIARCH_PASSWORD)\n  hint: check the credentials for r.example (MULTIARCH_USERNAME/MULTIARCH_PASSWORD, CI_REGISTRY_USER/CI_REGISTRY_PASSWORD or docker config): a login asks for no repository, so the credentials themselves are not taken (wrong, expired or revoked)"
+    );
+    assert!(!e.to_string().contains("repository;"), "{e}");
+}
+
+/// A host that does not resolve is sent back to where the command's hosts were named.
+#[test]
+fn an_unknown_host_is_checked_where_it_was_named() {
+    let at = Op {
+        hosts_from: "the host given to multiarch login",
+        ..op(Action::Login)
+    };
+    let e = failure(Failure::UnknownHost("typo.example".into()).into(), &at).error();
+    assert_eq!(
+        e.to_string(),
+        "cannot reach typo.example: the name does not resolve (DNS: no such host)\n  hint: check the host given to multiarch login"
     );
 }
 
