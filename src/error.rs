@@ -164,8 +164,8 @@ pub(crate) enum Error {
         second: String,
     },
 
-    /// A Docker manifest list cannot point at OCI manifests.
-    #[error("a Docker manifest list cannot reference {reference} ({media_type})\n  hint: use --format oci (MULTIARCH_FORMAT=oci) or leave the format on auto")]
+    /// A Docker manifest list (`--format docker`) cannot point at OCI manifests.
+    #[error("a Docker manifest list (format docker) cannot reference {reference}: it is {media_type}, not a Docker v2 image manifest\n  hint: publish these images with MULTIARCH_FORMAT=oci (--format oci) or auto, which makes an OCI index of them; for a Docker list, build Docker v2 images (e.g. buildah build --format docker, or docker buildx build --output type=image,push=true,oci-mediatypes=false)")]
     MixedFormat {
         reference: String,
         media_type: String,

@@ -36,7 +36,8 @@ enum Mode {
     Off,
 }
 
-const BUDGET_HINT: &str = "a size such as 256MiB, 1GiB, 500MB or 1048576 (bytes), more than 0; to skip the check set MULTIARCH_CONTENT_CHECK=off";
+const SIZES: &str = "a size such as 256MiB, 1GiB, 500MB or 1048576 (bytes)";
+const SKIP: &str = "to skip the check, set MULTIARCH_CONTENT_CHECK=off";
 
 /// Resolves both settings.
 pub(crate) fn resolve(inputs: &Inputs) -> Result<ContentCheck, Error> {
@@ -45,14 +46,21 @@ pub(crate) fn resolve(inputs: &Inputs) -> Result<ContentCheck, Error> {
         check.enabled = mode == Mode::Entrypoint;
     }
     if let Some(f) = inputs.get(&CONTENT_BUDGET) {
-        check.budget = parse_size(f.text)
-            .ok_or_else(|| Error::invalid(f.origin.name(), f.text, "not a size", BUDGET_HINT))?;
+        check.budget = parse_size(f.text).ok_or_else(|| {
+            Error::invalid(
+                f.origin.name(),
+                f.text,
+                "not a size",
+                format!("{SIZES}; {SKIP}"),
+            )
+        })?;
+        // 0 reads as "no check": that is what the other setting says.
         if check.budget == 0 {
             return Err(Error::invalid(
                 f.origin.name(),
                 f.text,
                 "a budget of 0 bytes can read nothing",
-                BUDGET_HINT,
+                format!("{SKIP}; to check, give {SIZES}"),
             ));
         }
     }

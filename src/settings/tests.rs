@@ -264,6 +264,14 @@ fn rejects_bad_values_with_exit_2_and_a_hint() {
             &[("MULTIARCH_ANNOTATIONS", "a b=c")],
             "the key is empty or has spaces",
         ),
+        (
+            &[("MULTIARCH_CONTENT_BUDGET", "0")],
+            "a budget of 0 bytes can read nothing\n  hint: to skip the check, set MULTIARCH_CONTENT_CHECK=off; to check, give a size such as 256MiB",
+        ),
+        (
+            &[("MULTIARCH_CONTENT_BUDGET", "lots")],
+            "not a size\n  hint: a size such as 256MiB, 1GiB, 500MB or 1048576 (bytes); to skip the check, set MULTIARCH_CONTENT_CHECK=off",
+        ),
     ];
     for (extra, hint) in cases {
         let e = resolve_flags(&[], &with(gitlab(), extra)).unwrap_err();

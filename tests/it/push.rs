@@ -282,8 +282,24 @@ fn docker_format_over_oci_children_is_refused_with_a_hint() {
         .arg("push")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(4));
-    assert!(stderr_of(&out).contains("--format oci"));
+    let err = exited(&out, 4);
+    assert!(
+        err.contains(&format!(
+            "error: a Docker manifest list (format docker) cannot reference {}:latest-amd64 (sha256:",
+            reg.repo("group/app")
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "): it is application/vnd.oci.image.manifest.v1+json, not a Docker v2 image manifest\n"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("  hint: publish these images with MULTIARCH_FORMAT=oci (--format oci) or auto, which makes an OCI index of them; for a Docker list, build Docker v2 images (e.g. buildah build --format docker, or docker buildx build --output type=image,push=true,oci-mediatypes=false)\n"),
+        "{err}"
+    );
     assert!(reg.raw("group/app:latest").is_none());
 }
 
