@@ -155,6 +155,7 @@ fn given(m: &ArgMatches, cmd: Cmd) -> Given {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::table::{Setting, AUTH};
 
     fn parse_args(args: &[&str]) -> (Cmd, Given) {
         parse(args.iter().map(OsString::from)).unwrap()
@@ -178,6 +179,49 @@ mod tests {
             }
         }
         command().debug_assert();
+    }
+
+    /// `--help` and the README's variables table are written apart: every setting has a row
+    /// there, and what users trip over is said in both.
+    #[test]
+    fn help_and_the_readme_table_agree() {
+        let readme = include_str!("../README.md");
+        let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| ")).collect();
+        let row_of = |s: &Setting| {
+            rows.iter()
+                .find(|r| r.contains(&format!("`{}`", s.variable)) && r.contains(s.flag))
+                .unwrap_or_else(|| panic!("{} has no row in the README's table", s.variable))
+        };
+        for s in SETTINGS {
+            row_of(s);
+        }
+        // (flag, a fact both its --help text and its README row state)
+        for (flag, fact) in [
+            ("format", "no annotation was asked for"),
+            ("format", "GitLab pipeline"),
+            ("annotation", "com.gitlab.multiarch."),
+            ("username", "ECR token for ECR hosts"),
+            ("log", "RUST_LOG"),
+            ("log", "NO_COLOR"),
+            ("auth", "AWS credential chain"),
+        ] {
+            let s = SETTINGS.iter().find(|s| s.flag == flag).unwrap();
+            let help = format!("{} [default: {}]", s.help, s.default);
+            assert!(
+                help.contains(fact),
+                "--{flag} --help lacks {fact:?}: {help}"
+            );
+            let row = row_of(s);
+            assert!(
+                row.contains(fact),
+                "the README row of --{flag} lacks {fact:?}: {row}"
+            );
+        }
+        // No flag: its own row, and --auth's help names it.
+        assert!(rows
+            .iter()
+            .any(|r| r.starts_with("| | `MULTIARCH_OIDC_TOKEN_VAR` |")));
+        assert!(AUTH.help.contains("MULTIARCH_OIDC_TOKEN_VAR"));
     }
 
     #[test]

@@ -88,12 +88,13 @@ fn report_error(e: &Error) -> ExitCode {
 }
 
 /// Our level on stderr; other crates stay at warn. `RUST_LOG`, when set, takes over completely.
+/// Coloured as `settings::colour` says (`NO_COLOR` first).
 fn install_logging(level: &str, env: &Env) {
     let filter = match env.get("RUST_LOG").filter(|v| !v.is_empty()) {
         Some(spec) => EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("warn")),
         None => EnvFilter::new(format!("warn,multiarch={level}")),
     };
-    let ansi = std::io::stderr().is_terminal() || env.get("GITLAB_CI").is_some_and(|v| v == "true");
+    let ansi = settings::colour(env, std::io::stderr().is_terminal());
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter)

@@ -36,6 +36,7 @@ const READ: &[&str] = &[
     "DOCKER_CONFIG",
     "GITLAB_CI",
     "HOME",
+    "NO_COLOR",
     "REGISTRY_AUTH_FILE",
     "RUST_LOG",
 ];

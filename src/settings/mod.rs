@@ -40,7 +40,7 @@ pub(crate) use content::ContentCheck;
 pub(crate) use environment::snapshot;
 pub(crate) use given::Given;
 pub(crate) use pipeline::Times;
-pub(crate) use presentation::{Output, Presentation};
+pub(crate) use presentation::{colour, Output, Presentation};
 pub(crate) use values::{unknown_variables, Found, Inputs, Origin};
 
 /// A snapshot of the process environment.

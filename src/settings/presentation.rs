@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::table::{DOTENV, DOTENV_PREFIX, OUTPUT};
 use super::values::{Inputs, Origin};
+use super::Env;
 use crate::error::Error;
 
 pub(crate) const GITLAB_DOTENV: &str = "multiarch.env";
@@ -75,4 +76,48 @@ pub(super) fn resolve(inputs: &Inputs) -> Result<Presentation, Error> {
         gitlab,
         origins: Vec::new(),
     })
+}
+
+/// Whether logs on stderr are coloured: never while `NO_COLOR` holds anything but the empty
+/// string (<https://no-color.org>), whatever else is true; else on a terminal (`terminal`, which
+/// the edge finds out) or in a GitLab job, whose log viewer shows ANSI colours.
+pub(crate) fn colour(env: &Env, terminal: bool) -> bool {
+    if env.get("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+        return false;
+    }
+    terminal || env.get("GITLAB_CI").is_some_and(|v| v == "true")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_color_wins_over_the_terminal_and_gitlab() {
+        // (NO_COLOR, GITLAB_CI, stderr is a terminal, coloured)
+        for (no_color, gitlab, terminal, coloured) in [
+            (None, None, false, false),
+            (None, None, true, true),
+            (None, Some("true"), false, true),
+            (None, Some("false"), false, false),
+            (Some("1"), Some("true"), false, false),
+            (Some("1"), None, true, false),
+            (Some("0"), Some("true"), true, false),
+            (Some(""), Some("true"), false, true),
+            (Some(""), None, true, true),
+        ] {
+            let mut env = Env::new();
+            if let Some(v) = no_color {
+                env.insert("NO_COLOR".into(), v.into());
+            }
+            if let Some(v) = gitlab {
+                env.insert("GITLAB_CI".into(), v.into());
+            }
+            assert_eq!(
+                colour(&env, terminal),
+                coloured,
+                "{no_color:?} {gitlab:?} {terminal}"
+            );
+        }
+    }
 }

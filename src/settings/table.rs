@@ -91,8 +91,8 @@ settings! {
     IF_COMPLETE: "if-complete", "MULTIARCH_IF_COMPLETE", Switch, "false", INDEX,
         "Never wait: publish only if every platform of this revision is there now (from the build job that completes the set), else publish nothing and exit 0 naming the platforms awaited (dotenv: MULTIARCH_AWAITING; MULTIARCH_PUBLISHED=true only where it published)";
     FORMAT: "format", "MULTIARCH_FORMAT", Value("FORMAT"), "auto", INDEX,
-        "auto (Docker list when every child is Docker v2, else OCI index), oci or docker";
-    ANNOTATION: "annotation", "MULTIARCH_ANNOTATIONS", Repeated("KEY=VALUE"), "source, revision, version, created from CI variables", INDEX,
+        "auto (a Docker list when every child is Docker v2, no annotation was asked for and no GitLab pipeline id is recorded; else an OCI index), oci or docker";
+    ANNOTATION: "annotation", "MULTIARCH_ANNOTATIONS", Repeated("KEY=VALUE"), "source, revision, version, created and com.gitlab.multiarch.project.id, com.gitlab.multiarch.pipeline.id from CI variables", INDEX,
         "Index annotation key=value, repeatable (the variable: one per line, or comma-separated); an empty value removes a default";
     APPEND: "append", "MULTIARCH_APPEND", Switch, "false", INDEX,
         "Merge into the index the first target tag holds: the platforms given replace theirs, the others are kept";
@@ -118,7 +118,7 @@ settings! {
         "Print the exact manifest bytes as the registry serves them";
     JSON: "json", "MULTIARCH_JSON", Switch, "false", &[Cmd::Inspect],
         "Print a JSON description instead of text";
-    USERNAME: "username", "MULTIARCH_USERNAME", Value("USER"), "CI_REGISTRY_USER for $CI_REGISTRY, else docker config, else anonymous", NETWORK,
+    USERNAME: "username", "MULTIARCH_USERNAME", Value("USER"), "an ECR token for ECR hosts, else CI_REGISTRY_USER for $CI_REGISTRY, else docker config, else anonymous", NETWORK,
         "Registry user name (with --password)";
     PASSWORD: "password", "MULTIARCH_PASSWORD", Value("PASSWORD"), "none", NETWORK,
         "Registry password or token; prefer the variable, flags show in process lists";
@@ -127,7 +127,7 @@ settings! {
     CA_FILE: "ca-file", "MULTIARCH_CA_FILE", Value("FILE"), "system roots and SSL_CERT_FILE", NETWORK,
         "PEM file of extra CA certificates to trust";
     AUTH: "auth", "MULTIARCH_AUTH", Value("MODE"), "auto", NETWORK,
-        "Registry authentication: auto (ECR token for ECR hosts, else the credential order) or ecr (ECR token for every host: VPC endpoints, proxies)";
+        "Registry authentication: auto (ECR token for ECR hosts, else the credential order) or ecr (ECR token for every host: VPC endpoints, proxies); the ECR token comes from the AWS credential chain, with GitLab OIDC from AWS_ROLE_ARN and the id_token in GITLAB_OIDC_TOKEN (or the variable MULTIARCH_OIDC_TOKEN_VAR names)";
     RETRIES: "retries", "MULTIARCH_RETRIES", Value("N"), "5", NETWORK,
         "Retries of a registry request that failed transiently (429, 5xx, connection, timeout), 0 to 20";
     REQUEST_TIMEOUT: "request-timeout", "MULTIARCH_REQUEST_TIMEOUT", Value("DURATION"), "30s", NETWORK,
@@ -137,7 +137,7 @@ settings! {
     PASSWORD_STDOUT: "password-stdout", "MULTIARCH_PASSWORD_STDOUT", Switch, "false", &[Cmd::Login],
         "login: print only the password on stdout (for `… login --password-stdin`) instead of writing a file";
     LOG: "log", "MULTIARCH_LOG", Value("LEVEL"), "info", ALL,
-        "Log level on stderr: error, warn, info, debug or trace";
+        "Log level on stderr: error, warn, info, debug or trace; RUST_LOG, when set, takes over (colours on a terminal or in GitLab, never with NO_COLOR)";
 }
 
 /// Variables multiarch reads or writes that are not settings: no warning for these.

@@ -303,6 +303,32 @@ fn docker_format_over_oci_children_is_refused_with_a_hint() {
     assert!(reg.raw("group/app:latest").is_none());
 }
 
+/// Logs are coloured in a GitLab job, unless `NO_COLOR` says otherwise (https://no-color.org);
+/// GitLab's section markers are not colours and stay.
+#[test]
+fn no_color_turns_colours_off_even_in_gitlab() {
+    let reg = Registry::start();
+    push_two_arches(&reg, "group/app", Kind::Oci);
+    let work = tempfile::tempdir().unwrap();
+    let colour = "\x1b[32m INFO\x1b[0m";
+    let out = multiarch(&job(&reg, &[]), work.path())
+        .arg("plan")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains(colour), "{}", stderr_of(&out));
+    let out = multiarch(&job(&reg, &[("NO_COLOR", "1")]), work.path())
+        .arg("plan")
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(" INFO plan images="), "{err}");
+    let escapes = err.replace("\x1b[0Ksection_", "").replace("\x1b[0K", "");
+    assert!(!escapes.contains('\x1b'), "{err}");
+    assert!(err.contains("\x1b[0Ksection_start:"), "{err}");
+}
+
 #[test]
 fn plan_prints_the_index_and_pushes_nothing() {
     let reg = Registry::start();
