@@ -13,6 +13,10 @@ mod not_ready;
 pub(crate) use machine::Mismatched;
 pub(crate) use not_ready::{reason as not_ready_reason, Later, NotReady, SemverTag, Stale};
 
+/// How to publish past an immutable tag that holds another image.
+const IMMUTABLE_FIX: &str =
+    "publish under a new tag (e.g. the version or $CI_COMMIT_SHORT_SHA), or make the tag mutable";
+
 /// The documented exit codes; users' pipelines match on these numbers.
 pub(crate) mod exit {
     pub(crate) const OTHER: i32 = 1;
@@ -271,8 +275,13 @@ pub(crate) enum Error {
     ManifestRefused { reference: String, reason: String },
 
     /// The registry refused to overwrite a tag (ECR immutable tags answer `TAG_INVALID`).
-    #[error("{reference}: the registry refused to move this tag ({reason})\n  hint: the repository has immutable tags and the tag already holds a different image; publish under a new tag (e.g. the version or $CI_COMMIT_SHORT_SHA), or make the tag mutable")]
+    #[error("{reference}: the registry refused to move this tag ({reason})\n  hint: the repository has immutable tags and the tag already holds a different image; {}", IMMUTABLE_FIX)]
     TagImmutable { reference: String, reason: String },
+
+    /// multiarch's own look before any push (the repository's tag mutability, from ECR) found the
+    /// tag immutable and holding another index: the registry was never asked to move it.
+    #[error("{reference}: this tag is immutable in its repository (its tag mutability, read before any push) and already holds {held}, not this run's index; nothing was pushed\n  hint: {}", IMMUTABLE_FIX)]
+    ImmutableTagHolds { reference: String, held: String },
 
     /// Some target tags did not move (stdout and the dotenv name the ones that did, and only
     /// the destinations that hold the index).
@@ -362,7 +371,8 @@ impl Error {
             | Error::InvalidManifest { .. }
             | Error::DigestMismatch { .. }
             | Error::ManifestRefused { .. }
-            | Error::TagImmutable { .. } => exit::VALIDATION,
+            | Error::TagImmutable { .. }
+            | Error::ImmutableTagHolds { .. } => exit::VALIDATION,
             Error::AccessDenied { .. }
             | Error::LoginRefused { .. }
             | Error::TokenRefused { .. }
@@ -442,7 +452,15 @@ fn partial(
     }
     for (tag, e) in failed {
         let text = e.to_string().replace('\n', "\n    ");
-        out.push_str(&format!("\n  - {tag}: {text}"));
+        // Most refusals open by naming their tag (`r/app:1: the registry refused …`, `pushing
+        // to r/app:1: …`): the tag is said once, by them.
+        let first = text.lines().next().unwrap_or_default();
+        let subject = format!("{tag}: ");
+        if first.starts_with(&subject) || first.contains(&format!(" {subject}")) {
+            out.push_str(&format!("\n  - {text}"));
+        } else {
+            out.push_str(&format!("\n  - {tag}: {text}"));
+        }
     }
     out
 }

@@ -393,9 +393,9 @@ async fn push_all<R: Registry>(
         let rule = registry.tag_rule(p.group.repository).await?;
         let tag_of = |t: &Reference| t.tag().unwrap_or_default().to_string();
         if let Some((t, held)) = moving.iter().find(|(t, _)| rule.is_immutable(&tag_of(t))) {
-            return Err(Error::TagImmutable {
+            return Err(Error::ImmutableTagHolds {
                 reference: t.to_string(),
-                reason: format!("the repository keeps this tag immutable and it holds {held}; nothing was pushed"),
+                held: held.to_string(),
             });
         }
     }

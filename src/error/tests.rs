@@ -59,19 +59,36 @@ fn a_refused_tag_inside_a_partial_push_says_each_fact_once() {
         moved: vec!["r/app:latest".into()],
         untagged: vec![],
         absent: vec![],
-        failed: vec![(
-            "r/app:1.4".into(),
-            Box::new(Error::Transient {
-                action: "pushing to",
-                reference: "r/app:1.4".into(),
-                reason: "r answered HTTP 503 Service Unavailable".into(),
-                gave_up: GaveUp::Spent { attempts: 6 },
-            }),
-        )],
+        failed: vec![
+            (
+                "r/app:1.4".into(),
+                Box::new(Error::Transient {
+                    action: "pushing to",
+                    reference: "r/app:1.4".into(),
+                    reason: "r answered HTTP 503 Service Unavailable".into(),
+                    gave_up: GaveUp::Spent { attempts: 6 },
+                }),
+            ),
+            (
+                "r/app:1".into(),
+                Box::new(Error::TagImmutable {
+                    reference: "r/app:1".into(),
+                    reason: "HTTP 400 Bad Request, TAG_INVALID: tag exists".into(),
+                }),
+            ),
+            // A refusal that does not name the tag: named before it.
+            (
+                "r/app:2".into(),
+                Box::new(Error::WriteFile {
+                    path: "x".into(),
+                    source: std::io::Error::other("full"),
+                }),
+            ),
+        ],
     };
     assert_eq!(
         e.to_string(),
-        "1 of 2 target tag(s) did not move; the index sha256:ab is in the registry and these hold it: r/app:latest\n  - r/app:1.4: pushing to r/app:1.4: r answered HTTP 503 Service Unavailable, after 6 attempts\n      hint: this is usually temporary; retry the job (exit code 75)"
+        "3 of 4 target tag(s) did not move; the index sha256:ab is in the registry and these hold it: r/app:latest\n  - pushing to r/app:1.4: r answered HTTP 503 Service Unavailable, after 6 attempts\n      hint: this is usually temporary; retry the job (exit code 75)\n  - r/app:1: the registry refused to move this tag (HTTP 400 Bad Request, TAG_INVALID: tag exists)\n      hint: the repository has immutable tags and the tag already holds a different image; publish under a new tag (e.g. the version or $CI_COMMIT_SHORT_SHA), or make the tag mutable\n  - r/app:2: writing x"
     );
     assert_eq!(e.exit_code(), 75);
     let deadline = Error::Transient {
@@ -88,6 +105,22 @@ fn a_refused_tag_inside_a_partial_push_says_each_fact_once() {
         deadline.to_string().lines().next().unwrap(),
         "fetching manifest r/app:1-amd64: r answered HTTP 429 Too Many Requests, after 1 attempt: it asks to be retried in 600 s (Retry-After), past the time MULTIARCH_TIMEOUT leaves"
     );
+}
+
+/// multiarch's own look at the repository's tag mutability is not a registry's refusal: the
+/// message says what was found, and that nothing was asked of the registry.
+#[test]
+fn an_immutable_tag_found_before_any_push_is_not_called_a_refusal() {
+    let e = Error::ImmutableTagHolds {
+        reference: "r/app:latest".into(),
+        held: "sha256:4f3f".into(),
+    };
+    assert_eq!(e.exit_code(), 4);
+    assert_eq!(
+        e.to_string(),
+        "r/app:latest: this tag is immutable in its repository (its tag mutability, read before any push) and already holds sha256:4f3f, not this run's index; nothing was pushed\n  hint: publish under a new tag (e.g. the version or $CI_COMMIT_SHORT_SHA), or make the tag mutable"
+    );
+    assert!(!e.to_string().contains("refused"), "{e}");
 }
 
 #[test]

@@ -228,7 +228,7 @@ fn a_protected_tag_leaves_the_other_tags_moved_and_reported() {
         )),
         "{err}"
     );
-    assert!(err.contains(&format!("  - {repo}:1.4: pushing to {repo}:1.4: the registry refused access (HTTP 403 Forbidden, DENIED: protected tag")), "{err}");
+    assert!(err.contains(&format!("  - pushing to {repo}:1.4: the registry refused access (HTTP 403 Forbidden, DENIED: protected tag")), "{err}");
     eprintln!(
         "{}",
         err.lines()

@@ -203,6 +203,16 @@ fn a_registry_refusing_to_move_a_tag_exits_4_with_the_immutability_explanation()
     let err = exited(&out, 4);
     assert!(err.contains("TAG_INVALID"), "{err}");
     assert!(err.contains("immutable tags"), "{err}");
+    // The refused tag is named once in the list of tags that did not move.
+    let tag = format!("{}/app:latest", proxy.host);
+    assert!(
+        err.contains(&format!(
+            "\n  - {tag}: the registry refused to move this tag (HTTP 400 Bad Request, TAG_INVALID"
+        )),
+        "{err}"
+    );
+    let said = &err[err.find("error: ").expect("the error")..];
+    assert_eq!(said.matches(&format!("{tag}:")).count(), 1, "{said}");
     assert!(out.stdout.is_empty());
 }
 
