@@ -143,10 +143,7 @@ fn a_refused_login_is_about_the_credentials_not_a_repository() {
             ),
         ]);
         let work = tempfile::tempdir().unwrap();
-        let out = multiarch(&env, work.path())
-            .args(["login", "--password-stdout", &reg.host])
-            .output()
-            .unwrap();
+        let out = login(&env, work.path(), &["--password-stdout", &reg.host]);
         let err = exited(&out, 5);
         assert!(out.stdout.is_empty());
         assert!(
