@@ -79,7 +79,7 @@ fn with_two_destinations_only_the_one_holding_the_index_is_named() {
     );
     let text = o.end(None).unwrap_err().to_string();
     assert!(
-        text.starts_with(&format!("1 of 2 target tag(s) did not move; the index {d} is in the registry and these hold it: r.example/mirror:latest; r.example/app do(es) not hold it: no tag moved there and it was never pushed there under its digest\n  - r.example/app:latest: pushing to")),
+        text.starts_with(&format!("1 of 2 target tag(s) did not move; the index {d} is in the registry and these hold it: r.example/mirror:latest; r.example/app do(es) not hold it: no tag moved there and it was never pushed there under its digest\n  - pushing to r.example/app:latest: ")),
         "{text}"
     );
 }

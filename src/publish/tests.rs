@@ -65,7 +65,7 @@ async fn a_refused_tag_leaves_the_others_moved_and_says_so() {
         "{text}"
     );
     assert!(
-        text.contains("these hold it: r.example/app:latest, r.example/app:1.4\n  - r.example/app:1.4.2: pushing to"),
+        text.contains("these hold it: r.example/app:latest, r.example/app:1.4\n  - pushing to r.example/app:1.4.2: "),
         "{text}"
     );
 }
