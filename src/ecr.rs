@@ -1,6 +1,7 @@
 //! Amazon ECR: which hosts are ECR registries, a registry login from nothing but AWS credentials
 //! (ECR GetAuthorizationToken through the SDK's default chain, or a GitLab OIDC token exchanged
-//! with STS AssumeRoleWithWebIdentity), and the repository's tag mutability (DescribeRepositories).
+//! with STS AssumeRoleWithWebIdentity), and what DescribeRepositories says of a repository
+//! (`repository`: whether it exists, its tag mutability).
 //!
 //! The only user of the AWS SDK (set up in `sdk`). Its errors are converted there, by error code:
 //! `AccessDenied*` names the IAM action that is missing (exit 5); no credentials at all lists what
@@ -10,14 +11,12 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_ecr::types::ImageTagMutability;
 use base64::Engine as _;
 use tokio::sync::{Mutex, OnceCell};
-use tracing::{debug, info, instrument, warn};
+use tracing::{info, instrument};
 
 use crate::error::Error;
 use crate::secret::Secret;
-use crate::tag_rule::TagRule;
 use sdk::{convert, Region, UnknownHostIsFinal};
 
 /// What ECR authentication needs beyond the AWS SDK's own environment (keys, profiles, token files).
@@ -35,6 +34,7 @@ pub(crate) struct AwsInputs {
     pub(crate) session_name: String,
 }
 
+mod repository;
 mod sdk;
 
 /// What an ECR registry host says about itself.
@@ -77,6 +77,8 @@ pub struct Ecr {
     inputs: AwsInputs,
     clients: Mutex<HashMap<String, aws_sdk_ecr::Client>>,
     oidc: OnceCell<Option<aws_credential_types::Credentials>>,
+    /// What DescribeRepositories said of each `host/repository`, asked once per run.
+    described: Mutex<HashMap<String, repository::Described>>,
 }
 
 impl Ecr {
@@ -85,6 +87,7 @@ impl Ecr {
             inputs: inputs.clone(),
             clients: Mutex::new(HashMap::new()),
             oidc: OnceCell::new(),
+            described: Mutex::new(HashMap::new()),
         }
     }
 
@@ -121,57 +124,6 @@ impl Ecr {
         })?;
         info!(registry = host, "ECR login");
         Ok((user.to_string(), Secret::new(password)))
-    }
-
-    /// The tag mutability of `repository`. Denied → warn and assume mutable (the registry will
-    /// still refuse an immutable tag with `TAG_INVALID`, which is explained the same way).
-    pub async fn tag_rule(&self, host: &str, repository: &str) -> Result<TagRule, Error> {
-        let region = self.region(host)?;
-        let client = self.client(&region).await?;
-        let mut req = client.describe_repositories().repository_names(repository);
-        if let Some(h) = parse_host(host) {
-            req = req.registry_id(h.account);
-        }
-        let out = match req.send().await {
-            Ok(out) => out,
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_repository_not_found_exception()) =>
-            {
-                debug!(repository, "no such ECR repository: the push will say so");
-                return Ok(TagRule::Mutable);
-            }
-            Err(e) => {
-                return match convert(e, "ecr:DescribeRepositories", repository, &region) {
-                    Error::EcrDenied { .. } => {
-                        warn!(repository, "ecr:DescribeRepositories denied: cannot check tag immutability before pushing");
-                        Ok(TagRule::Mutable)
-                    }
-                    other => Err(other),
-                }
-            }
-        };
-        let Some(repo) = out.repositories().first() else {
-            return Ok(TagRule::Mutable);
-        };
-        let filters: Vec<String> = repo
-            .image_tag_mutability_exclusion_filters()
-            .iter()
-            .map(|f| f.filter().to_string())
-            .collect();
-        let rule = match repo.image_tag_mutability() {
-            Some(ImageTagMutability::Immutable) if filters.is_empty() => TagRule::Immutable,
-            Some(ImageTagMutability::Immutable | ImageTagMutability::ImmutableWithExclusion) => {
-                TagRule::ImmutableExcept(filters)
-            }
-            Some(ImageTagMutability::MutableWithExclusion) => TagRule::MutableExcept(filters),
-            Some(ImageTagMutability::Mutable) if !filters.is_empty() => {
-                TagRule::MutableExcept(filters)
-            }
-            _ => TagRule::Mutable,
-        };
-        debug!(repository, ?rule, "tag mutability");
-        Ok(rule)
     }
 
     /// The region of `host`'s API calls: the one its name says, else (`--auth ecr`)

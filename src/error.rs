@@ -7,11 +7,15 @@
 
 use std::path::PathBuf;
 
+mod credential;
 mod machine;
 mod not_ready;
+mod repository;
 
+pub(crate) use credential::Origin;
 pub(crate) use machine::Mismatched;
 pub(crate) use not_ready::{reason as not_ready_reason, Later, NotReady, SemverTag, Stale};
+pub(crate) use repository::Creator;
 
 /// How to publish past an immutable tag that holds another image.
 const IMMUTABLE_FIX: &str =
@@ -129,6 +133,23 @@ pub(crate) enum Error {
         expected: Option<String>,
     },
 
+    /// The repository a push goes to does not exist and the registry does not create it on push
+    /// (`NAME_UNKNOWN` answering an upload or a manifest PUT; ECR's RepositoryNotFoundException).
+    /// No wait or retry creates it: a configuration error, found at the start by the push-access
+    /// check where one is made.
+    #[error(
+        "{action} {at}: the repository {path} does not exist ({reason})\n  hint: {}",
+        repository::hint(creator, path)
+    )]
+    RepositoryMissing {
+        action: &'static str,
+        at: String,
+        /// The repository's path in the registry (`group/app`).
+        path: String,
+        reason: String,
+        creator: Creator,
+    },
+
     /// A reference the user asked about does not exist.
     #[error("{reference} does not exist in the registry\n  hint: check the repository and tag (multiarch inspect needs the full reference)")]
     ManifestNotFound { reference: String },
@@ -192,26 +213,27 @@ pub(crate) enum Error {
     },
 
     /// The registry refused our credentials or the action.
-    #[error("{action} {reference}: the registry refused access ({reason}; credentials from {credential})\n  hint: check the credentials for {registry} (MULTIARCH_USERNAME/MULTIARCH_PASSWORD, CI_REGISTRY_USER/CI_REGISTRY_PASSWORD or docker config) and that they may {} this repository{}", verb(.push), protected(.push))]
+    #[error("{action} {reference}: the registry refused access ({reason}; credentials from {credential})\n  hint: {}", credential::hint(credential, registry, *push))]
     AccessDenied {
         action: &'static str,
         /// Pushing (else pulling) was refused.
         push: bool,
         reference: String,
         registry: String,
-        /// Where the credential presented came from (never its value).
-        credential: String,
+        /// Where the credential presented came from (never its value): it picks the hint.
+        credential: Origin,
         reason: String,
     },
 
     /// `login`'s check was refused: it names no repository, so the credentials themselves are
     /// what the registry (or its token service) does not take.
-    #[error("logging in to {registry}: {refused_by} refused the credentials ({reason}; credentials from {credential})\n  hint: check the credentials for {registry} (MULTIARCH_USERNAME/MULTIARCH_PASSWORD, CI_REGISTRY_USER/CI_REGISTRY_PASSWORD or docker config): a login asks for no repository, so the credentials themselves are not taken (wrong, expired or revoked)")]
+    #[error("logging in to {registry}: {refused_by} refused the credentials ({reason}; credentials from {credential})\n  hint: {}", credential::login_hint(credential, registry))]
     LoginRefused {
         registry: String,
         /// `the registry`, or `its token service <host>`.
         refused_by: String,
-        credential: String,
+        /// Where the credential presented came from (never its value): it picks the hint.
+        credential: Origin,
         reason: String,
     },
 
@@ -221,7 +243,7 @@ pub(crate) enum Error {
         service: String,
         registry: String,
         scope: String,
-        credential: String,
+        credential: Origin,
         reason: String,
     },
 
@@ -361,7 +383,8 @@ impl Error {
             | Error::MissingSetting { .. }
             | Error::UnreadableFile { .. }
             | Error::Unreachable { .. }
-            | Error::UntrustedCertificate { .. } => exit::USAGE,
+            | Error::UntrustedCertificate { .. }
+            | Error::RepositoryMissing { .. } => exit::USAGE,
             Error::SourcesNotReady { .. } | Error::ManifestNotFound { .. } => exit::MISSING,
             Error::PlatformMismatch { .. }
             | Error::MachineMismatch { .. }
@@ -554,22 +577,6 @@ impl std::fmt::Display for GaveUp {
                 asked: None,
             } => write!(f, ", {}, at {deadline}", tries(attempts)),
         }
-    }
-}
-
-fn verb(push: &bool) -> &'static str {
-    if *push {
-        "push to"
-    } else {
-        "pull"
-    }
-}
-
-fn protected(push: &bool) -> &'static str {
-    if *push {
-        "; a protected tag refuses pushes from jobs that may not push it"
-    } else {
-        ""
     }
 }
 

@@ -194,7 +194,7 @@ impl Registry for Scripted {
                 push: true,
                 reference: at.to_string(),
                 registry: at.repository().registry().to_string(),
-                credential: "CI_REGISTRY_USER/CI_REGISTRY_PASSWORD".into(),
+                credential: crate::error::Origin::CiRegistry,
                 reason: "HTTP 403 Forbidden".into(),
             });
         }
@@ -212,7 +212,7 @@ impl Registry for Scripted {
                 push: true,
                 reference: to.to_string(),
                 registry: to.registry().to_string(),
-                credential: "CI_REGISTRY_USER/CI_REGISTRY_PASSWORD".into(),
+                credential: crate::error::Origin::CiRegistry,
                 reason: "HTTP 401 Unauthorized".into(),
             });
         }
@@ -305,7 +305,7 @@ pub(crate) fn protected_tag(reference: &str) -> Error {
         push: true,
         reference: reference.to_string(),
         registry: "r.example".into(),
-        credential: "CI_REGISTRY_USER/CI_REGISTRY_PASSWORD".into(),
+        credential: crate::error::Origin::CiRegistry,
         reason: "HTTP 403 Forbidden, DENIED: protected tag".into(),
     }
 }

@@ -22,7 +22,7 @@ use futures_util::future::LocalBoxFuture;
 use tracing::{debug, instrument};
 
 use crate::ecr::Ecr;
-use crate::error::Error;
+use crate::error::{Error, Origin};
 use crate::secret::Secret;
 use crate::user_file;
 
@@ -48,11 +48,11 @@ pub(crate) enum Credential {
 }
 
 /// A credential and where it came from (`CI_REGISTRY_USER/CI_REGISTRY_PASSWORD`, a helper, …),
-/// so a refusal can say which credential was refused without showing it.
+/// so a refusal can say which credential was refused without showing it, and what to check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Found {
     pub(crate) credential: Credential,
-    pub(crate) origin: String,
+    pub(crate) origin: Origin,
 }
 
 /// The seam the registry layers use.
@@ -69,6 +69,7 @@ pub(crate) struct Chain {
     /// The credential found for each host so far.
     found: tokio::sync::Mutex<HashMap<String, Found>>,
     docker: docker::DockerConfig,
+    /// `DOCKER_AUTH_CONFIG`, or the path of the docker config file read.
     docker_origin: String,
     /// Time limit of a credential helper (the request time limit).
     helper_limit: Duration,
@@ -122,7 +123,7 @@ impl Chain {
             let (username, password) = self.ecr.login(host).await?;
             Found {
                 credential: Credential::Basic { username, password },
-                origin: "ECR GetAuthorizationToken".to_string(),
+                origin: Origin::Ecr,
             }
         } else {
             self.pick(host).await
@@ -133,33 +134,27 @@ impl Chain {
     }
 
     async fn pick(&self, host: &str) -> Found {
-        let found = |credential, origin: &str| Found {
-            credential,
-            origin: origin.to_string(),
-        };
+        let found = |credential, origin| Found { credential, origin };
         if let Some((user, password)) = &self.inputs.explicit {
-            return found(
-                basic(user, password),
-                "MULTIARCH_USERNAME/MULTIARCH_PASSWORD",
-            );
+            return found(basic(user, password), Origin::Explicit);
         }
         if let Some((ci_host, user, password)) = &self.inputs.ci_registry {
             if same_host(ci_host, host) {
-                return found(
-                    basic(user, password),
-                    "CI_REGISTRY_USER/CI_REGISTRY_PASSWORD",
-                );
+                return found(basic(user, password), Origin::CiRegistry);
             }
         }
         for helper in self.docker.helpers_for(host) {
             if let Some(c) = docker::ask_helper(helper, host, self.helper_limit).await {
-                return found(c, &format!("docker-credential-{helper}"));
+                return found(c, Origin::Helper(helper.into()));
             }
         }
         if let Some(c) = self.docker.auth_for(host) {
-            return found(c.clone(), &self.docker_origin);
+            return found(
+                c.clone(),
+                Origin::DockerConfig(self.docker_origin.as_str().into()),
+            );
         }
-        found(Credential::Anonymous, "anonymous")
+        found(Credential::Anonymous, Origin::Anonymous)
     }
 }
 
@@ -222,7 +217,7 @@ mod tests {
         };
         let c = chain(base.clone());
         let gitlab = c.pick("registry.gitlab.example").await;
-        assert_eq!(gitlab.origin, "CI_REGISTRY_USER/CI_REGISTRY_PASSWORD");
+        assert_eq!(gitlab.origin, Origin::CiRegistry);
         assert_eq!(user_of(gitlab).as_deref(), Some("gitlab-ci-token"));
         assert_eq!(
             user_of(c.pick("docker.io").await).as_deref(),

@@ -46,6 +46,8 @@ impl Client {
             registry: host,
             scope: String::new(),
             hosts_from: self.hosts_from(),
+            path: None,
+            ecr: self.ecr().applies_to(host),
         };
         let url = Url::parse(&format!(
             "{}://{}/v2/",

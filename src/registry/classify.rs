@@ -19,7 +19,7 @@ use serde::Deserialize;
 use super::origin::Sent;
 use super::request::{MAX_HEADERS, MAX_HEAD_BYTES};
 use super::transport::{Failure, Reply, Unanswered, MAX_REDIRECTS};
-use crate::error::{Error, GaveUp};
+use crate::error::{Creator, Error, GaveUp, Origin};
 use crate::text::bounded;
 
 /// What we were doing; it words messages and tells which credentials were needed.
@@ -92,6 +92,10 @@ pub(crate) struct Op<'a> {
     /// Where the user named the registry hosts (`Access::hosts_from`): what to check when one
     /// does not resolve.
     pub(crate) hosts_from: &'a str,
+    /// The repository's path in the registry (`group/app`); `None` for a login.
+    pub(crate) path: Option<&'a str>,
+    /// The registry is Amazon ECR (by its host name, or `MULTIARCH_AUTH=ecr`): it words hints.
+    pub(crate) ecr: bool,
 }
 
 #[derive(Deserialize)]
@@ -139,7 +143,7 @@ pub(crate) fn about_credentials(reply: &Reply) -> bool {
             .any(|(c, _)| c == "DENIED" || c == "UNAUTHORIZED")
 }
 
-pub(crate) fn reply(reply: &Reply, op: &Op, credential: Option<&str>) -> Error {
+pub(crate) fn reply(reply: &Reply, op: &Op, credential: Option<&Origin>) -> Error {
     let codes = codes(&reply.body);
     let status = reply.status;
     let mut reason = format!("HTTP {status}");
@@ -189,6 +193,19 @@ pub(crate) fn reply(reply: &Reply, op: &Op, credential: Option<&str>) -> Error {
             reason,
         };
     }
+    // A registry that does not create repositories on push (ECR; those whose repositories
+    // belong to projects) names the one it lacks so; a bare 404 is left to the caller's reading.
+    if let (404, true, Some(path)) = (status.as_u16(), has(&["NAME_UNKNOWN"]), op.path) {
+        if op.action.pushes() {
+            return Error::RepositoryMissing {
+                action: op.action.doing(),
+                at: op.at.to_string(),
+                path: path.to_string(),
+                reason,
+                creator: creator(op),
+            };
+        }
+    }
     match status.as_u16() {
         401 | 403 => denied(op, credential, reason),
         _ if has(&["DENIED", "UNAUTHORIZED"]) => denied(op, credential, reason),
@@ -220,8 +237,8 @@ pub(crate) fn reply(reply: &Reply, op: &Op, credential: Option<&str>) -> Error {
     }
 }
 
-fn denied(op: &Op, credential: Option<&str>, reason: String) -> Error {
-    let credential = credential.unwrap_or("anonymous").to_string();
+fn denied(op: &Op, credential: Option<&Origin>, reason: String) -> Error {
+    let credential = credential.cloned().unwrap_or(Origin::Anonymous);
     if op.action == Action::Login {
         return Error::LoginRefused {
             registry: op.registry.to_string(),
@@ -237,6 +254,18 @@ fn denied(op: &Op, credential: Option<&str>, reason: String) -> Error {
         registry: op.registry.to_string(),
         credential,
         reason,
+    }
+}
+
+/// Who creates a repository of `op`'s registry, for the hint of a missing one.
+fn creator(op: &Op) -> Creator {
+    match op.ecr {
+        true => Creator::Ecr {
+            region: crate::ecr::parse_host(op.registry).map(|h| h.region),
+        },
+        false => Creator::Registry {
+            registry: op.registry.to_string(),
+        },
     }
 }
 

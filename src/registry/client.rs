@@ -119,6 +119,8 @@ impl Client {
             registry: repo.registry(),
             scope: format!("repository:{}:{actions}", repo.path()),
             hosts_from: self.shared.hosts_from,
+            path: Some(repo.path()),
+            ecr: self.ecr().applies_to(repo.registry()),
         }
     }
 
@@ -330,7 +332,7 @@ impl Client {
                 .map(|f| f.origin),
             false => None,
         };
-        classify::reply(reply, op, origin.as_deref())
+        classify::reply(reply, op, origin.as_ref())
     }
 
     /// The same access whose retries never sleep past `deadline`.

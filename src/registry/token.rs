@@ -165,6 +165,8 @@ async fn fetch_token(
         registry: op.registry,
         scope: op.scope.clone(),
         hosts_from: op.hosts_from,
+        path: op.path,
+        ecr: op.ecr,
     };
     let limit = Limit {
         bytes: MAX_TOKEN_BYTES,

@@ -19,16 +19,24 @@ impl Client {
     /// Push access to `to`, asked the way a push asks it: an upload session opened (POST
     /// `…/blobs/uploads/`) and given back (DELETE, best effort: registries that cannot cancel
     /// one let it expire). A refusal — 401, 403, a `DENIED` code, a token without `push` — fails
-    /// here, at the start; an answer that says nothing about access (a registry that does not
-    /// take uploads this way) is left for the push itself to meet.
+    /// here, at the start, and so does a repository the registry says it does not have and will
+    /// not create (404 `NAME_UNKNOWN`, exit 2); an answer that says nothing about access (a bare
+    /// 404, a registry that does not take uploads this way) is left for the push itself to meet.
     ///
-    /// Amazon ECR authorizes uploading layers (`ecr:InitiateLayerUpload`) apart from pushing
-    /// manifests (`ecr:PutImage`): a role that publishes an index of children already in its
-    /// repository needs no upload, so there nothing is asked unless the run `uploads` into `to`.
+    /// Amazon ECR does not create repositories on push: there DescribeRepositories is asked
+    /// first whether `to` exists (where the host names the account). ECR authorizes uploading
+    /// layers (`ecr:InitiateLayerUpload`) apart from pushing manifests (`ecr:PutImage`): a role
+    /// that publishes an index of children already in its repository needs no upload, so there
+    /// no session is opened unless the run `uploads` into `to`.
     pub(super) async fn check_push(&self, to: &Repository, uploads: bool) -> Result<(), Error> {
-        if !uploads && self.ecr().applies_to(to.registry()) {
-            debug!(repository = %to, "ECR: nothing to upload here, so no upload session is opened to check push access");
-            return Ok(());
+        if self.ecr().applies_to(to.registry()) {
+            self.ecr()
+                .check_repository(to.registry(), to.path())
+                .await?;
+            if !uploads {
+                debug!(repository = %to, "ECR: nothing to upload here, so no upload session is opened to check push access");
+                return Ok(());
+            }
         }
         let shown = to.to_string();
         let op = self.op(Action::CheckTarget, &shown, to, true);

@@ -7,6 +7,8 @@ use std::path::Path;
 
 use crate::support::fixtures::{push as push_fixture, Kind};
 use crate::support::moto::{ecr_password, Moto, ACCOUNT};
+use crate::support::names::{hosts_file, multiarch_within};
+use crate::support::proxy::{Fault, Proxy};
 use crate::support::stub::RedirectingRegistry;
 use crate::support::{exited, multiarch, stderr_of, Options, Registry};
 use base64::Engine as _;
@@ -347,7 +349,8 @@ fn an_aws_endpoint_that_does_not_resolve_exits_2_at_once_naming_it_and_its_regio
                 ("AWS_ENDPOINT_URL_ECR", "https://api.ecr.eu-wset-1.invalid"),
             ],
             "cannot reach api.ecr.eu-wset-1.invalid: the name does not resolve",
-            "for ecr:GetAuthorizationToken in region eu-wset-1 (from the registry host 123456789012.dkr.ecr.eu-wset-1.amazonaws.com)",
+            // The login or the push-access check's DescribeRepositories, whichever asks first.
+            "in region eu-wset-1 (from the registry host 123456789012.dkr.ecr.eu-wset-1.amazonaws.com)",
         ),
         (
             &[
@@ -399,5 +402,145 @@ fn an_aws_endpoint_that_does_not_resolve_exits_2_at_once_naming_it_and_its_regio
             took < std::time::Duration::from_secs(2),
             "{extra:?} took {took:?}"
         );
+    }
+}
+
+/// ECR does not create repositories on push. Its registry answers an upload into one that does
+/// not exist with 404 NAME_UNKNOWN (the proxy says so in front of the real registry): the
+/// push-access check ends the run at once, exit 2, with the command that creates it.
+#[test]
+fn an_upload_into_a_repository_ecr_lacks_ends_the_run_at_once_with_the_command_that_creates_it() {
+    let moto = Moto::start();
+    let reg = Registry::start_with(Options {
+        user: Some(("AWS".into(), ecr_password())),
+        ..Default::default()
+    });
+    // arm64 never comes: without the check at the start, the run would wait a minute.
+    push_fixture(&reg, "app:latest-amd64", "linux/amd64", Kind::Oci);
+    let proxy = Proxy::start(&reg.host, std::time::Duration::ZERO, |req, _| {
+        if req.path.starts_with("/v2/dest/") {
+            Fault::Json {
+                code: 404,
+                body: format!(
+                    r#"{{"errors":[{{"code":"NAME_UNKNOWN","message":"The repository with name 'dest' does not exist in the registry with id '{ACCOUNT}'"}}]}}"#
+                ),
+            }
+        } else {
+            Fault::Pass
+        }
+    });
+    let host = proxy.host.clone();
+    let image = format!("{host}/dest");
+    let template = format!("{host}/app:latest-{{arch}}");
+    let env = job(
+        &reg,
+        &moto,
+        &[
+            KEYS[0],
+            KEYS[1],
+            ("MULTIARCH_INSECURE_REGISTRIES", &host),
+            ("MULTIARCH_IMAGE", &image),
+            ("MULTIARCH_SOURCE_TEMPLATE", &template),
+            ("MULTIARCH_TIMEOUT", "1m"),
+        ],
+    );
+    let work = tempfile::tempdir().unwrap();
+    let out = multiarch(&env, work.path()).arg("push").output().unwrap();
+    let err = exited(&out, 2);
+    assert!(
+        err.contains(&format!("error: checking push access to {host}/dest: the repository dest does not exist (HTTP 404 Not Found, NAME_UNKNOWN: The repository with name 'dest' does not exist in the registry with id '{ACCOUNT}')\n  hint: ECR does not create repositories on push: create it with `aws ecr create-repository --repository-name dest` (in Terraform an aws_ecr_repository, or in the ECR console)")),
+        "{err}"
+    );
+    assert!(!err.contains("not ready"), "{err}");
+}
+
+/// Under its ECR name, the registry's repositories are those moto's ECR knows: DescribeRepositories,
+/// asked at the push-access check of the account the host names, says the destination does not
+/// exist, and the run ends at once, exit 2, with the command that creates it (in the host's
+/// region). Once created, the same run publishes.
+#[test]
+fn a_destination_ecr_says_does_not_exist_is_named_before_anything_is_pushed() {
+    const HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+    let moto = Moto::start();
+    let reg = Registry::start_with(Options {
+        user: Some(("AWS".into(), ecr_password())),
+        tls: true,
+        listen: Some(("127.77.0.2:443".into(), HOST.into())),
+        ..Default::default()
+    });
+    // arm64 is not there yet: without the check at the start, the run would wait a minute.
+    push_fixture(&reg, "app:latest-amd64", "linux/amd64", Kind::Oci);
+    moto.ecr("CreateRepository", r#"{"repositoryName":"app"}"#);
+    let mut env = moto.env();
+    for (k, v) in [
+        ("MULTIARCH_IMAGE", format!("{HOST}/dest")),
+        (
+            "MULTIARCH_SOURCE_TEMPLATE",
+            format!("{HOST}/app:latest-{{arch}}"),
+        ),
+        ("MULTIARCH_TAGS", "latest".into()),
+        ("MULTIARCH_TIMEOUT", "1m".into()),
+        (
+            "MULTIARCH_CA_FILE",
+            reg.ca_file.as_ref().unwrap().display().to_string(),
+        ),
+        (KEYS[0].0, KEYS[0].1.into()),
+        (KEYS[1].0, KEYS[1].1.into()),
+    ] {
+        env.insert(k.to_string(), v);
+    }
+    let work = tempfile::tempdir().unwrap();
+    let hosts = hosts_file(work.path(), "127.77.0.2", HOST);
+    let out = multiarch_within(&env, work.path(), &hosts, &["push"])
+        .output()
+        .unwrap();
+    let err = exited(&out, 2);
+    assert!(
+        err.contains(&format!("error: checking push access to {HOST}/dest: the repository dest does not exist (ecr:DescribeRepositories answered RepositoryNotFoundException: ")),
+        "{err}"
+    );
+    assert!(!err.contains("not ready"), "{err}");
+    assert!(
+        err.contains("`aws ecr create-repository --repository-name dest --region us-east-1`"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+    assert!(reg.raw("dest:latest").is_none());
+
+    moto.ecr("CreateRepository", r#"{"repositoryName":"dest"}"#);
+    push_fixture(&reg, "app:latest-arm64", "linux/arm64", Kind::Oci);
+    let out = multiarch_within(&env, work.path(), &hosts, &["push"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(reg.raw("dest:latest").is_some());
+}
+
+/// A registry that refuses the ECR token (here: its password is not the one moto hands out) is
+/// answered with what the token stands for, the job's AWS identity and its IAM permissions, not
+/// with registry logins and docker config files the token never came from.
+#[test]
+fn a_refused_ecr_token_points_at_the_aws_identity_not_at_registry_logins() {
+    let moto = Moto::start();
+    let reg = Registry::start_with(Options {
+        user: Some(("AWS".into(), "another-password".into())),
+        ..Default::default()
+    });
+    let work = tempfile::tempdir().unwrap();
+    let out = multiarch(&job(&reg, &moto, &KEYS), work.path())
+        .arg("push")
+        .output()
+        .unwrap();
+    let err = exited(&out, 5);
+    assert!(
+        err.contains("credentials from ECR GetAuthorizationToken"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: the ECR token stands for the job's AWS identity (the role AWS_ROLE_ARN names, or the keys' user): it needs the IAM permissions ecr:"),
+        "{err}"
+    );
+    for elsewhere in ["MULTIARCH_USERNAME", "CI_REGISTRY_USER", "docker config"] {
+        assert!(!err.contains(elsewhere), "{elsewhere}: {err}");
     }
 }

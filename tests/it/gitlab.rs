@@ -12,6 +12,7 @@ use crate::support::glci::{
     local_components, project, run, run_in, tool_image,
 };
 use crate::support::moto::{ecr_password, Moto};
+use crate::support::names::hosts_file;
 use crate::support::{sha256, Options, Registry};
 use serde_json::Value as Json;
 use serde_norway::Value;
@@ -358,6 +359,12 @@ fn kaniko_adds_its_login_to_a_copy_of_the_projects_docker_config() {
 fn ecr_pipeline_with_gitlab_oidc_runs_against_moto_and_a_registry_under_its_ecr_name() {
     const ECR_HOST: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
     let moto = Moto::start();
+    // ECR does not create repositories on push: the project's is made beforehand.
+    moto.ecr_in(
+        "eu-west-1",
+        "CreateRepository",
+        r#"{"repositoryName":"app"}"#,
+    );
     let ecr = Registry::start_with(Options {
         user: Some(("AWS".into(), ecr_password())),
         tls: true,
@@ -398,10 +405,7 @@ script:
         )],
     );
     let repo = project(&pipeline);
-    let hosts = repo.path().join("hosts");
-    let mut table = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
-    table.push_str(&format!("\n127.77.0.1 {ECR_HOST}\n"));
-    std::fs::write(&hosts, table).unwrap();
+    let hosts = hosts_file(repo.path(), "127.77.0.1", ECR_HOST);
     let mut variables: Vec<(&str, String)> = moto
         .env()
         .into_iter()

@@ -128,7 +128,7 @@ fn a_refused_login_is_about_the_credentials_not_a_repository() {
         token: Some((tokens.realm.clone(), tokens.bundle.clone())),
         ..Default::default()
     });
-    let hint = "  hint: check the credentials for {host} (MULTIARCH_USERNAME/MULTIARCH_PASSWORD, CI_REGISTRY_USER/CI_REGISTRY_PASSWORD or docker config): a login asks for no repository, so the credentials themselves are not taken (wrong, expired or revoked)\n";
+    let hint = "  hint: check the credential from MULTIARCH_USERNAME/MULTIARCH_PASSWORD for {host}: a login asks for no repository, so the credential itself is not taken (wrong, expired or revoked)\n";
     for (reg, refused_by) in [
         (&basic, "the registry".to_string()),
         (&bearer, format!("its token service {token_host}")),

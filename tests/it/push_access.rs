@@ -1,8 +1,10 @@
 //! Push access is checked at the start, on every destination, while sources are still awaited:
 //! an upload session is opened (and given back), as a push would open one. The real registry
 //! behind the fault-injecting proxy plays a registry that refuses uploads to this credential
-//! (403 DENIED: may pull, may not push), one that cannot cancel an upload session, and one that
-//! does not take uploads that way at all.
+//! (403 DENIED: may pull, may not push), one that cannot cancel an upload session, one that
+//! does not take uploads that way at all, and one that does not have the destination repository
+//! and does not create it on push (404 NAME_UNKNOWN, as Amazon ECR and project-based registries
+//! answer).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -84,12 +86,12 @@ fn a_registry_that_cannot_cancel_an_upload_or_does_not_take_them_so_still_gets_t
                 body: r#"{"errors":[{"code":"UNSUPPORTED","message":"no"}]}"#.into(),
             },
         ),
-        // Says nothing about access: the push itself will tell.
+        // A bare 404 says nothing about access: the push itself will tell.
         (
             "POST",
-            Fault::Json {
+            Fault::Status {
                 code: 404,
-                body: r#"{"errors":[{"code":"NAME_UNKNOWN","message":"not here"}]}"#.into(),
+                retry_after: None,
             },
         ),
     ] {
@@ -112,4 +114,73 @@ fn a_registry_that_cannot_cancel_an_upload_or_does_not_take_them_so_still_gets_t
         );
     }
     assert!(reg.raw("app:latest").is_some());
+}
+
+/// The NAME_UNKNOWN answer of a registry without the repository `dest`, as Amazon ECR words it.
+fn unknown_dest() -> Fault {
+    Fault::Json {
+        code: 404,
+        body: r#"{"errors":[{"code":"NAME_UNKNOWN","message":"The repository with name 'dest' does not exist in the registry with id '123456789012'"}]}"#.into(),
+    }
+}
+
+/// Publishing `dest` in front of `reg` from its `app` sources, the upload POSTs into `dest`
+/// after the first `passed` answered NAME_UNKNOWN.
+fn without_dest(reg: &Registry, passed: usize) -> Proxy {
+    let posts = std::sync::atomic::AtomicUsize::new(0);
+    Proxy::start(&reg.host, Duration::ZERO, move |req, _| {
+        let upload = req.method == "POST" && req.path.starts_with("/v2/dest/blobs/uploads/");
+        if upload && posts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= passed {
+            unknown_dest()
+        } else {
+            Fault::Pass
+        }
+    })
+}
+
+fn publishing_dest(proxy: &Proxy, timeout: &str) -> BTreeMap<String, String> {
+    let mut env = env(proxy, timeout);
+    env.insert("MULTIARCH_IMAGE".into(), format!("{}/dest", proxy.host));
+    env.insert(
+        "MULTIARCH_SOURCE_TEMPLATE".into(),
+        format!("{}/app:latest-{{arch}}{{variant}}", proxy.host),
+    );
+    env
+}
+
+#[test]
+fn a_destination_the_registry_does_not_have_ends_the_run_at_once_saying_to_create_it() {
+    let reg = Registry::start();
+    // arm64 never comes: without the check at the start, the run would wait a minute, then exit 3.
+    push_fixture(&reg, "app:latest-amd64", "linux/amd64", Kind::Oci);
+    let proxy = without_dest(&reg, 0);
+    let (code, err, _) = run(&publishing_dest(&proxy, "1m"), &["push"]);
+    assert_eq!(code, Some(2), "{err}");
+    let host = &proxy.host;
+    assert!(
+        err.contains(&format!(
+            "error: checking push access to {host}/dest: the repository dest does not exist (HTTP 404 Not Found, NAME_UNKNOWN: The repository with name 'dest' does not exist in the registry with id '123456789012')\n  hint: {host} does not create it on push: create the repository dest (on GitLab, Harbor and the like, the project or group that holds it), or correct the destination (MULTIARCH_IMAGE, --image, or the spec's image)"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("not ready"), "{err}");
+
+    // A repository gone between the check and the push is said the same way.
+    push_fixture(&reg, "app:latest-arm64", "linux/arm64", Kind::Oci);
+    let proxy = without_dest(&reg, 1);
+    let (code, err, _) = run(&publishing_dest(&proxy, "0"), &["push"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "error: uploading blob to {}/dest@sha256:",
+            proxy.host
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("the repository dest does not exist (")
+            && err.contains("create the repository dest"),
+        "{err}"
+    );
+    assert!(reg.raw("dest:latest").is_none());
 }

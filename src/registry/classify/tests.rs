@@ -32,6 +32,8 @@ fn op(action: Action) -> Op<'static> {
         registry: "r.example",
         scope: "repository:app:pull".into(),
         hosts_from: "the registry host in MULTIARCH_IMAGE",
+        path: Some("app"),
+        ecr: false,
     }
 }
 
@@ -76,7 +78,7 @@ fn statuses_and_codes_pick_the_exit_code() {
     let e = reply(
         &reply_of(403, denied, false),
         &op(Action::PushManifest),
-        Some("CI_REGISTRY_USER/CI_REGISTRY_PASSWORD"),
+        Some(&Origin::CiRegistry),
     );
     assert!(e.to_string().contains("DENIED: requested access"), "{e}");
     assert!(
@@ -92,12 +94,12 @@ fn a_refused_login_is_worded_for_the_credentials_not_a_repository() {
     let e = reply(
         &reply_of(401, "", false),
         &op(Action::Login),
-        Some("MULTIARCH_USERNAME/MULTIARCH_PASSWORD"),
+        Some(&Origin::Explicit),
     );
     assert_eq!(e.exit_code(), 5);
     assert_eq!(
         e.to_string(),
-        "logging in to r.example: the registry refused the credentials (HTTP 401 Unauthorized; credentials from MULTIARCH_USERNAME/MULTIARCH_PASSWORD)\n  hint: check the credentials for r.example (MULTIARCH_USERNAME/MULTIARCH_PASSWORD, CI_REGISTRY_USER/CI_REGISTRY_PASSWORD or docker config): a login asks for no repository, so the credentials themselves are not taken (wrong, expired or revoked)"
+        "logging in to r.example: the registry refused the credentials (HTTP 401 Unauthorized; credentials from MULTIARCH_USERNAME/MULTIARCH_PASSWORD)\n  hint: check the credential from MULTIARCH_USERNAME/MULTIARCH_PASSWORD for r.example: a login asks for no repository, so the credential itself is not taken (wrong, expired or revoked)"
     );
     assert!(!e.to_string().contains("repository;"), "{e}");
 }
@@ -113,6 +115,49 @@ fn an_unknown_host_is_checked_where_it_was_named() {
     assert_eq!(
         e.to_string(),
         "cannot reach typo.example: the name does not resolve (DNS: no such host)\n  hint: check the host given to multiarch login"
+    );
+}
+
+#[test]
+fn a_repository_the_registry_does_not_know_fails_a_push_as_misconfiguration() {
+    let unknown = r#"{"errors":[{"code":"NAME_UNKNOWN","message":"The repository with name 'dest' does not exist in the registry with id '123456789012'"}]}"#;
+    for action in [
+        Action::CheckTarget,
+        Action::UploadBlob,
+        Action::MountBlob,
+        Action::PushManifest,
+    ] {
+        let e = reply(&reply_of(404, unknown, false), &op(action), None);
+        assert_eq!(e.exit_code(), 2, "{action:?}: {e}");
+    }
+    let ecr = Op {
+        action: Action::CheckTarget,
+        at: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/dest",
+        host: "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+        registry: "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+        scope: "repository:dest:pull,push".into(),
+        hosts_from: "the registry host in MULTIARCH_IMAGE",
+        path: Some("dest"),
+        ecr: true,
+    };
+    let e = reply(&reply_of(404, unknown, false), &ecr, None);
+    assert_eq!(
+        e.to_string().lines().next().unwrap(),
+        "checking push access to 123456789012.dkr.ecr.eu-west-1.amazonaws.com/dest: the repository dest does not exist (HTTP 404 Not Found, NAME_UNKNOWN: The repository with name 'dest' does not exist in the registry with id '123456789012')"
+    );
+    assert!(
+        e.to_string()
+            .contains("aws ecr create-repository --repository-name dest --region eu-west-1"),
+        "{e}"
+    );
+    // Reading is not pushing (a source not there yet is waited for), and a bare 404 says
+    // nothing about the repository.
+    let e = reply(&reply_of(404, unknown, false), &op(Action::Fetch), None);
+    assert_eq!(e.exit_code(), 1, "{e}");
+    let e = reply(&reply_of(404, "", false), &op(Action::UploadBlob), None);
+    assert_eq!(
+        e.to_string(),
+        "uploading blob to r.example/app:1: the registry answered HTTP 404 Not Found"
     );
 }
 
@@ -197,11 +242,7 @@ fn answers_from_where_a_location_or_redirect_led_name_that_host_and_are_not_abou
         to: "up.example:81".into(),
         sent: Sent::Location,
     });
-    let e = reply(
-        &r,
-        &op(Action::UploadBlob),
-        Some("MULTIARCH_USERNAME/MULTIARCH_PASSWORD"),
-    );
+    let e = reply(&r, &op(Action::UploadBlob), Some(&Origin::Explicit));
     assert_eq!(e.exit_code(), 1, "{e}");
     assert_eq!(
         e.to_string(),

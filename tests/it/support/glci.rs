@@ -206,15 +206,7 @@ pub fn run_in(repo: &Path, variables: &[(&str, String)], hosts: Option<&Path>) -
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut cmd = command(repo, &args);
     if let Some(hosts) = hosts {
-        require("unshare", "apt-get install util-linux");
-        let glci = std::mem::replace(&mut cmd, Command::new("unshare"));
-        cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
-            .arg(r#"mount --bind "$0" /etc/hosts && exec "$@""#)
-            .arg(hosts)
-            .arg(glci.get_program())
-            .args(glci.get_args())
-            .current_dir(repo)
-            .envs(glci.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))));
+        cmd = super::names::within(&cmd, hosts);
     }
     let out = cmd.output().unwrap();
     (out.status.success(), log_of(&out))

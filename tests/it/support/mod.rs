@@ -17,6 +17,7 @@ pub mod glci;
 pub mod hostile;
 pub mod http;
 pub mod moto;
+pub mod names;
 pub mod proxy;
 pub mod stub;
 pub mod template;

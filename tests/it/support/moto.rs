@@ -69,10 +69,15 @@ impl Moto {
 
     /// Calls an ECR API action (JSON 1.1 protocol), unsigned: only for moto's set-up actions.
     pub fn ecr(&self, action: &str, body: &str) -> String {
+        self.ecr_in(REGION, action, body)
+    }
+
+    /// The same in `region` (moto keeps each region's repositories apart, as ECR does).
+    pub fn ecr_in(&self, region: &str, action: &str, body: &str) -> String {
         self.call(
             "application/x-amz-json-1.1",
             Some(&format!("AmazonEC2ContainerRegistry_V20150921.{action}")),
-            "ecr",
+            ("ecr", region),
             body,
         )
     }
@@ -87,7 +92,7 @@ impl Moto {
         self.call(
             "application/x-www-form-urlencoded",
             None,
-            "iam",
+            ("iam", REGION),
             &body.join("&"),
         )
     }
@@ -118,14 +123,20 @@ impl Moto {
         )
     }
 
-    fn call(&self, content_type: &str, target: Option<&str>, service: &str, body: &str) -> String {
+    fn call(
+        &self,
+        content_type: &str,
+        target: Option<&str>,
+        (service, region): (&str, &str),
+        body: &str,
+    ) -> String {
         let host = self.endpoint.trim_start_matches("http://");
         let mut s = TcpStream::connect(host).unwrap();
         let target = target
             .map(|t| format!("X-Amz-Target: {t}\r\n"))
             .unwrap_or_default();
         let request = format!(
-            "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\n{target}Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/{service}/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\n{target}Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/{service}/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
         s.write_all(request.as_bytes()).unwrap();
