@@ -4,8 +4,8 @@
 //! (`repository`: whether it exists, its tag mutability).
 //!
 //! The only user of the AWS SDK (set up in `sdk`). Its errors are converted there, by error code:
-//! `AccessDenied*` names the IAM action that is missing (exit 5); no credentials at all lists what
-//! was tried (exit 5); an API endpoint that does not exist (a mistyped region) is exit 2 at once,
+//! `AccessDenied*` names the IAM action that is missing (exit 5); no credentials says what the job
+//! set and what is missing or broken (`diagnosis`, exit 5); an API endpoint that does not exist (a mistyped region) is exit 2 at once,
 //! naming it and where the region came from; timeouts and dispatch failures are transient
 //! (exit 75). No secret is ever logged.
 
@@ -17,7 +17,8 @@ use tracing::{info, instrument};
 
 use crate::error::Error;
 use crate::secret::Secret;
-use sdk::{convert, Region, UnknownHostIsFinal};
+pub(crate) use diagnosis::{AwsSetup, Held};
+use sdk::{Region, UnknownHostIsFinal};
 
 /// What ECR authentication needs beyond the AWS SDK's own environment (keys, profiles, token files).
 #[derive(Debug, Clone, Default)]
@@ -32,8 +33,11 @@ pub(crate) struct AwsInputs {
     pub(crate) web_identity_token: Option<Secret>,
     /// Says which project and job assumed the role (CloudTrail shows it).
     pub(crate) session_name: String,
+    /// What the job set for credentials, to say what is missing when none are found.
+    pub(crate) setup: AwsSetup,
 }
 
+mod diagnosis;
 mod repository;
 mod sdk;
 
@@ -101,11 +105,14 @@ impl Ecr {
     pub async fn login(&self, host: &str) -> Result<(String, Secret), Error> {
         let region = self.region(host)?;
         let client = self.client(&region).await?;
-        let out = client
-            .get_authorization_token()
-            .send()
-            .await
-            .map_err(|e| convert(e, "ecr:GetAuthorizationToken", host, &region))?;
+        let out = match client.get_authorization_token().send().await {
+            Ok(out) => out,
+            Err(e) => {
+                return Err(self
+                    .failure(e, "ecr:GetAuthorizationToken", host, &region)
+                    .await)
+            }
+        };
         let token = out
             .authorization_data()
             .first()
@@ -124,6 +131,23 @@ impl Ecr {
         })?;
         info!(registry = host, "ECR login");
         Ok((user.to_string(), Secret::new(password)))
+    }
+
+    /// A failed SDK call as an error (`sdk::failure`, told what the job set for credentials).
+    async fn failure<E>(
+        &self,
+        e: aws_sdk_ecr::error::SdkError<
+            E,
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+        >,
+        action: &'static str,
+        resource: &str,
+        region: &Region,
+    ) -> Error
+    where
+        E: aws_sdk_ecr::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        sdk::failure(e, action, resource, region, &self.inputs.setup).await
     }
 
     /// The region of `host`'s API calls: the one its name says, else (`--auth ecr`)
@@ -177,14 +201,21 @@ impl Ecr {
                 let sts = aws_sdk_sts::config::Builder::from(sdk)
                     .retry_classifier(UnknownHostIsFinal)
                     .build();
-                let out = aws_sdk_sts::Client::from_conf(sts)
+                let sent = aws_sdk_sts::Client::from_conf(sts)
                     .assume_role_with_web_identity()
                     .role_arn(role)
                     .role_session_name(&self.inputs.session_name)
                     .web_identity_token(token.expose())
                     .send()
-                    .await
-                    .map_err(|e| convert(e, "sts:AssumeRoleWithWebIdentity", role, region))?;
+                    .await;
+                let out = match sent {
+                    Ok(out) => out,
+                    Err(e) => {
+                        return Err(self
+                            .failure(e, "sts:AssumeRoleWithWebIdentity", role, region)
+                            .await)
+                    }
+                };
                 let c = out.credentials().ok_or_else(|| Error::Registry {
                     action: "assuming",
                     reference: role.clone(),

@@ -7,11 +7,13 @@
 
 use std::path::PathBuf;
 
+mod aws;
 mod credential;
 mod machine;
 mod not_ready;
 mod repository;
 
+pub(crate) use aws::{IdTokenVar, Missing};
 pub(crate) use credential::Origin;
 pub(crate) use machine::Mismatched;
 pub(crate) use not_ready::{reason as not_ready_reason, Later, NotReady, SemverTag, Stale};
@@ -266,9 +268,13 @@ pub(crate) enum Error {
         reason: String,
     },
 
-    /// No AWS credentials anywhere in the chain.
-    #[error("no AWS credentials for {action}; tried: {tried}\n  hint: in GitLab set AWS_ROLE_ARN and an id_tokens variable GITLAB_OIDC_TOKEN (see the README), or give AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")]
-    NoAwsCredentials { action: &'static str, tried: String },
+    /// The AWS SDK's default chain gave no credentials: what the job set that is missing or
+    /// broken.
+    #[error("no AWS credentials for {action}: {}\n  hint: {}", missing.problem(), missing.hint())]
+    NoAwsCredentials {
+        action: &'static str,
+        missing: Missing,
+    },
 
     /// A failure worth retrying the job for: 429, 5xx, connection or timeout. `reason` says
     /// what failed where (`r.example answered HTTP 503 Service Unavailable`); `gave_up`, how the

@@ -12,7 +12,6 @@ use aws_sdk_ecr::error::ProvideErrorMetadata as _;
 use aws_sdk_ecr::types::ImageTagMutability;
 use tracing::{debug, warn};
 
-use super::sdk::convert;
 use super::{parse_host, Ecr};
 use crate::error::{Creator, Error};
 use crate::tag_rule::TagRule;
@@ -100,7 +99,10 @@ impl Ecr {
                         .to_string(),
                 )
             }
-            Err(e) => match convert(e, "ecr:DescribeRepositories", repository, &region) {
+            Err(e) => match self
+                .failure(e, "ecr:DescribeRepositories", repository, &region)
+                .await
+            {
                 Error::EcrDenied { .. } => Described::Denied,
                 other => return Err(other),
             },

@@ -1,6 +1,9 @@
 //! The AWS SDK as multiarch runs it: one HTTP client over rustls with ring (like the rest of the
 //! binary) whose DNS keeps getaddrinfo's verdict (`net`'s resolver, as the registry's), a retry classifier
-//! that never retries a host that does not exist, and SDK errors converted by error code.
+//! that never retries a host that does not exist, and SDK errors converted by error code. A call
+//! that failed for want of credentials is told why (`diagnosis`): the chain's verdict, and what
+//! the SDK's own loader makes of the profile files (it keeps a parse error's line from the
+//! chain's message), next to what the job set.
 //!
 //! Why the DNS verdict matters: an ECR region comes from the registry host or `AWS_REGION`, and a
 //! typo (`eu-wset-1`) names an API endpoint that does not exist. The SDK would retry that as an
@@ -17,10 +20,9 @@ use aws_smithy_runtime_api::client::retries::classifiers::{
     ClassifyRetry, RetryAction, RetryClassifierPriority,
 };
 
+use super::diagnosis::{diagnose, AwsSetup, ChainEnd, Profiles};
 use crate::error::{Error, GaveUp};
 use crate::net::{causes, lookup, DnsFailure};
-
-const NO_CREDENTIALS_TRIED: &str = "environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), shared profile (AWS_PROFILE, ~/.aws), web identity (AWS_ROLE_ARN with AWS_WEB_IDENTITY_TOKEN_FILE or a GitLab id_token in GITLAB_OIDC_TOKEN), container role (ECS/EKS), instance role (IMDS)";
 
 /// The AWS region of a call and where it came from, for messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,8 +91,74 @@ fn unknown_host<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a 
         .map(|dns| dns.name.as_str())
 }
 
+/// An SDK call's failure as an error: for want of credentials, what `setup` lacks (the profile
+/// files read with the SDK's loader to say so); otherwise by error code (`convert`).
+pub(super) async fn failure<E>(
+    e: SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+    action: &'static str,
+    resource: &str,
+    region: &Region,
+    setup: &AwsSetup,
+) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match chain_end(&e) {
+        Some(end) if e.as_service_error().is_none() && unknown_host(&e).is_none() => {
+            Error::NoAwsCredentials {
+                action,
+                missing: diagnose(setup, &end, &profiles().await),
+            }
+        }
+        _ => convert(e, action, resource, region),
+    }
+}
+
+/// How the SDK's credential chain ended, if `error` is its failure.
+fn chain_end(error: &(dyn std::error::Error + 'static)) -> Option<ChainEnd> {
+    let credentials = causes(error).find_map(|s| s.downcast_ref::<CredentialsError>())?;
+    Some(match credentials {
+        CredentialsError::CredentialsNotLoaded(_) => ChainEnd::NoneFound,
+        other => ChainEnd::Failed {
+            error: words(other),
+            os: causes(other)
+                .find_map(|s| s.downcast_ref::<std::io::Error>())
+                .map(|io| io.to_string()),
+        },
+    })
+}
+
+/// What the SDK's loader makes of the profile files, as the chain read them (the process's
+/// environment: `AWS_CONFIG_FILE`, `AWS_SHARED_CREDENTIALS_FILE`, `AWS_PROFILE`, `HOME`).
+async fn profiles() -> Profiles {
+    let fs = Default::default();
+    let env = Default::default();
+    match aws_config::profile::load(&fs, &env, &Default::default(), None).await {
+        Ok(set) => Profiles::Read {
+            selected_defined: set.get_profile(set.selected_profile()).is_some(),
+        },
+        Err(e) => Profiles::Broken(words(&e)),
+    }
+}
+
+/// An error and its causes as one line, each said once, without this run's secrets.
+fn words(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for cause in causes(error) {
+        let text = cause
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if !text.is_empty() && !out.last().is_some_and(|last| last.contains(&text)) {
+            out.push(text);
+        }
+    }
+    crate::secret::redact(&out.join(": "))
+}
+
 /// Converts an SDK error by error code; the message never carries a secret.
-pub(super) fn convert<E>(
+fn convert<E>(
     e: SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
     action: &'static str,
     resource: &str,
@@ -143,12 +211,6 @@ where
     }
     if let Some(name) = unknown_host(&e) {
         return unreachable_endpoint(name, action, region);
-    }
-    if causes(&e).any(|s| s.downcast_ref::<CredentialsError>().is_some()) {
-        return Error::NoAwsCredentials {
-            action,
-            tried: NO_CREDENTIALS_TRIED.to_string(),
-        };
     }
     Error::Transient {
         action: "calling",

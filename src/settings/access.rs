@@ -11,7 +11,7 @@ use super::table::{
 use super::values::{list, parse_duration, Inputs};
 use super::{environment, insecure};
 use crate::credentials::CredentialInputs;
-use crate::ecr::AwsInputs;
+use crate::ecr::{AwsInputs, AwsSetup, Held};
 use crate::error::Error;
 use crate::secret::Secret;
 
@@ -123,6 +123,7 @@ pub(crate) fn access(inputs: &Inputs) -> Result<Access, Error> {
             .then(|| inputs.var(token_var).map(Secret::new))
             .flatten(),
         session_name: session_name(inputs.var("CI_PROJECT_PATH"), inputs.var("CI_JOB_ID")),
+        setup: aws_setup(inputs, token_var),
     };
     Ok(Access {
         hosts_from: hosts_from(inputs.given.cmd),
@@ -148,6 +149,28 @@ fn hosts_from(cmd: Option<Cmd>) -> &'static str {
         Some(Cmd::Push | Cmd::Plan | Cmd::Wait) | None => {
             "the registry host in MULTIARCH_IMAGE (--image), the source template, MULTIARCH_SOURCE_* or the spec"
         }
+    }
+}
+
+/// What the job set for the AWS SDK's credential chain and the GitLab OIDC exchange (never a
+/// value), for saying what is missing when no credentials are found.
+fn aws_setup(inputs: &Inputs, token_var: &str) -> AwsSetup {
+    let path = |name| inputs.var(name).map(str::to_string);
+    AwsSetup {
+        access_key_id: inputs.var("AWS_ACCESS_KEY_ID").is_some(),
+        secret_access_key: inputs.var("AWS_SECRET_ACCESS_KEY").is_some(),
+        profile: path("AWS_PROFILE"),
+        config_file: path("AWS_CONFIG_FILE"),
+        credentials_file: path("AWS_SHARED_CREDENTIALS_FILE"),
+        role_arn: inputs.var("AWS_ROLE_ARN").is_some(),
+        token_file: path("AWS_WEB_IDENTITY_TOKEN_FILE"),
+        token_var: token_var.to_string(),
+        token_var_renamed: token_var != environment::DEFAULT_TOKEN_VAR,
+        token: match inputs.env.get(token_var) {
+            None => Held::Unset,
+            Some(v) if v.trim().is_empty() => Held::Empty,
+            Some(_) => Held::Value,
+        },
     }
 }
 

@@ -43,7 +43,7 @@ const READ: &[&str] = &[
 
 /// Where the GitLab id_token for AWS web identity is, unless `MULTIARCH_OIDC_TOKEN_VAR` names
 /// another variable.
-const DEFAULT_TOKEN_VAR: &str = "GITLAB_OIDC_TOKEN";
+pub(crate) const DEFAULT_TOKEN_VAR: &str = "GITLAB_OIDC_TOKEN";
 
 /// The variable holding the GitLab id_token (`MULTIARCH_OIDC_TOKEN_VAR`, empty = unset).
 pub(crate) fn token_var(env: &Env) -> &str {

@@ -7,6 +7,7 @@ mod support;
 mod access;
 mod anywhere;
 mod append;
+mod aws_credentials;
 mod bearer;
 mod build_destination;
 mod cancel;

@@ -1,0 +1,188 @@
+//! Why no AWS credentials were found, in terms of what the job set: the variable that is missing
+//! or empty, the file that cannot be read (with the system's error), the profile no file defines,
+//! the config file that does not parse. Each says what to change; the `id_tokens:` lines a job
+//! needs carry the variable the run reads. Pure: `ecr` finds out which case it is.
+
+use std::fmt;
+
+/// What is missing or broken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Missing {
+    /// `AWS_ROLE_ARN` is set (and no token file), but the id_token variable is not (or empty).
+    IdToken { var: IdTokenVar, empty: bool },
+    /// The id_token variable holds a token, but `AWS_ROLE_ARN` is not set.
+    RoleArn { var: IdTokenVar },
+    /// `AWS_WEB_IDENTITY_TOKEN_FILE` names a file that cannot be read; `var`: the id_token
+    /// variable, when it holds a token (the file wins over it).
+    TokenFileUnreadable {
+        path: String,
+        os: String,
+        var: Option<IdTokenVar>,
+    },
+    /// `AWS_WEB_IDENTITY_TOKEN_FILE` is set without `AWS_ROLE_ARN`.
+    TokenFileWithoutRole { path: String },
+    /// The SDK's web identity exchange with the token file failed (STS refused it, …).
+    WebIdentityFailed { path: String, error: String },
+    /// The AWS config or credentials file cannot be read or parsed: the SDK loader's words.
+    ProfilesBroken { error: String },
+    /// `AWS_PROFILE` names a profile that `files` do not define.
+    ProfileUndefined { profile: String, files: String },
+    /// `AWS_PROFILE` names a profile that gives no credentials.
+    ProfileWithoutCredentials { profile: String, files: String },
+    /// One of `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` without the other.
+    HalfKey {
+        set: &'static str,
+        unset: &'static str,
+    },
+    /// A provider of the SDK's chain failed otherwise: its words.
+    ChainFailed { error: String },
+    /// Nothing is set that gives credentials.
+    Nothing { var: IdTokenVar },
+}
+
+/// The variable the GitLab id_token is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct IdTokenVar {
+    pub(crate) name: String,
+    /// Named by `MULTIARCH_OIDC_TOKEN_VAR` (else the default, `GITLAB_OIDC_TOKEN`).
+    pub(crate) renamed: bool,
+}
+
+impl fmt::Display for IdTokenVar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.renamed {
+            true => write!(f, "{} (named by MULTIARCH_OIDC_TOKEN_VAR)", self.name),
+            false => f.write_str(&self.name),
+        }
+    }
+}
+
+impl Missing {
+    /// What is wrong, as one clause.
+    pub(crate) fn problem(&self) -> String {
+        match self {
+            Missing::IdToken { var, empty } => format!(
+                "AWS_ROLE_ARN is set, but {var}, which must hold the job's GitLab id_token, is {}",
+                if *empty { "empty" } else { "not set" }
+            ),
+            Missing::RoleArn { var } => format!(
+                "{var} holds a GitLab id_token, but AWS_ROLE_ARN, the role to assume with it, is not set"
+            ),
+            Missing::TokenFileUnreadable { path, os, .. } => {
+                format!("AWS_WEB_IDENTITY_TOKEN_FILE names {path}, which cannot be read: {os}")
+            }
+            Missing::TokenFileWithoutRole { path } => format!(
+                "AWS_WEB_IDENTITY_TOKEN_FILE is set ({path}), but AWS_ROLE_ARN, the role to assume with it, is not"
+            ),
+            Missing::WebIdentityFailed { path, error } => format!(
+                "assuming AWS_ROLE_ARN with the token in AWS_WEB_IDENTITY_TOKEN_FILE ({path}) failed: {error}"
+            ),
+            Missing::ProfilesBroken { error } => {
+                format!("the AWS config files cannot be used: {error}")
+            }
+            Missing::ProfileUndefined { profile, files } => {
+                format!("AWS_PROFILE names the profile {profile}, which {files} do not define")
+            }
+            Missing::ProfileWithoutCredentials { profile, files } => format!(
+                "AWS_PROFILE names the profile {profile}, which gives no credentials ({files})"
+            ),
+            Missing::HalfKey { set, unset } => format!("{set} is set, but {unset} is not"),
+            Missing::ChainFailed { error } => {
+                format!("the AWS SDK's credential chain failed: {error}")
+            }
+            Missing::Nothing { var } => format!(
+                "none is set; tried AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE and ~/.aws, AWS_ROLE_ARN with {} or AWS_WEB_IDENTITY_TOKEN_FILE, the container role (ECS/EKS), the instance role (IMDS)",
+                var.name
+            ),
+        }
+    }
+
+    /// What to change.
+    pub(crate) fn hint(&self) -> String {
+        match self {
+            Missing::IdToken { var, .. } => format!(
+                "request the id_token in the job, with the audience the role's trust policy expects{}:\n{}",
+                components(var),
+                id_tokens(var)
+            ),
+            Missing::RoleArn { .. } => "set AWS_ROLE_ARN to the role's ARN (arn:aws:iam::<account>:role/<name>), e.g. as a CI/CD variable (the components: the aws-role-arn input)".into(),
+            Missing::TokenFileUnreadable { var: Some(var), .. } => format!(
+                "{} holds an id_token, but AWS_WEB_IDENTITY_TOKEN_FILE comes first: unset AWS_WEB_IDENTITY_TOKEN_FILE, or write the token to that file before multiarch runs",
+                var.name
+            ),
+            Missing::TokenFileUnreadable { var: None, .. } => "write the token to that file before multiarch runs, or unset AWS_WEB_IDENTITY_TOKEN_FILE and request a GitLab id_token (id_tokens:, see the README)".into(),
+            Missing::TokenFileWithoutRole { .. } | Missing::WebIdentityFailed { .. } => {
+                "set AWS_ROLE_ARN to the role's ARN; its trust policy must accept the token (the aud and sub conditions)".into()
+            }
+            Missing::ProfilesBroken { .. } => "fix that file, or point AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE at other files".into(),
+            Missing::ProfileUndefined { .. } => {
+                "name a profile those files define, or unset AWS_PROFILE".into()
+            }
+            Missing::ProfileWithoutCredentials { .. } => "give the profile credentials (aws_access_key_id/aws_secret_access_key, role_arn with a source_profile or credential_source, credential_process), or unset AWS_PROFILE".into(),
+            Missing::HalfKey { .. } => {
+                "set both (as masked CI/CD variables), or neither".into()
+            }
+            Missing::ChainFailed { .. } => {
+                "fix what the message names in the AWS_* variables or ~/.aws files".into()
+            }
+            Missing::Nothing { var } => format!(
+                "in GitLab set AWS_ROLE_ARN and request the id_token{}:\n{}\n  or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+                components(var),
+                id_tokens(var)
+            ),
+        }
+    }
+}
+
+/// The components request the default variable: said only when it is the one read.
+fn components(var: &IdTokenVar) -> &'static str {
+    match var.renamed {
+        true => "",
+        false => " (the components: oidc: true)",
+    }
+}
+
+/// The job's `id_tokens:` lines that fill `var`, indented under a hint.
+fn id_tokens(var: &IdTokenVar) -> String {
+    format!(
+        "    id_tokens:\n      {}:\n        aud: https://gitlab.com",
+        var.name
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn var(name: &str, renamed: bool) -> IdTokenVar {
+        IdTokenVar {
+            name: name.into(),
+            renamed,
+        }
+    }
+
+    #[test]
+    fn a_missing_id_token_shows_the_lines_that_request_it_under_its_own_name() {
+        let m = Missing::IdToken {
+            var: var("AWS_ID_TOKEN", true),
+            empty: false,
+        };
+        assert_eq!(
+            m.problem(),
+            "AWS_ROLE_ARN is set, but AWS_ID_TOKEN (named by MULTIARCH_OIDC_TOKEN_VAR), which must hold the job's GitLab id_token, is not set"
+        );
+        assert_eq!(
+            m.hint(),
+            "request the id_token in the job, with the audience the role's trust policy expects:\n    id_tokens:\n      AWS_ID_TOKEN:\n        aud: https://gitlab.com"
+        );
+        let m = Missing::IdToken {
+            var: var("GITLAB_OIDC_TOKEN", false),
+            empty: true,
+        };
+        assert!(m
+            .problem()
+            .ends_with("GITLAB_OIDC_TOKEN, which must hold the job's GitLab id_token, is empty"));
+        assert!(m.hint().contains("(the components: oidc: true)"));
+        assert!(m.hint().contains("      GITLAB_OIDC_TOKEN:\n"));
+    }
+}
