@@ -28,13 +28,22 @@ pub(super) enum Described {
 
 impl Ecr {
     /// Whether `repository` exists, asked where the answer is the registry's own (the host names
-    /// its account): a missing one is an error naming how to create it. Denied, or asked of a host
-    /// that names no account, nothing is known and the run goes on.
+    /// its account): a missing one is an error naming how to create it. Denied, failed, or asked
+    /// of a host that names no account, nothing is known and the run goes on: the registry
+    /// answers the push anyway, and a failure that matters (no credentials, an endpoint that
+    /// does not exist) is met by the login too.
     pub async fn check_repository(&self, host: &str, repository: &str) -> Result<(), Error> {
         if parse_host(host).is_none() {
             return Ok(());
         }
-        match self.describe(host, repository).await? {
+        let described = match self.describe(host, repository).await {
+            Ok(d) => d,
+            Err(e) => {
+                debug!(repository, error = %e, "DescribeRepositories failed: whether the repository exists is left to the push");
+                return Ok(());
+            }
+        };
+        match described {
             Described::NotFound(message) => Err(missing(
                 "checking push access to",
                 host,

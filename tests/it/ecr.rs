@@ -324,8 +324,7 @@ fn an_aws_endpoint_that_does_not_resolve_exits_2_at_once_naming_it_and_its_regio
                 ("AWS_ENDPOINT_URL_ECR", "https://api.ecr.eu-wset-1.invalid"),
             ],
             "cannot reach api.ecr.eu-wset-1.invalid: the name does not resolve",
-            // The login or the push-access check's DescribeRepositories, whichever asks first.
-            "in region eu-wset-1 (from the registry host 123456789012.dkr.ecr.eu-wset-1.amazonaws.com)",
+            "for ecr:GetAuthorizationToken in region eu-wset-1 (from the registry host 123456789012.dkr.ecr.eu-wset-1.amazonaws.com)",
         ),
         (
             &[
