@@ -104,7 +104,11 @@ impl Client {
                         what: "Docker-Content-Digest header",
                         reason,
                     })?;
-                    let length = reply.header("content-length").and_then(|n| n.parse().ok());
+                    // No manifest is empty: a 0 is a proxy that drops HEAD lengths, not a size.
+                    let length = reply
+                        .header("content-length")
+                        .and_then(|n| n.parse().ok())
+                        .filter(|n: &u64| *n > 0);
                     Ok(Some(Headed { digest, length }))
                 }
                 // A registry that does not say the digest on HEAD: read the bytes instead.

@@ -277,3 +277,39 @@ fn two_appends_at_once_both_land() {
     );
     reg.complete("app:1");
 }
+
+/// A registry (or a proxy in front of it) that answers HEAD with `Content-Length: 0` says no
+/// size: the base's children are not taken for empty, and the append lands.
+#[test]
+fn a_head_without_a_usable_length_does_not_fail_the_base() {
+    let reg = Registry::start();
+    published(&reg);
+    push_fixture(&reg, "app:1-riscv64", "linux/riscv64", Kind::Oci);
+    let proxy = Proxy::start(&reg.host, Duration::ZERO, |req, _| {
+        if req.method == "HEAD" && req.path.starts_with("/v2/app/manifests/sha256:") {
+            Fault::Header("Content-Length".into(), "0".into())
+        } else {
+            Fault::Pass
+        }
+    });
+    let env = vars(&[
+        ("MULTIARCH_IMAGE", &format!("{}/app", proxy.host)),
+        ("MULTIARCH_TAGS", "1"),
+        (
+            "MULTIARCH_SOURCE_TEMPLATE",
+            &format!("{}/app:{{tag}}-{{arch}}", proxy.host),
+        ),
+        ("MULTIARCH_INSECURE_REGISTRIES", &proxy.host),
+        ("MULTIARCH_TIMEOUT", "0"),
+    ]);
+    let work = tempfile::tempdir().unwrap();
+    let out = multiarch(&env, work.path())
+        .args(["push", "--append", "--platforms", "linux/riscv64"])
+        .output()
+        .unwrap();
+    exited(&out, 0);
+    assert_eq!(
+        reg.platforms("app:1"),
+        ["linux/amd64", "linux/arm64", "linux/riscv64"]
+    );
+}
