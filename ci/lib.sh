@@ -69,17 +69,28 @@ npm_install_missing() {
   npm install --prefix "$TOOLS_DIR/node" --no-audit --no-fund --loglevel=error "${missing[@]}"
 }
 
-# The Rust toolchain Cargo.toml's rust-version asks for (Debian's own rustc is older), with its
-# formatter and linter (the official rust images come without them).
-install_rust_components() {
+# Stops, saying why, unless cargo runs and is at least Cargo.toml's rust-version (Debian's own
+# rustc is older).
+check_rust() {
   local want have
   want=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
-  have=$(cargo --version 2>/dev/null | sed -n 's/^cargo \([0-9.]*\).*/\1/p')
+  if command -v cargo >/dev/null 2>&1 && ! cargo --version >/dev/null 2>&1; then
+    echo "cargo is on PATH ($(command -v cargo)) but does not run: $(cargo --version 2>&1 | head -1)" \
+      "(with rustup: rustup default stable)" >&2
+    return 1
+  fi
+  have=$(cargo --version 2>/dev/null | sed -n 's/^cargo \([0-9.]*\).*/\1/p' || true)
   if [ -z "$have" ] || [ "$(printf '%s\n%s\n' "$want" "$have" | sort -V | head -1)" != "$want" ]; then
     echo "Rust $want or later is needed (found: ${have:-no cargo}); Debian's own rustc is older:" \
       "install it with rustup (https://rustup.rs), or run in the rust:1.95-bookworm image" >&2
     return 1
   fi
+}
+
+# The Rust toolchain check_rust asks for, with its formatter and linter (the official rust images
+# come without them).
+install_rust_components() {
+  check_rust || return 1
   if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
     command -v rustup >/dev/null 2>&1 || { echo "cargo fmt/clippy are missing and rustup is not there to add them" >&2; return 1; }
     echo "installing: rustfmt clippy (rustup)"
