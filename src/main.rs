@@ -92,7 +92,12 @@ fn report_error(e: &Error) -> ExitCode {
 fn install_logging(level: &str, env: &Env) {
     let filter = match env.get("RUST_LOG").filter(|v| !v.is_empty()) {
         Some(spec) => EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("warn")),
-        None => EnvFilter::new(format!("warn,multiarch={level}")),
+        // The AWS SDK's own warnings about a credential source repeat what our error then says
+        // (naming what the job set); they show with debug and trace.
+        None if matches!(level, "debug" | "trace") => {
+            EnvFilter::new(format!("warn,multiarch={level}"))
+        }
+        None => EnvFilter::new(format!("warn,aws_config=error,multiarch={level}")),
     };
     let ansi = settings::colour(env, std::io::stderr().is_terminal());
     tracing_subscriber::fmt()

@@ -45,8 +45,13 @@ pub(crate) enum ChainEnd {
 /// What the SDK's loader makes of the profile files (`AWS_CONFIG_FILE`, ~/.aws/config, …).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Profiles {
-    /// Read (missing files count as empty); whether `AWS_PROFILE`'s profile is in them.
-    Read { selected_defined: bool },
+    /// Read (missing files count as empty); whether `AWS_PROFILE`'s profile is in them, and the
+    /// files `AWS_CONFIG_FILE` / `AWS_SHARED_CREDENTIALS_FILE` name that do not exist (as
+    /// `AWS_CONFIG_FILE (/path)`).
+    Read {
+        selected_defined: bool,
+        absent: Vec<String>,
+    },
     /// A file cannot be read or parsed: the loader's words (file, line).
     Broken(String),
 }
@@ -86,10 +91,20 @@ pub(crate) fn diagnose(setup: &AwsSetup, end: &ChainEnd, profiles: &Profiles) ->
                 )),
         )
     };
+    // A file the job named that is not there explains a profile not found, or nothing found
+    // (a token file the job set is looked at first).
+    if let Profiles::Read { absent, .. } = profiles {
+        if !absent.is_empty() && setup.token_file.is_none() {
+            return Missing::ProfileFilesAbsent {
+                files: absent.clone(),
+            };
+        }
+    }
     if let (
         Some(profile),
         Profiles::Read {
             selected_defined: false,
+            ..
         },
     ) = (&setup.profile, profiles)
     {
@@ -153,6 +168,7 @@ mod tests {
 
     const READ: Profiles = Profiles::Read {
         selected_defined: true,
+        absent: Vec::new(),
     };
 
     fn failed(error: &str, os: Option<&str>) -> ChainEnd {
@@ -287,10 +303,27 @@ mod tests {
                 ChainEnd::NoneFound,
                 Profiles::Read {
                     selected_defined: false,
+                    absent: Vec::new(),
                 },
                 Missing::ProfileUndefined {
                     profile: "publish".into(),
                     files: "AWS_CONFIG_FILE (/ci/aws.ini) and ~/.aws/credentials".into(),
+                },
+            ),
+            (
+                "a config file the job named that is not there",
+                AwsSetup {
+                    profile: Some("publish".into()),
+                    config_file: Some("/ci/aws.ini".into()),
+                    ..gitlab()
+                },
+                ChainEnd::NoneFound,
+                Profiles::Read {
+                    selected_defined: false,
+                    absent: vec!["AWS_CONFIG_FILE (/ci/aws.ini)".into()],
+                },
+                Missing::ProfileFilesAbsent {
+                    files: vec!["AWS_CONFIG_FILE (/ci/aws.ini)".into()],
                 },
             ),
             (

@@ -107,7 +107,7 @@ where
         Some(end) if e.as_service_error().is_none() && unknown_host(&e).is_none() => {
             Error::NoAwsCredentials {
                 action,
-                missing: diagnose(setup, &end, &profiles().await),
+                missing: diagnose(setup, &end, &profiles(setup).await),
             }
         }
         _ => convert(e, action, resource, region),
@@ -130,12 +130,23 @@ fn chain_end(error: &(dyn std::error::Error + 'static)) -> Option<ChainEnd> {
 
 /// What the SDK's loader makes of the profile files, as the chain read them (the process's
 /// environment: `AWS_CONFIG_FILE`, `AWS_SHARED_CREDENTIALS_FILE`, `AWS_PROFILE`, `HOME`).
-async fn profiles() -> Profiles {
+async fn profiles(setup: &AwsSetup) -> Profiles {
     let fs = Default::default();
     let env = Default::default();
+    let absent = [
+        ("AWS_CONFIG_FILE", &setup.config_file),
+        ("AWS_SHARED_CREDENTIALS_FILE", &setup.credentials_file),
+    ]
+    .into_iter()
+    .filter_map(|(name, path)| Some((name, path.as_ref()?)))
+    // `~/…` is the SDK's to expand: not judged here.
+    .filter(|(_, path)| !path.starts_with('~') && !std::path::Path::new(path).exists())
+    .map(|(name, path)| format!("{name} ({path})"))
+    .collect();
     match aws_config::profile::load(&fs, &env, &Default::default(), None).await {
         Ok(set) => Profiles::Read {
             selected_defined: set.get_profile(set.selected_profile()).is_some(),
+            absent,
         },
         Err(e) => Profiles::Broken(words(&e)),
     }

@@ -27,6 +27,8 @@ pub(crate) enum Missing {
     ProfilesBroken { error: String },
     /// `AWS_PROFILE` names a profile that `files` do not define.
     ProfileUndefined { profile: String, files: String },
+    /// `AWS_CONFIG_FILE` / `AWS_SHARED_CREDENTIALS_FILE` name files that do not exist.
+    ProfileFilesAbsent { files: Vec<String> },
     /// `AWS_PROFILE` names a profile that gives no credentials.
     ProfileWithoutCredentials { profile: String, files: String },
     /// One of `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` without the other.
@@ -83,6 +85,13 @@ impl Missing {
             Missing::ProfileUndefined { profile, files } => {
                 format!("AWS_PROFILE names the profile {profile}, which {files} do not define")
             }
+            Missing::ProfileFilesAbsent { files } => match files.as_slice() {
+                [one] => format!("{one} does not exist, so no profile was read from it"),
+                many => format!(
+                    "{} do not exist, so no profile was read from them",
+                    many.join(" and ")
+                ),
+            },
             Missing::ProfileWithoutCredentials { profile, files } => format!(
                 "AWS_PROFILE names the profile {profile}, which gives no credentials ({files})"
             ),
@@ -117,6 +126,9 @@ impl Missing {
             Missing::ProfilesBroken { .. } => "fix that file, or point AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE at other files".into(),
             Missing::ProfileUndefined { .. } => {
                 "name a profile those files define, or unset AWS_PROFILE".into()
+            }
+            Missing::ProfileFilesAbsent { .. } => {
+                "point the variable at the file (a File-type CI/CD variable gives a path), or unset it to read ~/.aws".into()
             }
             Missing::ProfileWithoutCredentials { .. } => "give the profile credentials (aws_access_key_id/aws_secret_access_key, role_arn with a source_profile or credential_source, credential_process), or unset AWS_PROFILE".into(),
             Missing::HalfKey { .. } => {

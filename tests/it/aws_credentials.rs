@@ -199,4 +199,28 @@ fn a_profile_no_file_defines_and_a_config_that_does_not_parse_are_named() {
     .unwrap();
     let (out, err) = login(&moto, &reg, home.path(), &[("AWS_PROFILE", "publish")]);
     assert!(out.status.success(), "{err}");
+
+    // The same profile, but AWS_CONFIG_FILE points where no file is: that file is named, and
+    // the SDK's own warnings about it are not repeated above our error.
+    let gone = home.path().join("ci/aws.ini");
+    let (out, err) = login(
+        &moto,
+        &reg,
+        home.path(),
+        &[
+            ("AWS_PROFILE", "publish"),
+            ("AWS_CONFIG_FILE", gone.to_str().unwrap()),
+            ("AWS_SHARED_CREDENTIALS_FILE", gone.to_str().unwrap()),
+        ],
+    );
+    exited(&out, 5);
+    says(
+        &err,
+        &format!(
+            "AWS_CONFIG_FILE ({0}) and AWS_SHARED_CREDENTIALS_FILE ({0}) do not exist, so no profile was read from them",
+            gone.display()
+        ),
+        "point the variable at the file",
+    );
+    assert!(!err.contains(" WARN "), "{err}");
 }
