@@ -20,7 +20,7 @@ pub(crate) const AWAITING: &str = "MULTIARCH_AWAITING";
 
 /// The platform each awaited source promises (its reference when a spec leaves it to the
 /// config), in plan order.
-fn platforms<'a>(
+pub(super) fn platforms<'a>(
     plan: &'a Plan,
     awaited: &'a [(String, NotReady)],
 ) -> Vec<(String, &'a str, &'a NotReady)> {

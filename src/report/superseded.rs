@@ -13,13 +13,25 @@ use crate::settings::Plan;
 
 /// The stderr notice: why nothing was published, then each source not ready and why.
 pub(crate) fn text(plan: &Plan, kept: &[Kept], not_ready: &[(String, NotReady)]) -> String {
+    // `--if-complete` never waits: what it says is that no build job of this pipeline will
+    // publish, with each platform as its incomplete answer names them.
+    let (then, what) = match plan.if_complete {
+        true => (
+            "no build job of this pipeline will (--if-complete)",
+            "awaited",
+        ),
+        false => ("the sources are not waited for any longer", "not ready"),
+    };
     let mut out = format!(
-        "every target tag holds a newer index than this run could publish, so nothing was published and the sources are not waited for any longer ({} not ready):",
+        "every target tag holds a newer index than this run could publish, so nothing was published and {then} ({} {what}):",
         not_ready.len()
     );
-    for (reference, why) in not_ready {
+    for (platform, reference, why) in super::incomplete::platforms(plan, not_ready) {
         let why = not_ready_reason(why, plan.revision.as_deref());
-        out.push_str(&format!("\n  - {reference}: {why}"));
+        match plan.if_complete {
+            true => out.push_str(&format!("\n  - {platform} {reference}: {why}")),
+            false => out.push_str(&format!("\n  - {reference}: {why}")),
+        }
     }
     for k in kept {
         out.push_str(&format!("\n  kept {}: {}", k.reference, k.why));
@@ -112,6 +124,16 @@ mod tests {
         let if_complete = plan(&[("MULTIARCH_IF_COMPLETE", "true")]);
         assert!(dotenv(&if_complete, "", &kept(), &not_ready())
             .ends_with("MULTIARCH_KEPT=r.example/app:latest\nMULTIARCH_AWAITING=linux/amd64\n"));
+    }
+
+    #[test]
+    fn with_if_complete_it_says_no_job_will_publish_and_names_each_platform() {
+        let p = plan(&[("MULTIARCH_IF_COMPLETE", "true")]);
+        let text = text(&p, &kept(), &not_ready());
+        assert!(
+            text.starts_with("every target tag holds a newer index than this run could publish, so nothing was published and no build job of this pipeline will (--if-complete) (1 awaited):\n  - linux/amd64 r.example/app:latest-amd64: missing"),
+            "{text}"
+        );
     }
 
     #[test]
