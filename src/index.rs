@@ -38,12 +38,12 @@ pub(crate) enum Format {
     Docker,
 }
 
-/// Index annotations, and whether any was asked for (flag, variable, spec) rather than only
-/// derived from CI variables.
+/// Index annotations, and where the first one asked for came from (`--annotation`,
+/// `MULTIARCH_ANNOTATIONS`, the spec's), `None` when all are derived from CI variables.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Annotations {
     pub(crate) values: BTreeMap<String, String>,
-    pub(crate) asked: bool,
+    pub(crate) asked: Option<String>,
 }
 
 /// One entry of the built index, for reports and for copying children between repositories.
@@ -122,8 +122,9 @@ pub(crate) fn build(
             // The pipeline that publishes is recorded so tags never move backwards: worth an
             // OCI index, which every current client and registry reads.
             let ordered = annotations.values.contains_key(crate::labels::PIPELINE);
-            let docker = all_docker && !annotations.asked && !entry_annotations && !ordered;
-            if all_docker && !docker && !annotations.asked && !entry_annotations {
+            let asked = annotations.asked.is_some();
+            let docker = all_docker && !asked && !entry_annotations && !ordered;
+            if all_docker && !docker && !asked && !entry_annotations {
                 info!("OCI index rather than a Docker manifest list: the index records the pipeline that published it (so no older pipeline moves its tags back), and a Docker list cannot carry annotations");
             } else if all_docker && !docker {
                 info!("OCI index rather than a Docker manifest list: annotations were asked for, and a Docker list cannot carry them");

@@ -95,7 +95,7 @@ fn indexed(
 fn plain(values: BTreeMap<String, String>) -> Annotations {
     Annotations {
         values,
-        asked: false,
+        asked: None,
     }
 }
 
@@ -406,7 +406,7 @@ fn asked_for_annotations_make_an_oci_index_even_over_docker_children() {
     );
     let asked = Annotations {
         values: annotations(),
-        asked: true,
+        asked: Some("--annotation".into()),
     };
     let index = build(&[amd], Format::Auto, &asked, None).unwrap();
     assert_eq!(index.media_type, OCI_INDEX);

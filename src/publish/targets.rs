@@ -121,7 +121,7 @@ pub(super) async fn settle(
         let values = order::equivalent(&plan.annotations.values, a);
         let again = Annotations {
             values,
-            asked: plan.annotations.asked,
+            asked: plan.annotations.asked.clone(),
         };
         // Said once already for this run's index: rebuilt without logging.
         let rebuilt = tracing::subscriber::with_default(

@@ -223,7 +223,7 @@ pub(crate) fn resolve(
         .choice(&FORMAT, "unknown format")?
         .unwrap_or(Format::Auto);
     let annotations = annotations(&inputs, spec, revision.as_deref())?;
-    if format == Format::Docker && annotations.asked {
+    if let (Format::Docker, Some(by)) = (format, &annotations.asked) {
         let name = inputs
             .origin_of(FORMAT.flag)
             .unwrap_or(Origin::Default)
@@ -231,8 +231,8 @@ pub(crate) fn resolve(
         return Err(Error::invalid(
             name,
             "docker",
-            "a Docker manifest list cannot carry the annotations asked for (MULTIARCH_ANNOTATIONS, --annotation or the spec's annotations)",
-            "set MULTIARCH_FORMAT=oci (or auto) to keep them, or drop the annotations",
+            format!("a Docker manifest list cannot carry the annotations {by} asks for"),
+            format!("set MULTIARCH_FORMAT=oci (or auto) to keep them, or drop them from {by}"),
         ));
     }
     let mut presentation = presentation::resolve(&inputs)?;
@@ -281,7 +281,7 @@ fn annotations(
     revision: Option<&str>,
 ) -> Result<Annotations, Error> {
     let mut out = BTreeMap::new();
-    let mut asked = false;
+    let mut asked: Option<String> = None;
     for (key, variable) in [
         ("org.opencontainers.image.source", "CI_PROJECT_URL"),
         ("org.opencontainers.image.revision", "CI_COMMIT_SHA"),
@@ -306,12 +306,14 @@ fn annotations(
         }
     }
     if let Some(spec) = spec {
-        asked |= !spec.annotations.is_empty();
+        if !spec.annotations.is_empty() {
+            asked = Some("the spec".into());
+        }
         out.extend(spec.annotations.clone());
     }
     for (item, origin) in inputs.each(&ANNOTATION) {
-        asked = true;
         let setting = origin.name();
+        asked.get_or_insert_with(|| setting.to_string());
         let (k, v) = item.split_once('=').ok_or_else(|| {
             Error::invalid(
                 &setting,

@@ -113,7 +113,7 @@ mod tests {
         .unwrap();
         let a = &p.annotations.values;
         assert_eq!((a[PROJECT].as_str(), a[PIPELINE].as_str()), ("42", "1234"));
-        assert!(!p.annotations.asked, "recorded, not asked for");
+        assert!(p.annotations.asked.is_none(), "recorded, not asked for");
         assert_eq!(
             p.times.started,
             Some(Timestamp::parse("2026-12-04T12:07:14Z").unwrap())

@@ -734,14 +734,14 @@ fn with_a_spec_only_the_platforms_flag_filters_platformless_entries() {
 #[test]
 fn only_asked_for_annotations_count_as_asked() {
     let plan = resolve_flags(&[], &gitlab()).unwrap();
-    assert!(!plan.annotations.asked);
+    assert!(plan.annotations.asked.is_none());
     assert!(!plan.annotations.values.is_empty());
     let plan = resolve_flags(
         &[("annotation", "org.opencontainers.image.title=App")],
         &gitlab(),
     )
     .unwrap();
-    assert!(plan.annotations.asked);
+    assert!(plan.annotations.asked.is_some());
 }
 
 #[test]
@@ -760,11 +760,11 @@ fn a_docker_list_asked_for_with_annotations_asked_for_is_refused() {
     assert_eq!(e.exit_code(), 2);
     assert_eq!(
         e.to_string(),
-        "MULTIARCH_FORMAT = \"docker\" is invalid: a Docker manifest list cannot carry the annotations asked for (MULTIARCH_ANNOTATIONS, --annotation or the spec's annotations)\n  hint: set MULTIARCH_FORMAT=oci (or auto) to keep them, or drop the annotations"
+        "MULTIARCH_FORMAT = \"docker\" is invalid: a Docker manifest list cannot carry the annotations MULTIARCH_ANNOTATIONS asks for\n  hint: set MULTIARCH_FORMAT=oci (or auto) to keep them, or drop them from MULTIARCH_ANNOTATIONS"
     );
     // The CI's own annotations are not asked for: a Docker list leaves them out and says so.
     let plan = resolve_flags(&[], &with(gitlab(), &[("MULTIARCH_FORMAT", "docker")])).unwrap();
-    assert!(!plan.annotations.asked);
+    assert!(plan.annotations.asked.is_none());
 }
 
 /// A command reads only the settings it takes: a variable set pipeline-wide for another command
