@@ -12,7 +12,7 @@ pub(crate) enum Creator {
 
 /// How to create the repository `path`, or name another.
 pub(crate) fn hint(creator: &Creator, path: &str) -> String {
-    let elsewhere = "or correct the destination (MULTIARCH_IMAGE, --image, or the spec's image)";
+    let elsewhere = "or correct the destination (MULTIARCH_IMAGE, --image, the spec's image, or in GitLab CI_REGISTRY_IMAGE)";
     match creator {
         Creator::Ecr { region } => format!(
             "ECR does not create repositories on push: create it with `aws ecr create-repository --repository-name {path}{}` (in Terraform an aws_ecr_repository, or in the ECR console), {elsewhere}",
@@ -40,7 +40,7 @@ mod tests {
                 },
                 "team/app"
             ),
-            "ECR does not create repositories on push: create it with `aws ecr create-repository --repository-name team/app --region eu-west-1` (in Terraform an aws_ecr_repository, or in the ECR console), or correct the destination (MULTIARCH_IMAGE, --image, or the spec's image)"
+            "ECR does not create repositories on push: create it with `aws ecr create-repository --repository-name team/app --region eu-west-1` (in Terraform an aws_ecr_repository, or in the ECR console), or correct the destination (MULTIARCH_IMAGE, --image, the spec's image, or in GitLab CI_REGISTRY_IMAGE)"
         );
         assert!(hint(&Creator::Ecr { region: None }, "app")
             .contains("`aws ecr create-repository --repository-name app`"));
@@ -51,7 +51,7 @@ mod tests {
                 },
                 "team/app"
             ),
-            "harbor.example does not create it on push: create the repository team/app (on GitLab, Harbor and the like, the project or group that holds it), or correct the destination (MULTIARCH_IMAGE, --image, or the spec's image)"
+            "harbor.example does not create it on push: create the repository team/app (on GitLab, Harbor and the like, the project or group that holds it), or correct the destination (MULTIARCH_IMAGE, --image, the spec's image, or in GitLab CI_REGISTRY_IMAGE)"
         );
     }
 }

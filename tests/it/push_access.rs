@@ -159,7 +159,7 @@ fn a_destination_the_registry_does_not_have_ends_the_run_at_once_saying_to_creat
     let host = &proxy.host;
     assert!(
         err.contains(&format!(
-            "error: checking push access to {host}/dest: the repository dest does not exist (HTTP 404 Not Found, NAME_UNKNOWN: The repository with name 'dest' does not exist in the registry with id '123456789012')\n  hint: {host} does not create it on push: create the repository dest (on GitLab, Harbor and the like, the project or group that holds it), or correct the destination (MULTIARCH_IMAGE, --image, or the spec's image)"
+            "error: checking push access to {host}/dest: the repository dest does not exist (HTTP 404 Not Found, NAME_UNKNOWN: The repository with name 'dest' does not exist in the registry with id '123456789012')\n  hint: {host} does not create it on push: create the repository dest (on GitLab, Harbor and the like, the project or group that holds it), or correct the destination (MULTIARCH_IMAGE, --image, the spec's image, or in GitLab CI_REGISTRY_IMAGE)"
         )),
         "{err}"
     );
