@@ -6,7 +6,7 @@
 //! Only an answer about the account the registry host names is the registry's own: with
 //! `MULTIARCH_AUTH=ecr` (a VPC endpoint name, a proxy) the question goes to the credentials'
 //! account, which may not be the registry's, so "not found" there is left for the push to meet.
-//! `ecr:DescribeRepositories` is optional: denied, nothing is known (a warning when tags move).
+//! `ecr:DescribeRepositories` is optional: denied, nothing is known (a warning, once).
 
 use aws_sdk_ecr::error::ProvideErrorMetadata as _;
 use aws_sdk_ecr::types::ImageTagMutability;
@@ -54,8 +54,8 @@ impl Ecr {
         }
     }
 
-    /// The tag mutability of `repository`. Denied → warn and assume mutable (the registry will
-    /// still refuse an immutable tag with `TAG_INVALID`, which is explained the same way).
+    /// The tag mutability of `repository`. Denied (warned once, by `describe`) → assume mutable
+    /// (the registry will still refuse an immutable tag with `TAG_INVALID`, explained the same way).
     pub async fn tag_rule(&self, host: &str, repository: &str) -> Result<TagRule, Error> {
         match self.describe(host, repository).await? {
             Described::Found(rule) => Ok(rule),
@@ -72,13 +72,7 @@ impl Ecr {
                 );
                 Ok(TagRule::Mutable)
             }
-            Described::Denied => {
-                warn!(
-                    repository,
-                    "ecr:DescribeRepositories denied: cannot check tag immutability before pushing"
-                );
-                Ok(TagRule::Mutable)
-            }
+            Described::Denied => Ok(TagRule::Mutable),
         }
     }
 
@@ -112,7 +106,14 @@ impl Ecr {
                 .failure(e, "ecr:DescribeRepositories", repository, &region)
                 .await
             {
-                Error::EcrDenied { .. } => Described::Denied,
+                Error::EcrDenied { .. } => {
+                    // Said once per repository: the answer is kept.
+                    warn!(
+                        repository,
+                        "ecr:DescribeRepositories denied: whether the repository exists and whether its tags are immutable cannot be checked before pushing (the push will tell)"
+                    );
+                    Described::Denied
+                }
                 other => return Err(other),
             },
         };
