@@ -322,6 +322,12 @@ impl View<'_> {
                         head: head.clone(),
                     }))
                 }
+                Node::Hardlink(next) if components(next) == to => {
+                    return Progress::Done(Err(Ok(format!(
+                        "{} is a hard link to itself",
+                        self.shown(&to)
+                    ))))
+                }
                 Node::Hardlink(next) => (to, layer) = (components(next), at),
                 _ => {
                     return Progress::Done(Err(Ok(format!(
