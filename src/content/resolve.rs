@@ -298,9 +298,11 @@ impl View<'_> {
 
     /// The file a hard link in `layer` names: an earlier entry of that layer, or a file of the
     /// layers below it (extraction links to what the file system holds when the layer is applied,
-    /// as containerd and Docker do). The name is taken literally, as extraction does: no
-    /// symbolic link is followed in it. A link to another hard link (one a lower layer holds)
-    /// is followed, at most `MAX_LINKS` deep.
+    /// as containerd and Docker do). The name is looked up as written: containerd would follow a
+    /// symbolic link among its parent directories, and keep a hard link to a symbolic link as
+    /// one; neither is followed here (build tools name the file itself), and both end as "not
+    /// found", a warning. A link to another hard link (one a lower layer holds) is followed, at
+    /// most `MAX_LINKS` deep.
     fn linked(&self, to: &str, layer: usize) -> Progress<Result<Located, Miss>> {
         let (mut to, mut layer) = (components(to), layer);
         for _ in 0..MAX_LINKS {
