@@ -14,7 +14,8 @@
 //! the same name in a directory listed earlier in `PATH`. That shortcut is weighed when a layer
 //! is about to be opened; while a layer is read, only the first `PATH` directory still undecided
 //! is asked again, and the directories ruled out before it are remembered (`Memo`), so a long
-//! `PATH` costs a lookup per directory, not one per directory per entry. Pure.
+//! `PATH` costs a lookup per directory, not one per directory per entry. Following one path
+//! (links, whiteouts) is `paths`'s. Pure.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -175,174 +176,6 @@ impl View<'_> {
             .iter()
             .position(|s| matches!(s, State::Unread | State::Reading))
             .unwrap_or(self.states.len())
-    }
-
-    /// What the merged file system has at `path` (its ancestors already resolved).
-    fn lookup(&self, path: &[String]) -> Progress<Look<'_>> {
-        self.lookup_from(path, 0)
-    }
-
-    /// What the layers from `from` down have at `path`: the file system a layer was applied
-    /// onto, which is what a hard link in it names.
-    fn lookup_from<S: AsRef<str>>(&self, path: &[S], from: usize) -> Progress<Look<'_>> {
-        self.memo.lookups.set(self.memo.lookups.get() + 1);
-        let keys = self.keys.prefixes(path);
-        let key = *keys.last().expect("never the root");
-        let wait = || {
-            Progress::Pending(Wait {
-                key,
-                path: self.shown(path),
-            })
-        };
-        let layers = self.trees.iter().zip(self.states).enumerate();
-        for (i, (tree, state)) in layers.skip(from) {
-            match state {
-                State::Unread => return wait(),
-                State::Skipped => {
-                    return Progress::Hidden {
-                        layer: i,
-                        path: self.shown(path),
-                    }
-                }
-                State::Reading => {
-                    return match tree.get(key) {
-                        Some(node) => Progress::Done(Look::Found(i, node)),
-                        None => wait(),
-                    }
-                }
-                State::Read => {
-                    if let Some(node) = tree.get(key) {
-                        return Progress::Done(Look::Found(i, node));
-                    }
-                    if tree.cuts(&keys) {
-                        return Progress::Done(Look::Absent);
-                    }
-                }
-            }
-        }
-        Progress::Done(Look::Absent)
-    }
-
-    /// Resolves an absolute path (in the layers' form) to a file.
-    fn resolve(&self, path: &str, steps: &mut Vec<Step>) -> Progress<Result<Located, Miss>> {
-        let mut todo: std::collections::VecDeque<String> =
-            path.split('/').map(str::to_string).collect();
-        let mut done: Vec<String> = Vec::new();
-        let mut links = 0;
-        while let Some(c) = todo.pop_front() {
-            match c.as_str() {
-                "" | "." => continue,
-                ".." => {
-                    done.pop();
-                    continue;
-                }
-                _ => done.push(c),
-            }
-            let last = !todo.iter().any(|c| !c.is_empty() && c != ".");
-            let (layer, node) = match ready!(self.lookup(&done)) {
-                Look::Absent => {
-                    return Progress::Done(Err(Ok(format!("{} does not exist", self.shown(&done)))))
-                }
-                Look::Found(i, node) => (i, node),
-            };
-            match node {
-                Node::Dir if last => {
-                    return Progress::Done(Err(Ok(format!("{} is a directory", self.shown(&done)))))
-                }
-                Node::Dir => {}
-                Node::Symlink(to) => {
-                    links += 1;
-                    if links > MAX_LINKS {
-                        return Progress::Done(Err(Err(self.shown(&done))));
-                    }
-                    steps.push(Step::Symlink {
-                        from: self.shown(&done),
-                        to: to.to_string(),
-                        layer,
-                    });
-                    done.pop();
-                    if to.starts_with('/') {
-                        done.clear();
-                    }
-                    for c in to.rsplit('/') {
-                        todo.push_front(c.to_string());
-                    }
-                }
-                Node::File { mode, head } if last => {
-                    return Progress::Done(Ok(Located {
-                        path: self.shown(&done),
-                        layer,
-                        mode: *mode,
-                        head: head.clone(),
-                    }))
-                }
-                Node::Hardlink(to) if last => {
-                    steps.push(Step::Hardlink {
-                        from: self.shown(&done),
-                        to: self.shown(&components(to)),
-                    });
-                    return self.linked(to, layer);
-                }
-                Node::File { .. } | Node::Hardlink(_) | Node::Other => {
-                    let what = if last {
-                        "not a regular file"
-                    } else {
-                        "not a directory"
-                    };
-                    return Progress::Done(Err(Ok(format!("{} is {what}", self.shown(&done)))));
-                }
-            }
-        }
-        Progress::Done(Err(Ok("the root is a directory".into())))
-    }
-
-    /// The file a hard link in `layer` names: an earlier entry of that layer, or a file of the
-    /// layers below it (extraction links to what the file system holds when the layer is applied,
-    /// as containerd and Docker do). The name is looked up as written: containerd would follow a
-    /// symbolic link among its parent directories, and keep a hard link to a symbolic link as
-    /// one; neither is followed here (build tools name the file itself), and both end as "not
-    /// found", a warning. A link to another hard link (one a lower layer holds) is followed, at
-    /// most `MAX_LINKS` deep.
-    fn linked(&self, to: &str, layer: usize) -> Progress<Result<Located, Miss>> {
-        let (mut to, mut layer) = (components(to), layer);
-        for _ in 0..MAX_LINKS {
-            let (at, node) = match ready!(self.lookup_from(&to, layer)) {
-                Look::Found(at, node) => (at, node),
-                Look::Absent => {
-                    return Progress::Done(Err(Ok(format!(
-                        "{} is named by a hard link but does not exist",
-                        self.shown(&to)
-                    ))))
-                }
-            };
-            match node {
-                Node::File { mode, head } => {
-                    return Progress::Done(Ok(Located {
-                        path: self.shown(&to),
-                        layer: at,
-                        mode: *mode,
-                        head: head.clone(),
-                    }))
-                }
-                Node::Hardlink(next) if components(next) == to => {
-                    return Progress::Done(Err(Ok(format!(
-                        "{} is a hard link to itself",
-                        self.shown(&to)
-                    ))))
-                }
-                Node::Hardlink(next) => (to, layer) = (components(next), at),
-                _ => {
-                    return Progress::Done(Err(Ok(format!(
-                        "{} is named by a hard link but is not a regular file",
-                        self.shown(&to)
-                    ))))
-                }
-            }
-        }
-        Progress::Done(Err(Ok(format!(
-            "{} is reached through more than {MAX_LINKS} hard links, never a file",
-            self.shown(&to)
-        ))))
     }
 
     /// Finds a program as the runtime does: a path as it is (relative to the working
@@ -584,6 +417,8 @@ fn listed(program: &Program) -> String {
     }
     out
 }
+
+mod paths;
 
 #[cfg(test)]
 mod tests;
