@@ -154,6 +154,14 @@ pub(crate) async fn run(
     let seen: RefCell<targets::Read> = RefCell::new(targets::Read::new());
     let look = async {
         if plan.dry_run {
+            // A preview names a destination that does not exist as the push would, where that
+            // is known without a push credential (ECR's DescribeRepositories).
+            try_join_all(
+                groups(plan)
+                    .into_iter()
+                    .map(|g| registry.check_exists(g.repository)),
+            )
+            .await?;
             return Ok(None);
         }
         let (current, ()) =

@@ -147,6 +147,13 @@ impl Registry for Client {
         Client::check_push(self, to, uploads).await
     }
 
+    async fn check_exists(&self, to: &Repository) -> Result<(), Error> {
+        match self.ecr().applies_to(to.registry()) {
+            true => self.ecr().check_repository(to.registry(), to.path()).await,
+            false => Ok(()),
+        }
+    }
+
     async fn fetch_manifest(&self, at: &Reference) -> Result<Option<Fetched>, Error> {
         debug!(reference = %at, "GET manifest");
         let shown = at.to_string();

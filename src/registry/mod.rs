@@ -105,6 +105,11 @@ pub(crate) trait Registry {
     /// and given back): a token that may pull but not push fails here, at the start. `uploads`
     /// says whether the run may upload blobs into `to` (a source lives elsewhere).
     async fn check_push(&self, to: &Repository, uploads: bool) -> Result<(), Error>;
+    /// Whether `to` exists where the registry can say so without a push credential (ECR's
+    /// DescribeRepositories): a dry run's part of `check_push`.
+    async fn check_exists(&self, _to: &Repository) -> Result<(), Error> {
+        Ok(())
+    }
     /// A manifest's exact bytes, verified against every digest that names it.
     async fn fetch_manifest(&self, at: &Reference) -> Result<Option<Fetched>, Error>;
     /// The manifest an index entry points to (`at` = its repository @ its digest), which must be

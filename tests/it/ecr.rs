@@ -465,6 +465,13 @@ fn a_destination_ecr_says_does_not_exist_is_named_before_anything_is_pushed() {
     }
     let work = tempfile::tempdir().unwrap();
     let hosts = hosts_file(work.path(), "127.77.0.2", HOST);
+    // The preview says so too (DescribeRepositories needs no push credential), not waiting.
+    let out = multiarch_within(&env, work.path(), &hosts, &["plan"])
+        .output()
+        .unwrap();
+    let err = exited(&out, 2);
+    assert!(err.contains("the repository dest does not exist"), "{err}");
+    assert!(!err.contains("not ready"), "{err}");
     let out = multiarch_within(&env, work.path(), &hosts, &["push"])
         .output()
         .unwrap();
