@@ -148,10 +148,7 @@ impl Registry for Client {
     }
 
     async fn check_exists(&self, to: &Repository) -> Result<(), Error> {
-        match self.ecr().applies_to(to.registry()) {
-            true => self.ecr().check_repository(to.registry(), to.path()).await,
-            false => Ok(()),
-        }
+        Client::check_exists(self, to).await
     }
 
     async fn fetch_manifest(&self, at: &Reference) -> Result<Option<Fetched>, Error> {

@@ -29,14 +29,10 @@ impl Client {
     /// that publishes an index of children already in its repository needs no upload, so there
     /// no session is opened unless the run `uploads` into `to`.
     pub(super) async fn check_push(&self, to: &Repository, uploads: bool) -> Result<(), Error> {
-        if self.ecr().applies_to(to.registry()) {
-            self.ecr()
-                .check_repository(to.registry(), to.path())
-                .await?;
-            if !uploads {
-                debug!(repository = %to, "ECR: nothing to upload here, so no upload session is opened to check push access");
-                return Ok(());
-            }
+        self.check_exists(to).await?;
+        if self.ecr().applies_to(to.registry()) && !uploads {
+            debug!(repository = %to, "ECR: nothing to upload here, so no upload session is opened to check push access");
+            return Ok(());
         }
         let shown = to.to_string();
         let op = self.op(Action::CheckTarget, &shown, to, true);
@@ -59,6 +55,15 @@ impl Client {
                 Ok(())
             }
             e => Err(e),
+        }
+    }
+
+    /// Whether `to` exists, where the registry says so without a push (ECR's DescribeRepositories,
+    /// for hosts that name their account): a missing one is an error naming how to create it.
+    pub(super) async fn check_exists(&self, to: &Repository) -> Result<(), Error> {
+        match self.ecr().applies_to(to.registry()) {
+            true => self.ecr().check_repository(to.registry(), to.path()).await,
+            false => Ok(()),
         }
     }
 
