@@ -90,15 +90,9 @@ impl View<'_> {
                     return self.linked(to, layer, &done, links, steps);
                 }
                 Node::Symlink(to) => {
-                    *links += 1;
-                    if *links > MAX_LINKS {
-                        return Progress::Done(Err(Err(self.shown(&done))));
+                    if let Err(miss) = self.follow(&done, to, layer, links, steps) {
+                        return Progress::Done(Err(miss));
                     }
-                    steps.push(Step::Symlink {
-                        from: self.shown(&done),
-                        to: to.to_string(),
-                        layer,
-                    });
                     path = beside(&done, to);
                 }
                 Node::Dir => {
@@ -112,6 +106,28 @@ impl View<'_> {
                 }
             }
         }
+    }
+
+    /// Counts one more symbolic link followed, at `at` (pointing to `to`, held by `layer`), and
+    /// says it in `steps`; past `MAX_LINKS` (a loop) the miss names where.
+    fn follow(
+        &self,
+        at: &[String],
+        to: &str,
+        layer: usize,
+        links: &mut usize,
+        steps: &mut Vec<Step>,
+    ) -> Result<(), Miss> {
+        *links += 1;
+        if *links > MAX_LINKS {
+            return Err(Err(self.shown(at)));
+        }
+        steps.push(Step::Symlink {
+            from: self.shown(at),
+            to: to.to_string(),
+            layer,
+        });
+        Ok(())
     }
 
     /// Follows `path` to its last component in the layers from `from` down: every symbolic link
@@ -149,15 +165,9 @@ impl View<'_> {
             match node {
                 Node::Dir => {}
                 Node::Symlink(to) => {
-                    *links += 1;
-                    if *links > MAX_LINKS {
-                        return Progress::Done(Err(Err(self.shown(&done))));
+                    if let Err(miss) = self.follow(&done, to, layer, links, steps) {
+                        return Progress::Done(Err(miss));
                     }
-                    steps.push(Step::Symlink {
-                        from: self.shown(&done),
-                        to: to.to_string(),
-                        layer,
-                    });
                     done.pop();
                     if to.starts_with('/') {
                         done.clear();
@@ -214,15 +224,9 @@ impl View<'_> {
                 }
                 Node::Hardlink(next) => (to, layer) = (next.to_string(), at),
                 Node::Symlink(points) => {
-                    *links += 1;
-                    if *links > MAX_LINKS {
-                        return Progress::Done(Err(Err(self.shown(link))));
+                    if let Err(miss) = self.follow(link, points, at, links, steps) {
+                        return Progress::Done(Err(miss));
                     }
-                    steps.push(Step::Symlink {
-                        from: self.shown(link),
-                        to: points.to_string(),
-                        layer: at,
-                    });
                     return self.resolve_counted(&beside(link, points), links, steps);
                 }
                 Node::Dir | Node::Other => {
