@@ -437,17 +437,21 @@ fn partial(
     }
     for (tag, e) in failed {
         let text = e.to_string().replace('\n', "\n    ");
-        // Most refusals open by naming their tag (`r/app:1: the registry refused …`, `pushing
-        // to r/app:1: …`): the tag is said once, by them.
-        let first = text.lines().next().unwrap_or_default();
-        let subject = format!("{tag}: ");
-        if first.starts_with(&subject) || first.contains(&format!(" {subject}")) {
+        if names_tag(&text, tag) {
             out.push_str(&format!("\n  - {text}"));
         } else {
             out.push_str(&format!("\n  - {tag}: {text}"));
         }
     }
     out
+}
+
+/// Whether an error's first line names `tag` as its subject: most refusals open with it
+/// (`r/app:1: the registry refused …`, `pushing to r/app:1: …`), and then it is said once, by them.
+pub(crate) fn names_tag(text: &str, tag: &str) -> bool {
+    let first = text.lines().next().unwrap_or_default();
+    let subject = format!("{tag}: ");
+    first.starts_with(&subject) || first.contains(&format!(" {subject}"))
 }
 
 /// How retrying a transient failure ended, for its message.

@@ -467,6 +467,10 @@ async fn push_all<R: Registry>(
                     _ if matches!(e, Error::AppendContended { .. }) => {
                         warn!(reference = %t, error = %first_line(&e), "another append holds the tag")
                     }
+                    // The error names the tag as a rule: said once.
+                    _ if crate::error::names_tag(&first_line(&e), &t.to_string()) => {
+                        warn!(error = %first_line(&e), "the tag did not move")
+                    }
                     _ => warn!(reference = %t, error = %first_line(&e), "the tag did not move"),
                 }
                 outcome.failures.push((t, e));

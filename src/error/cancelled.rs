@@ -88,7 +88,10 @@ pub(super) fn cancelled(signal: Signal, progress: &Progress) -> String {
                 out.push_str(&format!("\n  - {tag}: its push was cut off in flight; it may or may not hold the index (look before relying on it)"));
             }
             for (tag, why) in not_moved {
-                out.push_str(&format!("\n  - {tag}: did not move ({why})"));
+                match super::names_tag(why, tag) {
+                    true => out.push_str(&format!("\n  - did not move: {why}")),
+                    false => out.push_str(&format!("\n  - {tag}: did not move ({why})")),
+                }
             }
             out.push_str(rerun);
             out

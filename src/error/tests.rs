@@ -44,6 +44,8 @@ fn a_cancelled_run_says_what_it_leaves_behind() {
         (Signal::Term, Progress::Untagged, "cancelled by SIGTERM while children were copied into the destinations: no tag moved; untagged content may have been added (a re-run reuses it)\n  hint: re-run the job: tags that already hold the index are left alone, the others move"),
         (Signal::Term, tags(&[], &[]), "cancelled by SIGTERM as the push ended: every target tag holds the index (r/app:latest)"),
         (Signal::Term, tags(&["r/app:1"], &[("r/app:1.0", "not sent")]), "cancelled by SIGTERM while tags were moving: 1 of 3 target tag(s) hold the index (stdout and the dotenv name them): r/app:latest\n  - r/app:1: its push was cut off in flight; it may or may not hold the index (look before relying on it)\n  - r/app:1.0: did not move (not sent)\n  hint: re-run the job: tags that already hold the index are left alone, the others move"),
+        // A reason that names its tag says it once.
+        (Signal::Term, tags(&[], &[("r/app:1.0", "pushing to r/app:1.0: the registry refused to move this tag (HTTP 403)")]), "cancelled by SIGTERM while tags were moving: 1 of 2 target tag(s) hold the index (stdout and the dotenv name them): r/app:latest\n  - did not move: pushing to r/app:1.0: the registry refused to move this tag (HTTP 403)\n  hint: re-run the job: tags that already hold the index are left alone, the others move"),
         (Signal::Term, Progress::Unknown, "cancelled by SIGTERM: the run did not wind down in time and was stopped; target tags may have moved: look at them before relying on them\n  hint: re-run the job: tags that already hold the index are left alone, the others move"),
     ] {
         let e = Error::Cancelled { signal, progress };

@@ -107,6 +107,13 @@ fn a_single_refused_tag_leaves_no_index_and_the_report_names_none() {
     );
     assert!(!err.contains("is in the registry"), "{err}");
     assert!(err.contains("the tag did not move"), "{err}");
+    // Its warning names the tag once (the refusal opens with it).
+    let warned = err
+        .lines()
+        .find(|l| l.contains("the tag did not move"))
+        .unwrap();
+    let tag = format!("{}/app:latest", proxy.host);
+    assert_eq!(warned.matches(&tag).count(), 1, "{warned}");
     assert!(err.contains("credentials from anonymous"), "{err}");
 }
 
