@@ -91,7 +91,11 @@ fn report_error(e: &Error) -> ExitCode {
 /// Coloured as `settings::colour` says (`NO_COLOR` first).
 fn install_logging(level: &str, env: &Env) {
     let filter = match env.get("RUST_LOG").filter(|v| !v.is_empty()) {
-        Some(spec) => EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("warn")),
+        Some(spec) => EnvFilter::try_new(spec).unwrap_or_else(|e| {
+            // Logging is not up yet: said plainly, once, and the run goes on at warn.
+            eprintln!("RUST_LOG={spec:?} is not a filter multiarch can use ({e}); logging at warn (unset it to use MULTIARCH_LOG)");
+            EnvFilter::new("warn")
+        }),
         // The AWS SDK's own warnings about a credential source repeat what our error then says
         // (naming what the job set); they show with debug and trace.
         None if matches!(level, "debug" | "trace") => {

@@ -329,6 +329,25 @@ fn no_color_turns_colours_off_even_in_gitlab() {
     assert!(err.contains("\x1b[0Ksection_start:"), "{err}");
 }
 
+/// A `RUST_LOG` the filter grammar refuses is said once, and the run goes on at warn level.
+#[test]
+fn an_unusable_rust_log_is_said_and_the_run_goes_on() {
+    let reg = Registry::start();
+    push_two_arches(&reg, "group/app", Kind::Oci);
+    let work = tempfile::tempdir().unwrap();
+    let out = multiarch(&job(&reg, &[("RUST_LOG", "multiarch=loud")]), work.path())
+        .arg("plan")
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.starts_with("RUST_LOG=\"multiarch=loud\" is not a filter multiarch can use ("),
+        "{err}"
+    );
+    assert!(!err.contains(" INFO "), "at warn: {err}");
+}
+
 #[test]
 fn plan_prints_the_index_and_pushes_nothing() {
     let reg = Registry::start();
