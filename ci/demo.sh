@@ -13,7 +13,7 @@ apt_install_missing python3:python3 docker-registry:docker-registry skopeo:skope
 # DEMO_BIN runs a binary built elsewhere (ci/test.sh smoke-tests the release build this way); a
 # relative path is taken from where the script was called.
 if [ -n "${DEMO_BIN:-}" ]; then
-  bin=$(cd "$called_from" && realpath -e "$DEMO_BIN" 2>/dev/null) && [ -x "$bin" ] || {
+  bin=$(cd "$called_from" && realpath -e "$DEMO_BIN" 2>/dev/null) && [ -f "$bin" ] && [ -x "$bin" ] || {
     echo "DEMO_BIN=$DEMO_BIN is not an executable file (a relative path starts at $called_from)" >&2
     exit 2
   }

@@ -93,7 +93,7 @@ fn install_logging(level: &str, env: &Env) {
     let filter = match env.get("RUST_LOG").filter(|v| !v.is_empty()) {
         Some(spec) => EnvFilter::try_new(spec).unwrap_or_else(|e| {
             // Logging is not up yet: said plainly, once, and the run goes on at warn.
-            eprintln!("RUST_LOG={spec:?} is not a filter multiarch can use ({e}); logging at warn (unset it to use MULTIARCH_LOG)");
+            eprintln!("RUST_LOG={spec:?} is not a filter multiarch can use ({e}); logging at warn (unset it to use --log / MULTIARCH_LOG)");
             EnvFilter::new("warn")
         }),
         // The AWS SDK's own warnings about a credential source repeat what our error then says
@@ -101,7 +101,9 @@ fn install_logging(level: &str, env: &Env) {
         None if matches!(level, "debug" | "trace") => {
             EnvFilter::new(format!("warn,multiarch={level}"))
         }
-        None => EnvFilter::new(format!("warn,aws_config=error,multiarch={level}")),
+        None => EnvFilter::new(format!(
+            "warn,aws_config=error,aws_runtime=error,multiarch={level}"
+        )),
     };
     let ansi = settings::colour(env, std::io::stderr().is_terminal());
     tracing_subscriber::fmt()

@@ -378,6 +378,15 @@ async fn check_push(plan: &Plan, registry: &impl Registry) -> Result<(), Error> 
     .map(|_| ())
 }
 
+/// Warns that tag `t` did not end as this run meant, with `error`'s first line; the tag is named
+/// once (most errors open with it).
+fn warn_tag(t: &Reference, error: &str, what: &str) {
+    match crate::error::names_tag(error, &t.to_string()) {
+        true => warn!(%error, "{what}"),
+        false => warn!(reference = %t, %error, "{what}"),
+    }
+}
+
 /// Steps 3 to 6 for every destination, given what every target tag holds and what becomes of
 /// it; `copying` is the access whose retries (and streams) end by the copy phase's deadline;
 /// the tags were first looked at from `looked_at` on.
@@ -459,20 +468,15 @@ async fn push_all<R: Registry>(
         for (t, status, e) in results {
             outcome.targets.push((t.clone(), status));
             if let Some(e) = e {
-                match status {
-                    Status::Unknown => {
-                        warn!(reference = %t, error = %first_line(&e), "it may or may not hold the index")
-                    }
+                let what = match status {
+                    Status::Unknown => "it may or may not hold the index",
                     // It moved, and another writer's index replaced it each time.
                     _ if matches!(e, Error::AppendContended { .. }) => {
-                        warn!(reference = %t, error = %first_line(&e), "another append holds the tag")
+                        "another append holds the tag"
                     }
-                    // The error names the tag as a rule: said once.
-                    _ if crate::error::names_tag(&first_line(&e), &t.to_string()) => {
-                        warn!(error = %first_line(&e), "the tag did not move")
-                    }
-                    _ => warn!(reference = %t, error = %first_line(&e), "the tag did not move"),
-                }
+                    _ => "the tag did not move",
+                };
+                warn_tag(&t, &first_line(&e), what);
                 outcome.failures.push((t, e));
             }
         }

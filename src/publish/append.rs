@@ -50,11 +50,21 @@ async fn check(registry: &impl Registry, at: &Reference, fetched: &Fetched) -> R
     let entries = index::base_entries(&at.to_string(), manifests)?;
     let repository = at.repository();
     try_join_all(entries.iter().map(|d| async move {
-        match registry.check_entry(&repository.digest(&d.digest)).await? {
-            // The entry's size is what pullers check the child against.
+        let child = repository.digest(&d.digest);
+        // The entry's size is what pullers check the child against: the HEAD's length, or where
+        // the registry (or a proxy) says none, the child's bytes.
+        let held = match registry.check_entry(&child).await? {
+            None => None,
             Some(Headed {
                 length: Some(n), ..
-            }) if n != d.size => Err(Error::InvalidManifest {
+            }) => Some(n),
+            Some(Headed { length: None, .. }) => registry
+                .fetch_manifest(&child)
+                .await?
+                .map(|f| f.bytes.len() as u64),
+        };
+        match held {
+            Some(n) if n != d.size => Err(Error::InvalidManifest {
                 reference: at.to_string(),
                 what: index::BASE,
                 reason: format!(

@@ -312,4 +312,28 @@ fn a_head_without_a_usable_length_does_not_fail_the_base() {
         reg.platforms("app:1"),
         ["linux/amd64", "linux/arm64", "linux/riscv64"]
     );
+
+    // Without a length from the HEAD, an entry whose size is wrong is still found (the child
+    // is read instead).
+    let mut index: serde_json::Value = serde_json::from_slice(&reg.raw("app:1").unwrap()).unwrap();
+    let said = index["manifests"][1]["size"].as_u64().unwrap();
+    index["manifests"][1]["size"] = serde_json::json!(said + 5);
+    put_manifest(
+        &reg,
+        "app:1",
+        "application/vnd.oci.image.index.v1+json",
+        &serde_json::to_vec(&index).unwrap(),
+    );
+    let out = multiarch(&env, work.path())
+        .args(["push", "--append", "--platforms", "linux/riscv64"])
+        .output()
+        .unwrap();
+    let err = exited(&out, 4);
+    assert!(
+        err.contains(&format!(
+            "(linux/arm64) says {} bytes, but the registry holds {said} bytes under that digest",
+            said + 5
+        )),
+        "{err}"
+    );
 }

@@ -247,16 +247,17 @@ fn cancelled_while_tags_move_reports_exactly_what_moved() {
         "{}",
         ended.stderr
     );
-    // Its log line says the same, not that it did not move.
+    // Its log line says the same, not that it did not move, naming the tag once.
     let line = ended
         .stderr
         .lines()
-        .find(|l| l.contains(" WARN ") && l.contains(&format!("reference={image}:1 ")))
+        .find(|l| l.contains(" WARN ") && l.contains(&format!("{image}:1:")))
         .unwrap_or_else(|| panic!("a line about {image}:1 in {}", ended.stderr));
     assert!(
         line.contains("WARN it may or may not hold the index"),
         "{line}"
     );
+    assert_eq!(line.matches(&format!("{image}:1:")).count(), 1, "{line}");
     assert!(
         !ended.stderr.contains("did not move reference"),
         "{}",

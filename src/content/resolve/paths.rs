@@ -8,6 +8,10 @@ use crate::content::tree::{components, Node};
 
 type Reached<'a> = (Vec<String>, usize, &'a Node);
 
+/// Hard links in a chain followed before giving up: extraction links each to its target's file,
+/// so a chain has no bound of its own; this one only ends a ring (links naming each other).
+const MAX_HARD_LINKS: usize = 1024;
+
 impl View<'_> {
     /// What the layers from `from` down have at `path`: the file system a layer was applied
     /// onto, which is what a hard link in it names.
@@ -191,7 +195,7 @@ impl View<'_> {
     /// the layers below it hold (extraction links to what the file system holds when the layer is
     /// applied, as containerd and Docker do: symbolic links among the name's directories
     /// followed there, the last component taken as it is). A link to another hard link (one a
-    /// lower layer holds) is followed, at most `MAX_LINKS` deep; a link to a symbolic link is
+    /// lower layer holds) is followed, at most `MAX_HARD_LINKS` deep; a link to a symbolic link is
     /// that symbolic link at `link`, resolved from there in the merged file system.
     fn linked(
         &self,
@@ -202,7 +206,7 @@ impl View<'_> {
         steps: &mut Vec<Step>,
     ) -> Progress<Result<Located, Miss>> {
         let (mut to, mut layer) = (to.to_string(), layer);
-        for _ in 0..MAX_LINKS {
+        for _ in 0..MAX_HARD_LINKS {
             let (target, at, node) = match ready!(self.reach(&to, layer, links, steps)) {
                 Ok(reached) => reached,
                 Err(miss) => return Progress::Done(Err(miss)),
@@ -238,7 +242,7 @@ impl View<'_> {
             }
         }
         Progress::Done(Err(Ok(format!(
-            "{} is reached through more than {MAX_LINKS} hard links, never a file",
+            "{} is reached through more than {MAX_HARD_LINKS} hard links (a ring), never a file",
             self.shown(&components(&to))
         ))))
     }
