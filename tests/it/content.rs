@@ -327,44 +327,34 @@ fn big_endian_ppc64_under_ppc64le_fails_and_arm_v7_passes_with_its_variant() {
 #[test]
 fn a_windows_image_is_judged_by_its_pe_header() {
     let reg = Registry::start();
-    push_content(
-        &reg,
-        "group/app:latest-amd64",
-        "windows/amd64",
-        json!({"Entrypoint": ["C:\\app\\app.exe"]}),
-        &[vec![
-            Item::Dir("Files/"),
-            Item::File("Files/app/app.exe", 0o644, pe(0xaa64)),
-        ]],
-        Compression::Gzip,
-    );
-    let (code, _, stderr) = run(
-        &job(&reg, &[("MULTIARCH_PLATFORMS", "windows/amd64")]),
-        &["push"],
-    );
-    assert_eq!(code, 4, "{stderr}");
+    // A windows/amd64 image whose program is arm64 code, started by `config`: exit 4, stderr.
+    let judged = |config: serde_json::Value| {
+        push_content(
+            &reg,
+            "group/app:latest-amd64",
+            "windows/amd64",
+            config,
+            &[vec![
+                Item::Dir("Files/"),
+                Item::File("Files/app/app.exe", 0o644, pe(0xaa64)),
+            ]],
+            Compression::Gzip,
+        );
+        let (code, _, stderr) = run(
+            &job(&reg, &[("MULTIARCH_PLATFORMS", "windows/amd64")]),
+            &["push"],
+        );
+        assert_eq!(code, 4, "{stderr}");
+        stderr
+    };
     // Paths as Windows users write them.
+    let stderr = judged(json!({"Entrypoint": ["C:\\app\\app.exe"]}));
     assert!(
         stderr.contains("C:\\app\\app.exe is PE ARM64 (machine code for windows/arm64)"),
         "{stderr}"
     );
     // A bare name is looked for in the working directory first, and said so.
-    push_content(
-        &reg,
-        "group/app:latest-amd64",
-        "windows/amd64",
-        json!({"Entrypoint": ["app"], "WorkingDir": "C:\\app"}),
-        &[vec![
-            Item::Dir("Files/"),
-            Item::File("Files/app/app.exe", 0o644, pe(0xaa64)),
-        ]],
-        Compression::Gzip,
-    );
-    let (code, _, stderr) = run(
-        &job(&reg, &[("MULTIARCH_PLATFORMS", "windows/amd64")]),
-        &["push"],
-    );
-    assert_eq!(code, 4, "{stderr}");
+    let stderr = judged(json!({"Entrypoint": ["app"], "WorkingDir": "C:\\app"}));
     assert!(
         stderr.contains("working directory C:\\app\\app.exe → C:\\app\\app.exe in layer 1/1"),
         "{stderr}"
