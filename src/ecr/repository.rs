@@ -32,7 +32,13 @@ impl Ecr {
     /// of a host that names no account, nothing is known and the run goes on: the registry
     /// answers the push anyway, and a failure that matters (no credentials, an endpoint that
     /// does not exist) is met by the login too.
-    pub async fn check_repository(&self, host: &str, repository: &str) -> Result<(), Error> {
+    /// `action` says what the run was doing, as the error's first words.
+    pub async fn check_repository(
+        &self,
+        action: &'static str,
+        host: &str,
+        repository: &str,
+    ) -> Result<(), Error> {
         if parse_host(host).is_none() {
             return Ok(());
         }
@@ -44,12 +50,7 @@ impl Ecr {
             }
         };
         match described {
-            Described::NotFound(message) => Err(missing(
-                "checking push access to",
-                host,
-                repository,
-                &message,
-            )),
+            Described::NotFound(message) => Err(missing(action, host, repository, &message)),
             Described::Found(_) | Described::Denied => Ok(()),
         }
     }

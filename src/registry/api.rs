@@ -148,7 +148,7 @@ impl Registry for Client {
     }
 
     async fn check_exists(&self, to: &Repository) -> Result<(), Error> {
-        Client::check_exists(self, to).await
+        Client::check_exists(self, to, "looking up the destination").await
     }
 
     async fn fetch_manifest(&self, at: &Reference) -> Result<Option<Fetched>, Error> {

@@ -29,7 +29,7 @@ impl Client {
     /// that publishes an index of children already in its repository needs no upload, so there
     /// no session is opened unless the run `uploads` into `to`.
     pub(super) async fn check_push(&self, to: &Repository, uploads: bool) -> Result<(), Error> {
-        self.check_exists(to).await?;
+        self.check_exists(to, "checking push access to").await?;
         if self.ecr().applies_to(to.registry()) && !uploads {
             debug!(repository = %to, "ECR: nothing to upload here, so no upload session is opened to check push access");
             return Ok(());
@@ -60,9 +60,18 @@ impl Client {
 
     /// Whether `to` exists, where the registry says so without a push (ECR's DescribeRepositories,
     /// for hosts that name their account): a missing one is an error naming how to create it.
-    pub(super) async fn check_exists(&self, to: &Repository) -> Result<(), Error> {
+    /// `action` opens the error (a push checking access, a dry run looking).
+    pub(super) async fn check_exists(
+        &self,
+        to: &Repository,
+        action: &'static str,
+    ) -> Result<(), Error> {
         match self.ecr().applies_to(to.registry()) {
-            true => self.ecr().check_repository(to.registry(), to.path()).await,
+            true => {
+                self.ecr()
+                    .check_repository(action, to.registry(), to.path())
+                    .await
+            }
             false => Ok(()),
         }
     }

@@ -470,7 +470,10 @@ fn a_destination_ecr_says_does_not_exist_is_named_before_anything_is_pushed() {
         .output()
         .unwrap();
     let err = exited(&out, 2);
-    assert!(err.contains("the repository dest does not exist"), "{err}");
+    assert!(
+        err.contains(&format!("error: looking up the destination {HOST}/dest: the repository dest does not exist (ecr:DescribeRepositories answered RepositoryNotFoundException: ")),
+        "{err}"
+    );
     assert!(!err.contains("not ready"), "{err}");
     let out = multiarch_within(&env, work.path(), &hosts, &["push"])
         .output()
