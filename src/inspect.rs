@@ -13,6 +13,7 @@ use crate::reference::Reference;
 use crate::registry::Registry;
 use crate::report::Entry;
 use crate::settings::ContentCheck;
+use crate::text::printable;
 
 /// Fetches `at` and the entries `report` shows for it (with their content checked as `check`
 /// says; `None`: not looked at, for `--raw`).
@@ -33,7 +34,14 @@ pub async fn run(
         }
         Manifest::Image { config, .. } => {
             let bytes = registry.fetch_config(at, config).await?;
-            let platform = manifest::config(&at.to_string(), &bytes)?.platform;
+            let config = manifest::config(&at.to_string(), &bytes)?;
+            let platform = config.platform;
+            // Shown with the variant the config writes (`arm64` with `v8`), as its entry would be.
+            let listed = Platform {
+                variant: config.entry_variant,
+                ..platform.clone()
+            }
+            .to_string();
             let content = match check {
                 Some(c) => Some(
                     content::check(
@@ -50,7 +58,7 @@ pub async fn run(
                 None => None,
             };
             vec![Entry {
-                platform,
+                platform: listed,
                 digest: fetched.digest.clone(),
                 media_type: fetched.media_type.clone(),
                 size: fetched.bytes.len() as u64,
@@ -83,12 +91,26 @@ async fn entry(
     };
     Entry {
         attestation,
-        platform,
+        platform: d
+            .platform
+            .as_ref()
+            .map_or_else(|| platform.to_string(), listed),
         digest: d.digest.clone(),
         media_type: d.media_type.clone(),
         size: d.size,
         content,
     }
+}
+
+/// An entry's platform as the index writes it (`linux/arm64/v8`, `linux/aarch64`), made
+/// printable: inspect shows what is there, not what matching takes it for.
+fn listed(p: &manifest::DescriptorPlatform) -> String {
+    let mut shown = format!("{}/{}", printable(&p.os), printable(&p.architecture));
+    if let Some(v) = p.variant.as_deref().filter(|v| !v.is_empty()) {
+        shown.push('/');
+        shown.push_str(&printable(v));
+    }
+    shown
 }
 
 /// The content check of an index's child; what keeps it from being read is its verdict.

@@ -294,7 +294,9 @@ pub(crate) fn plan(plan: &Plan, outcome: &Outcome) -> String {
 /// What `inspect` shows about one entry or image.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
-    pub(crate) platform: Platform,
+    /// The platform as the index entry (or the image's config) writes it (`linux/arm64/v8`),
+    /// shown: inspect shows what is there, not what matching takes it for.
+    pub(crate) platform: String,
     pub(crate) digest: Digest,
     pub(crate) media_type: String,
     pub(crate) size: u64,
@@ -314,11 +316,7 @@ pub(crate) fn inspect_text(reference: &str, fetched: &Fetched, entries: &[Entry]
     out.push_str("platforms:\n");
     for e in entries {
         let note = if e.attestation { "  (attestation)" } else { "" };
-        out.push_str(&format!(
-            "  {:<16} {}{note}\n",
-            e.platform.to_string(),
-            e.digest
-        ));
+        out.push_str(&format!("  {:<16} {}{note}\n", e.platform, e.digest));
         if let Some(checked) = &e.content {
             out.push_str(&format!("  {:<16} entrypoint {}\n", "", checked.summary()));
         }
@@ -334,7 +332,7 @@ pub(crate) fn inspect_json(reference: &str, fetched: &Fetched, entries: &[Entry]
         "digest": fetched.digest,
         "size": fetched.bytes.len(),
         "manifests": entries.iter().map(|e| json!({
-            "platform": e.platform.to_string(),
+            "platform": e.platform,
             "digest": e.digest,
             "mediaType": e.media_type,
             "size": e.size,

@@ -7,14 +7,25 @@ pub(crate) fn printable(text: &str) -> String {
     if text.len() <= SHOWN_CHARS && !text.chars().any(char::is_control) {
         return text.to_string();
     }
-    bounded(text.chars().flat_map(|c| {
-        let escaped: Vec<char> = if c.is_control() {
-            c.escape_default().collect()
-        } else {
-            vec![c]
-        };
-        escaped
-    }))
+    bounded(escaped(text).chars())
+}
+
+/// Text an image supplied (a file name, an entrypoint, a `#!` line) with its control characters
+/// escaped, whatever its length: composed texts whose parts are bounded elsewhere.
+pub(crate) fn escaped(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 /// The most characters of registry-supplied text shown in one place.
@@ -42,5 +53,7 @@ mod tests {
             "dead\\n\\u{1b}[0Ksection_end:1:x\\r"
         );
         assert_eq!(printable(&"a".repeat(500)).chars().count(), 201);
+        assert_eq!(escaped(&"a".repeat(500)).len(), 500);
+        assert_eq!(escaped("/bin/sh\r"), "/bin/sh\\r");
     }
 }

@@ -12,8 +12,9 @@ use crate::platform::Platform;
 /// How many bytes of a file are read to know what it is: a `#!` line as the kernel reads it
 /// (`BINPRM_BUF_SIZE`); more only for a PE header further in.
 pub(crate) const HEAD_BYTES: usize = 256;
-/// The furthest a PE header is looked for.
-pub(crate) const PE_HEADER_LIMIT: usize = 4096;
+/// The furthest a PE header is looked for: linkers put it within the first KiB, the loader
+/// anywhere in the file; 64 KiB covers stubs and packers without reading programs whole.
+pub(crate) const PE_HEADER_LIMIT: usize = 64 * 1024;
 
 /// What a file's first bytes say.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +23,11 @@ pub(crate) enum Head {
     Pe {
         machine: u16,
     },
-    /// A `#!` line: what follows `#!`, trimmed.
+    /// An `MZ` (DOS) header with no PE header within `PE_HEADER_LIMIT`.
+    Dos,
+    /// A `#!` line: what follows `#!`, with the blanks (spaces, tabs) around it trimmed as the
+    /// kernel trims them: a carriage return stays (a script with Windows line endings names an
+    /// interpreter ending in `\r`, which no image holds).
     Script(Box<str>),
     /// Anything else: text without `#!`, a jar, an empty file, a truncated header.
     Other,
@@ -155,17 +160,20 @@ pub(crate) fn classify(bytes: &[u8]) -> Head {
             Some(pe) if pe.starts_with(b"PE\0\0") => Head::Pe {
                 machine: u16::from_le_bytes([pe[4], pe[5]]),
             },
-            _ => Head::Other,
+            _ => Head::Dos,
         };
     }
     if let Some(rest) = bytes.strip_prefix(b"#!") {
         let rest = &rest[..rest.len().min(HEAD_BYTES - 2)];
         let line = rest.split(|b| *b == b'\n').next().unwrap_or_default();
         let line = String::from_utf8_lossy(line);
-        return Head::Script(line.trim().into());
+        return Head::Script(line.trim_matches(BLANK).into());
     }
     Head::Other
 }
+
+/// What the kernel trims around a `#!` line's words and splits them at.
+pub(crate) const BLANK: &[char] = &[' ', '\t'];
 
 /// What judging a file's head against its platform came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,6 +222,10 @@ pub(crate) fn judge(head: &Head, expected: Expected, os: &str) -> Judgement {
             Judgement::Unjudged("a Windows (PE) program in a non-Windows image".into())
         }
         (Head::Script(_), _) => Judgement::Unjudged("a script".into()),
+        (Head::Dos, _) => Judgement::Unjudged(format!(
+            "an MZ (DOS) program without a PE header in its first {} KiB",
+            PE_HEADER_LIMIT / 1024
+        )),
         (Head::Other, _) => Judgement::Unjudged(
             "neither an ELF nor a PE program nor a #! script (a jar, or a script without #!)"
                 .into(),
@@ -255,6 +267,7 @@ pub(crate) fn describe(head: &Head) -> String {
             format!("PE {name}")
         }
         Head::Script(line) => format!("script (#!{line})"),
+        Head::Dos => "MZ (DOS) program".into(),
         Head::Other => "not machine code".into(),
     }
 }
@@ -386,8 +399,13 @@ pub(crate) mod tests {
             );
         }
         assert_eq!(
-            classify(b"#! /usr/bin/env -S python3 -u\r\nprint()"),
+            classify(b"#! /usr/bin/env -S python3 -u \nprint()"),
             Head::Script("/usr/bin/env -S python3 -u".into())
+        );
+        // As the kernel reads it: the carriage return is part of the line's last word.
+        assert_eq!(
+            classify(b"#!/bin/sh\r\necho"),
+            Head::Script("/bin/sh\r".into())
         );
         assert_eq!(expected(&platform("wasip1/wasm")), None);
     }
@@ -396,8 +414,15 @@ pub(crate) mod tests {
     fn a_pe_header_past_the_first_bytes_is_asked_for() {
         let bytes = pe(0x8664, 0x400);
         assert_eq!(wanted(&bytes[..HEAD_BYTES]), 0x406);
-        assert_eq!(classify(&bytes[..HEAD_BYTES]), Head::Other);
+        assert_eq!(classify(&bytes[..HEAD_BYTES]), Head::Dos);
         assert_eq!(classify(&bytes[..0x406]), Head::Pe { machine: 0x8664 });
-        assert_eq!(wanted(&pe(0x8664, 0x2000)[..HEAD_BYTES]), HEAD_BYTES);
+        assert_eq!(wanted(&pe(0x8664, 0x3000)[..HEAD_BYTES]), 0x3006);
+        let far = pe(0x8664, 0x10000);
+        assert_eq!(wanted(&far[..HEAD_BYTES]), HEAD_BYTES);
+        assert_eq!(classify(&far[..HEAD_BYTES]), Head::Dos);
+        assert!(matches!(
+            judge(&Head::Dos, expected(&platform("windows/amd64")).unwrap(), "windows"),
+            Judgement::Unjudged(why) if why == "an MZ (DOS) program without a PE header in its first 64 KiB"
+        ));
     }
 }

@@ -284,7 +284,9 @@ impl View<'_> {
             path: file.path.clone(),
             line: line.to_string(),
         });
-        let mut words = line.split_whitespace();
+        // Split as the kernel splits it: at blanks only, so a carriage return left by Windows
+        // line endings stays in the interpreter's name (`/bin/sh\r`, found nowhere).
+        let mut words = line.split(machine::BLANK).filter(|w| !w.is_empty());
         let Some(interpreter) = words.next() else {
             return Progress::Done(Finding::Judged {
                 file,

@@ -5,6 +5,7 @@ use super::machine::{self, Judgement};
 use super::resolve::{Finding, Step, MAX_LINKS};
 use super::walk::{Limit, Limits, Walked};
 use crate::content_check::Verdict;
+use crate::text::escaped;
 
 /// What a verdict's words need besides the walk.
 pub(crate) struct Context<'a> {
@@ -28,8 +29,41 @@ pub(crate) fn layer_name(i: usize, digests: &[String]) -> String {
     format!("layer {at}/{n} ({short}…)")
 }
 
-/// The verdict a walk came to.
+/// The verdict a walk came to, its text shown safely: file names, entrypoints and `#!` lines are
+/// the image's, so their control characters are escaped (no forged log line, no colour, no
+/// GitLab section closed by a file name).
 pub(crate) fn from_walk(walked: Walked, cx: &Context) -> Verdict {
+    let e = |t: &str| escaped(t);
+    match composed(walked, cx) {
+        Verdict::Off => Verdict::Off,
+        Verdict::Matched {
+            file,
+            machine,
+            trail,
+        } => Verdict::Matched {
+            file: e(&file),
+            machine,
+            trail: e(&trail),
+        },
+        Verdict::Mismatch {
+            file,
+            found,
+            found_platform,
+            trail,
+        } => Verdict::Mismatch {
+            file: e(&file),
+            found,
+            found_platform,
+            trail: e(&trail),
+        },
+        Verdict::NotChecked { reason, warn } => Verdict::NotChecked {
+            reason: e(&reason),
+            warn,
+        },
+    }
+}
+
+fn composed(walked: Walked, cx: &Context) -> Verdict {
     let digests = cx.digests;
     match walked {
         Walked::Found(Finding::Judged {
@@ -58,8 +92,9 @@ pub(crate) fn from_walk(walked: Walked, cx: &Context) -> Verdict {
         }
         Walked::Found(Finding::Missing { what, steps }) => Verdict::NotChecked {
             reason: format!(
-                "the program was not found: {what} (looked for: {})",
-                looked_for(&steps, digests)
+                "the program was not found: {what} (looked for: {}){}",
+                looked_for(&steps, digests),
+                crlf(&steps)
             ),
             warn: true,
         },
@@ -89,6 +124,18 @@ pub(crate) fn from_walk(walked: Walked, cx: &Context) -> Verdict {
             reason: format!("{} could not be read ({why})", layer_name(layer, digests)),
             warn: true,
         },
+    }
+}
+
+/// What a `#!` line ending in a carriage return means: the script was saved with Windows line
+/// endings, and the kernel looks for an interpreter whose name ends in `\r`.
+fn crlf(steps: &[Step]) -> &'static str {
+    let windows_endings = steps
+        .iter()
+        .any(|s| matches!(s, Step::Script { line, .. } if line.ends_with('\r')));
+    match windows_endings {
+        true => "; the script's #! line ends in a carriage return (saved with Windows line endings): the container fails with \"no such file or directory\"; save it with Unix line endings (dos2unix, or `*.sh text eol=lf` in .gitattributes)",
+        false => "",
     }
 }
 
@@ -173,6 +220,7 @@ pub(crate) fn size(bytes: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::resolve::Located;
     use super::*;
 
     #[test]
@@ -232,6 +280,56 @@ mod tests {
             "the program was not found: layer 2/2 (sha256:bbbbbbbbbbbb…) expands past the decompressed limit of 2GiB (8× MULTIARCH_CONTENT_BUDGET 256MiB, a bound apart from the download budget) while looking for /srv (entrypoint \"/srv/app\"); a layer that large is broken or hostile — if it is genuine, raise MULTIARCH_CONTENT_BUDGET"
         );
         assert!(reason(Limit::Entries).contains("past 1000000 archive entries"));
+    }
+
+    #[test]
+    fn a_windows_line_ending_is_named_and_the_images_control_characters_are_escaped() {
+        let digests = vec![format!("sha256:{}", "a".repeat(64))];
+        let steps = vec![
+            Step::Start("entrypoint \"/run.sh\"".into()),
+            Step::Script {
+                path: "/run.sh".into(),
+                line: "/bin/sh\r".into(),
+            },
+        ];
+        let Verdict::NotChecked { reason, warn: true } = from_walk(
+            Walked::Found(Finding::Missing {
+                what: "/bin/sh\r".into(),
+                steps,
+            }),
+            &context(&digests),
+        ) else {
+            panic!()
+        };
+        assert!(!reason.contains('\r'), "{reason}");
+        assert!(
+            reason.starts_with("the program was not found: /bin/sh\\r (looked for: entrypoint \"/run.sh\" → script /run.sh #!/bin/sh\\r); the script's #! line ends in a carriage return (saved with Windows line endings): the container fails with \"no such file or directory\""),
+            "{reason}"
+        );
+        let Verdict::Mismatch { file, trail, .. } = from_walk(
+            Walked::Found(Finding::Judged {
+                file: Located {
+                    path: "/app\n\u{1b}[31m".into(),
+                    layer: 0,
+                    mode: 0o755,
+                    head: machine::Head::Elf(machine::Elf {
+                        bits64: true,
+                        little: true,
+                        machine: 62,
+                    }),
+                },
+                steps: vec![Step::Start("entrypoint \"/app\"".into())],
+                judgement: Judgement::Differs {
+                    found: "ELF 64-bit LSB x86-64".into(),
+                    platform: Some("linux/amd64".into()),
+                },
+            }),
+            &context(&digests),
+        ) else {
+            panic!()
+        };
+        assert_eq!(file, "/app\\n\\u{1b}[31m");
+        assert!(!trail.chars().any(char::is_control), "{trail}");
     }
 
     #[test]

@@ -424,6 +424,18 @@ fn an_arm64_config_saying_v8_keeps_it_in_the_index_and_images_without_an_entrypo
     ]);
     let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(seen["Architecture"], "arm64");
+    // inspect shows the entries as the index writes them: the variant kept is seen kept.
+    let env = reg.access_env();
+    let (code, stdout, stderr) = run(&env, &["inspect", &reg.repo("group/app:latest")]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("  linux/arm64/v8 "), "{stdout}");
+    let (code, stdout, _) = run(
+        &env,
+        &["inspect", "--json", &reg.repo("group/app:latest-arm64")],
+    );
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["manifests"][0]["platform"], "linux/arm64/v8");
 }
 
 #[test]

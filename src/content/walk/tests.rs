@@ -225,6 +225,27 @@ fn a_script_is_judged_by_its_interpreter_through_symlinks_read_earlier() {
 }
 
 #[test]
+fn a_script_with_windows_line_endings_names_an_interpreter_no_image_holds() {
+    let top = Builder::new()
+        .file("docker-entrypoint.sh", 0o755, b"#!/bin/sh\r\nexec app\r\n")
+        .finish();
+    let (w, _) = run(
+        &entrypoint("/docker-entrypoint.sh"),
+        "linux/arm64",
+        vec![Some(base()), Some(top)],
+    );
+    // As the kernel reads the line: the interpreter is `/bin/sh\r`, which is not there, so the
+    // container would fail to start, whatever /bin/sh is built for.
+    let Walked::Found(Finding::Missing { what, steps }) = &w else {
+        panic!("{w:?}")
+    };
+    assert!(what.contains("/bin/sh\r"), "{what}");
+    assert!(steps
+        .iter()
+        .any(|s| matches!(s, Step::Script { line, .. } if line == "/bin/sh\r")));
+}
+
+#[test]
 fn cmd_alone_names_the_program_and_zstd_layers_are_read() {
     let top = ruzstd::encoding::compress_to_vec(
         &Builder::new()
