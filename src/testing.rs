@@ -26,6 +26,8 @@ pub(crate) struct Script {
     pub(crate) at: Duration,
     pub(crate) arch: &'static str,
     pub(crate) stale_until: Duration,
+    /// Its image carries no revision label (an unlabelled build, of no known time).
+    pub(crate) unlabelled: bool,
 }
 
 #[derive(Default)]
@@ -83,6 +85,7 @@ impl Scripted {
                             at: Duration::from_secs(*at),
                             arch,
                             stale_until: Duration::ZERO,
+                            unlabelled: false,
                         },
                     )
                 })
@@ -117,6 +120,16 @@ impl Scripted {
             .get_mut(&format!("r.example/app:{tag}"))
             .expect("a scripted source")
             .stale_until = Duration::from_secs(secs);
+    }
+
+    /// The source `tag` holds an image without a revision label.
+    pub(crate) fn unlabelled(&self, tag: &str) {
+        self.state
+            .borrow_mut()
+            .sources
+            .get_mut(&format!("r.example/app:{tag}"))
+            .expect("a scripted source")
+            .unlabelled = true;
     }
 
     fn failing(&self, at: &Reference) -> Result<(), Error> {
@@ -157,10 +170,13 @@ impl Scripted {
     fn held(&self, state: &State, at: &Reference, now: Duration) -> Option<Held> {
         let s = state.sources.get(&at.to_string()).filter(|s| s.at <= now)?;
         let revision = if now < s.stale_until { "old" } else { "new" };
-        let config = format!(
-            r#"{{"os":"linux","architecture":"{}","config":{{"Labels":{{"org.opencontainers.image.revision":"{revision}"}}}}}}"#,
-            s.arch
-        )
+        let config = match s.unlabelled {
+            false => format!(
+                r#"{{"os":"linux","architecture":"{}","config":{{"Labels":{{"org.opencontainers.image.revision":"{revision}"}}}}}}"#,
+                s.arch
+            ),
+            true => format!(r#"{{"os":"linux","architecture":"{}"}}"#, s.arch),
+        }
         .into_bytes();
         let manifest = format!(
             r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[]}}"#,

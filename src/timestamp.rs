@@ -105,6 +105,7 @@ impl Timestamp {
     }
 
     /// Seconds since the epoch, the fraction dropped.
+    #[cfg(test)]
     pub(crate) fn unix(self) -> i64 {
         self.secs
     }

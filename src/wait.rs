@@ -39,7 +39,7 @@ use crate::model::{Resolved, Source, SourceOrigin, HAND_OFF_PREFIX};
 use crate::registry::{first_line, Deadline, Registry};
 use crate::settings::Plan;
 use judge::judge;
-use provenance::short;
+use provenance::{labelled, later_words, short, unlabelled};
 use read::resolve;
 
 mod judge;
@@ -181,6 +181,29 @@ pub(crate) async fn gather_until(
                 }
             }
         };
+        // A source of this pipeline's revision, by its label (ready before, or read now): beside
+        // it, an unlabelled image is another pipeline's build.
+        let labelled = plan.revision.as_deref().and_then(|want| {
+            let by_label = |r: &Resolved| labelled(r, want, &plan.times);
+            let ready = states
+                .iter()
+                .zip(&plan.sources)
+                .find_map(|(s, src)| match s {
+                    State::Ready(r) if by_label(r) => Some(src.reference.to_string()),
+                    _ => None,
+                });
+            ready.or_else(|| {
+                pending
+                    .iter()
+                    .zip(&results)
+                    .find_map(|(&i, res)| match res {
+                        Ok(Look::Found(r)) if by_label(r) => {
+                            Some(plan.sources[i].reference.to_string())
+                        }
+                        _ => None,
+                    })
+            })
+        });
         let mut changed = false;
         let mut answered = false;
         for (i, result) in pending.iter().copied().zip(results) {
@@ -192,7 +215,7 @@ pub(crate) async fn gather_until(
             match result {
                 Ok(Look::Found(r)) => {
                     changed = true;
-                    states[i] = judge(plan, source, r, first_round)?;
+                    states[i] = judge(plan, source, r, first_round, labelled.as_deref())?;
                     if let State::Ready(r) = &states[i] {
                         crate::content::warn_unchecked(r);
                     }
@@ -227,6 +250,10 @@ pub(crate) async fn gather_until(
             {
                 return Err(hand_off_error(source, Some((why.clone(), *builder))));
             }
+        }
+        // An unlabelled image taken in an earlier round, before a labelled one was seen.
+        if let Some(by) = &labelled {
+            changed |= unlabelled_beside(plan, &mut states, by);
         }
         // Every source this round read is judged before the verdict: one failed run names each
         // image whose program is of another machine (sources not there yet are not waited for).
@@ -425,6 +452,29 @@ async fn look(
     }
 }
 
+/// Turns the ready sources holding an unlabelled image (not handed over) into stale ones, now
+/// that `by` shows this pipeline labels its builds; true when one was.
+fn unlabelled_beside(plan: &Plan, states: &mut [State], by: &str) -> bool {
+    let mut changed = false;
+    for (state, source) in states.iter_mut().zip(&plan.sources) {
+        let State::Ready(r) = state else { continue };
+        if source.origin.is_hand_off() || !unlabelled(r) {
+            continue;
+        }
+        let digest = r.fetched().digest.clone();
+        info!(reference = %source.reference, %digest, labelled = %by, "stale after all: unlabelled, while this pipeline's builds are labelled");
+        *state = State::Stale {
+            digest,
+            builder: provenance::builder(r),
+            why: Stale::UnlabelledBesideLabelled {
+                labelled: by.to_string(),
+            },
+        };
+        changed = true;
+    }
+    changed
+}
+
 fn progress(plan: &Plan, states: &[State], elapsed: Duration, remaining: Duration) {
     let list = |keep: &dyn Fn(&State) -> Option<String>| {
         plan.sources
@@ -439,12 +489,15 @@ fn progress(plan: &Plan, states: &[State], elapsed: Duration, remaining: Duratio
     let stale = list(&|s| match s {
         State::Stale { why, .. } => Some(match why {
             Stale::Revision(held) => format!(" holds {}", short(held)),
-            Stale::LaterRevision { revision, .. } => {
-                format!(" holds {} (a later pipeline's build)", short(revision))
+            Stale::LaterRevision { revision, sign } => {
+                format!(" holds {} ({})", short(revision), later_words(sign))
             }
             Stale::Unlabelled => " holds no revision label".to_string(),
             Stale::CreatedBefore { created, .. } => {
                 format!(" holds an unlabelled image created {created}")
+            }
+            Stale::UnlabelledBesideLabelled { .. } => {
+                " holds an unlabelled image (this pipeline's builds are labelled)".to_string()
             }
         }),
         _ => None,

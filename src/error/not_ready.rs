@@ -53,6 +53,10 @@ pub(crate) enum Stale {
         created: Timestamp,
         started: Timestamp,
     },
+    /// Without a revision label while `labelled` (another source of this run) carries this
+    /// pipeline's: this pipeline labels its builds, so this image is another pipeline's (an
+    /// earlier, unlabelled one's that finished late) — whenever it was made.
+    UnlabelledBesideLabelled { labelled: String },
 }
 
 /// What shows that an image of another revision is a later pipeline's build.
@@ -122,6 +126,9 @@ fn stale_reason(why: &Stale, expected: Option<&str>) -> String {
         }
         Stale::CreatedBefore { created, started } => format!(
             "stale: unlabelled, created {created}, before this pipeline started at {started} (no tolerance for clock skew)"
+        ),
+        Stale::UnlabelledBesideLabelled { labelled } => format!(
+            "stale: unlabelled, while {labelled} carries this pipeline's revision label: another pipeline's build"
         ),
     }
 }
@@ -217,9 +224,19 @@ fn hints(sources: &[(String, NotReady)]) -> Vec<String> {
     if is(&|w| matches!(w, Stale::CreatedBefore { .. })) {
         out.push("the tag still holds an image made before this pipeline started: check that this pipeline's build pushed to this tag (a build that pushed to another tag or repository, or not at all, leaves the earlier image there)".into());
     }
+    if is(&|w| matches!(w, Stale::UnlabelledBesideLabelled { .. })) {
+        out.push(format!("this pipeline's builds carry a revision label, so an unlabelled image under a source tag is another pipeline's: an earlier pipeline's, built before the label was added, that finished late and replaced this pipeline's build (waiting cannot bring it back: {PER_COMMIT}{or_hand_off}), or a build job of this pipeline that does not label its image like the others"));
+    }
     let unlabelled: Vec<Option<Builder>> = stale
         .iter()
-        .filter(|(w, _, _)| matches!(w, Stale::Unlabelled | Stale::CreatedBefore { .. }))
+        .filter(|(w, _, _)| {
+            matches!(
+                w,
+                Stale::Unlabelled
+                    | Stale::CreatedBefore { .. }
+                    | Stale::UnlabelledBesideLabelled { .. }
+            )
+        })
         .map(|(_, b, _)| *b)
         .collect();
     if let Some(first) = unlabelled.first() {

@@ -4,7 +4,7 @@
 
 use tracing::{info, warn};
 
-use super::provenance::{builder, later, provenance, short, Provenance};
+use super::provenance::{builder, later, later_words, provenance, short, Provenance};
 use super::State;
 use crate::builder::Builder;
 use crate::error::{Error, Stale};
@@ -13,11 +13,16 @@ use crate::model::{Resolved, Source};
 use crate::settings::Plan;
 
 /// Decides whether a source just read is this pipeline's build.
+///
+/// `labelled`: another source of this run that carries this pipeline's revision label, when one
+/// is known; an unlabelled image beside it is then another pipeline's build, whenever it was
+/// made (a digest handed over is exact, and taken as it is).
 pub(super) fn judge(
     plan: &Plan,
     source: &Source,
     r: Box<Resolved>,
     first_round: bool,
+    labelled: Option<&str>,
 ) -> Result<State, Error> {
     let Some(expected) = plan.revision.as_deref() else {
         found(&r, first_round);
@@ -43,6 +48,13 @@ pub(super) fn judge(
         Provenance::Built => {
             found(&r, first_round);
             Ok(State::Ready(r))
+        }
+        Provenance::CreatedAfter { .. } | Provenance::Unlabelled(_)
+            if labelled.is_some() && !source.origin.is_hand_off() =>
+        {
+            let labelled = labelled.unwrap_or_default().to_string();
+            info!(%reference, %digest, %labelled, "stale: unlabelled, while this pipeline's builds are labelled; {then}");
+            Ok(stale(Stale::UnlabelledBesideLabelled { labelled }))
         }
         Provenance::CreatedAfter { created, started } if !plan.require_revision => {
             warn!(
@@ -75,7 +87,7 @@ pub(super) fn judge(
                 Ok(stale(Stale::Revision(held)))
             }
             Some(sign) => {
-                info!(%reference, holds = %short(&held), want = %short(expected), %digest, "stale: a later pipeline's build of another revision; {then}");
+                info!(%reference, holds = %short(&held), want = %short(expected), %digest, "stale: {} of another revision; {then}", later_words(&sign));
                 Ok(stale(Stale::LaterRevision {
                     revision: held,
                     sign,

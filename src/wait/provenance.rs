@@ -151,6 +151,27 @@ fn later_of<'a>(
     by_time
 }
 
+/// Whether every image of a source carries this pipeline's revision: this pipeline labels its
+/// builds, so an unlabelled image beside it is another pipeline's.
+pub(super) fn labelled(r: &Resolved, expected: &str, times: &Times) -> bool {
+    provenance(r, expected, times) == Provenance::Built
+}
+
+/// Whether a source (taken as this pipeline's build) holds an image without a revision.
+pub(super) fn unlabelled(r: &Resolved) -> bool {
+    r.images().iter().any(|i| i.revision.is_none())
+}
+
+/// What shows that an image of another revision is not an earlier pipeline's, in a few words.
+pub(super) fn later_words(sign: &Later) -> String {
+    match sign {
+        Later::Pipeline { built_by, .. } => {
+            format!("a later pipeline's build, pipeline {built_by}")
+        }
+        Later::Created { .. } => "another pipeline's build, made while this one ran".into(),
+    }
+}
+
 /// The builder of a source's images, when they agree on one.
 pub(super) fn builder(r: &Resolved) -> Option<Builder> {
     let mut builders = r.images().iter().map(|i| i.config.builder);
@@ -208,7 +229,9 @@ fn dated(created: Option<&str>, times: &Times) -> Provenance {
     if created < PLACEHOLDER_BEFORE {
         return Provenance::Unlabelled(Undated::Placeholder(created));
     }
-    if created.unix() == commit.unix() {
+    // Exactly the commit's time: SOURCE_DATE_EPOCH is whole seconds, so a time with a fraction
+    // in the commit's second is a build time, not the commit's.
+    if created == commit {
         return Provenance::Unlabelled(Undated::CommitTime(created));
     }
     if created < started {
@@ -311,6 +334,13 @@ mod tests {
                 Some("2026-12-04T11:58:02Z"),
                 gitlab,
                 Provenance::Unlabelled(Undated::CommitTime(commit)),
+            ),
+            // In the commit's second with a fraction: a build time (SOURCE_DATE_EPOCH is whole
+            // seconds), judged as one.
+            (
+                Some("2026-12-04T11:58:02.5Z"),
+                gitlab,
+                before("2026-12-04T11:58:02.5Z"),
             ),
             (
                 Some("1970-01-01T00:00:00Z"),

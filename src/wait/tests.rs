@@ -24,6 +24,34 @@ async fn picks_up_a_late_source_within_a_few_seconds() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_unlabelled_source_taken_before_a_labelled_one_appears_is_stale_after_all() {
+    // arm64 is there at once, unlabelled and undatable: taken (with a warning). amd64 lands
+    // later with this pipeline's label: this pipeline labels its builds, so arm64 is another
+    // pipeline's, looked at again, and named at the deadline.
+    let registry = Scripted::new(&[("latest-amd64", 20, "amd64"), ("latest-arm64", 0, "arm64")]);
+    registry.unlabelled("latest-arm64");
+    let e = gather(&plan(&[("MULTIARCH_TIMEOUT", "60s")]), &registry)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.exit_code(), 3);
+    assert!(
+        e.to_string().contains("  - r.example/app:latest-arm64: stale: unlabelled, while r.example/app:latest-amd64 carries this pipeline's revision label: another pipeline's build"),
+        "{e}"
+    );
+    // Without the check (no revision expected) it is taken as before.
+    let registry = Scripted::new(&[("latest-amd64", 20, "amd64"), ("latest-arm64", 0, "arm64")]);
+    registry.unlabelled("latest-arm64");
+    let got = gather(
+        &plan(&[("MULTIARCH_TIMEOUT", "60s"), ("MULTIARCH_REVISION", "none")]),
+        &registry,
+    )
+    .await
+    .unwrap();
+    assert_eq!(got.resolved.len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
 async fn deadline_names_every_missing_source_with_exit_3() {
     let registry = Scripted::new(&[("latest-amd64", 0, "amd64")]);
     let start = Instant::now();

@@ -555,6 +555,75 @@ fn unlabelled_images_created_before_the_pipeline_started_are_stale_and_waited_pa
 }
 
 #[test]
+fn beside_a_labelled_build_an_unlabelled_image_made_during_the_pipeline_is_another_pipelines() {
+    // The first pipeline whose builds are labelled: the previous, unlabelled pipeline's arm64
+    // build finished late, after this pipeline started, and replaced this pipeline's under the
+    // tag. Its time alone would pass it; this pipeline's labelled amd64 build says it is not one
+    // of this pipeline's.
+    let reg = Registry::start();
+    let repo = reg.repo("group/app");
+    built(&reg, "latest", "amd64", Kind::Oci, THIS);
+    unlabelled(&reg, "arm64", THIS_BUILD);
+    let work = tempfile::tempdir().unwrap();
+    let started = ("CI_PIPELINE_CREATED_AT", STARTED);
+    let out = multiarch(
+        &job(&reg, &[("MULTIARCH_TIMEOUT", "2s"), started]),
+        work.path(),
+    )
+    .arg("push")
+    .output()
+    .unwrap();
+    let err = plain(&exited(&out, 3));
+    assert!(
+        err.contains(&format!(
+            "  - {repo}:latest-arm64: stale: unlabelled, while {repo}:latest-amd64 carries this pipeline's revision label: another pipeline's build"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("this pipeline's builds carry a revision label, so an unlabelled image under a source tag is another pipeline's"), "{err}");
+    assert!(
+        err.contains("holds an unlabelled image (this pipeline's builds are labelled)"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("so it is taken as this pipeline's build"),
+        "{err}"
+    );
+    assert!(reg.raw("group/app:latest").is_none(), "nothing pushed");
+
+    // This pipeline's arm64 build lands again: published.
+    let arm = built(&reg, "latest", "arm64", Kind::Oci, THIS);
+    let out = multiarch(
+        &job(&reg, &[("MULTIARCH_TIMEOUT", "2s"), started]),
+        work.path(),
+    )
+    .arg("push")
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(children(&reg, "group/app:latest")[1], arm);
+
+    // A digest handed over is exact: unlabelled, it is still taken (with the warning).
+    let handed = unlabelled(&reg, "arm64", THIS_BUILD);
+    let out = multiarch(
+        &job(
+            &reg,
+            &[
+                ("MULTIARCH_TIMEOUT", "2s"),
+                started,
+                ("MULTIARCH_SOURCE_LINUX_ARM64", &format!("{repo}@{handed}")),
+            ],
+        ),
+        work.path(),
+    )
+    .arg("push")
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(children(&reg, "group/app:latest")[1], handed);
+}
+
+#[test]
 fn unlabelled_images_that_cannot_be_dated_fall_back_to_the_label_rule() {
     let reg = Registry::start();
     let work = tempfile::tempdir().unwrap();
