@@ -420,7 +420,7 @@ fn partial(
         ));
     } else {
         out.push_str(&format!(
-            "the index {digest} is not in the registry: no tag moved and it was never pushed under its digest (with one tag to move in a destination, that tag's PUT is the only push)"
+            "this run stored no index {digest}: no tag moved and it was not pushed under its digest (with one tag to move in a destination, that tag's PUT is the only push; an earlier run may have stored the same bytes)"
         ));
     }
     if !moved.is_empty() && !untagged.is_empty() {

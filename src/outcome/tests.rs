@@ -55,7 +55,7 @@ fn a_single_refused_tag_names_no_index_that_was_never_stored() {
     let text = e.to_string();
     assert!(
         text.starts_with(&format!(
-            "1 of 1 target tag(s) did not move; the index {} is not in the registry: no tag moved and it was never pushed under its digest",
+            "1 of 1 target tag(s) did not move; this run stored no index {}: no tag moved and it was not pushed under its digest",
             Digest::of(b"{}")
         )),
         "{text}"

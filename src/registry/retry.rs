@@ -179,13 +179,15 @@ where
             };
             return Err(spent(error, how));
         }
+        let error = spent(error, GaveUp::Not);
         warn!(attempt = tries, delay_ms = delay.as_millis() as u64, error = %first_line(&error), "retrying");
         tokio::time::sleep(delay).await;
     }
 }
 
 /// Says on a transient error how the budget ran out (an inner loop's word is replaced: the
-/// outermost loop counts the attempts that matter).
+/// outermost loop counts the attempts that matter; `GaveUp::Not` while it retries, so its
+/// warning does not carry an inner loop's count).
 fn spent(error: Error, how: GaveUp) -> Error {
     match error {
         Error::Transient {
@@ -303,6 +305,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn nested_retries_say_how_they_ended_once() {
         // A copy retried as a whole around a step that is not retried on its own.
+        let (_guard, logs) = crate::testing::Logs::capture();
         let once = budget(0, None);
         let result: Result<(), Error> = retry(&budget(2, None), || async {
             match retry(&once, || async {
@@ -325,6 +328,10 @@ mod tests {
             result.unwrap_err().to_string(),
             "fetching manifest r.example/app:1: r.example answered HTTP 503 Service Unavailable, after 3 attempts\n  hint: this is usually temporary; retry the job (exit code 75)"
         );
+        // The warnings while retrying carry no count of the inner loop's.
+        let said = logs.text();
+        assert_eq!(said.matches("retrying").count(), 2, "{said}");
+        assert!(!said.contains("after 1 attempt"), "{said}");
         let one: Result<(), Error> = retry(&once, || async {
             Attempt::Retry {
                 error: unavailable(),

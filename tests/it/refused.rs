@@ -102,7 +102,7 @@ fn a_single_refused_tag_leaves_no_index_and_the_report_names_none() {
     assert_eq!(value(&dotenv, "MULTIARCH_REFS"), "");
     assert_eq!(value(&dotenv, "MULTIARCH_TAGGED"), "");
     assert!(
-        err.contains(&format!("1 of 1 target tag(s) did not move; the index {digest} is not in the registry: no tag moved and it was never pushed under its digest")),
+        err.contains(&format!("1 of 1 target tag(s) did not move; this run stored no index {digest}: no tag moved and it was not pushed under its digest")),
         "{err}"
     );
     assert!(!err.contains("is in the registry"), "{err}");
