@@ -89,6 +89,9 @@ pub(crate) struct Outcome {
     pub(crate) failures: Vec<(Reference, Error)>,
     /// Tags not moved because they hold something newer (exit 0).
     pub(crate) kept: Vec<Kept>,
+    /// A dry run that could not read what the target tags hold: why (every tag is then shown
+    /// as planned, whatever it holds).
+    pub(crate) unread: Option<String>,
 }
 
 impl Outcome {
@@ -111,6 +114,7 @@ impl Outcome {
             missing: Vec::new(),
             failures: Vec::new(),
             kept: Vec::new(),
+            unread: None,
         }
     }
 

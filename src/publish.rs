@@ -46,6 +46,7 @@
 mod append;
 mod copy;
 mod moving;
+mod preview;
 mod publishing;
 mod recheck;
 mod targets;
@@ -247,15 +248,8 @@ pub(crate) async fn run(
     let indexes = build_each(plan, &resolved, &groups, &bases)?;
 
     let Some((looked, mut read)) = looked else {
-        let targets = plan
-            .targets
-            .iter()
-            .map(|t| (t.clone(), Status::Planned))
-            .collect();
-        let mut outcome = Outcome::new(indexes[0].clone(), targets);
-        for (d, index) in outcome.destinations.iter_mut().zip(indexes) {
-            d.index = Some(index);
-        }
+        let mut outcome =
+            preview::preview(plan, registry, &resolved, &groups, indexes, &bases).await;
         outcome.missing = missing;
         return Ok(Run::Published(outcome));
     };

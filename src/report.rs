@@ -279,8 +279,22 @@ pub(crate) fn plan(plan: &Plan, outcome: &Outcome) -> String {
         }
     }
     out.push_str("targets:\n");
-    for (t, _) in &outcome.targets {
-        out.push_str(&format!("  {t}\n"));
+    for (t, status) in &outcome.targets {
+        let would = match status {
+            Status::Kept => outcome.kept.iter().find(|k| k.reference == *t).map_or_else(
+                || "kept".to_string(),
+                |k| format!("kept: holds {} ({})", k.holds, k.why),
+            ),
+            Status::Unchanged => "unchanged: holds this index already".to_string(),
+            _ if outcome.unread.is_some() => "planned".to_string(),
+            _ => "moves to this index".to_string(),
+        };
+        out.push_str(&format!("  {t}  {would}\n"));
+    }
+    if let Some(why) = &outcome.unread {
+        out.push_str(&format!(
+            "  (what the tags hold could not be read, so which would be kept is not known: {why})\n"
+        ));
     }
     out.push_str(&format!(
         "index: {} {}\n",

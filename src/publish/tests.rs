@@ -146,6 +146,46 @@ async fn a_dry_run_pushes_nothing_and_needs_no_push_credentials() {
     assert!(registry.state.borrow().push_checks.is_empty());
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_dry_run_says_which_tags_a_push_would_keep_reading_with_pull_access_only() {
+    let registry = Scripted::new(&[("latest-amd64", 0, "amd64"), ("latest-arm64", 0, "arm64")]);
+    registry.state.borrow_mut().deny_push = true;
+    registry.state.borrow_mut().deny_upload = true;
+    let newer = holds(&registry, "latest", &[(PROJECT, "42"), (PIPELINE, "101")]);
+    let plan = pipeline(
+        "100",
+        &[
+            ("MULTIARCH_DRY_RUN", "true"),
+            ("MULTIARCH_TAGS", "latest,main"),
+        ],
+    );
+    let Run::Published(outcome) = super::run(&plan, &registry, &NoPhases).await.unwrap() else {
+        panic!("a dry run plans")
+    };
+    assert_eq!(
+        outcome.targets.iter().map(|(_, s)| *s).collect::<Vec<_>>(),
+        [Status::Kept, Status::Planned]
+    );
+    assert_eq!(outcome.kept[0].holds, newer);
+    assert!(
+        outcome.kept[0].why.contains("pipeline 101"),
+        "{}",
+        outcome.kept[0].why
+    );
+    assert_eq!(outcome.unread, None);
+    let text = crate::report::plan(&plan, &outcome);
+    assert!(
+        text.contains(&format!("  r.example/app:latest  kept: holds {newer} (")),
+        "{text}"
+    );
+    assert!(
+        text.contains("  r.example/app:main  moves to this index\n"),
+        "{text}"
+    );
+    assert!(registry.state.borrow().pushed.is_empty());
+    assert!(registry.state.borrow().push_checks.is_empty());
+}
+
 /// Makes `tag` of `r.example/app` hold an index recording `annotations`; its digest.
 fn holds(registry: &Scripted, tag: &str, annotations: &[(&str, &str)]) -> Digest {
     let a: serde_json::Map<String, serde_json::Value> = annotations

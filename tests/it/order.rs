@@ -125,6 +125,21 @@ fn an_older_pipeline_finishing_last_keeps_latest_where_the_newer_one_put_it() {
         A,
         &with(&a, &[("MULTIARCH_TAGS", "latest,a-only")]),
     );
+    // The preview says so first, reading the tags without pushing.
+    let out = multiarch(&env, work.path()).arg("plan").output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(&format!(
+            "  {repo}:latest  kept: holds {newer} (it holds the index of pipeline 101"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("  {repo}:a-only  moves to this index\n")),
+        "{text}"
+    );
+    assert_eq!(holds(&reg, "latest").0, newer);
     let (code, out, err, dotenv) = push(&env, work.path(), &[]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(

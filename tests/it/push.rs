@@ -359,7 +359,10 @@ fn plan_prints_the_index_and_pushes_nothing() {
     let text = String::from_utf8(plan.stdout).unwrap();
     assert!(text.starts_with("sources:\n  linux/amd64 "), "{text}");
     assert!(
-        text.contains(&format!("targets:\n  {}:latest\n", reg.repo("group/app"))),
+        text.contains(&format!(
+            "targets:\n  {}:latest  moves to this index\n",
+            reg.repo("group/app")
+        )),
         "{text}"
     );
     assert!(reg.raw("group/app:latest").is_none());
