@@ -23,7 +23,7 @@ use reqwest::header::{
 };
 use reqwest::{Method, StatusCode, Url};
 use tokio::sync::{Semaphore, SemaphorePermit};
-use tracing::debug;
+use tracing::{debug, info};
 
 use super::origin::{self, authority, locate, Carry, Insecure, Sent};
 use super::redirect::{is_redirect, via, within};
@@ -56,6 +56,9 @@ pub(crate) struct Transport {
     /// a TLS port spoken to in plain HTTP answers every request with a bare 400, so only an
     /// origin not among these can be one.
     spoken: Mutex<HashSet<String>>,
+    /// The hosts an upload `Location` sent blobs to, away from the registry: said once each, so
+    /// a later failure (the registry not finding those blobs) can be read against it.
+    elsewhere: Mutex<HashSet<String>>,
 }
 
 impl Transport {
@@ -77,6 +80,7 @@ impl Transport {
             insecure: Insecure::new(insecure),
             in_flight: Semaphore::new(REQUESTS_AT_ONCE),
             spoken: Mutex::default(),
+            elsewhere: Mutex::default(),
         })
     }
 
@@ -169,6 +173,18 @@ impl Transport {
             }
             if let (Carry::Credentials, Some(h)) = (carry, auth) {
                 b = b.header(AUTHORIZATION, h.clone());
+            }
+            let uploads = method == Method::PUT || method == Method::PATCH;
+            if (carry, sent) == (Carry::Nothing, Sent::Location) && uploads {
+                let host = authority(&url);
+                if self
+                    .elsewhere
+                    .lock()
+                    .expect("hosts uploaded to")
+                    .insert(host.clone())
+                {
+                    info!(%host, "blobs are uploaded to {host}, {}, without the registry's credentials", sent.said(&by));
+                }
             }
             b = match body.take().unwrap_or(Body::Empty) {
                 Body::Empty => b,

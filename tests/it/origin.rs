@@ -143,6 +143,19 @@ fn a_location_on_another_host_gets_the_upload_without_credentials_whatever_its_f
                 "{location}"
             );
         }
+        // Said once, so a later failure can be read against it.
+        assert_eq!(
+            run.err.matches("blobs are uploaded to ").count(),
+            1,
+            "{location}: {}",
+            run.err
+        );
+        assert!(
+            run.err
+                .contains("upload Location points, without the registry's credentials"),
+            "{}",
+            run.err
+        );
     }
 }
 
