@@ -452,13 +452,14 @@ async fn look(
     }
 }
 
-/// Turns the ready sources holding an unlabelled image (not handed over) into stale ones, now
-/// that `by` shows this pipeline labels its builds; true when one was.
+/// Turns the ready sources under per-architecture tags (the source template) holding an
+/// unlabelled image into stale ones, now that `by` shows this pipeline labels its builds; true
+/// when one was.
 fn unlabelled_beside(plan: &Plan, states: &mut [State], by: &str) -> bool {
     let mut changed = false;
     for (state, source) in states.iter_mut().zip(&plan.sources) {
         let State::Ready(r) = state else { continue };
-        if source.origin.is_hand_off() || !unlabelled(r) {
+        if source.origin != SourceOrigin::Template || !unlabelled(r) {
             continue;
         }
         let digest = r.fetched().digest.clone();

@@ -72,6 +72,17 @@ fn composed(walked: Walked, cx: &Context) -> Verdict {
             judgement,
         }) => {
             let trail = trail(&steps, &file.path, &layer_name(file.layer, digests), digests);
+            // A carriage return after the interpreter's name lands in its argument (`-e\r`):
+            // the interpreter is there, but the script still fails when it starts.
+            if !matches!(judgement, Judgement::Differs { .. }) && !crlf(&steps).is_empty() {
+                return Verdict::NotChecked {
+                    reason: format!(
+                        "{} passes its interpreter an argument ending in a carriage return: its #! line was saved with Windows line endings, so the interpreter gets `…\\r` and fails when the container starts; save it with Unix line endings (dos2unix, or `*.sh text eol=lf` in .gitattributes) (found: {trail})",
+                        script_path(&steps),
+                    ),
+                    warn: true,
+                };
+            }
             match judgement {
                 Judgement::Matches => Verdict::Matched {
                     machine: machine::describe(&file.head),
@@ -137,6 +148,17 @@ fn crlf(steps: &[Step]) -> &'static str {
         true => "; the script's #! line ends in a carriage return (saved with Windows line endings): the container fails with \"no such file or directory\"; save it with Unix line endings (dos2unix, or `*.sh text eol=lf` in .gitattributes)",
         false => "",
     }
+}
+
+/// The script whose `#!` line the steps read.
+fn script_path(steps: &[Step]) -> &str {
+    steps
+        .iter()
+        .find_map(|s| match s {
+            Step::Script { path, .. } => Some(path.as_str()),
+            _ => None,
+        })
+        .unwrap_or("the script")
 }
 
 /// Why a bound ended the walk in `layer`, waiting for `waiting`.
@@ -330,6 +352,38 @@ mod tests {
         };
         assert_eq!(file, "/app\\n\\u{1b}[31m");
         assert!(!trail.chars().any(char::is_control), "{trail}");
+
+        // A carriage return in the interpreter's argument: found and of this machine, but the
+        // script fails all the same: a warning.
+        let Verdict::NotChecked { reason, warn: true } = from_walk(
+            Walked::Found(Finding::Judged {
+                file: Located {
+                    path: "/bin/sh".into(),
+                    layer: 0,
+                    mode: 0o755,
+                    head: machine::Head::Elf(machine::Elf {
+                        bits64: true,
+                        little: true,
+                        machine: 183,
+                    }),
+                },
+                steps: vec![
+                    Step::Start("entrypoint \"/run.sh\"".into()),
+                    Step::Script {
+                        path: "/run.sh".into(),
+                        line: "/bin/sh -e\r".into(),
+                    },
+                ],
+                judgement: Judgement::Matches,
+            }),
+            &context(&digests),
+        ) else {
+            panic!()
+        };
+        assert!(
+            reason.starts_with("/run.sh passes its interpreter an argument ending in a carriage return: its #! line was saved with Windows line endings"),
+            "{reason}"
+        );
     }
 
     #[test]

@@ -9,14 +9,20 @@ use super::State;
 use crate::builder::Builder;
 use crate::error::{Error, Stale};
 use crate::labels::REVISION;
-use crate::model::{Resolved, Source};
+use crate::model::{Resolved, Source, SourceOrigin};
 use crate::settings::Plan;
 
 /// Decides whether a source just read is this pipeline's build.
 ///
 /// `labelled`: another source of this run that carries this pipeline's revision label, when one
-/// is known; an unlabelled image beside it is then another pipeline's build, whenever it was
-/// made (a digest handed over is exact, and taken as it is).
+/// is known; an unlabelled image under a per-architecture tag (the source template: this
+/// pipeline's builds push there) is then another pipeline's build, whenever it was made. A
+/// spec's source may be anyone's image (a vendor's base), and a digest handed over is exact:
+/// neither is judged by that rule.
+///
+/// A spec entry named by its digest is taken as it is: it names one image, which no pipeline
+/// can replace, chosen by whoever wrote the spec (its platform and machine code are still
+/// checked).
 pub(super) fn judge(
     plan: &Plan,
     source: &Source,
@@ -29,6 +35,11 @@ pub(super) fn judge(
         return Ok(State::Ready(r));
     };
     let reference = &source.reference;
+    if source.origin == SourceOrigin::Spec && reference.digest().is_some() {
+        info!(%reference, "named by its digest in the spec: taken as it is, not judged by revision");
+        found(&r, first_round);
+        return Ok(State::Ready(r));
+    }
     let digest = r.fetched().digest.clone();
     let builder = builder(&r);
     let label = Builder::label_lines(builder);
@@ -50,7 +61,7 @@ pub(super) fn judge(
             Ok(State::Ready(r))
         }
         Provenance::CreatedAfter { .. } | Provenance::Unlabelled(_)
-            if labelled.is_some() && !source.origin.is_hand_off() =>
+            if labelled.is_some() && source.origin == SourceOrigin::Template =>
         {
             let labelled = labelled.unwrap_or_default().to_string();
             info!(%reference, %digest, %labelled, "stale: unlabelled, while this pipeline's builds are labelled; {then}");
@@ -87,7 +98,7 @@ pub(super) fn judge(
                 Ok(stale(Stale::Revision(held)))
             }
             Some(sign) => {
-                info!(%reference, holds = %short(&held), want = %short(expected), %digest, "stale: {} of another revision; {then}", later_words(&sign));
+                info!(%reference, holds = %short(&held), want = %short(expected), %digest, "stale: built from another revision, {}; {then}", later_words(&sign));
                 Ok(stale(Stale::LaterRevision {
                     revision: held,
                     sign,

@@ -624,6 +624,69 @@ fn beside_a_labelled_build_an_unlabelled_image_made_during_the_pipeline_is_anoth
 }
 
 #[test]
+fn a_spec_may_name_a_vendors_image_beside_this_pipelines_labelled_build() {
+    // A manifest-tool spec: this pipeline's labelled amd64 build by tag, and for arm64 a
+    // vendor's unlabelled base (reproducible: created at 1970-01-01T00:00:01Z) — by tag, then
+    // pinned by digest with a real, older date.
+    let reg = Registry::start();
+    let repo = reg.repo("group/app");
+    built(&reg, "latest", "amd64", Kind::Oci, THIS);
+    let vendor = push_config(
+        &reg,
+        "vendor/base:1",
+        "linux/arm64",
+        serde_json::json!({"created": "1970-01-01T00:00:01Z"}),
+    );
+    let work = tempfile::tempdir().unwrap();
+    let spec = |arm: &str| {
+        format!(
+            "image: {repo}:latest\nmanifests:\n  - image: {repo}:latest-amd64\n    platform:\n      architecture: amd64\n      os: linux\n  - image: {arm}\n    platform:\n      architecture: arm64\n      os: linux\n"
+        )
+    };
+    std::fs::write(
+        work.path().join("spec.yml"),
+        spec(&reg.repo("vendor/base:1")),
+    )
+    .unwrap();
+    let started = ("CI_PIPELINE_CREATED_AT", STARTED);
+    let out = multiarch(
+        &job(&reg, &[("MULTIARCH_TIMEOUT", "2s"), started]),
+        work.path(),
+    )
+    .args(["push", "--spec", "spec.yml"])
+    .output()
+    .unwrap();
+    let err = plain(&stderr_of(&out));
+    assert!(out.status.success(), "{err}");
+    assert_eq!(children(&reg, "group/app:latest")[1], vendor);
+    assert!(err.contains("cannot be dated"), "{err}");
+
+    // Pinned by digest: one image no pipeline can replace, taken as it is, whatever its date.
+    let dated = push_config(
+        &reg,
+        "vendor/base:2",
+        "linux/arm64",
+        serde_json::json!({"created": EARLIER_BUILD}),
+    );
+    let pinned = format!("{}@{dated}", reg.repo("vendor/base"));
+    std::fs::write(work.path().join("spec.yml"), spec(&pinned)).unwrap();
+    let out = multiarch(
+        &job(&reg, &[("MULTIARCH_TIMEOUT", "2s"), started]),
+        work.path(),
+    )
+    .args(["push", "--spec", "spec.yml", "--tags", "pinned"])
+    .output()
+    .unwrap();
+    let err = plain(&stderr_of(&out));
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("named by its digest in the spec: taken as it is"),
+        "{err}"
+    );
+    assert_eq!(children(&reg, "group/app:pinned")[1], dated);
+}
+
+#[test]
 fn unlabelled_images_that_cannot_be_dated_fall_back_to_the_label_rule() {
     let reg = Registry::start();
     let work = tempfile::tempdir().unwrap();

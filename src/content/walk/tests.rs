@@ -236,13 +236,32 @@ fn a_script_with_windows_line_endings_names_an_interpreter_no_image_holds() {
     );
     // As the kernel reads the line: the interpreter is `/bin/sh\r`, which is not there, so the
     // container would fail to start, whatever /bin/sh is built for.
-    let Walked::Found(Finding::Missing { what, steps }) = &w else {
+    let Walked::Found(Finding::Missing { what, steps: way }) = &w else {
         panic!("{w:?}")
     };
     assert!(what.contains("/bin/sh\r"), "{what}");
-    assert!(steps
+    assert!(way
         .iter()
         .any(|s| matches!(s, Step::Script { line, .. } if line == "/bin/sh\r")));
+
+    // With an argument, the carriage return lands in it: /bin/sh is found and judged, and the
+    // line is kept as the kernel reads it for the warning.
+    let top = Builder::new()
+        .file(
+            "docker-entrypoint.sh",
+            0o755,
+            b"#!/bin/sh -e\r\nexec app\r\n",
+        )
+        .finish();
+    let (w, _) = run(
+        &entrypoint("/docker-entrypoint.sh"),
+        "linux/arm64",
+        vec![Some(base()), Some(top)],
+    );
+    assert_eq!(judged(&w), ("/usr/bin/dash".into(), Judgement::Matches));
+    assert!(steps(&w)
+        .iter()
+        .any(|s| matches!(s, Step::Script { line, .. } if line == "/bin/sh -e\r")));
 }
 
 #[test]
