@@ -14,7 +14,7 @@ mod machine;
 mod not_ready;
 mod repository;
 
-pub(crate) use aws::{IdTokenVar, Missing};
+pub(crate) use aws::{IdTokenVar, Missing, Refused};
 use cancelled::cancelled;
 pub(crate) use cancelled::{Progress, Signal};
 pub(crate) use credential::Origin;
@@ -216,11 +216,24 @@ pub(crate) enum Error {
         realm_host: String,
     },
 
-    /// AWS refused an action: the IAM permission (or the OIDC trust) is missing.
-    #[error("{action} on {resource} was denied ({reason})\n  hint: the job's AWS identity needs the IAM permission {action} (see the README's minimal policy); with GitLab OIDC also check the role's trust policy (the aud and sub conditions)")]
+    /// AWS refused an action: the IAM permission (or, assuming a role, its trust policy) is
+    /// missing.
+    #[error(
+        "{action} on {resource} was denied ({reason})\n  hint: {}",
+        aws::denied_hint(action)
+    )]
     EcrDenied {
         action: &'static str,
         resource: String,
+        reason: String,
+    },
+
+    /// AWS refused the credentials themselves (an unknown or mistyped key, an expired session,
+    /// an id_token the role does not trust): no permission would help.
+    #[error("{action} was refused: {} ({reason})\n  hint: {}", refused.problem(), refused.hint())]
+    AwsCredentialRefused {
+        action: &'static str,
+        refused: Refused,
         reason: String,
     },
 
@@ -364,6 +377,7 @@ impl Error {
             | Error::NoCredentials { .. }
             | Error::InsecureRealm { .. }
             | Error::EcrDenied { .. }
+            | Error::AwsCredentialRefused { .. }
             | Error::NoAwsCredentials { .. } => exit::AUTH,
             Error::Transient { .. } | Error::AppendContended { .. } => exit::TRANSIENT,
             Error::Registry { .. }

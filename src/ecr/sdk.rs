@@ -21,7 +21,7 @@ use aws_smithy_runtime_api::client::retries::classifiers::{
 };
 
 use super::diagnosis::{diagnose, AwsSetup, ChainEnd, Profiles};
-use crate::error::{Error, GaveUp};
+use crate::error::{Error, GaveUp, Refused};
 use crate::net::{causes, lookup, DnsFailure};
 
 /// The AWS region of a call and where it came from, for messages.
@@ -180,32 +180,57 @@ where
 {
     let status = e.raw_response().map(|r| r.status().as_u16());
     if let Some(service) = e.as_service_error() {
-        let code = service.code().unwrap_or("unknown");
-        let message = service.message().unwrap_or("").to_string();
-        let reason = match (service.code(), status) {
+        // An answer in another protocol than the API's (an XML error where JSON was expected:
+        // a proxy, an emulator) leaves the SDK without a code: read it from the body.
+        let body = e
+            .raw_response()
+            .and_then(|r| r.body().bytes())
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default();
+        let in_body = xml_element(&body, "Code");
+        let code_given = service.code().or(in_body);
+        let code = code_given.unwrap_or("unknown");
+        let message = service
+            .message()
+            .or_else(|| xml_element(&body, "Message"))
+            .unwrap_or("")
+            .to_string();
+        let reason = match (code_given, status) {
             (Some(c), _) if message.is_empty() => c.to_string(),
             (Some(c), _) => format!("{c}: {message}"),
             (None, Some(s)) => format!("HTTP {s}"),
             (None, None) => "no error code".to_string(),
         };
+        if let Some(refused) = Refused::of_code(code) {
+            return Error::AwsCredentialRefused {
+                action,
+                refused,
+                reason,
+            };
+        }
         // Without a code the SDK could parse (some endpoints answer XML), the status decides.
-        if code.starts_with("AccessDenied")
-            || (service.code().is_none() && status == Some(403))
-            || code == "InvalidIdentityToken"
-            || code == "ExpiredToken"
-            || code == "UnrecognizedClientException"
-            || code == "InvalidClientTokenId"
-        {
+        if code.starts_with("AccessDenied") || (service.code().is_none() && status == Some(403)) {
             return Error::EcrDenied {
                 action,
                 resource: resource.to_string(),
                 reason,
             };
         }
-        if code == "ThrottlingException"
-            || (service.code().is_none() && matches!(status, Some(429 | 500..=599)))
-            || code == "ServiceUnavailableException"
-            || code == "ServerException"
+        // ECR and STS spell throttling differently; LimitExceededException is ECR's rate limit
+        // on GetAuthorizationToken; IDPCommunicationError, STS not reaching GitLab.
+        if matches!(
+            code,
+            "ThrottlingException"
+                | "Throttling"
+                | "TooManyRequestsException"
+                | "RequestLimitExceeded"
+                | "LimitExceededException"
+                | "ServiceUnavailableException"
+                | "ServiceUnavailable"
+                | "ServerException"
+                | "InternalFailure"
+                | "IDPCommunicationError"
+        ) || (code_given.is_none() && matches!(status, Some(429 | 500..=599)))
         {
             return Error::Transient {
                 action: "calling",
@@ -229,6 +254,15 @@ where
         reason: "the AWS API did not answer".into(),
         gave_up: GaveUp::Not,
     }
+}
+
+/// The text of the first `<name>…</name>` of an XML body (AWS's query-protocol errors), when it
+/// is a short token or sentence.
+fn xml_element<'a>(body: &'a str, name: &str) -> Option<&'a str> {
+    let start = body.find(&format!("<{name}>"))? + name.len() + 2;
+    let len = body[start..].find(&format!("</{name}>"))?;
+    let text = body[start..start + len].trim();
+    (!text.is_empty() && text.len() <= 512 && !text.contains('<')).then_some(text)
 }
 
 /// An AWS API endpoint that does not exist: a misconfiguration (exit 2), named with the region
@@ -265,6 +299,18 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("for ecr:GetAuthorizationToken in region eu-wset-1 (from the registry host 123456789012.dkr.ecr.eu-wset-1.amazonaws.com)"), "{text}");
+    }
+
+    #[test]
+    fn an_xml_error_gives_its_code_and_message() {
+        let body = "<ErrorResponse><Error><Type>Sender</Type><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match</Message></Error></ErrorResponse>";
+        assert_eq!(xml_element(body, "Code"), Some("SignatureDoesNotMatch"));
+        assert_eq!(
+            xml_element(body, "Message"),
+            Some("The request signature we calculated does not match")
+        );
+        assert_eq!(xml_element("{\"message\":\"x\"}", "Code"), None);
+        assert_eq!(xml_element("<Code></Code>", "Code"), None);
     }
 
     #[test]

@@ -146,6 +146,66 @@ impl Missing {
     }
 }
 
+/// How AWS refused the credentials themselves, from its error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The access key is unknown, or the secret does not match it.
+    Key,
+    /// A session's credentials (a key with AWS_SESSION_TOKEN, an assumed role's) expired.
+    Expired,
+    /// The request's time is too far from AWS's (the runner's clock).
+    Clock,
+    /// STS does not accept the web identity token for the role (trust policy, audience).
+    IdToken,
+}
+
+impl Refused {
+    /// The credential problem an AWS error code names, if it names one.
+    pub(crate) fn of_code(code: &str) -> Option<Refused> {
+        Some(match code {
+            "UnrecognizedClientException"
+            | "InvalidClientTokenId"
+            | "SignatureDoesNotMatch"
+            | "InvalidSignatureException"
+            | "IncompleteSignature"
+            | "MissingAuthenticationToken" => Refused::Key,
+            "ExpiredToken" | "ExpiredTokenException" => Refused::Expired,
+            "RequestExpired" => Refused::Clock,
+            "InvalidIdentityToken" | "IDPRejectedClaim" => Refused::IdToken,
+            _ => return None,
+        })
+    }
+
+    /// What is wrong, as one clause.
+    pub(crate) fn problem(&self) -> &'static str {
+        match self {
+            Refused::Key => "AWS does not know the access key, or its secret does not match",
+            Refused::Expired => "the credentials have expired",
+            Refused::Clock => "the request's time is too far from AWS's",
+            Refused::IdToken => "STS does not accept the job's GitLab id_token for the role",
+        }
+    }
+
+    /// What to change.
+    pub(crate) fn hint(&self) -> &'static str {
+        match self {
+            Refused::Key => "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (mistyped, rotated or deleted keys; masked CI/CD variables hold them exactly) and AWS_SESSION_TOKEN when the key is temporary; no IAM permission changes this",
+            Refused::Expired => "temporary credentials (a key with AWS_SESSION_TOKEN) last hours at most: store long-lived keys, or use GitLab OIDC (AWS_ROLE_ARN and an id_token), which gets fresh ones every job",
+            Refused::Clock => "fix the runner's clock (NTP): AWS refuses requests signed more than 5 minutes off",
+            Refused::IdToken => "the role's trust policy must trust GitLab's OIDC provider and accept the token's claims: aud must be the audience the job requests (id_tokens: aud, or the components' oidc-audience input), and the sub condition must match this project and ref (project_path:group/app:ref_type:branch:ref:main)",
+        }
+    }
+}
+
+/// What to change when AWS denies `action`: a permission for the job's identity, or for
+/// assuming a role, the role's trust policy.
+pub(crate) fn denied_hint(action: &str) -> String {
+    match action {
+        "sts:AssumeRoleWithWebIdentity" => "the role's trust policy must allow this job to assume it: trust GitLab's OIDC provider (Federated), allow sts:AssumeRoleWithWebIdentity, and match the token's aud and sub conditions; check that AWS_ROLE_ARN names that role".into(),
+        _ => format!("the job's AWS identity needs the IAM permission {action} (see the README's minimal policy); with GitLab OIDC also check the role's trust policy (the aud and sub conditions)"),
+    }
+}
+
 /// The components request the default variable: said only when it is the one read.
 fn components(var: &IdTokenVar) -> &'static str {
     match var.renamed {
@@ -171,6 +231,31 @@ mod tests {
             name: name.into(),
             renamed,
         }
+    }
+
+    #[test]
+    fn refused_credentials_are_told_from_missing_permissions_by_aws_error_code() {
+        for (code, want) in [
+            ("UnrecognizedClientException", Some(Refused::Key)),
+            ("InvalidClientTokenId", Some(Refused::Key)),
+            ("SignatureDoesNotMatch", Some(Refused::Key)),
+            ("InvalidSignatureException", Some(Refused::Key)),
+            ("ExpiredTokenException", Some(Refused::Expired)),
+            ("ExpiredToken", Some(Refused::Expired)),
+            ("RequestExpired", Some(Refused::Clock)),
+            ("IDPRejectedClaim", Some(Refused::IdToken)),
+            ("InvalidIdentityToken", Some(Refused::IdToken)),
+            ("AccessDeniedException", None),
+            ("ThrottlingException", None),
+        ] {
+            assert_eq!(Refused::of_code(code), want, "{code}");
+        }
+        assert!(Refused::IdToken.hint().contains("oidc-audience"));
+        // Assuming a role is the trust policy's to allow, not a permission of the job's.
+        assert!(denied_hint("sts:AssumeRoleWithWebIdentity")
+            .starts_with("the role's trust policy must allow this job to assume it"));
+        assert!(denied_hint("ecr:PutImage")
+            .starts_with("the job's AWS identity needs the IAM permission ecr:PutImage"));
     }
 
     #[test]

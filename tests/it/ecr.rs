@@ -287,6 +287,27 @@ fn missing_iam_permissions_are_named_and_a_denied_describe_only_warns() {
     assert!(!err.contains(&no_token_secret));
     println!("{err}");
 
+    // A secret that does not match its key is not a missing permission: the key is named.
+    let env = job(
+        &reg,
+        &moto,
+        &[
+            ("AWS_ACCESS_KEY_ID", &no_describe_key),
+            ("AWS_SECRET_ACCESS_KEY", "not-the-secret"),
+        ],
+    );
+    let out = multiarch(&env, work.path()).arg("push").output().unwrap();
+    let err = exited(&out, 5);
+    assert!(
+        err.contains("ecr:GetAuthorizationToken was refused: AWS does not know the access key, or its secret does not match"),
+        "{err}"
+    );
+    assert!(
+        err.contains("check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+        "{err}"
+    );
+    assert!(!err.contains("needs the IAM permission"), "{err}");
+
     let env = job(
         &reg,
         &moto,
