@@ -277,8 +277,9 @@ pub(crate) enum Error {
 
     /// multiarch's own look before any push (the repository's tag mutability, from ECR) found the
     /// tag immutable and holding another index: the registry was never asked to move it.
-    #[error("{reference}: this tag is immutable in its repository (its tag mutability, read before any push) and already holds {held}, not this run's index; nothing was pushed\n  hint: {}", IMMUTABLE_FIX)]
-    ImmutableTagHolds { reference: String, held: String },
+    /// Every such tag of every destination, `(reference, what it holds)`, so one fix covers all.
+    #[error("{}\n  hint: {}", immutable_holds(tags), IMMUTABLE_FIX)]
+    ImmutableTagHolds { tags: Vec<(String, String)> },
 
     /// Some target tags did not move (stdout and the dotenv name the ones that did, and only
     /// the destinations that hold the index).
@@ -406,6 +407,21 @@ impl Error {
             value: value.into(),
             reason: reason.into(),
             hint: hint.into(),
+        }
+    }
+}
+
+/// The immutable tags found holding another index: one line for one tag, a list for several.
+fn immutable_holds(tags: &[(String, String)]) -> String {
+    const WHAT: &str = "(its tag mutability, read before any push)";
+    match tags {
+        [(reference, held)] => format!("{reference}: this tag is immutable in its repository {WHAT} and already holds {held}, not this run's index; nothing was pushed"),
+        many => {
+            let mut out = format!("{} target tags are immutable in their repository {WHAT} and already hold another index than this run's; nothing was pushed:", many.len());
+            for (reference, held) in many {
+                out.push_str(&format!("\n  - {reference} holds {held}"));
+            }
+            out
         }
     }
 }

@@ -249,7 +249,7 @@ pub(crate) async fn run(
 
     let Some((looked, mut read)) = looked else {
         let mut outcome =
-            preview::preview(plan, registry, &resolved, &groups, indexes, &bases).await;
+            preview::preview(plan, registry, &resolved, &groups, indexes, &bases).await?;
         outcome.missing = missing;
         return Ok(Run::Published(outcome));
     };
@@ -381,6 +381,36 @@ fn warn_tag(t: &Reference, error: &str, what: &str) {
     }
 }
 
+/// Refuses, before anything is pushed, to move a tag its repository keeps immutable while it
+/// holds another index: every such tag of every destination (`moving`: the tags that would move,
+/// with what each holds), named at once so one fix covers all.
+async fn check_immutable<'a>(
+    registry: &impl Registry,
+    moving: impl Iterator<Item = (&'a Repository, Vec<(&'a Reference, &'a Option<Digest>)>)>,
+) -> Result<(), Error> {
+    let mut immutable: Vec<(String, String)> = Vec::new();
+    for (repository, tags) in moving {
+        let held: Vec<(&Reference, &Digest)> = tags
+            .into_iter()
+            .filter_map(|(t, c)| c.as_ref().map(|d| (t, d)))
+            .collect();
+        if held.is_empty() {
+            continue;
+        }
+        let rule = registry.tag_rule(repository).await?;
+        let tag_of = |t: &Reference| t.tag().unwrap_or_default().to_string();
+        immutable.extend(
+            held.iter()
+                .filter(|(t, _)| rule.is_immutable(&tag_of(t)))
+                .map(|(t, d)| (t.to_string(), d.to_string())),
+        );
+    }
+    match immutable.is_empty() {
+        true => Ok(()),
+        false => Err(Error::ImmutableTagHolds { tags: immutable }),
+    }
+}
+
 /// Steps 3 to 6 for every destination, given what every target tag holds and what becomes of
 /// it; `copying` is the access whose retries (and streams) end by the copy phase's deadline;
 /// the tags were first looked at from `looked_at` on.
@@ -393,23 +423,13 @@ async fn push_all<R: Registry>(
     looked_at: Instant,
 ) -> Result<Outcome, Error> {
     // Every destination's rule before anything is pushed anywhere.
-    for p in &publishing {
-        let moving: Vec<(&Reference, &Digest)> = p
-            .moving()
-            .filter_map(|(t, c)| c.as_ref().map(|d| (t, d)))
-            .collect();
-        if moving.is_empty() {
-            continue;
-        }
-        let rule = registry.tag_rule(p.group.repository).await?;
-        let tag_of = |t: &Reference| t.tag().unwrap_or_default().to_string();
-        if let Some((t, held)) = moving.iter().find(|(t, _)| rule.is_immutable(&tag_of(t))) {
-            return Err(Error::ImmutableTagHolds {
-                reference: t.to_string(),
-                held: held.to_string(),
-            });
-        }
-    }
+    check_immutable(
+        registry,
+        publishing
+            .iter()
+            .map(|p| (p.group.repository, p.moving().collect())),
+    )
+    .await?;
     // The destinations with a tag to move get the children they lack, then (with --append, once
     // the tag merged into is looked at again) the index by digest; then the tags move.
     try_join_all(

@@ -114,8 +114,7 @@ fn a_refused_tag_inside_a_partial_push_says_each_fact_once() {
 #[test]
 fn an_immutable_tag_found_before_any_push_is_not_called_a_refusal() {
     let e = Error::ImmutableTagHolds {
-        reference: "r/app:latest".into(),
-        held: "sha256:4f3f".into(),
+        tags: vec![("r/app:latest".into(), "sha256:4f3f".into())],
     };
     assert_eq!(e.exit_code(), 4);
     assert_eq!(
@@ -123,6 +122,17 @@ fn an_immutable_tag_found_before_any_push_is_not_called_a_refusal() {
         "r/app:latest: this tag is immutable in its repository (its tag mutability, read before any push) and already holds sha256:4f3f, not this run's index; nothing was pushed\n  hint: publish under a new tag (e.g. the version or $CI_COMMIT_SHORT_SHA), or make the tag mutable"
     );
     assert!(!e.to_string().contains("refused"), "{e}");
+    // Several: every one, so one fix covers them all.
+    let e = Error::ImmutableTagHolds {
+        tags: vec![
+            ("r/app:latest".into(), "sha256:4f3f".into()),
+            ("r/app:1.0".into(), "sha256:4f3f".into()),
+        ],
+    };
+    assert!(
+        e.to_string().starts_with("2 target tags are immutable in their repository (its tag mutability, read before any push) and already hold another index than this run's; nothing was pushed:\n  - r/app:latest holds sha256:4f3f\n  - r/app:1.0 holds sha256:4f3f\n  hint: "),
+        "{e}"
+    );
 }
 
 #[test]

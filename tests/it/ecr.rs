@@ -121,6 +121,23 @@ fn immutable_tags_rerun_as_a_no_op_and_refuse_a_different_index_before_pushing()
         first,
         "the tag is unchanged"
     );
+    // The preview says the same, before a push is tried.
+    let planned = multiarch(&env, work.path())
+        .args([
+            "plan",
+            "--annotation",
+            "org.opencontainers.image.title=changed",
+        ])
+        .output()
+        .unwrap();
+    let err = exited(&planned, 4);
+    assert!(
+        err.contains(&format!(
+            "error: {}/app:latest: this tag is immutable in its repository",
+            reg.host
+        )),
+        "{err}"
+    );
 
     // An exclusion filter makes `latest` movable again.
     moto.ecr(
