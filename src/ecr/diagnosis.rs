@@ -51,6 +51,8 @@ pub(crate) enum Profiles {
     Read {
         selected_defined: bool,
         absent: Vec<String>,
+        /// The selected profile's `source_profile`, when the files do not define it.
+        source_undefined: Option<String>,
     },
     /// A file cannot be read or parsed: the loader's words (file, line).
     Broken(String),
@@ -145,9 +147,19 @@ pub(crate) fn diagnose(setup: &AwsSetup, end: &ChainEnd, profiles: &Profiles) ->
             unset: "AWS_ACCESS_KEY_ID",
         },
         (ChainEnd::NoneFound, ..) => match &setup.profile {
-            Some(profile) => Missing::ProfileWithoutCredentials {
-                profile: profile.clone(),
-                files: files(),
+            Some(profile) => match profiles {
+                Profiles::Read {
+                    source_undefined: Some(source),
+                    ..
+                } => Missing::SourceProfileUndefined {
+                    profile: profile.clone(),
+                    source: source.clone(),
+                    files: files(),
+                },
+                _ => Missing::ProfileWithoutCredentials {
+                    profile: profile.clone(),
+                    files: files(),
+                },
             },
             None if setup.token == Held::Value => Missing::RoleArn { var },
             None => Missing::Nothing { var },
@@ -169,6 +181,7 @@ mod tests {
     const READ: Profiles = Profiles::Read {
         selected_defined: true,
         absent: Vec::new(),
+        source_undefined: None,
     };
 
     fn failed(error: &str, os: Option<&str>) -> ChainEnd {
@@ -304,10 +317,29 @@ mod tests {
                 Profiles::Read {
                     selected_defined: false,
                     absent: Vec::new(),
+                    source_undefined: None,
                 },
                 Missing::ProfileUndefined {
                     profile: "publish".into(),
                     files: "AWS_CONFIG_FILE (/ci/aws.ini) and ~/.aws/credentials".into(),
+                },
+            ),
+            (
+                "a role profile whose source_profile no file defines",
+                AwsSetup {
+                    profile: Some("deploy".into()),
+                    ..gitlab()
+                },
+                ChainEnd::NoneFound,
+                Profiles::Read {
+                    selected_defined: true,
+                    absent: Vec::new(),
+                    source_undefined: Some("base".into()),
+                },
+                Missing::SourceProfileUndefined {
+                    profile: "deploy".into(),
+                    source: "base".into(),
+                    files: "~/.aws/config and ~/.aws/credentials".into(),
                 },
             ),
             (
@@ -321,6 +353,7 @@ mod tests {
                 Profiles::Read {
                     selected_defined: false,
                     absent: vec!["AWS_CONFIG_FILE (/ci/aws.ini)".into()],
+                    source_undefined: None,
                 },
                 Missing::ProfileFilesAbsent {
                     files: vec!["AWS_CONFIG_FILE (/ci/aws.ini)".into()],

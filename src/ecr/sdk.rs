@@ -144,10 +144,17 @@ async fn profiles(setup: &AwsSetup) -> Profiles {
     .map(|(name, path)| format!("{name} ({path})"))
     .collect();
     match aws_config::profile::load(&fs, &env, &Default::default(), None).await {
-        Ok(set) => Profiles::Read {
-            selected_defined: set.get_profile(set.selected_profile()).is_some(),
-            absent,
-        },
+        Ok(set) => {
+            let selected = set.get_profile(set.selected_profile());
+            Profiles::Read {
+                selected_defined: selected.is_some(),
+                absent,
+                source_undefined: selected
+                    .and_then(|p| p.get("source_profile"))
+                    .filter(|source| set.get_profile(source).is_none())
+                    .map(str::to_string),
+            }
+        }
         Err(e) => Profiles::Broken(words(&e)),
     }
 }

@@ -31,6 +31,12 @@ pub(crate) enum Missing {
     ProfileFilesAbsent { files: Vec<String> },
     /// `AWS_PROFILE` names a profile that gives no credentials.
     ProfileWithoutCredentials { profile: String, files: String },
+    /// `AWS_PROFILE` names a role profile whose `source_profile` the files do not define.
+    SourceProfileUndefined {
+        profile: String,
+        source: String,
+        files: String,
+    },
     /// One of `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` without the other.
     HalfKey {
         set: &'static str,
@@ -95,6 +101,13 @@ impl Missing {
             Missing::ProfileWithoutCredentials { profile, files } => format!(
                 "AWS_PROFILE names the profile {profile}, which gives no credentials ({files})"
             ),
+            Missing::SourceProfileUndefined {
+                profile,
+                source,
+                files,
+            } => format!(
+                "AWS_PROFILE names the profile {profile}, whose source_profile {source} {files} do not define"
+            ),
             Missing::HalfKey { set, unset } => format!("{set} is set, but {unset} is not"),
             Missing::ChainFailed { error } => {
                 format!("the AWS SDK's credential chain failed: {error}")
@@ -131,6 +144,9 @@ impl Missing {
                 "point the variable at the file (a File-type CI/CD variable gives a path), or unset it to read ~/.aws".into()
             }
             Missing::ProfileWithoutCredentials { .. } => "give the profile credentials (aws_access_key_id/aws_secret_access_key, role_arn with a source_profile or credential_source, credential_process), or unset AWS_PROFILE".into(),
+            Missing::SourceProfileUndefined { source, .. } => format!(
+                "define the profile {source} with credentials (in ~/.aws/credentials as [{source}], in the config file as [profile {source}]), or name one that exists in source_profile"
+            ),
             Missing::HalfKey { .. } => {
                 "set both (as masked CI/CD variables), or neither".into()
             }

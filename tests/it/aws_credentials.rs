@@ -186,6 +186,20 @@ fn a_profile_no_file_defines_and_a_config_that_does_not_parse_are_named() {
         "fix that file, or point AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE at other files",
     );
 
+    // A role profile whose source_profile no file defines: that one is named.
+    std::fs::write(
+        aws.join("config"),
+        "[profile publish]\nregion = us-east-1\nrole_arn = arn:aws:iam::123456789012:role/publish\nsource_profile = base\n",
+    )
+    .unwrap();
+    let (out, err) = login(&moto, &reg, home.path(), &[("AWS_PROFILE", "publish")]);
+    exited(&out, 5);
+    says(
+        &err,
+        "AWS_PROFILE names the profile publish, whose source_profile base ~/.aws/config and ~/.aws/credentials do not define",
+        "define the profile base with credentials",
+    );
+
     // The profile defined, with keys: logged in.
     std::fs::write(
         aws.join("config"),
