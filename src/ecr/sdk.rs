@@ -23,6 +23,7 @@ use aws_smithy_runtime_api::client::retries::classifiers::{
 use super::diagnosis::{diagnose, AwsSetup, ChainEnd, Profiles};
 use crate::error::{Error, GaveUp, Refused};
 use crate::net::{causes, lookup, DnsFailure};
+use crate::text::escaped;
 
 /// The AWS region of a call and where it came from, for messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,6 +209,10 @@ where
             (None, Some(s)) => format!("HTTP {s}"),
             (None, None) => "no error code".to_string(),
         };
+        // AWS's (or whoever answered's) text: no control character, no secret of this run, and
+        // bounded (AWS's own messages run to a few hundred characters).
+        let shown: String = escaped(&reason).chars().take(1000).collect();
+        let reason = crate::secret::redact(&shown);
         if let Some(refused) = Refused::of_code(code) {
             return Error::AwsCredentialRefused {
                 action,
