@@ -21,7 +21,7 @@ manifest list) under the common tags.\n\n\
 Every option also reads MULTIARCH_<OPTION>; flags beat variables, variables beat GitLab defaults; \
 an empty variable counts as unset.\n\
 Exit codes: 0 done, 2 usage or misconfiguration, 3 sources missing or stale, 4 validation, \
-5 auth, 75 transient, 1 other.";
+5 auth, 75 transient, 1 other; 143 / 130 cancelled (SIGTERM / SIGINT).";
 
 /// Variables that are not flags.
 const HAND_OFF_HELP: &str = "Build jobs may hand over the exact image they pushed: \

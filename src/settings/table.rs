@@ -104,7 +104,7 @@ settings! {
         "entrypoint: hold the machine code of each image's entrypoint (else cmd; through PATH, symbolic links, layers and a script's interpreter) against its platform, a mismatch fails; off: skip";
     CONTENT_BUDGET: "content-budget", "MULTIARCH_CONTENT_BUDGET", Value("SIZE"), "256MiB", CONTENT,
         "Layer bytes the content check may download per image, e.g. 256MiB, 1GiB; past it the image is not checked (a warning)";
-    ROLLBACK: "rollback", "MULTIARCH_ROLLBACK", Value("MODE"), "refuse", PUSH,
+    ROLLBACK: "rollback", "MULTIARCH_ROLLBACK", Value("MODE"), "refuse", INDEX,
         "Whether a target tag holding a newer pipeline's index of this project, or a higher version, moves back: refuse (keep it: exit 0, said on stderr, stdout and in the dotenv) or allow";
     DOTENV: "dotenv", "MULTIARCH_DOTENV", Value("FILE"), "multiarch.env when GITLAB_CI=true", PUSH,
         "Write MULTIARCH_DIGEST, MULTIARCH_REF and per-platform digests to this dotenv file (a regular file); none = no report";

@@ -140,6 +140,17 @@ fn an_older_pipeline_finishing_last_keeps_latest_where_the_newer_one_put_it() {
         "{text}"
     );
     assert_eq!(holds(&reg, "latest").0, newer);
+    // With the rollback allowed, the preview says the tag moves, as the push would move it.
+    let out = multiarch(&env, work.path())
+        .args(["plan", "--rollback", "allow"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(&format!("  {repo}:latest  moves to this index\n")),
+        "{text}"
+    );
     let (code, out, err, dotenv) = push(&env, work.path(), &[]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
