@@ -35,6 +35,9 @@ pub(crate) struct AwsInputs {
     pub(crate) session_name: String,
     /// What the job set for credentials, to say what is missing when none are found.
     pub(crate) setup: AwsSetup,
+    /// `MULTIARCH_REQUEST_TIMEOUT`: one attempt of an AWS call gets as long as a registry
+    /// request, so an endpoint that never answers cannot hold the run.
+    pub(crate) request_timeout: std::time::Duration,
 }
 
 mod diagnosis;
@@ -76,6 +79,17 @@ pub fn parse_host(host: &str) -> Option<EcrHost> {
     })
 }
 
+/// The web identity token the SDK reads from `AWS_WEB_IDENTITY_TOKEN_FILE`, remembered as a
+/// secret so that an endpoint echoing it back is redacted (a token is a few KiB; a file larger
+/// than 64 KiB is not one, and is left to the SDK to refuse).
+fn remember_token_file(path: Option<&str>) {
+    let Some(path) = path else { return };
+    let small = std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() <= 64 * 1024);
+    if let Some(token) = small.then(|| std::fs::read_to_string(path).ok()).flatten() {
+        crate::secret::remember(token.trim());
+    }
+}
+
 /// ECR access for a run: SDK clients per region, built on first use; the OIDC exchange done once.
 pub struct Ecr {
     inputs: AwsInputs,
@@ -87,6 +101,7 @@ pub struct Ecr {
 
 impl Ecr {
     pub fn new(inputs: &AwsInputs) -> Ecr {
+        remember_token_file(inputs.setup.token_file.as_deref());
         Ecr {
             inputs: inputs.clone(),
             clients: Mutex::new(HashMap::new()),
@@ -174,7 +189,7 @@ impl Ecr {
         if let Some(c) = clients.get(&region.name) {
             return Ok(c.clone());
         }
-        let sdk = sdk::config(region).await;
+        let sdk = sdk::config(region, self.inputs.request_timeout).await;
         let mut config =
             aws_sdk_ecr::config::Builder::from(&sdk).retry_classifier(UnknownHostIsFinal);
         if let Some(credentials) = self.oidc_credentials(&sdk, region).await? {

@@ -248,8 +248,9 @@ pub(crate) async fn run(
     let indexes = build_each(plan, &resolved, &groups, &bases)?;
 
     let Some((looked, mut read)) = looked else {
+        // Its reads retry no later than the wait would have.
         let mut outcome =
-            preview::preview(plan, registry, &resolved, &groups, indexes, &bases).await?;
+            preview::preview(plan, &looking, &resolved, &groups, indexes, &bases).await?;
         outcome.missing = missing;
         return Ok(Run::Published(outcome));
     };

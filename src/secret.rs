@@ -26,7 +26,9 @@ pub(crate) fn remember(value: &str) {
     }
 }
 
-/// `text` with every remembered secret replaced by `<redacted>`.
+/// `text` with every remembered secret replaced by `<redacted>`, and the signature of an AWS
+/// Signature Version 4 Authorization value (`Signature=<hex>`, which the SDK builds and a server
+/// may echo) too.
 pub(crate) fn redact(text: &str) -> String {
     let known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
     let mut out = text.to_string();
@@ -35,6 +37,29 @@ pub(crate) fn redact(text: &str) -> String {
             out = out.replace(secret.as_str(), "<redacted>");
         }
     }
+    signatures_out(&out)
+}
+
+/// `Signature=` followed by hex digits: the digits blanked out.
+fn signatures_out(text: &str) -> String {
+    const KEY: &str = "Signature=";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(KEY) {
+        let (before, after) = rest.split_at(at + KEY.len());
+        out.push_str(before);
+        let hex = after.len()
+            - after
+                .trim_start_matches(|c: char| c.is_ascii_hexdigit())
+                .len();
+        if hex >= 16 {
+            out.push_str("<redacted>");
+        } else {
+            out.push_str(&after[..hex]);
+        }
+        rest = &after[hex..];
+    }
+    out.push_str(rest);
     out
 }
 
@@ -83,6 +108,10 @@ mod tests {
         assert_eq!(
             redact("bad credentials user:s3cr3t-password (Basic dXNlcjpzM2NyM3QtcGFzc3dvcmQ=) abc"),
             "bad credentials user:<redacted> (Basic <redacted>) abc"
+        );
+        assert_eq!(
+            redact("Authorization: AWS4-HMAC-SHA256 Credential=AKIA/x, SignedHeaders=host, Signature=0123456789abcdef0123456789abcdef; Signature=12"),
+            "Authorization: AWS4-HMAC-SHA256 Credential=AKIA/x, SignedHeaders=host, Signature=<redacted>; Signature=12"
         );
     }
 }

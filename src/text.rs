@@ -4,7 +4,7 @@
 /// characters escaped (`\n`, `\u{1b}`) and at most 200 characters, so a label cannot forge log
 /// lines, colour the terminal or close a GitLab log section. Ordinary text is left as it is.
 pub(crate) fn printable(text: &str) -> String {
-    if text.len() <= SHOWN_CHARS && !text.chars().any(char::is_control) {
+    if text.len() <= SHOWN_CHARS && !text.chars().any(unsafe_to_show) {
         return text.to_string();
     }
     bounded(escaped(text).chars())
@@ -13,12 +13,12 @@ pub(crate) fn printable(text: &str) -> String {
 /// Text an image supplied (a file name, an entrypoint, a `#!` line) with its control characters
 /// escaped, whatever its length: composed texts whose parts are bounded elsewhere.
 pub(crate) fn escaped(text: &str) -> String {
-    if !text.chars().any(char::is_control) {
+    if !text.chars().any(unsafe_to_show) {
         return text.to_string();
     }
     text.chars()
         .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() {
+            let escaped: Vec<char> = if unsafe_to_show(c) {
                 c.escape_default().collect()
             } else {
                 vec![c]
@@ -26,6 +26,13 @@ pub(crate) fn escaped(text: &str) -> String {
             escaped
         })
         .collect()
+}
+
+/// Control characters, and the bidirectional formatting characters that make a terminal show
+/// text in another order than it is (a name that reads as another).
+fn unsafe_to_show(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// The most characters of registry-supplied text shown in one place.
@@ -55,5 +62,6 @@ mod tests {
         assert_eq!(printable(&"a".repeat(500)).chars().count(), 201);
         assert_eq!(escaped(&"a".repeat(500)).len(), 500);
         assert_eq!(escaped("/bin/sh\r"), "/bin/sh\\r");
+        assert_eq!(escaped("app\u{202e}gpj.exe"), "app\\u{202e}gpj.exe");
     }
 }

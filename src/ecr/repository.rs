@@ -107,7 +107,12 @@ impl Ecr {
                 .failure(e, "ecr:DescribeRepositories", repository, &region)
                 .await
             {
-                Error::EcrDenied { .. } => {
+                // Denied this action itself; a denied login or role (another action) is the
+                // run's failure, not this check's.
+                Error::EcrDenied {
+                    action: "ecr:DescribeRepositories",
+                    ..
+                } => {
                     // Said once per repository: the answer is kept.
                     warn!(
                         repository,

@@ -11,6 +11,8 @@
 //! once with exit 2, naming the endpoint and where its region came from. An endpoint override
 //! (`AWS_ENDPOINT_URL_ECR`, `AWS_ENDPOINT_URL`) goes through the same resolver.
 
+use std::time::Duration;
+
 use aws_config::BehaviorVersion;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
@@ -34,18 +36,32 @@ pub(super) struct Region {
 }
 
 /// SDK configuration from the environment (keys, profiles, web identity, container and
-/// instance roles; `AWS_ENDPOINT_URL_*`), over rustls with ring and our resolver.
-pub(super) async fn config(region: &Region) -> aws_config::SdkConfig {
+/// instance roles; `AWS_ENDPOINT_URL_*`), over rustls with ring and our resolver. Each attempt of
+/// a call gets `attempt` (the request timeout), the whole call with the SDK's retries
+/// `ATTEMPTS` of them: the SDK sets no timeout of its own, so an endpoint that takes a request and
+/// never answers would hold the run for good.
+pub(super) async fn config(region: &Region, attempt: Duration) -> aws_config::SdkConfig {
     use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
         .build_with_resolver(Resolver);
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(attempt.min(CONNECT))
+        .operation_attempt_timeout(attempt)
+        .operation_timeout(attempt * ATTEMPTS)
+        .build();
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(http)
+        .timeout_config(timeouts)
         .region(aws_config::Region::new(region.name.clone()))
         .load()
         .await
 }
+
+/// The SDK's standard retry mode makes at most this many attempts of a call.
+const ATTEMPTS: u32 = 3;
+/// A TCP (and TLS) connection to an AWS endpoint is up within this, or not at all.
+const CONNECT: Duration = Duration::from_secs(10);
 
 /// getaddrinfo with its verdict kept (`net::lookup`, as for registries), for the SDK's connections.
 #[derive(Debug, Clone)]
@@ -106,6 +122,16 @@ where
 {
     match chain_end(&e) {
         Some(end) if e.as_service_error().is_none() && unknown_host(&e).is_none() => {
+            // The SDK's own web identity exchange (AWS_WEB_IDENTITY_TOKEN_FILE) failing at STS
+            // is STS's answer, judged as the run's own exchange's is.
+            if let Some(sts) = causes(&e).find_map(|c| c.downcast_ref::<StsError>()) {
+                return convert_ref(
+                    sts,
+                    "sts:AssumeRoleWithWebIdentity",
+                    "the role of AWS_ROLE_ARN",
+                    region,
+                );
+            }
             Error::NoAwsCredentials {
                 action,
                 missing: diagnose(setup, &end, &profiles(setup).await),
@@ -114,6 +140,12 @@ where
         _ => convert(e, action, resource, region),
     }
 }
+
+/// An STS AssumeRoleWithWebIdentity failure, as the SDK's credential chain wraps it.
+type StsError = SdkError<
+    aws_sdk_sts::operation::assume_role_with_web_identity::AssumeRoleWithWebIdentityError,
+    aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+>;
 
 /// How the SDK's credential chain ended, if `error` is its failure.
 fn chain_end(error: &(dyn std::error::Error + 'static)) -> Option<ChainEnd> {
@@ -173,12 +205,28 @@ fn words(error: &(dyn std::error::Error + 'static)) -> String {
             out.push(text);
         }
     }
-    crate::secret::redact(&out.join(": "))
+    // The SDK's words may carry what an endpoint sent back (a message, a token it echoed).
+    escaped(&crate::secret::redact(&out.join(": ")))
+        .chars()
+        .take(1000)
+        .collect()
 }
 
 /// Converts an SDK error by error code; the message never carries a secret.
 fn convert<E>(
     e: SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+    action: &'static str,
+    resource: &str,
+    region: &Region,
+) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    convert_ref(&e, action, resource, region)
+}
+
+fn convert_ref<E>(
+    e: &SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
     action: &'static str,
     resource: &str,
     region: &Region,
@@ -196,7 +244,7 @@ where
             .map(|b| String::from_utf8_lossy(b).into_owned())
             .unwrap_or_default();
         let in_body = xml_element(&body, "Code");
-        let code_given = service.code().or(in_body);
+        let code_given = service.code().filter(|c| !c.is_empty()).or(in_body);
         let code = code_given.unwrap_or("unknown");
         let message = service
             .message()
@@ -211,9 +259,11 @@ where
         };
         // AWS's (or whoever answered's) text: no control character, no secret of this run, and
         // bounded (AWS's own messages run to a few hundred characters).
-        let shown: String = escaped(&reason).chars().take(1000).collect();
-        let reason = crate::secret::redact(&shown);
-        if let Some(refused) = Refused::of_code(code) {
+        let reason: String = escaped(&crate::secret::redact(&reason))
+            .chars()
+            .take(1000)
+            .collect();
+        if let Some(refused) = Refused::of(code, action) {
             return Error::AwsCredentialRefused {
                 action,
                 refused,
@@ -257,13 +307,17 @@ where
             reason: format!("AWS answered {reason}"),
         };
     }
-    if let Some(name) = unknown_host(&e) {
+    if let Some(name) = unknown_host(e) {
         return unreachable_endpoint(name, action, region);
     }
+    let reason = match e {
+        SdkError::TimeoutError(_) => format!("the AWS API did not answer within MULTIARCH_REQUEST_TIMEOUT (each of {ATTEMPTS} attempts)"),
+        _ => "the AWS API did not answer".into(),
+    };
     Error::Transient {
         action: "calling",
         reference: action.to_string(),
-        reason: "the AWS API did not answer".into(),
+        reason,
         gave_up: GaveUp::Not,
     }
 }

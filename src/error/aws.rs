@@ -173,9 +173,22 @@ pub(crate) enum Refused {
     Clock,
     /// STS does not accept the web identity token for the role (trust policy, audience).
     IdToken,
+    /// The job's id_token expired before STS saw it.
+    IdTokenExpired,
 }
 
 impl Refused {
+    /// The credential problem an AWS error code names for `action`, if it names one (STS's
+    /// expired token, assuming a role with an id_token, is the id_token's).
+    pub(crate) fn of(code: &str, action: &str) -> Option<Refused> {
+        match Refused::of_code(code) {
+            Some(Refused::Expired) if action == "sts:AssumeRoleWithWebIdentity" => {
+                Some(Refused::IdTokenExpired)
+            }
+            other => other,
+        }
+    }
+
     /// The credential problem an AWS error code names, if it names one.
     pub(crate) fn of_code(code: &str) -> Option<Refused> {
         Some(match code {
@@ -199,6 +212,7 @@ impl Refused {
             Refused::Expired => "the credentials have expired",
             Refused::Clock => "the request's time is too far from AWS's",
             Refused::IdToken => "STS does not accept the job's GitLab id_token for the role",
+            Refused::IdTokenExpired => "the job's GitLab id_token has expired",
         }
     }
 
@@ -209,6 +223,7 @@ impl Refused {
             Refused::Expired => "temporary credentials (a key with AWS_SESSION_TOKEN) last hours at most: store long-lived keys, or use GitLab OIDC (AWS_ROLE_ARN and an id_token), which gets fresh ones every job",
             Refused::Clock => "fix the runner's clock (NTP): AWS refuses requests signed more than 5 minutes off",
             Refused::IdToken => "the role's trust policy must trust GitLab's OIDC provider and accept the token's claims: aud must be the audience the job requests (id_tokens: aud, or the components' oidc-audience input), and the sub condition must match this project and ref (project_path:group/app:ref_type:branch:ref:main)",
+            Refused::IdTokenExpired => "GitLab's id_tokens are made for one job and expire with it: re-run the job; a token written to AWS_WEB_IDENTITY_TOKEN_FILE must be the job's own, not one from an earlier job",
         }
     }
 }
@@ -267,6 +282,14 @@ mod tests {
             assert_eq!(Refused::of_code(code), want, "{code}");
         }
         assert!(Refused::IdToken.hint().contains("oidc-audience"));
+        assert_eq!(
+            Refused::of("ExpiredTokenException", "sts:AssumeRoleWithWebIdentity"),
+            Some(Refused::IdTokenExpired)
+        );
+        assert_eq!(
+            Refused::of("ExpiredTokenException", "ecr:GetAuthorizationToken"),
+            Some(Refused::Expired)
+        );
         // Assuming a role is the trust policy's to allow, not a permission of the job's.
         assert!(denied_hint("sts:AssumeRoleWithWebIdentity")
             .starts_with("the role's trust policy must allow this job to assume it"));

@@ -124,6 +124,7 @@ pub(crate) fn access(inputs: &Inputs) -> Result<Access, Error> {
             .flatten(),
         session_name: session_name(inputs.var("CI_PROJECT_PATH"), inputs.var("CI_JOB_ID")),
         setup: aws_setup(inputs, token_var),
+        request_timeout,
     };
     Ok(Access {
         hosts_from: hosts_from(inputs.given.cmd),
@@ -155,6 +156,12 @@ fn hosts_from(cmd: Option<Cmd>) -> &'static str {
 /// What the job set for the AWS SDK's credential chain and the GitLab OIDC exchange (never a
 /// value), for saying what is missing when no credentials are found.
 fn aws_setup(inputs: &Inputs, token_var: &str) -> AwsSetup {
+    // The SDK reads these itself; remembered so that an endpoint echoing them back is redacted.
+    for secret in ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
+        if let Some(value) = inputs.var(secret) {
+            crate::secret::remember(value);
+        }
+    }
     let path = |name| inputs.var(name).map(str::to_string);
     AwsSetup {
         access_key_id: inputs.var("AWS_ACCESS_KEY_ID").is_some(),

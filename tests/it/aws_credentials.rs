@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::support::hostile::{Behaviour, Hostile};
 use crate::support::moto::{ecr_password, Moto, ACCOUNT};
 use crate::support::{exited, multiarch, stderr_of, Options, Registry};
 
@@ -237,4 +238,97 @@ fn a_profile_no_file_defines_and_a_config_that_does_not_parse_are_named() {
         "point the variable at the file",
     );
     assert!(!err.contains(" WARN "), "{err}");
+}
+
+/// A job whose AWS SDK talks to `aws` (an endpoint that misbehaves) for ECR and STS, logging
+/// in to `reg` with an ECR token.
+fn against(
+    aws: &Hostile,
+    reg: &Registry,
+    home: &Path,
+    extra: &[(&str, &str)],
+) -> (std::process::Output, String) {
+    let endpoint = format!("http://{}", aws.host);
+    let mut env: BTreeMap<String, String> = reg.access_env();
+    for (k, v) in [
+        ("AWS_ENDPOINT_URL_ECR", endpoint.as_str()),
+        ("AWS_ENDPOINT_URL_STS", endpoint.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("MULTIARCH_AUTH", "ecr"),
+        ("MULTIARCH_REQUEST_TIMEOUT", "1s"),
+    ]
+    .iter()
+    .chain(extra)
+    {
+        env.insert(k.to_string(), v.to_string());
+    }
+    let out = multiarch(&env, home)
+        .args(["login", &reg.host, "--password-stdout"])
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    (out, err)
+}
+
+/// An STS error answer (the query protocol's XML) with `code` and `message`.
+fn sts_error(status: u16, code: &str, message: &str) -> Behaviour {
+    Behaviour::Answer {
+        status,
+        headers: vec![("Content-Type".into(), "text/xml".into())],
+        body: format!("<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>r-1</RequestId></ErrorResponse>").into_bytes(),
+    }
+}
+
+#[test]
+fn sts_answers_through_the_token_file_are_judged_as_the_runs_own_exchange_and_a_silent_endpoint_ends(
+) {
+    let reg = ecr_registry();
+    let home = tempfile::tempdir().unwrap();
+    let token_file = home.path().join("token");
+    std::fs::write(&token_file, ID_TOKEN).unwrap();
+    let via_file = [
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", token_file.to_str().unwrap()),
+        ("AWS_ROLE_ARN", ROLE),
+    ];
+
+    // STS throttling is a retry of the job, not "no credentials" (the SDK's chain wraps it).
+    let aws = Hostile::start(|_, _| sts_error(400, "Throttling", "Rate exceeded"));
+    let (out, err) = against(&aws, &reg, home.path(), &via_file);
+    exited(&out, 75);
+    assert!(
+        err.contains(
+            "error: calling sts:AssumeRoleWithWebIdentity: AWS answered Throttling: Rate exceeded"
+        ),
+        "{err}"
+    );
+
+    // An expired id_token is said so; the token STS echoes back is blanked out.
+    let aws = Hostile::start(|_, _| {
+        sts_error(
+            400,
+            "ExpiredTokenException",
+            &format!("Token expired: {ID_TOKEN}"),
+        )
+    });
+    let (out, err) = against(&aws, &reg, home.path(), &via_file);
+    exited(&out, 5);
+    assert!(err.contains("sts:AssumeRoleWithWebIdentity was refused: the job's GitLab id_token has expired (ExpiredTokenException: Token expired: <redacted>)"), "{err}");
+    assert!(!err.contains(ID_TOKEN), "{err}");
+
+    // An endpoint that takes the request and never answers (for 10 minutes): each attempt ends
+    // with the request timeout, the call with the SDK's three attempts (the SDK sets no timeout
+    // of its own).
+    let aws = Hostile::start(|_, _| Behaviour::Silent);
+    let (out, err) = against(
+        &aws,
+        &reg,
+        home.path(),
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "example-secret"),
+        ],
+    );
+    exited(&out, 75);
+    assert!(err.contains("calling ecr:GetAuthorizationToken: the AWS API did not answer within MULTIARCH_REQUEST_TIMEOUT (each of 3 attempts)"), "{err}");
 }
