@@ -287,9 +287,12 @@ fn sts_answers_through_the_token_file_are_judged_as_the_runs_own_exchange_and_a_
     let home = tempfile::tempdir().unwrap();
     let token_file = home.path().join("token");
     std::fs::write(&token_file, ID_TOKEN).unwrap();
+    // Time enough for the SDK's own backoff on throttling (the whole call, credentials
+    // included, gets three request timeouts).
     let via_file = [
         ("AWS_WEB_IDENTITY_TOKEN_FILE", token_file.to_str().unwrap()),
         ("AWS_ROLE_ARN", ROLE),
+        ("MULTIARCH_REQUEST_TIMEOUT", "20s"),
     ];
 
     // STS throttling is a retry of the job, not "no credentials" (the SDK's chain wraps it).
