@@ -266,29 +266,22 @@ pub(crate) async fn run(
     let copying = registry.until(Some(Deadline::copy(start, plan.timeout)));
     let pushed = async {
         let current = current?;
-        let mut publishing = Vec::new();
-        for ((g, index), base) in groups.iter().zip(indexes).zip(bases) {
-            let now: Vec<Option<Digest>> = g.places.iter().map(|&i| current[i].clone()).collect();
-            let b = base.as_ref().map(|f| base_of(f, &g.targets[0]));
-            let settled = targets::settle(
-                plan,
-                pushing,
-                &resolved,
-                b.as_ref(),
-                index,
-                &g.targets,
-                &now,
-                &mut read,
-            )
-            .await?;
-            publishing.push(Publishing {
+        let settled = settle_each(
+            plan, pushing, &resolved, &groups, indexes, &bases, &current, &mut read,
+        )
+        .await?;
+        let publishing: Vec<Publishing> = groups
+            .iter()
+            .zip(settled)
+            .zip(bases)
+            .map(|((g, (now, settled)), base)| Publishing {
                 group: g,
                 current: now,
                 settled,
                 base,
                 by_digest: false,
-            });
-        }
+            })
+            .collect();
         // Boxed: the future of every step inlined is past the compiler's type-depth limit.
         Box::pin(push_all(
             plan, pushing, &copying, &resolved, publishing, start,
@@ -300,6 +293,39 @@ pub(crate) async fn run(
     let mut outcome = pushed?;
     outcome.missing = missing;
     Ok(Run::Published(outcome))
+}
+
+/// Settles each destination's tags (`targets::settle`), given what every target tag holds
+/// (`current`, in plan order): per destination, what its tags hold and what becomes of them.
+#[allow(clippy::too_many_arguments)]
+async fn settle_each(
+    plan: &Plan,
+    registry: &impl Registry,
+    resolved: &[Resolved],
+    groups: &[Group<'_>],
+    indexes: Vec<Index>,
+    bases: &[Option<Fetched>],
+    current: &[Option<Digest>],
+    read: &mut targets::Read,
+) -> Result<Vec<(Vec<Option<Digest>>, targets::Settled)>, Error> {
+    let mut out = Vec::new();
+    for ((g, index), base) in groups.iter().zip(indexes).zip(bases) {
+        let now: Vec<Option<Digest>> = g.places.iter().map(|&i| current[i].clone()).collect();
+        let b = base.as_ref().map(|f| base_of(f, &g.targets[0]));
+        let settled = targets::settle(
+            plan,
+            registry,
+            resolved,
+            b.as_ref(),
+            index,
+            &g.targets,
+            &now,
+            read,
+        )
+        .await?;
+        out.push((now, settled));
+    }
+    Ok(out)
 }
 
 /// The index of each destination: one for all, or with `--append` one merged into each

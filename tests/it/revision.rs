@@ -566,13 +566,15 @@ fn beside_a_labelled_build_an_unlabelled_image_made_during_the_pipeline_is_anoth
     unlabelled(&reg, "arm64", THIS_BUILD);
     let work = tempfile::tempdir().unwrap();
     let started = ("CI_PIPELINE_CREATED_AT", STARTED);
-    let out = multiarch(
-        &job(&reg, &[("MULTIARCH_TIMEOUT", "2s"), started]),
-        work.path(),
-    )
-    .arg("push")
-    .output()
-    .unwrap();
+    let push = |more: &[(&str, &str)]| {
+        let mut vars = vec![("MULTIARCH_TIMEOUT", "2s"), started];
+        vars.extend_from_slice(more);
+        multiarch(&job(&reg, &vars), work.path())
+            .arg("push")
+            .output()
+            .unwrap()
+    };
+    let out = push(&[]);
     let err = plain(&exited(&out, 3));
     assert!(
         err.contains(&format!(
@@ -593,32 +595,13 @@ fn beside_a_labelled_build_an_unlabelled_image_made_during_the_pipeline_is_anoth
 
     // This pipeline's arm64 build lands again: published.
     let arm = built(&reg, "latest", "arm64", Kind::Oci, THIS);
-    let out = multiarch(
-        &job(&reg, &[("MULTIARCH_TIMEOUT", "2s"), started]),
-        work.path(),
-    )
-    .arg("push")
-    .output()
-    .unwrap();
+    let out = push(&[]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(children(&reg, "group/app:latest")[1], arm);
 
     // A digest handed over is exact: unlabelled, it is still taken (with the warning).
     let handed = unlabelled(&reg, "arm64", THIS_BUILD);
-    let out = multiarch(
-        &job(
-            &reg,
-            &[
-                ("MULTIARCH_TIMEOUT", "2s"),
-                started,
-                ("MULTIARCH_SOURCE_LINUX_ARM64", &format!("{repo}@{handed}")),
-            ],
-        ),
-        work.path(),
-    )
-    .arg("push")
-    .output()
-    .unwrap();
+    let out = push(&[("MULTIARCH_SOURCE_LINUX_ARM64", &format!("{repo}@{handed}"))]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(children(&reg, "group/app:latest")[1], handed);
 }
