@@ -249,8 +249,12 @@ pub(crate) async fn run(
 
     let Some((looked, mut read)) = looked else {
         // Its reads retry no later than the wait would have.
-        let mut outcome =
-            preview::preview(plan, &looking, &resolved, &groups, indexes, &bases).await?;
+        // Boxed, as the push's steps are: inlined, the run's future passes the compiler's
+        // type-depth limit on a fresh build.
+        let mut outcome = Box::pin(preview::preview(
+            plan, &looking, &resolved, &groups, indexes, &bases,
+        ))
+        .await?;
         outcome.missing = missing;
         return Ok(Run::Published(outcome));
     };
