@@ -156,13 +156,19 @@ pub(crate) async fn run(
     let look = async {
         if plan.dry_run {
             // A preview names a destination that does not exist as the push would, where that
-            // is known without a push credential (ECR's DescribeRepositories).
+            // is known without a push credential (ECR's DescribeRepositories), and ends as the
+            // push would when every tag holds a newer index (read with pull access; unread,
+            // the wait goes on as the preview's other reads do).
             try_join_all(
                 groups(plan)
                     .into_iter()
                     .map(|g| registry.check_exists(g.repository)),
             )
             .await?;
+            if let Some(k) = superseded_by_pull(plan, &looking).await {
+                *kept.borrow_mut() = Some(k);
+                give_up.set(true);
+            }
             return Ok(None);
         }
         let (current, ()) =
@@ -363,6 +369,19 @@ fn base_of<'a>(fetched: &'a Fetched, at: &'a Reference) -> Base<'a> {
         reference: at.to_string(),
         repository: at.repository(),
     }
+}
+
+/// What keeps every target tag when each holds a newer index, read with pull access only (a
+/// dry run's look); `None` otherwise, or when the tags cannot be read.
+async fn superseded_by_pull(plan: &Plan, registry: &impl Registry) -> Option<Vec<Kept>> {
+    let current = try_join_all(plan.targets.iter().map(|t| registry.head_manifest(t)))
+        .await
+        .ok()?;
+    let mut read = targets::Read::new();
+    targets::read_held(registry, &plan.targets, &current, None, &mut read)
+        .await
+        .ok()?;
+    targets::superseded(plan, &plan.targets, &current, &read)
 }
 
 /// What keeps every target tag, looked at afresh, when each holds a newer index than this run

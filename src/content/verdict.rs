@@ -74,7 +74,9 @@ fn composed(walked: Walked, cx: &Context) -> Verdict {
             let trail = trail(&steps, &file.path, &layer_name(file.layer, digests), digests);
             // A carriage return after the interpreter's name lands in its argument (`-e\r`):
             // the interpreter is there, but the script still fails when it starts.
-            if !matches!(judgement, Judgement::Differs { .. }) && !crlf(&steps).is_empty() {
+            if !matches!(judgement, Judgement::Differs { .. })
+                && carriage_return(&steps) == Some(InLine::Argument)
+            {
                 return Verdict::NotChecked {
                     reason: format!(
                         "{} passes its interpreter an argument ending in a carriage return: its #! line was saved with Windows line endings, so the interpreter gets `…\\r` and fails when the container starts; save it with Unix line endings (dos2unix, or `*.sh text eol=lf` in .gitattributes) (found: {trail})",
@@ -138,15 +140,35 @@ fn composed(walked: Walked, cx: &Context) -> Verdict {
     }
 }
 
-/// What a `#!` line ending in a carriage return means: the script was saved with Windows line
-/// endings, and the kernel looks for an interpreter whose name ends in `\r`.
+/// Where a carriage return at the end of a `#!` line lands, split as the kernel splits it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InLine {
+    /// In the interpreter's name (`#!/bin/sh\r`).
+    Name,
+    /// In the argument after it (`#!/bin/sh -e\r`).
+    Argument,
+}
+
+fn carriage_return(steps: &[Step]) -> Option<InLine> {
+    steps.iter().find_map(|s| match s {
+        Step::Script { line, .. } if line.ends_with('\r') => {
+            let words = line.split(machine::BLANK).filter(|w| !w.is_empty()).count();
+            Some(if words > 1 {
+                InLine::Argument
+            } else {
+                InLine::Name
+            })
+        }
+        _ => None,
+    })
+}
+
+/// What an interpreter not found means when its name ends in a carriage return: the script was
+/// saved with Windows line endings, and the kernel looks for a name ending in `\r`.
 fn crlf(steps: &[Step]) -> &'static str {
-    let windows_endings = steps
-        .iter()
-        .any(|s| matches!(s, Step::Script { line, .. } if line.ends_with('\r')));
-    match windows_endings {
-        true => "; the script's #! line ends in a carriage return (saved with Windows line endings): the container fails with \"no such file or directory\"; save it with Unix line endings (dos2unix, or `*.sh text eol=lf` in .gitattributes)",
-        false => "",
+    match carriage_return(steps) {
+        Some(InLine::Name) => "; the script's #! line ends in a carriage return (saved with Windows line endings): the container fails with \"no such file or directory\"; save it with Unix line endings (dos2unix, or `*.sh text eol=lf` in .gitattributes)",
+        _ => "",
     }
 }
 
@@ -384,6 +406,33 @@ mod tests {
             reason.starts_with("/run.sh passes its interpreter an argument ending in a carriage return: its #! line was saved with Windows line endings"),
             "{reason}"
         );
+
+        // An image that holds an interpreter named with the carriage return runs the script:
+        // judged as found, no warning.
+        let found = from_walk(
+            Walked::Found(Finding::Judged {
+                file: Located {
+                    path: "/bin/sh\r".into(),
+                    layer: 0,
+                    mode: 0o755,
+                    head: machine::Head::Elf(machine::Elf {
+                        bits64: true,
+                        little: true,
+                        machine: 183,
+                    }),
+                },
+                steps: vec![
+                    Step::Start("entrypoint \"/run.sh\"".into()),
+                    Step::Script {
+                        path: "/run.sh".into(),
+                        line: "/bin/sh\r".into(),
+                    },
+                ],
+                judgement: Judgement::Matches,
+            }),
+            &context(&digests),
+        );
+        assert!(matches!(found, Verdict::Matched { .. }), "{found:?}");
     }
 
     #[test]

@@ -184,6 +184,26 @@ async fn a_dry_run_says_which_tags_a_push_would_keep_reading_with_pull_access_on
     );
     assert!(registry.state.borrow().pushed.is_empty());
     assert!(registry.state.borrow().push_checks.is_empty());
+
+    // Sources another pipeline's and every tag newer: the preview ends as the push would, at
+    // once and superseded, not at the wait's deadline (the paused clock would jump to it).
+    registry.stale_until("latest-amd64", 100_000);
+    registry.stale_until("latest-arm64", 100_000);
+    let plan = pipeline(
+        "100",
+        &[("MULTIARCH_DRY_RUN", "true"), ("MULTIARCH_TIMEOUT", "15m")],
+    );
+    let start = Instant::now();
+    let got = super::run(&plan, &registry, &NoPhases).await.unwrap();
+    let Run::Superseded { kept, .. } = got else {
+        panic!("{got:?}")
+    };
+    assert_eq!(kept[0].holds, newer);
+    assert!(
+        start.elapsed() < Duration::from_secs(15 * 60),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 /// Makes `tag` of `r.example/app` hold an index recording `annotations`; its digest.

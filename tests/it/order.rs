@@ -248,6 +248,14 @@ fn an_older_pipeline_without_hand_off_finding_the_newer_ones_builds_is_kept_at_o
     // A default-length wait would be 15 minutes; a regression fails here after 60 s with exit 3.
     let work = tempfile::tempdir().unwrap();
     let env = job(&reg, "100", A, &[("MULTIARCH_TIMEOUT", "60s")]);
+    // The preview ends the same way (reading the tags with pull access), writing nothing.
+    let out = multiarch(&env, work.path()).arg("plan").output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("{repo}:latest@{newer} kept\n")
+    );
+    assert!(!work.path().join("multiarch.env").exists());
     let (code, out, err, dotenv) = push(&env, work.path(), &[]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
