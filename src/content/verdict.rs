@@ -326,6 +326,32 @@ mod tests {
         assert!(reason(Limit::Entries).contains("past 1000000 archive entries"));
     }
 
+    /// A walk that found `path` (64-bit little-endian ELF of `machine`) by the entrypoint, through
+    /// a script `/run.sh` whose `#!` line is `line` when one is given.
+    fn found(path: &str, machine: u16, line: Option<&str>, judgement: Judgement) -> Walked {
+        let mut steps = vec![Step::Start("entrypoint \"/run.sh\"".into())];
+        if let Some(line) = line {
+            steps.push(Step::Script {
+                path: "/run.sh".into(),
+                line: line.into(),
+            });
+        }
+        Walked::Found(Finding::Judged {
+            file: Located {
+                path: path.into(),
+                layer: 0,
+                mode: 0o755,
+                head: machine::Head::Elf(machine::Elf {
+                    bits64: true,
+                    little: true,
+                    machine,
+                }),
+            },
+            steps,
+            judgement,
+        })
+    }
+
     #[test]
     fn a_windows_line_ending_is_named_and_the_images_control_characters_are_escaped() {
         let digests = vec![format!("sha256:{}", "a".repeat(64))];
@@ -351,23 +377,15 @@ mod tests {
             "{reason}"
         );
         let Verdict::Mismatch { file, trail, .. } = from_walk(
-            Walked::Found(Finding::Judged {
-                file: Located {
-                    path: "/app\n\u{1b}[31m".into(),
-                    layer: 0,
-                    mode: 0o755,
-                    head: machine::Head::Elf(machine::Elf {
-                        bits64: true,
-                        little: true,
-                        machine: 62,
-                    }),
-                },
-                steps: vec![Step::Start("entrypoint \"/app\"".into())],
-                judgement: Judgement::Differs {
+            found(
+                "/app\n\u{1b}[31m",
+                62,
+                None,
+                Judgement::Differs {
                     found: "ELF 64-bit LSB x86-64".into(),
                     platform: Some("linux/amd64".into()),
                 },
-            }),
+            ),
             &context(&digests),
         ) else {
             panic!()
@@ -378,26 +396,7 @@ mod tests {
         // A carriage return in the interpreter's argument: found and of this machine, but the
         // script fails all the same: a warning.
         let Verdict::NotChecked { reason, warn: true } = from_walk(
-            Walked::Found(Finding::Judged {
-                file: Located {
-                    path: "/bin/sh".into(),
-                    layer: 0,
-                    mode: 0o755,
-                    head: machine::Head::Elf(machine::Elf {
-                        bits64: true,
-                        little: true,
-                        machine: 183,
-                    }),
-                },
-                steps: vec![
-                    Step::Start("entrypoint \"/run.sh\"".into()),
-                    Step::Script {
-                        path: "/run.sh".into(),
-                        line: "/bin/sh -e\r".into(),
-                    },
-                ],
-                judgement: Judgement::Matches,
-            }),
+            found("/bin/sh", 183, Some("/bin/sh -e\r"), Judgement::Matches),
             &context(&digests),
         ) else {
             panic!()
@@ -409,30 +408,11 @@ mod tests {
 
         // An image that holds an interpreter named with the carriage return runs the script:
         // judged as found, no warning.
-        let found = from_walk(
-            Walked::Found(Finding::Judged {
-                file: Located {
-                    path: "/bin/sh\r".into(),
-                    layer: 0,
-                    mode: 0o755,
-                    head: machine::Head::Elf(machine::Elf {
-                        bits64: true,
-                        little: true,
-                        machine: 183,
-                    }),
-                },
-                steps: vec![
-                    Step::Start("entrypoint \"/run.sh\"".into()),
-                    Step::Script {
-                        path: "/run.sh".into(),
-                        line: "/bin/sh\r".into(),
-                    },
-                ],
-                judgement: Judgement::Matches,
-            }),
+        let judged = from_walk(
+            found("/bin/sh\r", 183, Some("/bin/sh\r"), Judgement::Matches),
             &context(&digests),
         );
-        assert!(matches!(found, Verdict::Matched { .. }), "{found:?}");
+        assert!(matches!(judged, Verdict::Matched { .. }), "{judged:?}");
     }
 
     #[test]
